@@ -1,0 +1,613 @@
+//! One function per command: orchestration only. Business rules live in `matching`, the
+//! lifecycle in `topup`, persistence in `store`, output in `report`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use uuid::Uuid;
+
+use crate::cli::{
+    Cli, Command, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs, ListFormat, RunArgs,
+    TopupsCommand,
+};
+use crate::error::{Error, exit};
+use crate::ids::{RunId, TopUpId};
+use crate::matching::{Category, Known, Matcher, Outcome};
+use crate::reference::{Candidate, find_candidates};
+use crate::report::{self, InputSummary, Report, Summary};
+use crate::row::Row;
+use crate::statement::{self, InputError, Limits, StatementFile, TxIdentity};
+use crate::store::{OpenMode, Store, StoreError, runs, topups};
+use crate::topup::{Status, TopUp, format_timestamp};
+
+/// Runs a parsed command line; output for the user goes to `out`. Returns the exit status.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
+    match cli.command {
+        Command::Run(args) => run_statements(&args, out),
+        Command::Topups(cmd) => match cmd {
+            TopupsCommand::Create(args) => create(&args, out),
+            TopupsCommand::Import(args) => import(&args, out),
+            TopupsCommand::Cancel(args) => cancel(&args, out),
+            TopupsCommand::List(args) => list(&args, out),
+            TopupsCommand::Show(args) => show(&args, out),
+        },
+        Command::Demo(args) => demo(&args, out),
+    }
+}
+
+fn open(db: &DbArgs, mode: OpenMode) -> Result<Store, Error> {
+    Ok(Store::open(&db.db, mode, Duration::from_secs(db.wait))?)
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes()).map_err(|source| Error::Io {
+        doing: "writing to standard output".to_string(),
+        source,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("plain data serialises") + "\n"
+}
+
+fn parse_id(text: &str) -> Result<TopUpId, Error> {
+    text.parse().map_err(|e| Error::Usage(format!("{e}")))
+}
+
+// ---- topups ---------------------------------------------------------------------------------
+
+fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let usage = |e: &dyn std::fmt::Display| Error::Usage(format!("{e}"));
+    let currency = args.currency.parse().map_err(|e| usage(&e))?;
+    let amount = crate::money::parse_topup_amount(&args.amount, currency).map_err(|e| usage(&e))?;
+    let account_group_id = args
+        .account_group_id
+        .parse()
+        .map_err(|e| Error::Usage(format!("--account-group-id: {e}")))?;
+    let now = Utc::now();
+    let uuid = Uuid::new_v4();
+    let topup = TopUp {
+        id: TopUpId::from_uuid(uuid),
+        created_at: now.with_nanosecond_zero(),
+        account_group_id,
+        cash_amount: amount,
+        currency,
+        status: Status::Confirmed,
+        settlement_reference: crate::ids::SettlementReference::from_uuid(uuid),
+    };
+    let mut store = open(&args.db, OpenMode::CreateIfMissing)?;
+    let tx = store.write()?;
+    topups::insert(&tx, &topup, now)?;
+    tx.commit().map_err(|e| {
+        Error::Store(StoreError::Sqlite {
+            doing: "committing",
+            source: e,
+        })
+    })?;
+    write_out(out, &to_json(&topup))?;
+    Ok(exit::OK)
+}
+
+trait NoNanos {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl NoNanos for DateTime<Utc> {
+    /// The API shows whole seconds; keep what we store equal to what we show.
+    fn with_nanosecond_zero(self) -> Self {
+        chrono::Timelike::with_nanosecond(&self, 0).unwrap_or(self)
+    }
+}
+
+fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let path = &args.file;
+    let file = File::open(path)
+        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let mut reader = BufReader::new(file);
+    let format = crate::import::detect_buffered(&mut reader)
+        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let now = Utc::now().with_nanosecond_zero();
+    let rows = crate::import::read(reader, format, now)
+        .map_err(|e| Error::Data(format!("{}: {e}; nothing was imported", path.display())))?;
+    let mut store = open(&args.db, OpenMode::CreateIfMissing)?;
+    let tx = store.write()?;
+    for (line, topup) in &rows {
+        topups::insert(&tx, topup, now).map_err(|e| match e {
+            StoreError::Import { message, .. } => Error::Data(format!(
+                "{}: line {line}: {message}; nothing was imported",
+                path.display()
+            )),
+            other => Error::Store(other),
+        })?;
+    }
+    tx.commit().map_err(|e| {
+        Error::Store(StoreError::Sqlite {
+            doing: "committing the import",
+            source: e,
+        })
+    })?;
+    write_out(
+        out,
+        &format!(
+            "imported {} top-up(s) from {}\n",
+            rows.len(),
+            path.display()
+        ),
+    )?;
+    Ok(exit::OK)
+}
+
+fn cancel(args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let id = parse_id(&args.id)?;
+    let mut store = open(&args.db, OpenMode::MustExist)?;
+    let tx = store.write()?;
+    let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
+    tx.commit().map_err(|e| {
+        Error::Store(StoreError::Sqlite {
+            doing: "committing the cancel",
+            source: e,
+        })
+    })?;
+    write_out(out, &to_json(&topup))?;
+    Ok(exit::OK)
+}
+
+fn list(args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let status = match &args.status {
+        Some(text) => Some(
+            text.parse::<Status>()
+                .map_err(|e| Error::Usage(format!("--status: {e}")))?,
+        ),
+        None => None,
+    };
+    let store = open(&args.db, OpenMode::MustExist)?;
+    let all = topups::list(store.conn(), status)?;
+    let mut text = String::new();
+    match args.format {
+        ListFormat::Json => text = to_json(&all),
+        ListFormat::Jsonl => {
+            for t in &all {
+                text.push_str(&serde_json::to_string(t).expect("plain data serialises"));
+                text.push('\n');
+            }
+        }
+        ListFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let header = [
+                "id",
+                "created_at",
+                "account_group_id",
+                "cash_amount",
+                "currency",
+                "status",
+                "settlement_reference",
+            ];
+            let mut write = || -> csv::Result<()> {
+                w.write_record(header)?;
+                for t in &all {
+                    w.write_record([
+                        t.id.to_string(),
+                        format_timestamp(t.created_at),
+                        t.account_group_id.to_string(),
+                        t.cash_amount_text(),
+                        t.currency.to_string(),
+                        t.status.to_string(),
+                        t.settlement_reference.to_string(),
+                    ])?;
+                }
+                w.flush()?;
+                Ok(())
+            };
+            write().map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
+            text = String::from_utf8(w.into_inner().map_err(|e| Error::Internal(e.to_string()))?)
+                .expect("CSV of UTF-8 fields is UTF-8");
+        }
+        ListFormat::Table => {
+            text.push_str(&format!(
+                "{:<36}  {:<20}  {:>12}  {:<3}  {:<9}  {}\n",
+                "ID", "CREATED", "AMOUNT", "CCY", "STATUS", "REFERENCE"
+            ));
+            for t in &all {
+                text.push_str(&format!(
+                    "{:<36}  {:<20}  {:>12}  {:<3}  {:<9}  {}\n",
+                    t.id,
+                    format_timestamp(t.created_at),
+                    t.cash_amount_text(),
+                    t.currency,
+                    t.status,
+                    t.settlement_reference
+                ));
+            }
+            text.push_str(&format!("{} top-up(s)\n", all.len()));
+        }
+    }
+    write_out(out, &text)?;
+    Ok(exit::OK)
+}
+
+fn show(args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let id = parse_id(&args.id)?;
+    let store = open(&args.db, OpenMode::MustExist)?;
+    let record = topups::get(store.conn(), id)?;
+    let mut value = serde_json::to_value(&record.topup).expect("plain data serialises");
+    let extra = serde_json::json!({
+        "updated_at": record.updated_at,
+        "cancelled_at": record.cancelled_at,
+        "settlement": record.settlement,
+    });
+    if let (Some(map), Some(more)) = (value.as_object_mut(), extra.as_object()) {
+        map.extend(more.clone());
+    }
+    write_out(out, &to_json(&value))?;
+    Ok(exit::OK)
+}
+
+// ---- run ------------------------------------------------------------------------------------
+
+/// Expands directories (their files in name order, hidden files skipped) and checks paths.
+fn resolve_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = fs::metadata(path)
+            .map_err(|e| Error::Usage(format!("cannot read statement {}: {e}", path.display())))?;
+        if meta.is_dir() {
+            let before = files.len();
+            collect_dir(path, &mut files)?;
+            if files.len() == before {
+                return Err(Error::Usage(format!(
+                    "the directory {} holds no statement files",
+                    path.display()
+                )));
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let read = |e| Error::Usage(format!("cannot list directory {}: {e}", dir.display()));
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(read)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read)?;
+    entries.sort();
+    for path in entries {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect_dir(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A file read (or rejected) in the parallel phase, with each transaction's candidates.
+type ReadResult = Result<(StatementFile, Vec<Vec<Candidate>>), InputError>;
+
+fn read_one(path: &Path, limits: &Limits) -> ReadResult {
+    let file = statement::read_path(path, limits)?;
+    let candidates = file
+        .transactions
+        .iter()
+        .map(|tx| find_candidates(tx.remittance.search_fields().iter().map(String::as_str)))
+        .collect();
+    Ok((file, candidates))
+}
+
+/// Collects what the store knows about one file's references and identities.
+fn lookup(
+    conn: &rusqlite::Connection,
+    file: &StatementFile,
+    candidates: &[Vec<Candidate>],
+) -> Result<Known, Error> {
+    let mut known = Known::default();
+    let mut asked = HashSet::new();
+    for candidate in candidates.iter().flatten() {
+        if asked.insert(candidate.reference)
+            && let Some(found) = topups::by_reference(conn, candidate.reference)?
+        {
+            known.topups.insert(candidate.reference, found);
+        }
+    }
+    known.processed = runs::processed(conn, file.transactions.iter().map(|t| &t.identity))?;
+    Ok(known)
+}
+
+/// What a run produced, before it is committed and published.
+struct RunResult {
+    rows: [Vec<Row>; 3],
+    inputs: Vec<InputSummary>,
+    totals: report::summary::Totals,
+}
+
+fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let files = resolve_inputs(&args.statements)?;
+    if args.out.join("summary.json").exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} already holds a report; choose a new --out directory or add --force to replace it",
+            args.out.display()
+        )));
+    }
+    let limits = Limits::default();
+    let mut store = open(&args.db, OpenMode::MustExist)?;
+    let database = store.path().display().to_string();
+    let started = Utc::now();
+    let run_id = RunId::from_uuid(Uuid::now_v7());
+    let tx = store.write()?;
+    runs::start(&tx, run_id, started)?;
+
+    let parsed: Vec<ReadResult> = files.par_iter().map(|p| read_one(p, &limits)).collect();
+    let result = decide_all(&tx, run_id, started, &files, parsed)?;
+    let RunResult {
+        rows,
+        inputs,
+        mut totals,
+    } = result;
+    if !totals.check() {
+        return Err(Error::Internal(format!(
+            "conservation does not hold (read {}, matched {}, unmatched {}, ignored {}); nothing \
+             was committed; please report this",
+            totals.counts.read,
+            totals.counts.matched,
+            totals.counts.unmatched,
+            totals.counts.ignored
+        )));
+    }
+    let open_topups = topups::open(&tx)?;
+    let finished = Utc::now();
+    let summary = Summary {
+        run_id: run_id.to_string(),
+        recon_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: format_timestamp(started),
+        finished_at: format_timestamp(finished),
+        dry_run: args.dry_run,
+        database,
+        inputs_rejected: inputs.iter().filter(|i| i.rejected).count(),
+        inputs,
+        counts: totals.counts.clone(),
+        outcomes: totals.outcomes.clone(),
+        open_topups: open_topups.len(),
+    };
+    let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
+    runs::finish(
+        &tx,
+        run_id,
+        finished,
+        &runs::RunTotals {
+            read: summary.counts.read,
+            matched: summary.counts.matched,
+            unmatched: summary.counts.unmatched,
+            ignored: summary.counts.ignored,
+        },
+        &summary_json,
+    )?;
+    let [matched, unmatched, ignored] = &rows;
+    let pending = report::prepare(
+        &args.out,
+        &Report {
+            summary: &summary,
+            matched,
+            unmatched,
+            ignored,
+            open_topups: &open_topups,
+            as_of: started,
+        },
+    )?;
+    let sqlite = |doing| move |source| Error::Store(StoreError::Sqlite { doing, source });
+    if args.dry_run {
+        tx.rollback().map_err(sqlite("rolling back the dry run"))?;
+    } else {
+        tx.commit().map_err(sqlite("committing the run"))?;
+    }
+    pending.publish()?;
+
+    let c = &summary.counts;
+    let mut line = format!(
+        "{}run {}: read {}, matched {}, need a human {}, ignored {}; report in {}\n",
+        if args.dry_run { "dry " } else { "" },
+        summary.run_id,
+        c.read,
+        c.matched,
+        c.unmatched,
+        c.ignored,
+        args.out.display()
+    );
+    for input in summary.inputs.iter().filter(|i| i.rejected) {
+        line.push_str(&format!(
+            "rejected {}\n",
+            input.error.as_deref().unwrap_or(&input.path)
+        ));
+    }
+    write_out(out, &line)?;
+    Ok(if summary.inputs_rejected > 0 {
+        exit::DATA
+    } else {
+        exit::OK
+    })
+}
+
+/// Decides every transaction in file order, records it and settles what matched.
+fn decide_all(
+    tx: &rusqlite::Transaction,
+    run_id: RunId,
+    at: DateTime<Utc>,
+    files: &[PathBuf],
+    parsed: Vec<ReadResult>,
+) -> Result<RunResult, Error> {
+    let mut matcher = Matcher::new();
+    let mut totals = report::summary::Totals::default();
+    let mut rows: [Vec<Row>; 3] = Default::default();
+    let mut inputs = Vec::with_capacity(files.len());
+    let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
+    for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
+        let display = path.display().to_string();
+        let (file, candidates) = match result {
+            Ok(read) => read,
+            Err(error) => {
+                let sha256 = statement::hash_file(path).unwrap_or_default();
+                let message = error.to_string();
+                runs::record_file(
+                    tx,
+                    run_id,
+                    &runs::FileRecord {
+                        position,
+                        path: &display,
+                        sha256: &sha256,
+                        format: None,
+                        statement_ids: &[],
+                        transactions: 0,
+                        error: Some(&message),
+                    },
+                )?;
+                inputs.push(InputSummary {
+                    path: display,
+                    sha256: Some(sha256).filter(|s| !s.is_empty()),
+                    format: None,
+                    statements: Vec::new(),
+                    transactions: 0,
+                    rejected: true,
+                    error: Some(message),
+                });
+                continue;
+            }
+        };
+        let statement_ids: Vec<String> = file
+            .statements
+            .iter()
+            .filter_map(|s| s.id.clone())
+            .collect();
+        let file_id = runs::record_file(
+            tx,
+            run_id,
+            &runs::FileRecord {
+                position,
+                path: &display,
+                sha256: &file.sha256,
+                format: Some(&file.format),
+                statement_ids: &statement_ids,
+                transactions: file.transactions.len(),
+                error: None,
+            },
+        )?;
+        totals.read(file.transactions.len());
+        let known = lookup(tx, &file, &candidates)?;
+        inputs.push(InputSummary {
+            path: display.clone(),
+            sha256: Some(file.sha256.clone()),
+            format: Some(file.format.clone()),
+            statements: file.statements.clone(),
+            transactions: file.transactions.len(),
+            rejected: false,
+            error: None,
+        });
+        for (transaction, candidates) in file.transactions.into_iter().zip(candidates) {
+            let decision = matcher.decide(&transaction, &candidates, &known);
+            let suggestion = crate::suggest::suggest(&transaction, &decision, &settled_here);
+            let row = Row::new(transaction, &decision, &display, suggestion);
+            let ledger_id = runs::record_row(tx, run_id, file_id, &row)?;
+            if decision.outcome == Outcome::Matched {
+                let topup = decision
+                    .topup
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
+                topups::transition(tx, topup.id, Status::Settled, at, Some(ledger_id))?;
+                settled_here.insert(row.identity, format!("{display} {}", row.position_text()));
+            }
+            totals.add(&row);
+            let slot = match row.category() {
+                Category::Matched => 0,
+                Category::Unmatched => 1,
+                Category::Ignored => 2,
+            };
+            rows[slot].push(row);
+        }
+    }
+    Ok(RunResult {
+        rows,
+        inputs,
+        totals,
+    })
+}
+
+// ---- demo -----------------------------------------------------------------------------------
+
+const DEMO_TOPUPS: &str = include_str!("../fixtures/demo/topups.csv");
+const DEMO_STATEMENTS: [(&str, &str); 2] = [
+    (
+        "2026-11-20.camt053.xml",
+        include_str!("../fixtures/demo/2026-11-20.camt053.xml"),
+    ),
+    (
+        "2026-11-21.camt053.xml",
+        include_str!("../fixtures/demo/2026-11-21.camt053.xml"),
+    ),
+];
+
+fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let io = |doing: String| move |source| Error::Io { doing, source };
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("recon-demo-{}", Uuid::now_v7().simple())),
+    };
+    if dir.join("recon.sqlite").exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a demo; choose another --dir",
+            dir.display()
+        )));
+    }
+    let statements = dir.join("statements");
+    fs::create_dir_all(&statements).map_err(io(format!("creating {}", statements.display())))?;
+    let topups_path = dir.join("topups.csv");
+    fs::write(&topups_path, DEMO_TOPUPS)
+        .map_err(io(format!("writing {}", topups_path.display())))?;
+    for (name, content) in DEMO_STATEMENTS {
+        let path = statements.join(name);
+        fs::write(&path, content).map_err(io(format!("writing {}", path.display())))?;
+    }
+    let db = DbArgs {
+        db: dir.join("recon.sqlite"),
+        wait: 0,
+    };
+    write_out(out, &format!("demo in {}\n", dir.display()))?;
+    import(
+        &ImportArgs {
+            db: db.clone(),
+            file: topups_path,
+        },
+        out,
+    )?;
+    let report_dir = dir.join("report");
+    let code = run_statements(
+        &RunArgs {
+            db,
+            out: report_dir.clone(),
+            dry_run: false,
+            force: false,
+            statements: vec![statements],
+        },
+        out,
+    )?;
+    write_out(
+        out,
+        &format!(
+            "open {} in a browser, or read {}/unmatched.csv\n",
+            report_dir.join("report.html").display(),
+            report_dir.display()
+        ),
+    )?;
+    Ok(code)
+}

@@ -1,0 +1,132 @@
+//! What the user typed: clap structures with raw values only; `app` validates and acts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Settles customer top-ups against the bank's statements and reports every exception.
+#[derive(Parser, Debug)]
+#[command(name = "recon", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The database every command works on.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// SQLite database file with the top-ups and the run ledger.
+    #[arg(long, env = "RECON_DB", value_name = "PATH")]
+    pub db: PathBuf,
+    /// Seconds to wait when another recon process is writing to the database, before exiting 75.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read statements, settle the top-ups they pay, and write the report.
+    ///
+    /// Every transaction read ends in exactly one outcome (see the README). All database
+    /// changes are one transaction: a run that fails or is killed settles nothing, and running
+    /// the same statements again settles nothing new.
+    Run(RunArgs),
+    /// Manage top-ups in the database.
+    #[command(subcommand)]
+    Topups(TopupsCommand),
+    /// Run the whole job on built-in sample data, in a new directory, and show the report.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Directory for the report (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Report what would happen without changing the database.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace a report already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Statement files (camt.052/053/054 XML), or directories of them (read in name order).
+    #[arg(required = true, value_name = "STATEMENT")]
+    pub statements: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopupsCommand {
+    /// Create a top-up and print it as the API would (status CONFIRMED).
+    Create(CreateArgs),
+    /// Load top-ups from CSV (the API's field names as header) or JSON lines; all or nothing.
+    Import(ImportArgs),
+    /// Cancel an open (NEW or CONFIRMED) top-up.
+    Cancel(IdArgs),
+    /// List top-ups.
+    List(ListArgs),
+    /// Show one top-up, and how and when it settled.
+    Show(IdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The customer's account group (UUID).
+    #[arg(long, value_name = "UUID")]
+    pub account_group_id: String,
+    /// Amount, e.g. 200.00 (dot decimal, no more decimals than the currency has).
+    #[arg(long, value_name = "AMOUNT")]
+    pub amount: String,
+    /// ISO 4217 currency code, e.g. EUR.
+    #[arg(long, value_name = "CODE")]
+    pub currency: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// CSV or JSON-lines file of top-ups.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The top-up's id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// Output formats of `topups list`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only top-ups in this status (NEW, CONFIRMED, SETTLED, CANCELLED).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Directory to work in (default: a new directory under the system's temp directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}

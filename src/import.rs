@@ -1,0 +1,197 @@
+//! Reading top-up files for `recon topups import`: CSV with the API's field names as header, or
+//! JSON lines. Every row is checked before anything is written; the first bad row refuses all.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::topup::{Status, TopUp};
+
+/// A refused import row.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}: {message}")]
+pub struct ImportError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// One row as written in the file; every field is text, as in the API.
+#[derive(Deserialize)]
+struct RawTopUp {
+    id: Option<String>,
+    created_at: Option<String>,
+    account_group_id: Option<String>,
+    cash_amount: Option<String>,
+    currency: Option<String>,
+    status: Option<String>,
+    settlement_reference: Option<String>,
+}
+
+/// The file's format.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ImportFormat {
+    Csv,
+    JsonLines,
+}
+
+/// Recognises JSON lines by their first non-blank character.
+pub fn detect(head: &[u8]) -> ImportFormat {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    match head.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => ImportFormat::JsonLines,
+        _ => ImportFormat::Csv,
+    }
+}
+
+/// Reads and validates every row; `now` fills a missing `created_at`.
+pub fn read(
+    input: impl Read,
+    format: ImportFormat,
+    now: DateTime<Utc>,
+) -> Result<Vec<(u64, TopUp)>, ImportError> {
+    let rows = match format {
+        ImportFormat::Csv => read_csv(input)?,
+        ImportFormat::JsonLines => read_json_lines(input)?,
+    };
+    let mut ids = HashSet::with_capacity(rows.len());
+    let mut refs = HashSet::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
+    for (line, raw) in rows {
+        let topup = validate(raw, now).map_err(|message| ImportError { line, message })?;
+        let fail = |message: String| ImportError { line, message };
+        if !ids.insert(topup.id) {
+            return Err(fail(format!(
+                "top-up id {} appears twice in the file",
+                topup.id
+            )));
+        }
+        if !refs.insert(topup.settlement_reference) {
+            return Err(fail(format!(
+                "settlement reference {} appears twice in the file",
+                topup.settlement_reference
+            )));
+        }
+        out.push((line, topup));
+    }
+    Ok(out)
+}
+
+fn read_csv(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let header_error = |message: String| ImportError { line: 1, message };
+    let headers = reader
+        .headers()
+        .map_err(|e| header_error(format!("cannot read the header: {e}")))?
+        .clone();
+    for required in [
+        "id",
+        "account_group_id",
+        "cash_amount",
+        "currency",
+        "settlement_reference",
+    ] {
+        if !headers
+            .iter()
+            .any(|h| h.trim_start_matches('\u{feff}') == required)
+        {
+            return Err(header_error(format!(
+                "the header has no column {required:?} (expected \
+                 id,created_at,account_group_id,cash_amount,currency,status,settlement_reference)"
+            )));
+        }
+    }
+    let mut headers = headers;
+    if let Some(first) = headers
+        .get(0)
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+    {
+        let mut fixed: Vec<String> = headers.iter().map(str::to_string).collect();
+        fixed[0] = first;
+        headers = csv::StringRecord::from(fixed);
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| ImportError {
+            line: e.position().map_or(0, |p| p.line()),
+            message: format!("not a valid CSV row: {e}"),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let raw: RawTopUp = record
+            .deserialize(Some(&headers))
+            .map_err(|e| ImportError {
+                line,
+                message: format!("{e}"),
+            })?;
+        rows.push((line, raw));
+    }
+    Ok(rows)
+}
+
+fn read_json_lines(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError> {
+    let mut rows = Vec::new();
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let number = i as u64 + 1;
+        let line = line.map_err(|e| ImportError {
+            line: number,
+            message: format!("cannot read: {e}"),
+        })?;
+        let line = line.trim_start_matches('\u{feff}');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let raw: RawTopUp = serde_json::from_str(line).map_err(|e| ImportError {
+            line: number,
+            message: format!("not a JSON top-up object: {e}"),
+        })?;
+        rows.push((number, raw));
+    }
+    Ok(rows)
+}
+
+fn validate(raw: RawTopUp, now: DateTime<Utc>) -> Result<TopUp, String> {
+    let need = |value: Option<String>, name: &str| {
+        value
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| format!("{name} is missing"))
+    };
+    let field = |name: &str, e: &dyn std::fmt::Display| format!("{name}: {e}");
+    let currency = need(raw.currency, "currency")?
+        .parse()
+        .map_err(|e| field("currency", &e))?;
+    let amount_text = need(raw.cash_amount, "cash_amount")?;
+    Ok(TopUp {
+        id: need(raw.id, "id")?.parse().map_err(|e| field("id", &e))?,
+        created_at: match raw.created_at.filter(|v| !v.trim().is_empty()) {
+            Some(text) => DateTime::parse_from_rfc3339(text.trim())
+                .map_err(|e| {
+                    format!(
+                        "created_at: {text:?} is not a timestamp like 2020-08-24T14:15:22Z ({e})"
+                    )
+                })?
+                .with_timezone(&Utc),
+            None => now,
+        },
+        account_group_id: need(raw.account_group_id, "account_group_id")?
+            .parse()
+            .map_err(|e| field("account_group_id", &e))?,
+        cash_amount: crate::money::parse_topup_amount(&amount_text, currency)
+            .map_err(|e| field("cash_amount", &e))?,
+        currency,
+        status: match raw.status.filter(|v| !v.trim().is_empty()) {
+            Some(text) => text.parse().map_err(|e| field("status", &e))?,
+            None => Status::Confirmed,
+        },
+        settlement_reference: need(raw.settlement_reference, "settlement_reference")?
+            .parse()
+            .map_err(|e| field("settlement_reference", &e))?,
+    })
+}
+
+/// Peeks at the first bytes of a reader to detect the format without consuming them.
+pub fn detect_buffered<R: BufRead>(reader: &mut R) -> std::io::Result<ImportFormat> {
+    Ok(detect(reader.fill_buf()?))
+}

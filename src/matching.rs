@@ -1,0 +1,262 @@
+//! Pure matching: a transaction, its reference candidates and what the store knows go in, one
+//! outcome comes out. No database, files or clock here; the run's own memory (what it settled,
+//! which transactions it saw) lives in [`Matcher`], so the order of calls is the order of the run.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+use crate::ids::{SettlementReference, TopUpId};
+use crate::reference::{Candidate, Strength};
+use crate::statement::{Direction, Transaction, TxIdentity};
+use crate::topup::{Status, TopUp};
+
+/// What happened to one bank transaction. Every transaction read ends in exactly one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum Outcome {
+    Matched,
+    NoReference,
+    UnknownReference,
+    AmbiguousReference,
+    AmountMismatch,
+    CurrencyMismatch,
+    AlreadySettled,
+    TopupCancelled,
+    Reversal,
+    Debit,
+    NotBooked,
+    AlreadyProcessed,
+}
+
+/// Which report file an outcome goes to.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum Category {
+    Matched,
+    Unmatched,
+    Ignored,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 12] = [
+        Outcome::Matched,
+        Outcome::NoReference,
+        Outcome::UnknownReference,
+        Outcome::AmbiguousReference,
+        Outcome::AmountMismatch,
+        Outcome::CurrencyMismatch,
+        Outcome::AlreadySettled,
+        Outcome::TopupCancelled,
+        Outcome::Reversal,
+        Outcome::Debit,
+        Outcome::NotBooked,
+        Outcome::AlreadyProcessed,
+    ];
+
+    /// The name in reports and the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Matched => "MATCHED",
+            Outcome::NoReference => "NO_REFERENCE",
+            Outcome::UnknownReference => "UNKNOWN_REFERENCE",
+            Outcome::AmbiguousReference => "AMBIGUOUS_REFERENCE",
+            Outcome::AmountMismatch => "AMOUNT_MISMATCH",
+            Outcome::CurrencyMismatch => "CURRENCY_MISMATCH",
+            Outcome::AlreadySettled => "ALREADY_SETTLED",
+            Outcome::TopupCancelled => "TOPUP_CANCELLED",
+            Outcome::Reversal => "REVERSAL",
+            Outcome::Debit => "DEBIT",
+            Outcome::NotBooked => "NOT_BOOKED",
+            Outcome::AlreadyProcessed => "ALREADY_PROCESSED",
+        }
+    }
+
+    /// Parses the name used in reports and the database.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// Matched, needing a human (unmatched), or nothing to do (ignored).
+    pub fn category(&self) -> Category {
+        match self {
+            Outcome::Matched => Category::Matched,
+            Outcome::Debit | Outcome::NotBooked | Outcome::AlreadyProcessed => Category::Ignored,
+            _ => Category::Unmatched,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A top-up as the store knows it before this run, with how it was settled if it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownTopUp {
+    pub topup: TopUp,
+    /// A description of the transaction that settled it in an earlier run.
+    pub settled_by: Option<String>,
+}
+
+/// What the store knows that matters for a batch of transactions.
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    /// Top-ups whose reference appears among the candidates.
+    pub topups: HashMap<SettlementReference, KnownTopUp>,
+    /// Transactions processed by earlier runs, among the batch's identities.
+    pub processed: HashSet<TxIdentity>,
+}
+
+/// Who settled a top-up before a payment that came too late.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EarlierSettlement {
+    /// An earlier run: the store's description of that transaction.
+    Stored(String),
+    /// Earlier in this run: the transaction's identity.
+    ThisRun(TxIdentity),
+    /// Settled, but the store has no transaction for it (e.g. imported as settled).
+    Unknown,
+}
+
+/// The outcome of one transaction and what it was measured against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The reference that decided it (the known one; for unknown references the best candidate).
+    pub reference: Option<SettlementReference>,
+    /// Every known reference when the remittance names several.
+    pub other_references: Vec<SettlementReference>,
+    /// The top-up as it was before this transaction.
+    pub topup: Option<TopUp>,
+    /// For payments of a settled top-up: who settled it.
+    pub earlier: Option<EarlierSettlement>,
+}
+
+impl Decision {
+    fn bare(outcome: Outcome) -> Self {
+        Decision {
+            outcome,
+            reference: None,
+            other_references: Vec::new(),
+            topup: None,
+            earlier: None,
+        }
+    }
+
+    /// The top-up's amount when it differs from what was paid, or when a top-up was found.
+    pub fn expected_amount(&self) -> Option<Decimal> {
+        self.topup.as_ref().map(|t| t.cash_amount)
+    }
+
+    /// Paid minus expected, when both are in the same currency.
+    pub fn difference(&self, tx: &Transaction) -> Option<Decimal> {
+        let topup = self.topup.as_ref()?;
+        (topup.currency == tx.currency).then(|| tx.amount - topup.cash_amount)
+    }
+}
+
+/// Decides outcomes in the order it is called and remembers what this run already did.
+#[derive(Default)]
+pub struct Matcher {
+    settled: HashMap<TopUpId, TxIdentity>,
+    seen: HashSet<TxIdentity>,
+}
+
+impl Matcher {
+    /// A matcher for a new run.
+    pub fn new() -> Self {
+        Matcher::default()
+    }
+
+    /// The outcome of the next transaction of the run.
+    pub fn decide(
+        &mut self,
+        tx: &Transaction,
+        candidates: &[Candidate],
+        known: &Known,
+    ) -> Decision {
+        if !tx.booked {
+            // Pending entries claim no identity: the same payment will come again, booked.
+            return Decision::bare(Outcome::NotBooked);
+        }
+        if known.processed.contains(&tx.identity) || !self.seen.insert(tx.identity) {
+            return Decision::bare(Outcome::AlreadyProcessed);
+        }
+        if tx.reversal {
+            return Decision::bare(Outcome::Reversal);
+        }
+        if tx.direction == Direction::Debit {
+            return Decision::bare(Outcome::Debit);
+        }
+        let known_refs: Vec<&KnownTopUp> = candidates
+            .iter()
+            .filter_map(|c| known.topups.get(&c.reference))
+            .collect();
+        let Some(found) = known_refs.first() else {
+            return match candidates.iter().find(|c| c.strength > Strength::Weak) {
+                Some(best) => Decision {
+                    reference: Some(best.reference),
+                    ..Decision::bare(Outcome::UnknownReference)
+                },
+                None => Decision::bare(Outcome::NoReference),
+            };
+        };
+        let decision = Decision {
+            reference: Some(found.topup.settlement_reference),
+            topup: Some(found.topup.clone()),
+            ..Decision::bare(Outcome::Matched)
+        };
+        if known_refs.len() > 1 {
+            // No single top-up is meant: name none, so nothing is expected or compared.
+            return Decision {
+                outcome: Outcome::AmbiguousReference,
+                topup: None,
+                other_references: known_refs
+                    .iter()
+                    .map(|k| k.topup.settlement_reference)
+                    .collect(),
+                ..decision
+            };
+        }
+        self.settle_or_explain(tx, found, decision)
+    }
+
+    fn settle_or_explain(
+        &mut self,
+        tx: &Transaction,
+        found: &KnownTopUp,
+        decision: Decision,
+    ) -> Decision {
+        let topup = &found.topup;
+        let earlier = match (topup.status, self.settled.get(&topup.id)) {
+            (_, Some(identity)) => Some(EarlierSettlement::ThisRun(*identity)),
+            (Status::Settled, None) => Some(
+                found
+                    .settled_by
+                    .clone()
+                    .map_or(EarlierSettlement::Unknown, EarlierSettlement::Stored),
+            ),
+            _ => None,
+        };
+        let outcome = if topup.status == Status::Cancelled {
+            Outcome::TopupCancelled
+        } else if earlier.is_some() {
+            Outcome::AlreadySettled
+        } else if topup.currency != tx.currency {
+            Outcome::CurrencyMismatch
+        } else if topup.cash_amount != tx.amount {
+            Outcome::AmountMismatch
+        } else {
+            self.settled.insert(topup.id, tx.identity);
+            Outcome::Matched
+        };
+        Decision {
+            outcome,
+            earlier,
+            ..decision
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Money: amounts are `rust_decimal::Decimal`, currencies are validated ISO 4217-shaped codes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+/// A three-letter currency code (`EUR`), validated for shape, not against a list:
+/// banks send codes such as `XXX` that are legal but rare.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+/// Why a text is not a currency or an amount.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MoneyError {
+    #[error("{0:?} is not a currency code (expected three letters such as EUR)")]
+    Currency(String),
+    #[error("{0:?} is not an amount (expected digits with an optional '.' and up to {1} decimals)")]
+    Amount(String, u32),
+    #[error("{0} {1} has more decimals than {1} allows ({2})")]
+    TooPrecise(String, Currency, u32),
+    #[error("a top-up amount must be greater than zero, not {0}")]
+    NotPositive(String),
+}
+
+impl Currency {
+    /// The code as text, always upper-case.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII letters are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+
+    /// Digits after the decimal point in this currency's minor unit (ISO 4217).
+    pub fn minor_units(&self) -> u32 {
+        match self.as_str() {
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
+            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" | "XXX" => 0,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+            "CLF" | "UYW" => 4,
+            _ => 2,
+        }
+    }
+}
+
+impl FromStr for Currency {
+    type Err = MoneyError;
+
+    /// Accepts three ASCII letters in any case; stores them upper-case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bytes = text.trim().as_bytes();
+        match bytes {
+            [a, b, c] if bytes.iter().all(u8::is_ascii_alphabetic) => Ok(Currency([
+                a.to_ascii_uppercase(),
+                b.to_ascii_uppercase(),
+                c.to_ascii_uppercase(),
+            ])),
+            _ => Err(MoneyError::Currency(clip(text))),
+        }
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Currency({})", self.as_str())
+    }
+}
+
+/// Largest number of decimals a bank amount may carry (ISO 20022 allows five).
+pub const MAX_BANK_DECIMALS: u32 = 5;
+
+/// Parses a plain non-negative decimal (`200`, `200.5`, `0.00001`): no sign, no exponent,
+/// no thousands separators, at most `max_decimals` decimals and 18 integer digits.
+pub fn parse_amount(text: &str, max_decimals: u32) -> Result<Decimal, MoneyError> {
+    let trimmed = text.trim();
+    let bad = || MoneyError::Amount(clip(text), max_decimals);
+    let (int, frac) = match trimmed.split_once('.') {
+        Some((int, frac)) => (int, frac),
+        None => (trimmed, ""),
+    };
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty())
+        || int.len() > 18
+        || frac.len() > max_decimals as usize
+        || !digits_ok(int)
+        || !digits_ok(frac)
+    {
+        return Err(bad());
+    }
+    Decimal::from_str(trimmed).map_err(|_| bad())
+}
+
+/// Parses a top-up amount: positive, and no finer than the currency's minor unit.
+pub fn parse_topup_amount(text: &str, currency: Currency) -> Result<Decimal, MoneyError> {
+    let amount = parse_amount(text, 8)?;
+    if amount.is_zero() {
+        return Err(MoneyError::NotPositive(clip(text)));
+    }
+    if amount.normalize().scale() > currency.minor_units() {
+        return Err(MoneyError::TooPrecise(
+            clip(text),
+            currency,
+            currency.minor_units(),
+        ));
+    }
+    Ok(amount)
+}
+
+/// Renders an amount with at least the currency's minor-unit decimals (`200` EUR -> `200.00`),
+/// keeping any finer precision the bank sent.
+pub fn format_amount(amount: Decimal, currency: Currency) -> String {
+    let mut shown = amount.normalize();
+    let scale = shown.scale().max(currency.minor_units());
+    shown.rescale(scale);
+    shown.to_string()
+}
+
+/// Keeps error messages short when the offending text is huge.
+fn clip(text: &str) -> String {
+    crate::text::clip(text, 40)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur() -> Currency {
+        "EUR".parse().unwrap()
+    }
+
+    #[test]
+    fn amounts_compare_as_decimals() {
+        let a = parse_amount("200", 5).unwrap();
+        let b = parse_amount("200.0", 5).unwrap();
+        let c = parse_amount("200.00000", 5).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+    }
+
+    #[test]
+    fn rejects_malformed_amounts() {
+        for bad in [
+            "", ".", "-1", "+1", "1e3", "12,50", "12.5O", "1.234567", "1 000", "NaN",
+        ] {
+            assert!(parse_amount(bad, 5).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(parse_amount(".5", 5).unwrap().to_string(), "0.5");
+    }
+
+    #[test]
+    fn topup_amounts_respect_minor_units() {
+        assert!(parse_topup_amount("200.001", eur()).is_err());
+        assert!(parse_topup_amount("0", eur()).is_err());
+        assert!(parse_topup_amount("200.010", eur()).is_ok());
+        let jpy: Currency = "jpy".parse().unwrap();
+        assert!(parse_topup_amount("100.5", jpy).is_err());
+        assert_eq!(format_amount(Decimal::from(100), jpy), "100");
+    }
+
+    #[test]
+    fn formats_with_minor_units_and_keeps_bank_precision() {
+        assert_eq!(
+            format_amount(parse_amount("200", 5).unwrap(), eur()),
+            "200.00"
+        );
+        assert_eq!(
+            format_amount(parse_amount("1.23456", 5).unwrap(), eur()),
+            "1.23456"
+        );
+    }
+
+    #[test]
+    fn currency_shape() {
+        assert_eq!("eur".parse::<Currency>().unwrap().as_str(), "EUR");
+        for bad in ["EURO", "E1R", "", "€€€"] {
+            assert!(bad.parse::<Currency>().is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `matched.csv`, `unmatched.csv`, `ignored.csv` and `open_topups.csv`.
+
+use std::io;
+
+use chrono::{DateTime, Utc};
+
+use crate::row::Row;
+use crate::store::topups::age_days;
+use crate::topup::{TopUp, format_timestamp};
+
+/// The columns of the three transaction files, in order.
+pub const ROW_HEADER: [&str; 25] = [
+    "outcome",
+    "amount",
+    "currency",
+    "direction",
+    "booking_date",
+    "value_date",
+    "statement_file",
+    "statement_id",
+    "account",
+    "position",
+    "entry_ref",
+    "bank_ref",
+    "end_to_end_id",
+    "tx_id",
+    "uetr",
+    "counterparty_name",
+    "counterparty_iban",
+    "remittance",
+    "extracted_reference",
+    "topup_id",
+    "expected_amount",
+    "difference",
+    "suggestion",
+    "status",
+    "identity",
+];
+
+/// Text that a spreadsheet would run as a formula gets a leading apostrophe.
+pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+fn text(value: &Option<String>) -> std::borrow::Cow<'_, str> {
+    neutralise(value.as_deref().unwrap_or(""))
+}
+
+/// Writes transaction rows with the header.
+pub fn write_rows(out: &mut dyn io::Write, rows: &[Row]) -> io::Result<()> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer.write_record(ROW_HEADER)?;
+    for row in rows {
+        let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+        let money = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
+        writer.write_record([
+            row.outcome.as_str(),
+            &row.amount_text(),
+            row.currency.as_str(),
+            row.direction.code(),
+            &date(row.booking_date),
+            &date(row.value_date),
+            &neutralise(&row.statement_file),
+            &text(&row.statement_id),
+            &text(&row.account),
+            &row.position_text(),
+            &text(&row.entry_ref),
+            &text(&row.servicer_ref),
+            &text(&row.end_to_end_id),
+            &text(&row.tx_id),
+            &text(&row.uetr),
+            &text(&row.counterparty_name),
+            &text(&row.counterparty_iban),
+            &neutralise(&row.remittance),
+            row.extracted_reference.as_deref().unwrap_or(""),
+            &row.topup_id.map(|id| id.to_string()).unwrap_or_default(),
+            &money(row.expected_amount),
+            &money(row.difference),
+            &text(&row.suggestion),
+            &neutralise(&row.status_code),
+            &row.identity.to_string(),
+        ])?;
+    }
+    writer.flush()
+}
+
+/// Writes the top-ups still open, with their age in whole days at `as_of`.
+pub fn write_open_topups(
+    out: &mut dyn io::Write,
+    topups: &[TopUp],
+    as_of: DateTime<Utc>,
+) -> io::Result<()> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer.write_record([
+        "id",
+        "created_at",
+        "account_group_id",
+        "cash_amount",
+        "currency",
+        "status",
+        "settlement_reference",
+        "age_days",
+    ])?;
+    for topup in topups {
+        writer.write_record([
+            topup.id.to_string(),
+            format_timestamp(topup.created_at),
+            topup.account_group_id.to_string(),
+            topup.cash_amount_text(),
+            topup.currency.to_string(),
+            topup.status.to_string(),
+            topup.settlement_reference.to_string(),
+            age_days(topup, as_of).to_string(),
+        ])?;
+    }
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for cell in ["=1+1", "+49 30", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(neutralise(cell).starts_with('\''), "{cell:?}");
+        }
+        assert_eq!(neutralise("topup 1ab4"), "topup 1ab4");
+    }
+}

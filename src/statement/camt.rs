@@ -1,0 +1,699 @@
+//! Streaming reader for ISO 20022 bank-to-customer cash management messages: camt.053
+//! statements, camt.052 reports and camt.054 notifications, every version. Elements are matched
+//! by local name, so any namespace (or none) works; memory holds one entry at a time.
+
+use std::io::{self, BufRead};
+
+use chrono::NaiveDate;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+use rust_decimal::Decimal;
+
+use super::{
+    BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementFile, StatementInfo,
+    Transaction, TxIdentity,
+};
+use crate::money::{self, Currency, MAX_BANK_DECIMALS};
+
+/// A camt document that cannot be read, with the byte offset and element where it went wrong.
+#[derive(Debug)]
+pub enum CamtError {
+    Io(io::Error),
+    At {
+        offset: u64,
+        element: Option<String>,
+        message: String,
+    },
+}
+
+macro_rules! tags {
+    ($($name:ident),* $(,)?) => {
+        /// The element names this reader acts on; every other name is `Other`.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        #[allow(clippy::upper_case_acronyms)]
+        enum Tag { $($name,)* Other }
+
+        impl Tag {
+            fn from_local(name: &[u8]) -> Tag {
+                match name {
+                    $(n if n == stringify!($name).as_bytes() => Tag::$name,)*
+                    _ => Tag::Other,
+                }
+            }
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(Tag::$name => stringify!($name),)*
+                    Tag::Other => "*",
+                }
+            }
+        }
+    };
+}
+
+tags!(
+    Document,
+    BkToCstmrStmt,
+    BkToCstmrAcctRpt,
+    BkToCstmrDbtCdtNtfctn,
+    Stmt,
+    Rpt,
+    Ntfctn,
+    Id,
+    Acct,
+    IBAN,
+    Othr,
+    ElctrncSeqNb,
+    Ntry,
+    NtryRef,
+    Amt,
+    CdtDbtInd,
+    RvslInd,
+    Sts,
+    Cd,
+    Prtry,
+    BookgDt,
+    ValDt,
+    Dt,
+    DtTm,
+    AcctSvcrRef,
+    AmtDtls,
+    TxAmt,
+    InstdAmt,
+    TxDtls,
+    Refs,
+    EndToEndId,
+    TxId,
+    InstrId,
+    UETR,
+    RltdPties,
+    Dbtr,
+    Cdtr,
+    Pty,
+    Nm,
+    DbtrAcct,
+    CdtrAcct,
+    RmtInf,
+    Ustrd,
+    Strd,
+    CdtrRefInf,
+    Ref,
+    AddtlRmtInf,
+    AddtlTxInf,
+    AddtlNtryInf,
+);
+
+/// Reads a whole camt document from `input`.
+pub fn read<R: BufRead>(input: R, limits: &Limits) -> Result<StatementFile, CamtError> {
+    let mut reader = Reader::from_reader(input);
+    let config = reader.config_mut();
+    config.expand_empty_elements = false;
+    config.check_end_names = true;
+    let mut state = State::new(*limits);
+    let mut buf = Vec::with_capacity(1 << 12);
+    loop {
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(error) => {
+                let offset = reader.error_position();
+                return Err(state.xml_error(error, offset));
+            }
+        };
+        let offset = reader.buffer_position();
+        let step = match event {
+            Event::Start(e) => state.start(&e).and_then(|()| state.check_depth()),
+            Event::Empty(e) => state.start(&e).and_then(|()| state.end()),
+            Event::End(_) => state.end(),
+            Event::Text(e) => state.text(&e.xml10_content()),
+            Event::CData(e) => state.text(&e.xml10_content()),
+            Event::GeneralRef(e) => state.reference(&e),
+            Event::DocType(_) => Err(
+                "a DOCTYPE declaration is not accepted in a bank statement (its entities could \
+                 be used to attack the reader); ask the bank for a plain camt file"
+                    .to_string(),
+            ),
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => Ok(()),
+        };
+        if let Err(message) = step {
+            return Err(state.error_at(offset, message));
+        }
+        buf.clear();
+    }
+    state.finish().map_err(|message| CamtError::At {
+        offset: reader.buffer_position(),
+        element: None,
+        message,
+    })
+}
+
+/// What a camt document is, from the element under `Document`.
+fn message_kind(tag: Tag) -> Option<&'static str> {
+    match tag {
+        Tag::BkToCstmrStmt => Some("camt.053"),
+        Tag::BkToCstmrAcctRpt => Some("camt.052"),
+        Tag::BkToCstmrDbtCdtNtfctn => Some("camt.054"),
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+struct EntryAcc {
+    index: u32,
+    amount: Option<(Decimal, Currency)>,
+    amount_in_details: Option<(Decimal, Currency)>,
+    direction: Option<Direction>,
+    reversal: bool,
+    status: Option<String>,
+    booking_date: Option<NaiveDate>,
+    value_date: Option<NaiveDate>,
+    entry_ref: Option<String>,
+    servicer_ref: Option<String>,
+    additional: Option<String>,
+    details: Vec<DetailAcc>,
+}
+
+#[derive(Default)]
+struct DetailAcc {
+    amount: Option<(Decimal, Currency)>,
+    tx_amount: Option<(Decimal, Currency)>,
+    instructed_amount: Option<(Decimal, Currency)>,
+    refs: BankRefs,
+    debtor: Counterparty,
+    creditor: Counterparty,
+    remittance: Remittance,
+}
+
+struct State {
+    limits: Limits,
+    stack: Vec<Tag>,
+    text: String,
+    currency: Option<String>,
+    format: Option<String>,
+    namespace_version: Option<String>,
+    root: Option<String>,
+    statements: Vec<StatementInfo>,
+    entry: Option<EntryAcc>,
+    detail: Option<DetailAcc>,
+    entries_seen: u32,
+    transactions: Vec<Transaction>,
+}
+
+impl State {
+    fn new(limits: Limits) -> Self {
+        State {
+            limits,
+            stack: Vec::with_capacity(32),
+            text: String::with_capacity(256),
+            currency: None,
+            format: None,
+            namespace_version: None,
+            root: None,
+            statements: Vec::new(),
+            entry: None,
+            detail: None,
+            entries_seen: 0,
+            transactions: Vec::new(),
+        }
+    }
+
+    fn check_depth(&self) -> Result<(), String> {
+        if self.stack.len() > self.limits.max_depth {
+            return Err(format!(
+                "elements are nested deeper than the limit of {}",
+                self.limits.max_depth
+            ));
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, e: &BytesStart) -> Result<(), String> {
+        let tag = Tag::from_local(e.local_name().as_ref().as_bytes());
+        if self.root.is_none() {
+            self.root = Some(crate::text::clip(e.local_name().as_ref(), 60));
+        }
+        let parent = self.stack.last().copied();
+        self.text.clear();
+        match tag {
+            Tag::Document => self.namespace_version = camt_namespace(e),
+            _ if parent == Some(Tag::Document) && self.format.is_none() => {
+                let Some(kind) = message_kind(tag) else {
+                    return Err(not_camt(e.local_name().as_ref(), &self.namespace_version));
+                };
+                self.format = Some(match &self.namespace_version {
+                    Some(v) if v.starts_with(kind) => v.clone(),
+                    _ => kind.to_string(),
+                });
+            }
+            Tag::Stmt | Tag::Rpt | Tag::Ntfctn if self.in_message() => {
+                self.statements.push(StatementInfo::default());
+            }
+            Tag::Ntry if self.in_statement() => {
+                self.entries_seen += 1;
+                self.entry = Some(EntryAcc {
+                    index: self.entries_seen,
+                    ..EntryAcc::default()
+                });
+            }
+            Tag::TxDtls if self.entry.is_some() => self.detail = Some(DetailAcc::default()),
+            Tag::Amt => {
+                self.currency = match e.try_get_attribute("Ccy") {
+                    Ok(Some(attr)) => Some(attr.value.trim().to_string()),
+                    Ok(None) => None,
+                    Err(err) => return Err(err.to_string()),
+                };
+            }
+            _ => {}
+        }
+        self.stack.push(tag);
+        Ok(())
+    }
+
+    fn in_message(&self) -> bool {
+        self.format.is_some()
+    }
+
+    fn in_statement(&self) -> bool {
+        self.in_message() && matches!(self.stack.last(), Some(Tag::Stmt | Tag::Rpt | Tag::Ntfctn))
+    }
+
+    fn text(&mut self, content: &str) -> Result<(), String> {
+        if self.text.len() + content.len() > self.limits.max_text_bytes {
+            return Err(format!(
+                "a text is longer than the limit of {} bytes",
+                self.limits.max_text_bytes
+            ));
+        }
+        self.text.push_str(content);
+        Ok(())
+    }
+
+    fn reference(&mut self, e: &quick_xml::events::BytesRef) -> Result<(), String> {
+        let resolved = match e.resolve_char_ref() {
+            Ok(Some(c)) => c,
+            Ok(None) => match e.as_ref() {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "apos" => '\'',
+                "quot" => '"',
+                other => {
+                    return Err(format!(
+                        "unknown entity &{};: only the five XML entities are accepted",
+                        crate::text::clip(other, 30)
+                    ));
+                }
+            },
+            Err(err) => return Err(format!("bad character reference: {err}")),
+        };
+        let mut tmp = [0u8; 4];
+        self.text(resolved.encode_utf8(&mut tmp))
+    }
+
+    fn end(&mut self) -> Result<(), String> {
+        let result = self.on_end();
+        self.stack.pop();
+        self.text.clear();
+        result
+    }
+
+    /// Acts on the element that just closed, by its path; `self.text` holds its text.
+    fn on_end(&mut self) -> Result<(), String> {
+        use Tag::*;
+        if !self.in_message() {
+            return Ok(());
+        }
+        let text = self.text.trim();
+        let value = || (!text.is_empty()).then(|| text.to_string());
+        match self.stack.as_slice() {
+            // Statement level.
+            [.., Stmt | Rpt | Ntfctn, Id] => self.statement_mut().id = value(),
+            [.., Stmt | Rpt | Ntfctn, ElctrncSeqNb] => {
+                self.statement_mut().electronic_sequence = value()
+            }
+            [.., Stmt | Rpt | Ntfctn, Acct, Id, IBAN]
+            | [.., Stmt | Rpt | Ntfctn, Acct, Id, Othr, Id] => {
+                if let Some(v) = value() {
+                    self.statement_mut().account = Some(v);
+                }
+            }
+            // Entry level.
+            [.., Ntry] => return self.finish_entry(),
+            [.., Ntry, NtryRef] => self.entry_mut()?.entry_ref = value(),
+            [.., Ntry, Amt] => {
+                let amount = self.amount(text)?;
+                self.entry_mut()?.amount = Some(amount);
+            }
+            [.., Ntry, AmtDtls, TxAmt, Amt] => {
+                let amount = self.amount(text)?;
+                self.entry_mut()?.amount_in_details = Some(amount);
+            }
+            [.., Ntry, CdtDbtInd] => {
+                let direction = direction(text)?;
+                self.entry_mut()?.direction = Some(direction);
+            }
+            [.., Ntry, RvslInd] => {
+                let reversal = boolean(text)?;
+                self.entry_mut()?.reversal = reversal;
+            }
+            [.., Ntry, Sts] => {
+                if let Some(v) = value() {
+                    self.entry_mut()?.status = Some(v);
+                }
+            }
+            [.., Ntry, Sts, Cd | Prtry] => self.entry_mut()?.status = value(),
+            [.., Ntry, BookgDt, Dt | DtTm] => {
+                let date = date(text)?;
+                self.entry_mut()?.booking_date = Some(date);
+            }
+            [.., Ntry, ValDt, Dt | DtTm] => {
+                let date = date(text)?;
+                self.entry_mut()?.value_date = Some(date);
+            }
+            [.., Ntry, AcctSvcrRef] => self.entry_mut()?.servicer_ref = value(),
+            [.., Ntry, AddtlNtryInf] => self.entry_mut()?.additional = value(),
+            // Transaction details.
+            [.., TxDtls] => {
+                if let (Some(detail), Some(entry)) = (self.detail.take(), self.entry.as_mut()) {
+                    entry.details.push(detail);
+                }
+            }
+            [.., TxDtls, Amt] => {
+                let amount = self.amount(text)?;
+                self.detail_mut()?.amount = Some(amount);
+            }
+            [.., TxDtls, AmtDtls, TxAmt, Amt] => {
+                let amount = self.amount(text)?;
+                self.detail_mut()?.tx_amount = Some(amount);
+            }
+            [.., TxDtls, AmtDtls, InstdAmt, Amt] => {
+                let amount = self.amount(text)?;
+                self.detail_mut()?.instructed_amount = Some(amount);
+            }
+            [.., TxDtls, Refs, field] => {
+                let field = *field;
+                let v = value();
+                let refs = &mut self.detail_mut()?.refs;
+                match field {
+                    AcctSvcrRef => refs.servicer_ref = v,
+                    EndToEndId => refs.end_to_end_id = v,
+                    TxId => refs.tx_id = v,
+                    InstrId => refs.instruction_id = v,
+                    UETR => refs.uetr = v,
+                    _ => {}
+                }
+            }
+            [.., TxDtls, RltdPties, party @ (Dbtr | Cdtr), Nm]
+            | [.., TxDtls, RltdPties, party @ (Dbtr | Cdtr), Pty, Nm] => {
+                let party = *party;
+                let v = value();
+                let detail = self.detail_mut()?;
+                let target = if party == Dbtr {
+                    &mut detail.debtor
+                } else {
+                    &mut detail.creditor
+                };
+                target.name = v;
+            }
+            [
+                ..,
+                TxDtls,
+                RltdPties,
+                acct @ (DbtrAcct | CdtrAcct),
+                Id,
+                IBAN,
+            ]
+            | [
+                ..,
+                TxDtls,
+                RltdPties,
+                acct @ (DbtrAcct | CdtrAcct),
+                Id,
+                Othr,
+                Id,
+            ] => {
+                let acct = *acct;
+                let v = value();
+                let detail = self.detail_mut()?;
+                let target = if acct == DbtrAcct {
+                    &mut detail.debtor
+                } else {
+                    &mut detail.creditor
+                };
+                if v.is_some() {
+                    target.account = v;
+                }
+            }
+            [.., TxDtls, RmtInf, Ustrd] => {
+                // Keep inner spacing: a line may end in the middle of a word or reference.
+                let line = self.text.trim_matches(['\r', '\n']).to_string();
+                if !line.trim().is_empty() {
+                    self.detail_mut()?.remittance.unstructured.push(line);
+                }
+            }
+            [.., TxDtls, RmtInf, Strd, CdtrRefInf, Ref]
+            | [.., TxDtls, RmtInf, Strd, AddtlRmtInf] => {
+                if let Some(v) = value() {
+                    self.detail_mut()?.remittance.structured.push(v);
+                }
+            }
+            [.., TxDtls, AddtlTxInf] => {
+                if let Some(v) = value() {
+                    self.detail_mut()?.remittance.additional.push(v);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn statement_mut(&mut self) -> &mut StatementInfo {
+        if self.statements.is_empty() {
+            self.statements.push(StatementInfo::default());
+        }
+        self.statements.last_mut().expect("just ensured")
+    }
+
+    fn entry_mut(&mut self) -> Result<&mut EntryAcc, String> {
+        self.entry
+            .as_mut()
+            .ok_or_else(|| "entry element outside a statement".to_string())
+    }
+
+    fn detail_mut(&mut self) -> Result<&mut DetailAcc, String> {
+        self.detail
+            .as_mut()
+            .ok_or_else(|| "transaction details outside an entry".to_string())
+    }
+
+    fn amount(&self, text: &str) -> Result<(Decimal, Currency), String> {
+        let value = money::parse_amount(text, MAX_BANK_DECIMALS).map_err(|e| e.to_string())?;
+        let code = self
+            .currency
+            .as_deref()
+            .ok_or("amount without a Ccy attribute")?;
+        let currency: Currency = code.parse().map_err(|e: money::MoneyError| e.to_string())?;
+        Ok((value, currency))
+    }
+
+    /// Turns a finished entry into its transactions: one per `TxDtls`, or the entry itself.
+    fn finish_entry(&mut self) -> Result<(), String> {
+        let Some(mut entry) = self.entry.take() else {
+            return Ok(());
+        };
+        let n = entry.index;
+        let (entry_amount, entry_currency) = entry
+            .amount
+            .ok_or_else(|| format!("entry {n} has no Amt"))?;
+        let direction = entry
+            .direction
+            .ok_or_else(|| format!("entry {n} has no CdtDbtInd"))?;
+        // Statements hold booked entries; an entry without status is taken as booked.
+        let status_code = entry.status.take().unwrap_or_else(|| "BOOK".to_string());
+        let booked = matches!(status_code.to_ascii_uppercase().as_str(), "BOOK" | "BOOKED");
+        let statement = self.statements.last().cloned().unwrap_or_default();
+        let mut details = std::mem::take(&mut entry.details);
+        let has_details = !details.is_empty();
+        let single = details.len() <= 1;
+        if !has_details {
+            details.push(DetailAcc::default());
+        }
+        for (i, mut detail) in details.into_iter().enumerate() {
+            let (amount, currency) = detail
+                .amount
+                .or(detail.tx_amount)
+                .or(single.then_some(
+                    entry
+                        .amount_in_details
+                        .unwrap_or((entry_amount, entry_currency)),
+                ))
+                .or(detail.instructed_amount)
+                .ok_or_else(|| {
+                    format!("entry {n}: transaction details {} carry no amount", i + 1)
+                })?;
+            if single && let Some(text) = &entry.additional {
+                detail.remittance.additional.push(text.clone());
+            }
+            let refs = BankRefs {
+                entry_ref: entry.entry_ref.clone(),
+                entry_servicer_ref: entry.servicer_ref.clone(),
+                ..detail.refs
+            };
+            let counterparty = match direction {
+                Direction::Credit => detail.debtor,
+                Direction::Debit => detail.creditor,
+            };
+            self.transactions.push(Transaction {
+                position: Position {
+                    entry: n,
+                    detail: has_details.then_some(i as u32 + 1),
+                },
+                statement_id: statement.id.clone(),
+                account: statement.account.clone(),
+                direction,
+                booked,
+                status_code: status_code.clone(),
+                reversal: entry.reversal,
+                amount,
+                currency,
+                booking_date: entry.booking_date,
+                value_date: entry.value_date,
+                refs,
+                counterparty,
+                remittance: detail.remittance,
+                identity: TxIdentity::default(),
+            });
+        }
+        if self.transactions.len() > self.limits.max_transactions {
+            return Err(format!(
+                "the file holds more than the limit of {} transactions",
+                self.limits.max_transactions
+            ));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<StatementFile, String> {
+        if self.format.is_none() {
+            return Err(match self.root {
+                Some(root) => format!(
+                    "no camt.052/053/054 document found (the root element is <{root}>); \
+                     check that this is a bank statement"
+                ),
+                None => "no XML element found; the file is not a camt document".to_string(),
+            });
+        }
+        Ok(StatementFile {
+            format: self.format.unwrap_or_default(),
+            statements: self.statements,
+            transactions: self.transactions,
+            sha256: String::new(),
+        })
+    }
+
+    fn element_path(&self) -> Option<String> {
+        if self.stack.is_empty() {
+            return None;
+        }
+        let mut path = String::new();
+        for tag in &self.stack {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(tag.name());
+            if *tag == Tag::Ntry && self.entries_seen > 0 {
+                path.push_str(&format!("[{}]", self.entries_seen));
+            }
+        }
+        Some(path)
+    }
+
+    fn error_at(&self, offset: u64, message: String) -> CamtError {
+        CamtError::At {
+            offset,
+            element: self.element_path(),
+            message,
+        }
+    }
+
+    fn xml_error(&self, error: quick_xml::Error, offset: u64) -> CamtError {
+        if let quick_xml::Error::Io(io) = &error
+            && io.kind() != io::ErrorKind::InvalidData
+        {
+            return CamtError::Io(io::Error::new(io.kind(), io.to_string()));
+        }
+        let message = match error {
+            quick_xml::Error::Io(io) => io.to_string(),
+            other => format!("not well-formed XML: {other}"),
+        };
+        self.error_at(offset, message)
+    }
+}
+
+/// The version in a camt namespace (`urn:iso:std:iso:20022:tech:xsd:camt.053.001.02`).
+fn camt_namespace(e: &BytesStart) -> Option<String> {
+    e.attributes().flatten().find_map(|attr| {
+        let key: &str = attr.key.as_ref();
+        if key != "xmlns" && !key.starts_with("xmlns:") {
+            return None;
+        }
+        let value = attr.value;
+        let version = value.rsplit(':').next()?;
+        version
+            .starts_with("camt.05")
+            .then(|| crate::text::clip(version, 30))
+    })
+}
+
+fn not_camt(local_name: &str, namespace: &Option<String>) -> String {
+    let known = match local_name {
+        "CstmrCdtTrfInitn" => " (pain.001, a payment order)",
+        "CstmrDrctDbtInitn" => " (pain.008, a direct debit order)",
+        "CstmrPmtStsRpt" => " (pain.002, a payment status report)",
+        "FIToFICstmrCdtTrf" => " (pacs.008, an interbank transfer)",
+        _ => "",
+    };
+    format!(
+        "this is an ISO 20022 <{}> document{known}{}, not a bank statement; recon reads \
+         camt.053 statements (and camt.052/054)",
+        crate::text::clip(local_name, 40),
+        namespace
+            .as_ref()
+            .map(|n| format!(" [{n}]"))
+            .unwrap_or_default()
+    )
+}
+
+fn direction(text: &str) -> Result<Direction, String> {
+    match text {
+        "CRDT" => Ok(Direction::Credit),
+        "DBIT" => Ok(Direction::Debit),
+        other => Err(format!(
+            "{:?} is not a credit/debit indicator (expected CRDT or DBIT)",
+            crate::text::clip(other, 20)
+        )),
+    }
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!(
+            "{:?} is not a boolean (expected true or false)",
+            crate::text::clip(other, 20)
+        )),
+    }
+}
+
+/// Reads `2024-03-14`, `2024-03-14+01:00` or a date-time; the date part is what counts.
+fn date(text: &str) -> Result<NaiveDate, String> {
+    text.get(..10)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not a date (expected YYYY-MM-DD)",
+                crate::text::clip(text, 30)
+            )
+        })
+}

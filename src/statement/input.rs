@@ -1,0 +1,222 @@
+//! Opening an input file safely: size limits, format detection, hashing, error positions.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::detect::{self, Format};
+use super::{StatementFile, camt, identity};
+
+/// Limits that protect a run from hostile or broken files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest input file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Most transactions accepted from one file.
+    pub max_transactions: usize,
+    /// Longest text of one element, and longest stretch between two markup characters, in bytes.
+    pub max_text_bytes: usize,
+    /// Deepest element nesting accepted.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 4 << 30,
+            max_transactions: 10_000_000,
+            max_text_bytes: 1 << 20,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Why an input file was rejected.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct InputError {
+    pub path: PathBuf,
+    pub kind: InputErrorKind,
+}
+
+/// What was wrong with an input file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputErrorKind {
+    #[error("cannot read the file: {0}")]
+    Io(#[from] io::Error),
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file has {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error(
+        "not a statement format recon reads (expected camt.052/053/054 XML); \
+         check that this is the bank's statement export"
+    )]
+    NotRecognised,
+    #[error("line {line}, column {column}{}: {message}", element.as_ref().map(|e| format!(", in {e}")).unwrap_or_default())]
+    Parse {
+        line: u64,
+        column: u64,
+        element: Option<String>,
+        message: String,
+    },
+}
+
+/// Reads one statement file whole; any problem rejects the whole file.
+pub fn read_path(path: &Path, limits: &Limits) -> Result<StatementFile, InputError> {
+    let fail = |kind: InputErrorKind| InputError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let file = File::open(path).map_err(|e| fail(e.into()))?;
+    let size = file.metadata().map_err(|e| fail(e.into()))?.len();
+    if size == 0 {
+        return Err(fail(InputErrorKind::Empty));
+    }
+    if size > limits.max_file_bytes {
+        return Err(fail(InputErrorKind::TooLarge {
+            size,
+            limit: limits.max_file_bytes,
+        }));
+    }
+    let mut head = [0u8; 64];
+    let head_len = read_head(&file, &mut head).map_err(|e| fail(e.into()))?;
+    let file = File::open(path).map_err(|e| fail(e.into()))?;
+    let mut hashing = HashingReader::new(LimitedReader::new(file, limits.max_text_bytes));
+    let mut statement = match detect::sniff(&head[..head_len]) {
+        Format::Xml => camt::read(BufReader::with_capacity(1 << 16, &mut hashing), limits)
+            .map_err(|e| fail(position_error(path, e)))?,
+        Format::Unknown => return Err(fail(InputErrorKind::NotRecognised)),
+    };
+    // The parser stops at the end of the document; hash whatever follows it too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
+    statement.sha256 = hashing.finish();
+    identity::assign(&mut statement.transactions);
+    Ok(statement)
+}
+
+fn read_head(mut file: &File, head: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// SHA-256 of a file, hex; used for rejected files, whose reading stopped early.
+pub fn hash_file(path: &Path) -> io::Result<String> {
+    let mut hashing = HashingReader::new(File::open(path)?);
+    io::copy(&mut hashing, &mut io::sink())?;
+    Ok(hashing.finish())
+}
+
+/// Turns a parser's byte offset into the line and column a person can open the file at.
+fn position_error(path: &Path, error: camt::CamtError) -> InputErrorKind {
+    match error {
+        camt::CamtError::Io(e) => InputErrorKind::Io(e),
+        camt::CamtError::At {
+            offset,
+            element,
+            message,
+        } => {
+            let (line, column) = line_and_column(path, offset).unwrap_or((0, 0));
+            InputErrorKind::Parse {
+                line,
+                column,
+                element,
+                message,
+            }
+        }
+    }
+}
+
+fn line_and_column(path: &Path, offset: u64) -> io::Result<(u64, u64)> {
+    let mut reader = BufReader::new(File::open(path)?.take(offset));
+    let mut buf = [0u8; 1 << 14];
+    let (mut line, mut column) = (1u64, 1u64);
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok((line, column));
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xC0 != 0x80 {
+                column += 1;
+            }
+        }
+    }
+}
+
+/// Feeds every byte read through SHA-256, so a file is hashed in the same pass that parses it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Refuses input with a longer stretch than `max_run` bytes between two markup characters
+/// (`<` or `>`): the XML parser buffers such a stretch whole, so this bounds its memory.
+struct LimitedReader<R> {
+    inner: R,
+    max_run: usize,
+    run: usize,
+}
+
+impl<R: Read> LimitedReader<R> {
+    fn new(inner: R, max_run: usize) -> Self {
+        LimitedReader {
+            inner,
+            max_run,
+            run: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = &buf[..n];
+        self.run = match memchr::memrchr2(b'<', b'>', chunk) {
+            Some(last) => n - last - 1,
+            None => self.run + n,
+        };
+        if self.run > self.max_run {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a text or tag is longer than the limit of {} bytes",
+                    self.max_run
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,161 @@
+//! Statement inputs. Every format is read into the same [`Transaction`]; the matching core never
+//! sees where a transaction came from beyond the fields here.
+
+pub mod camt;
+pub mod detect;
+pub mod identity;
+mod input;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::money::Currency;
+
+pub use identity::TxIdentity;
+pub use input::{InputError, InputErrorKind, Limits, hash_file, read_path};
+
+/// Which way the money moved on our account.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Direction {
+    /// Money in (`CRDT`).
+    Credit,
+    /// Money out (`DBIT`).
+    Debit,
+}
+
+impl Direction {
+    /// The ISO 20022 code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Direction::Credit => "CRDT",
+            Direction::Debit => "DBIT",
+        }
+    }
+}
+
+/// Where a transaction stands in its file, for a person who opens it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Position {
+    /// 1-based number of the entry (camt `Ntry`) in the file.
+    pub entry: u32,
+    /// 1-based number of the `TxDtls` inside the entry, if the entry has any.
+    pub detail: Option<u32>,
+}
+
+/// The bank's own references; any of them may be missing or meaningless (`NOTPROVIDED`).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct BankRefs {
+    pub entry_ref: Option<String>,
+    pub entry_servicer_ref: Option<String>,
+    pub servicer_ref: Option<String>,
+    pub end_to_end_id: Option<String>,
+    pub tx_id: Option<String>,
+    pub instruction_id: Option<String>,
+    pub uetr: Option<String>,
+}
+
+impl BankRefs {
+    /// The best single reference to show for the entry: `NtryRef`, else its `AcctSvcrRef`.
+    pub fn entry_display(&self) -> Option<&str> {
+        self.entry_ref
+            .as_deref()
+            .or(self.entry_servicer_ref.as_deref())
+    }
+
+    /// The transaction's servicer reference, else the entry's.
+    pub fn servicer_display(&self) -> Option<&str> {
+        self.servicer_ref
+            .as_deref()
+            .or(self.entry_servicer_ref.as_deref())
+    }
+}
+
+/// The other party: the payer of a credit, the payee of a debit.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Counterparty {
+    pub name: Option<String>,
+    /// IBAN, or the other account id the bank gave.
+    pub account: Option<String>,
+}
+
+/// What the payer wrote, kept by origin so the reference search never glues two fields.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Remittance {
+    /// Unstructured lines (`Ustrd`) in order; banks split long text into several.
+    pub unstructured: Vec<String>,
+    /// Structured creditor references (`Strd/CdtrRefInf/Ref`) and additional structured text.
+    pub structured: Vec<String>,
+    /// Free text the bank added (`AddtlTxInf`, `AddtlNtryInf`).
+    pub additional: Vec<String>,
+}
+
+impl Remittance {
+    /// The text fields to search for a reference; unstructured lines are joined by a space so a
+    /// reference split over two lines is found.
+    pub fn search_fields(&self) -> Vec<String> {
+        let mut fields = Vec::with_capacity(1 + self.structured.len() + self.additional.len());
+        if !self.unstructured.is_empty() {
+            fields.push(self.unstructured.join(" "));
+        }
+        fields.extend(self.structured.iter().cloned());
+        fields.extend(self.additional.iter().cloned());
+        fields
+    }
+
+    /// One line for the report: what the payer wrote, else what the bank added.
+    pub fn display(&self) -> String {
+        let mut parts: Vec<&str> = self
+            .unstructured
+            .iter()
+            .chain(&self.structured)
+            .map(String::as_str)
+            .collect();
+        if parts.is_empty() {
+            parts = self.additional.iter().map(String::as_str).collect();
+        }
+        crate::text::fold_whitespace(&parts.join(" "))
+    }
+}
+
+/// One bank transaction: a camt `TxDtls`, an entry without details, or a CSV row.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transaction {
+    pub position: Position,
+    pub statement_id: Option<String>,
+    pub account: Option<String>,
+    pub direction: Direction,
+    /// Booked (`BOOK`) transactions are final; anything else is informational.
+    pub booked: bool,
+    /// The status code as the bank gave it (`BOOK`, `PDNG`, ...).
+    pub status_code: String,
+    /// The entry is the reversal of an earlier one (`RvslInd`).
+    pub reversal: bool,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub booking_date: Option<NaiveDate>,
+    pub value_date: Option<NaiveDate>,
+    pub refs: BankRefs,
+    pub counterparty: Counterparty,
+    pub remittance: Remittance,
+    /// Identity for de-duplication across files and runs; set by [`identity::assign`].
+    pub identity: TxIdentity,
+}
+
+/// One statement (camt `Stmt`, `Rpt` or `Ntfctn`) as listed in the run summary.
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+pub struct StatementInfo {
+    pub id: Option<String>,
+    pub account: Option<String>,
+    pub electronic_sequence: Option<String>,
+}
+
+/// Everything read from one input file.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StatementFile {
+    /// The format as detected, e.g. `camt.053.001.02`.
+    pub format: String,
+    pub statements: Vec<StatementInfo>,
+    pub transactions: Vec<Transaction>,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+}

@@ -1,0 +1,197 @@
+//! Everything SQLite: opening and migrating the database, the top-up lifecycle, the run ledger.
+
+pub mod runs;
+mod schema;
+pub mod topups;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+pub use schema::APPLICATION_ID;
+
+/// What can go wrong with the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "no database at {0}; create one with `recon topups import` or `recon topups create`, \
+         or check the --db path"
+    )]
+    Missing(PathBuf),
+    #[error(
+        "{0} is not a recon database; check the --db path (recon never changes a foreign database)"
+    )]
+    NotOurs(PathBuf),
+    #[error(
+        "{path} was written by a newer recon (schema version {found}, this recon knows up to \
+         {known}); use that version or a newer one"
+    )]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "another recon process is writing to {0} (a run or an import); try again when it has \
+         finished, or give --wait SECONDS"
+    )]
+    Locked(PathBuf),
+    #[error("no top-up with id {0}")]
+    TopUpNotFound(String),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::topup::LifecycleError),
+    #[error("line {line}: {message}")]
+    Import { line: u64, message: String },
+    #[error("the database holds a value recon cannot read ({0}); run `recon check`")]
+    Corrupt(String),
+    #[error("database error while {doing}: {source}")]
+    Sqlite {
+        doing: &'static str,
+        source: rusqlite::Error,
+    },
+}
+
+/// Adds what we were doing to a SQLite error.
+pub(crate) trait Doing<T> {
+    fn doing(self, doing: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Doing<T> for rusqlite::Result<T> {
+    fn doing(self, doing: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { doing, source })
+    }
+}
+
+/// Whether opening may create a new database.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
+/// An open recon database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the database, checks it is ours and not newer, and migrates it.
+    /// `wait` is how long to wait for another writer before giving up.
+    pub fn open(path: &Path, mode: OpenMode, wait: Duration) -> Result<Store, StoreError> {
+        if mode == OpenMode::MustExist && !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if mode == OpenMode::CreateIfMissing {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags).doing("opening the database")?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .conn
+            .busy_timeout(wait)
+            .doing("setting the busy timeout")?;
+        store.check_ours()?;
+        store.migrate()?;
+        store
+            .conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| store.classify(e, "configuring the database"))?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for reads outside a write transaction.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts the one write transaction of a command; fails with [`StoreError::Locked`] when
+    /// another writer holds the database longer than the wait.
+    pub fn write(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e, "starting a write transaction"))
+    }
+
+    fn classify(&self, error: rusqlite::Error, doing: &'static str) -> StoreError {
+        classify(&self.path, error, doing)
+    }
+
+    fn check_ours(&self) -> Result<(), StoreError> {
+        let app_id: i32 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| self.classify(e, "reading the database header"))?;
+        if app_id == APPLICATION_ID {
+            return Ok(());
+        }
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| self.classify(e, "reading the database header"))?;
+        if app_id == 0 && tables == 0 {
+            return Ok(());
+        }
+        Err(StoreError::NotOurs(self.path.clone()))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = schema::MIGRATIONS.len() as i64;
+        let version = self.user_version()?;
+        if version > known {
+            return Err(StoreError::Newer {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        if version == known {
+            return Ok(());
+        }
+        let tx = self.write()?;
+        // Read again under the lock: another process may have migrated meanwhile.
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .doing("reading the schema version")?;
+        for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(migration).doing("migrating the schema")?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .doing("migrating the schema")?;
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .doing("migrating the schema")?;
+        tx.commit().doing("committing the schema migration")
+    }
+
+    fn user_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.classify(e, "reading the schema version"))
+    }
+}
+
+fn classify(path: &Path, error: rusqlite::Error, doing: &'static str) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Locked(path.to_path_buf())
+        }
+        Some(ErrorCode::NotADatabase) => StoreError::NotOurs(path.to_path_buf()),
+        _ => StoreError::Sqlite {
+            doing,
+            source: error,
+        },
+    }
+}

@@ -1,0 +1,85 @@
+//! The database schema as an append-only list of migrations, applied by `PRAGMA user_version`.
+//! Never edit a migration that has shipped: add a new one.
+
+/// `PRAGMA application_id` of a recon database ("RECN").
+pub const APPLICATION_ID: i32 = 0x5245_434E;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE topups (
+    id                     TEXT PRIMARY KEY NOT NULL,
+    created_at             TEXT NOT NULL,
+    account_group_id       TEXT NOT NULL,
+    cash_amount            TEXT NOT NULL,
+    currency               TEXT NOT NULL,
+    status                 TEXT NOT NULL CHECK (status IN ('NEW', 'CONFIRMED', 'SETTLED', 'CANCELLED')),
+    settlement_reference   TEXT NOT NULL UNIQUE,
+    updated_at             TEXT NOT NULL,
+    settled_at             TEXT,
+    settled_by_transaction INTEGER UNIQUE REFERENCES bank_transactions(id),
+    cancelled_at           TEXT
+) STRICT;
+CREATE INDEX topups_open ON topups (created_at) WHERE status IN ('NEW', 'CONFIRMED');
+
+CREATE TABLE runs (
+    id                TEXT PRIMARY KEY NOT NULL,
+    started_at        TEXT NOT NULL,
+    finished_at       TEXT,
+    recon_version     TEXT NOT NULL,
+    transactions_read INTEGER,
+    matched           INTEGER,
+    unmatched         INTEGER,
+    ignored           INTEGER,
+    summary_json      TEXT
+) STRICT;
+
+CREATE TABLE statement_files (
+    id            INTEGER PRIMARY KEY,
+    run_id        TEXT NOT NULL REFERENCES runs(id),
+    position      INTEGER NOT NULL,
+    path          TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    format        TEXT,
+    statement_ids TEXT,
+    transactions  INTEGER NOT NULL,
+    error         TEXT
+) STRICT;
+CREATE INDEX statement_files_run ON statement_files (run_id, position);
+
+CREATE TABLE bank_transactions (
+    id                  INTEGER PRIMARY KEY,
+    run_id              TEXT NOT NULL REFERENCES runs(id),
+    file_id             INTEGER NOT NULL REFERENCES statement_files(id),
+    entry_number        INTEGER NOT NULL,
+    detail_number       INTEGER,
+    identity            BLOB NOT NULL,
+    -- The identity again, only for transactions that claim it (booked, first seen): a
+    -- bank transaction is processed at most once, whatever file it comes in.
+    dedup_key           BLOB UNIQUE,
+    outcome             TEXT NOT NULL,
+    topup_id            TEXT REFERENCES topups(id),
+    direction           TEXT NOT NULL,
+    status_code         TEXT NOT NULL,
+    reversal            INTEGER NOT NULL,
+    amount              TEXT NOT NULL,
+    currency            TEXT NOT NULL,
+    booking_date        TEXT,
+    value_date          TEXT,
+    account             TEXT,
+    statement_id        TEXT,
+    entry_ref           TEXT,
+    servicer_ref        TEXT,
+    end_to_end_id       TEXT,
+    tx_id               TEXT,
+    uetr                TEXT,
+    counterparty_name   TEXT,
+    counterparty_iban   TEXT,
+    remittance          TEXT NOT NULL,
+    extracted_reference TEXT,
+    expected_amount     TEXT,
+    difference          TEXT,
+    suggestion          TEXT
+) STRICT;
+CREATE INDEX bank_transactions_run ON bank_transactions (run_id, id);
+CREATE INDEX bank_transactions_topup ON bank_transactions (topup_id);
+"#];

@@ -1,0 +1,307 @@
+//! Top-ups in the database. Every status change goes through [`transition`], which asks the
+//! lifecycle ([`Status::check_transition`]) before it writes.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Doing, StoreError};
+use crate::ids::{SettlementReference, TopUpId};
+use crate::matching::KnownTopUp;
+use crate::topup::{Status, TopUp, format_timestamp};
+
+const COLUMNS: &str = "t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, t.status, t.settlement_reference";
+
+/// How a top-up was settled, for `topups show`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Settlement {
+    pub settled_at: String,
+    pub run_id: Option<String>,
+    pub statement_file: Option<String>,
+    pub entry_number: Option<i64>,
+    pub detail_number: Option<i64>,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub booking_date: Option<String>,
+    pub counterparty_name: Option<String>,
+    pub counterparty_iban: Option<String>,
+    pub bank_reference: Option<String>,
+}
+
+/// A top-up with its bookkeeping, for `topups show` and `list`.
+#[derive(Clone, Debug)]
+pub struct TopUpRecord {
+    pub topup: TopUp,
+    pub updated_at: String,
+    pub cancelled_at: Option<String>,
+    pub settlement: Option<Settlement>,
+}
+
+/// Reads a top-up from the first seven columns of a row.
+fn topup_from_row(row: &Row) -> rusqlite::Result<Result<TopUp, String>> {
+    let text = |i: usize| row.get::<_, String>(i);
+    let (id, created, group, amount, currency, status, reference) = (
+        text(0)?,
+        text(1)?,
+        text(2)?,
+        text(3)?,
+        text(4)?,
+        text(5)?,
+        text(6)?,
+    );
+    Ok((|| {
+        let currency = currency.parse().map_err(|e| format!("{e}"))?;
+        Ok(TopUp {
+            id: id.parse().map_err(|e| format!("{e}"))?,
+            created_at: created
+                .parse::<DateTime<Utc>>()
+                .map_err(|e| format!("created_at {created:?}: {e}"))?,
+            account_group_id: group.parse().map_err(|e| format!("{e}"))?,
+            cash_amount: amount
+                .parse()
+                .map_err(|e| format!("amount {amount:?}: {e}"))?,
+            currency,
+            status: status.parse().map_err(|e| format!("{e}"))?,
+            settlement_reference: reference.parse().map_err(|e| format!("{e}"))?,
+        })
+    })())
+}
+
+fn corrupt(result: Result<TopUp, String>) -> Result<TopUp, StoreError> {
+    result.map_err(StoreError::Corrupt)
+}
+
+/// Inserts a new top-up; a duplicate id or reference is an error naming which.
+pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let settled_at = (topup.status == Status::Settled).then(|| format_timestamp(now));
+    let cancelled_at = (topup.status == Status::Cancelled).then(|| format_timestamp(now));
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO topups (id, created_at, account_group_id, cash_amount, currency, status,
+                 settlement_reference, updated_at, settled_at, cancelled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .doing("preparing the top-up insert")?;
+    let result = stmt.execute(params![
+        topup.id.to_string(),
+        format_timestamp(topup.created_at),
+        topup.account_group_id.to_string(),
+        topup.cash_amount_text(),
+        topup.currency.as_str(),
+        topup.status.as_str(),
+        topup.settlement_reference.to_string(),
+        format_timestamp(now),
+        settled_at,
+        cancelled_at,
+    ]);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            let message = e.to_string();
+            Err(StoreError::Import {
+                line: 0,
+                message: if message.contains("settlement_reference") {
+                    format!(
+                        "settlement reference {} already belongs to another top-up",
+                        topup.settlement_reference
+                    )
+                } else {
+                    format!("a top-up with id {} already exists", topup.id)
+                },
+            })
+        }
+        Err(e) => Err(e).doing("inserting a top-up"),
+    }
+}
+
+/// Looks a top-up up by id.
+pub fn get(conn: &Connection, id: TopUpId) -> Result<TopUpRecord, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, t.updated_at, t.cancelled_at, t.settled_at,
+                bt.run_id, sf.path, bt.entry_number, bt.detail_number, bt.amount, bt.currency,
+                bt.booking_date, bt.counterparty_name, bt.counterparty_iban,
+                coalesce(bt.servicer_ref, bt.entry_ref)
+         FROM topups t
+         LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
+         LEFT JOIN statement_files sf ON sf.id = bt.file_id
+         WHERE t.id = ?1"
+    );
+    let row = conn
+        .query_row(&sql, [id.to_string()], |row| {
+            let topup = topup_from_row(row)?;
+            let settled_at: Option<String> = row.get(9)?;
+            let settlement = match settled_at {
+                Some(settled_at) => Some(Settlement {
+                    settled_at,
+                    run_id: row.get(10)?,
+                    statement_file: row.get(11)?,
+                    entry_number: row.get(12)?,
+                    detail_number: row.get(13)?,
+                    amount: row.get(14)?,
+                    currency: row.get(15)?,
+                    booking_date: row.get(16)?,
+                    counterparty_name: row.get(17)?,
+                    counterparty_iban: row.get(18)?,
+                    bank_reference: row.get(19)?,
+                }),
+                None => None,
+            };
+            Ok((topup, row.get(7)?, row.get(8)?, settlement))
+        })
+        .optional()
+        .doing("reading a top-up")?
+        .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?;
+    let (topup, updated_at, cancelled_at, settlement) = row;
+    Ok(TopUpRecord {
+        topup: corrupt(topup)?,
+        updated_at,
+        cancelled_at,
+        settlement,
+    })
+}
+
+/// All top-ups, or those in one status, oldest first.
+pub fn list(conn: &Connection, status: Option<Status>) -> Result<Vec<TopUp>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM topups t WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.created_at, t.id"
+    );
+    let mut stmt = conn.prepare(&sql).doing("listing top-ups")?;
+    let rows = stmt
+        .query_map([status.map(|s| s.as_str())], topup_from_row)
+        .doing("listing top-ups")?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(corrupt(row.doing("listing top-ups")?)?);
+    }
+    Ok(out)
+}
+
+/// Open top-ups (`NEW` or `CONFIRMED`), oldest first.
+pub fn open(conn: &Connection) -> Result<Vec<TopUp>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED')
+         ORDER BY t.created_at, t.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql).doing("listing open top-ups")?;
+    let rows = stmt
+        .query_map([], topup_from_row)
+        .doing("listing open top-ups")?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(corrupt(row.doing("listing open top-ups")?)?);
+    }
+    Ok(out)
+}
+
+/// The top-up carrying a settlement reference, with a description of what settled it.
+pub fn by_reference(
+    conn: &Connection,
+    reference: SettlementReference,
+) -> Result<Option<KnownTopUp>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, bt.run_id, sf.path, bt.entry_number, bt.detail_number, bt.booking_date
+         FROM topups t
+         LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
+         LEFT JOIN statement_files sf ON sf.id = bt.file_id
+         WHERE t.settlement_reference = ?1"
+    );
+    let mut stmt = conn.prepare_cached(&sql).doing("looking up a reference")?;
+    let found = stmt
+        .query_row([reference.to_string()], |row| {
+            let topup = topup_from_row(row)?;
+            let run: Option<String> = row.get(7)?;
+            let settled_by = match run {
+                Some(run) => {
+                    let path: String = row.get(8)?;
+                    let entry: i64 = row.get(9)?;
+                    let detail: Option<i64> = row.get(10)?;
+                    let booked: Option<String> = row.get(11)?;
+                    Some(describe_transaction(
+                        &run,
+                        &path,
+                        entry,
+                        detail,
+                        booked.as_deref(),
+                    ))
+                }
+                None => None,
+            };
+            Ok((topup, settled_by))
+        })
+        .optional()
+        .doing("looking up a reference")?;
+    match found {
+        Some((topup, settled_by)) => Ok(Some(KnownTopUp {
+            topup: corrupt(topup)?,
+            settled_by,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// How a stored bank transaction is named in messages and suggestions.
+pub fn describe_transaction(
+    run: &str,
+    path: &str,
+    entry: i64,
+    detail: Option<i64>,
+    booking_date: Option<&str>,
+) -> String {
+    let detail = detail.map(|d| format!(" detail {d}")).unwrap_or_default();
+    let booked = booking_date
+        .map(|d| format!(", booked {d}"))
+        .unwrap_or_default();
+    format!("{path} entry {entry}{detail}{booked} (run {run})")
+}
+
+/// The one way a top-up changes status: checks the lifecycle, then writes.
+/// `settled_by` is the bank transaction that settles it (only for `SETTLED`).
+pub fn transition(
+    conn: &Connection,
+    id: TopUpId,
+    to: Status,
+    at: DateTime<Utc>,
+    settled_by: Option<i64>,
+) -> Result<TopUp, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT status FROM topups WHERE id = ?1")
+        .doing("reading a top-up's status")?;
+    let current: String = stmt
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()
+        .doing("reading a top-up's status")?
+        .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?;
+    let from: Status = current
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+    from.check_transition(id, to)?;
+    let at_text = format_timestamp(at);
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE topups SET status = ?2, updated_at = ?3,
+                 settled_at = CASE WHEN ?2 = 'SETTLED' THEN ?3 ELSE settled_at END,
+                 settled_by_transaction = coalesce(?4, settled_by_transaction),
+                 cancelled_at = CASE WHEN ?2 = 'CANCELLED' THEN ?3 ELSE cancelled_at END
+             WHERE id = ?1 AND status = ?5",
+        )
+        .doing("changing a top-up's status")?;
+    let changed = update
+        .execute(params![
+            id.to_string(),
+            to.as_str(),
+            at_text,
+            settled_by,
+            from.as_str()
+        ])
+        .doing("changing a top-up's status")?;
+    if changed != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "top-up {id} changed status while it was being updated"
+        )));
+    }
+    Ok(get(conn, id)?.topup)
+}
+
+/// Whole days between a top-up's creation and `now`.
+pub fn age_days(topup: &TopUp, now: DateTime<Utc>) -> i64 {
+    (now - topup.created_at).num_days()
+}

@@ -1,0 +1,95 @@
+//! What a person should do about an exception: one sentence per unmatched transaction.
+
+use std::collections::HashMap;
+
+use crate::matching::{Decision, EarlierSettlement, Outcome};
+use crate::money::format_amount;
+use crate::statement::{Transaction, TxIdentity};
+
+/// The suggestion for a decided transaction; `this_run` names transactions settled earlier in
+/// the same run by identity.
+pub fn suggest(
+    tx: &Transaction,
+    decision: &Decision,
+    this_run: &HashMap<TxIdentity, String>,
+) -> Option<String> {
+    let paid = format!("{} {}", format_amount(tx.amount, tx.currency), tx.currency);
+    let to_payer = tx
+        .counterparty
+        .account
+        .as_deref()
+        .map(|iban| format!(" to {iban}"))
+        .unwrap_or_default();
+    let reference = decision
+        .reference
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let text = match decision.outcome {
+        Outcome::Matched | Outcome::Debit | Outcome::NotBooked | Outcome::AlreadyProcessed => {
+            return None;
+        }
+        Outcome::NoReference => "no top-up reference in the remittance: find the top-up by payer \
+                                 and amount and settle it by hand, or return the money"
+            .to_string(),
+        Outcome::UnknownReference => format!(
+            "no top-up has reference {reference}: check it for a typo, or return {paid}{to_payer}"
+        ),
+        Outcome::AmbiguousReference => {
+            let refs: Vec<String> = decision
+                .other_references
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            format!(
+                "the remittance names several top-ups ({}): ask the payer which one was meant",
+                refs.join(", ")
+            )
+        }
+        Outcome::AmountMismatch => {
+            let topup = decision.topup.as_ref()?;
+            let expected = format_amount(topup.cash_amount, topup.currency);
+            let diff = decision.difference(tx)?;
+            let diff_text = format_amount(diff.abs(), tx.currency);
+            if diff.is_sign_negative() {
+                format!(
+                    "underpaid by {diff_text} {} (expected {expected}): ask the payer for the rest \
+                     or return {paid}{to_payer}",
+                    tx.currency
+                )
+            } else {
+                format!(
+                    "overpaid by {diff_text} {} (expected {expected}): settle by hand and return \
+                     the difference{to_payer}",
+                    tx.currency
+                )
+            }
+        }
+        Outcome::CurrencyMismatch => {
+            let topup = decision.topup.as_ref()?;
+            format!(
+                "paid in {}, the top-up expects {} {}: return {paid}{to_payer} or convert by hand",
+                tx.currency,
+                topup.cash_amount_text(),
+                topup.currency
+            )
+        }
+        Outcome::AlreadySettled => {
+            let earlier = match &decision.earlier {
+                Some(EarlierSettlement::Stored(desc)) => format!("settled before by {desc}"),
+                Some(EarlierSettlement::ThisRun(identity)) => match this_run.get(identity) {
+                    Some(desc) => format!("settled earlier in this run by {desc}"),
+                    None => "settled earlier in this run".to_string(),
+                },
+                Some(EarlierSettlement::Unknown) | None => "settled before".to_string(),
+            };
+            format!("paid twice: refund {paid}{to_payer}; the top-up was {earlier}")
+        }
+        Outcome::TopupCancelled => {
+            format!("the top-up was cancelled: refund {paid}{to_payer}")
+        }
+        Outcome::Reversal => "the bank reversed an earlier payment: check whether that payment \
+                              settled a top-up and correct it by hand"
+            .to_string(),
+    };
+    Some(text)
+}

@@ -1,0 +1,192 @@
+//! The top-up and its lifecycle: `NEW -> CONFIRMED -> SETTLED`, `NEW | CONFIRMED -> CANCELLED`.
+//! [`Status::check_transition`] is the one place that says which changes are allowed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+use crate::ids::{AccountGroupId, SettlementReference, TopUpId};
+use crate::money::{self, Currency};
+
+/// Where a top-up is in its lifecycle.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Status {
+    New,
+    Confirmed,
+    Settled,
+    Cancelled,
+}
+
+/// A lifecycle change that is not allowed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("top-up {id} is {from} and cannot become {to}: {hint}")]
+pub struct LifecycleError {
+    pub id: TopUpId,
+    pub from: Status,
+    pub to: Status,
+    pub hint: &'static str,
+}
+
+/// A text that is not one of the four statuses.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not a top-up status (expected NEW, CONFIRMED, SETTLED or CANCELLED)")]
+pub struct BadStatus(pub String);
+
+impl Status {
+    /// All statuses, in lifecycle order.
+    pub const ALL: [Status; 4] = [
+        Status::New,
+        Status::Confirmed,
+        Status::Settled,
+        Status::Cancelled,
+    ];
+
+    /// The name used in the API, the database and every file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::New => "NEW",
+            Status::Confirmed => "CONFIRMED",
+            Status::Settled => "SETTLED",
+            Status::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Open top-ups are still waiting for money.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Status::New | Status::Confirmed)
+    }
+
+    /// Allows exactly the transitions of the lifecycle; everything else names the current status.
+    pub fn check_transition(self, id: TopUpId, to: Status) -> Result<(), LifecycleError> {
+        let allowed = matches!(
+            (self, to),
+            (Status::New, Status::Confirmed)
+                | (Status::New | Status::Confirmed, Status::Settled)
+                | (Status::New | Status::Confirmed, Status::Cancelled)
+        );
+        if allowed {
+            return Ok(());
+        }
+        let hint = match self {
+            Status::Settled => "settled is final (the money arrived; refund it instead)",
+            Status::Cancelled => "cancelled is final",
+            Status::New | Status::Confirmed => "only NEW may become CONFIRMED",
+        };
+        Err(LifecycleError {
+            id,
+            from: self,
+            to,
+            hint,
+        })
+    }
+}
+
+impl FromStr for Status {
+    type Err = BadStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| BadStatus(crate::text::clip(text, 40)))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A top-up as the API returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopUp {
+    pub id: TopUpId,
+    pub created_at: DateTime<Utc>,
+    pub account_group_id: AccountGroupId,
+    pub cash_amount: Decimal,
+    pub currency: Currency,
+    pub status: Status,
+    pub settlement_reference: SettlementReference,
+}
+
+impl TopUp {
+    /// The amount as the API shows it (`200.00`).
+    pub fn cash_amount_text(&self) -> String {
+        money::format_amount(self.cash_amount, self.currency)
+    }
+}
+
+/// Formats a timestamp the way the API does: `2020-08-24T14:15:22Z`.
+pub fn format_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The exact JSON contract of the SPEC: field names, order and formats.
+impl Serialize for TopUp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("TopUp", 7)?;
+        s.serialize_field("id", &self.id.to_string())?;
+        s.serialize_field("created_at", &format_timestamp(self.created_at))?;
+        s.serialize_field("account_group_id", &self.account_group_id.to_string())?;
+        s.serialize_field("cash_amount", &self.cash_amount_text())?;
+        s.serialize_field("currency", self.currency.as_str())?;
+        s.serialize_field("status", self.status.as_str())?;
+        s.serialize_field(
+            "settlement_reference",
+            &self.settlement_reference.to_string(),
+        )?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_allows_only_documented_transitions() {
+        let id: TopUpId = "1ab4fef9-a097-4c6f-9345-647025d5fde6".parse().unwrap();
+        let mut allowed = Vec::new();
+        for from in Status::ALL {
+            for to in Status::ALL {
+                if from.check_transition(id, to).is_ok() {
+                    allowed.push((from, to));
+                }
+            }
+        }
+        use Status::*;
+        assert_eq!(
+            allowed,
+            vec![
+                (New, Confirmed),
+                (New, Settled),
+                (New, Cancelled),
+                (Confirmed, Settled),
+                (Confirmed, Cancelled)
+            ]
+        );
+        let err = Settled.check_transition(id, Cancelled).unwrap_err();
+        assert!(err.to_string().contains("is SETTLED"), "{err}");
+    }
+
+    #[test]
+    fn serialises_exactly_as_the_api() {
+        let topup = TopUp {
+            id: "1ab4fef9-a097-4c6f-9345-647025d5fde6".parse().unwrap(),
+            created_at: "2020-08-24T14:15:22Z".parse().unwrap(),
+            account_group_id: "1ea60f56-b67b-61fc-829a-0242ac130003".parse().unwrap(),
+            cash_amount: "200".parse().unwrap(),
+            currency: "EUR".parse().unwrap(),
+            status: Status::Confirmed,
+            settlement_reference: "1ab4fef9-a097-4c6f-9345-647025d5fde6".parse().unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_string(&topup).unwrap(),
+            r#"{"id":"1ab4fef9-a097-4c6f-9345-647025d5fde6","created_at":"2020-08-24T14:15:22Z","account_group_id":"1ea60f56-b67b-61fc-829a-0242ac130003","cash_amount":"200.00","currency":"EUR","status":"CONFIRMED","settlement_reference":"1ab4fef9-a097-4c6f-9345-647025d5fde6"}"#
+        );
+    }
+}
