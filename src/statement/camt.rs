@@ -103,8 +103,13 @@ tags!(
     AddtlNtryInf,
 );
 
-/// Reads a whole camt document from `input`.
-pub fn read<R: BufRead>(input: R, limits: &Limits) -> Result<StatementFile, CamtError> {
+/// Reads a whole camt document from `input`. `on_encoding` is told the encoding the XML
+/// declaration names, so a transcoding source can switch to it (or refuse it).
+pub fn read<R: BufRead>(
+    input: R,
+    limits: &Limits,
+    mut on_encoding: impl FnMut(&mut R, &'static encoding_rs::Encoding) -> Result<(), String>,
+) -> Result<StatementFile, CamtError> {
     let mut reader = Reader::from_reader(input);
     let config = reader.config_mut();
     config.expand_empty_elements = false;
@@ -133,7 +138,17 @@ pub fn read<R: BufRead>(input: R, limits: &Limits) -> Result<StatementFile, Camt
                     .to_string(),
             ),
             Event::Eof => break,
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => Ok(()),
+            Event::Decl(decl) => match decl.encoder() {
+                Some(encoding) => on_encoding(reader.get_mut(), encoding),
+                None => match decl.encoding() {
+                    Some(Ok(label)) => Err(format!(
+                        "the document declares the encoding {:?}, which recon cannot read",
+                        crate::text::clip(&label, 30)
+                    )),
+                    _ => Ok(()),
+                },
+            },
+            Event::PI(_) | Event::Comment(_) => Ok(()),
         };
         if let Err(message) = step {
             return Err(state.error_at(offset, message));

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use quick_xml::encoding::DecodingReader;
 use sha2::{Digest, Sha256};
 
 use super::detect::{self, Format};
@@ -81,13 +82,32 @@ pub fn read_path(path: &Path, limits: &Limits) -> Result<StatementFile, InputErr
             limit: limits.max_file_bytes,
         }));
     }
-    let mut head = [0u8; 64];
+    let mut head = [0u8; 256];
     let head_len = read_head(&file, &mut head).map_err(|e| fail(e.into()))?;
     let file = File::open(path).map_err(|e| fail(e.into()))?;
     let mut hashing = HashingReader::new(LimitedReader::new(file, limits.max_text_bytes));
+    let buffered = BufReader::with_capacity(1 << 16, &mut hashing);
     let mut statement = match detect::sniff(&head[..head_len]) {
-        Format::Xml => camt::read(BufReader::with_capacity(1 << 16, &mut hashing), limits)
-            .map_err(|e| fail(position_error(path, e)))?,
+        Format::Xml => match detect::declared_encoding(&head[..head_len]) {
+            // Only documents that declare another encoding pay for transcoding.
+            Some(encoding) if encoding != encoding_rs::UTF_8 => {
+                camt::read(DecodingReader::new(buffered), limits, |source, declared| {
+                    source.set_encoding(declared);
+                    Ok(())
+                })
+            }
+            _ => camt::read(buffered, limits, |_, declared| {
+                if declared == encoding_rs::UTF_8 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the encoding declaration ({}) must come first in the file",
+                        declared.name()
+                    ))
+                }
+            }),
+        }
+        .map_err(|e| fail(position_error(path, e)))?,
         Format::Unknown => return Err(fail(InputErrorKind::NotRecognised)),
     };
     // The parser stops at the end of the document; hash whatever follows it too.

@@ -1,0 +1,132 @@
+//! Every camt sample in `../shared/samples/camt053/` is read whole, with the number of
+//! transactions an independent count gives (per entry: its `TxDtls`, at least one).
+//! The expected counts were computed with Python's ElementTree, not with recon.
+
+use std::path::{Path, PathBuf};
+
+use recon::statement::{Limits, read_path};
+
+const EXPECTED: &[(&str, usize)] = &[
+    (
+        "MeinGrundeinkommen__konfipay__failed_debit_with_charges_08.xml",
+        1,
+    ),
+    ("MeinGrundeinkommen__konfipay__mixed_examples_02.xml", 8),
+    ("OCA__bank-statement-import__test-camt053-no-ntry.xml", 0),
+    ("OCA__bank-statement-import__test-camt053-txdtls.xml", 2),
+    ("OCA__bank-statement-import__test-camt053.xml", 4),
+    ("Subite-eu__camt-to-coda__BE68793230773034-202411.xml", 268),
+    ("Subite-eu__camt-to-coda__LT_centralbank_2024-03-14.xml", 14),
+    ("actualbudget__actual__camt.latin1.xml", 2),
+    (
+        "darko-mijic__iso-20022-camt-053-parser__ISO20022_camt053_extended_SE_incoming_payments_incl_CB_example.xml",
+        7,
+    ),
+    (
+        "darko-mijic__iso-20022-camt-053-parser__ISO20022_camt053_extended_SE_outgoing_payments_example.xml",
+        4,
+    ),
+    (
+        "darko-mijic__iso-20022-camt-053-parser__camt_053_swedish_account_statement.xml",
+        5,
+    ),
+    (
+        "darko-mijic__iso-20022-camt-053-parser__camt_053_ver2_mixed_extended_account_statement.xml",
+        5,
+    ),
+    (
+        "darko-mijic__iso-20022-camt-053-parser__camt_053_ver_2_extended_se_account_swish_ecommerce.xml",
+        4,
+    ),
+    (
+        "darko-mijic__iso-20022-camt-053-parser__camt_053_ver_2_extended_uk_account.xml",
+        2,
+    ),
+    ("genkgo__camt__camt053.v2.five.decimals.xml", 1),
+    ("genkgo__camt__camt053.v2.minimal.xml", 1),
+    ("genkgo__camt__camt053.v2.multi.statement.xml", 2),
+    ("genkgo__camt__camt053.v3.xml", 1),
+    ("genkgo__camt__camt053.v4.xml", 1),
+    ("genkgo__camt__camt053.v8.xml", 1),
+    ("genkgo__camt__camt53.only-Dt-with-DtTm.xml", 0),
+    ("kedder__ofxstatement-iso20022__camt053.xml", 1),
+    ("kedder__ofxstatement-iso20022__davider80.xml", 16),
+    ("kedder__ofxstatement-iso20022__gcamp6.xml", 5),
+    ("kedder__ofxstatement-iso20022__simple.xml", 4),
+    ("moov-io__iso20022__FI_camt_053_sample.xml", 13),
+    ("newinnovations__camt053__example-camt053-a.xml", 11),
+    ("newinnovations__camt053__example-camt053-b.xml", 19),
+    ("newinnovations__camt053__test-camt053.xml", 2),
+    ("pretix__pretix__camt.053_bundesbank.xml", 11),
+    ("prowide__prowide-iso20022__camt.053.001.07.xml", 0),
+    (
+        "sebastienrousseau__camt053__business_sample_camt.053.001.04.xml",
+        3,
+    ),
+    (
+        "stanisci__libeufin__camt053_P_CH2909000000250094239_1110092698_0_2020062503071366_v2009.xml",
+        5,
+    ),
+    (
+        "stanisci__libeufin__camt053_P_CH2909000000250094239_1110092698_0_2020112503071366_v2019.xml",
+        5,
+    ),
+    ("stanisci__libeufin__gls_camt053.xml", 4),
+    ("stanisci__libeufin__postfinance_camt053.xml", 2),
+    ("viafintech__camt_parser__valid_example.xml", 5),
+    ("viafintech__camt_parser__valid_example_v4.xml", 32),
+    ("viafintech__camt_parser__valid_example_v8.xml", 3),
+    ("viafintech__camt_parser__valid_example_with_batch.xml", 3),
+    (
+        "viafintech__camt_parser__valid_example_with_datetime.xml",
+        1,
+    ),
+    (
+        "viafintech__camt_parser__valid_example_with_instdamt.xml",
+        1,
+    ),
+];
+
+fn samples_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/camt053");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: {} does not exist; the shared samples are not beside this checkout",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn every_shared_camt_sample_reads_whole_with_the_expected_transaction_count() {
+    let Some(dir) = samples_dir() else { return };
+    let mut failures = Vec::new();
+    for (name, expected) in EXPECTED {
+        match read_path(&dir.join(name), &Limits::default()) {
+            Ok(file) if file.transactions.len() == *expected => {}
+            Ok(file) => failures.push(format!(
+                "{name}: {} transactions, expected {expected}",
+                file.transactions.len()
+            )),
+            Err(e) => failures.push(format!("{e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn no_shared_camt_sample_is_left_out_of_the_table() {
+    let Some(dir) = samples_dir() else { return };
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".xml") {
+            assert!(
+                EXPECTED.iter().any(|(n, _)| *n == name),
+                "{name} is not in the table of expected counts"
+            );
+        }
+    }
+}
