@@ -155,9 +155,11 @@ pub fn read<R: BufRead>(
         }
         buf.clear();
     }
+    let offset = reader.buffer_position();
+    let element = state.element_path();
     state.finish().map_err(|message| CamtError::At {
-        offset: reader.buffer_position(),
-        element: None,
+        offset,
+        element,
         message,
     })
 }
@@ -589,6 +591,15 @@ impl State {
     }
 
     fn finish(self) -> Result<StatementFile, String> {
+        if let Some(open) = self.stack.last() {
+            // A cut-off file is well-formed up to the cut; only the open elements tell.
+            return Err(format!(
+                "the file ends inside <{}> ({} element(s) still open): it is truncated; ask the \
+                 bank to send it again",
+                open.name(),
+                self.stack.len()
+            ));
+        }
         if self.format.is_none() {
             return Err(match self.root {
                 Some(root) => format!(

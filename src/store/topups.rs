@@ -96,16 +96,24 @@ pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
     match result {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-            let message = e.to_string();
+            let id_taken = conn
+                .query_row(
+                    "SELECT 1 FROM topups WHERE id = ?1",
+                    [topup.id.to_string()],
+                    |_| Ok(()),
+                )
+                .optional()
+                .doing("checking a duplicate top-up")?
+                .is_some();
             Err(StoreError::Import {
                 line: 0,
-                message: if message.contains("settlement_reference") {
+                message: if id_taken {
+                    format!("a top-up with id {} already exists", topup.id)
+                } else {
                     format!(
                         "settlement reference {} already belongs to another top-up",
                         topup.settlement_reference
                     )
-                } else {
-                    format!("a top-up with id {} already exists", topup.id)
                 },
             })
         }

@@ -1,0 +1,876 @@
+//! End-to-end tests: the real `recon` binary on real files in a temporary directory, with the
+//! real SQLite database. Each test is named after the behaviour a user relies on.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
+const T1: &str = "1ab4fef9-a097-4c6f-9345-647025d5fde6";
+const GROUP: &str = "1ea60f56-b67b-61fc-829a-0242ac130003";
+
+/// A scratch directory with a database path and helpers to run recon in it.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db(&self) -> String {
+        self.path("recon.sqlite").display().to_string()
+    }
+
+    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn recon(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_recon"))
+            .current_dir(self.dir.path())
+            .env_remove("RECON_DB")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Imports the demo top-ups into a new database.
+    fn with_demo_topups(self) -> Self {
+        let out = self.recon(&[
+            "topups",
+            "import",
+            "--db",
+            &self.db(),
+            &format!("{DEMO}/topups.csv"),
+        ]);
+        assert_ok(&out);
+        self
+    }
+
+    /// Runs statements into the report directory `out`.
+    fn run(&self, out: &str, statements: &[&str]) -> Output {
+        let out_dir = self.path(out).display().to_string();
+        let db = self.db();
+        let mut args = vec!["run", "--db", &db, "--out", &out_dir];
+        args.extend_from_slice(statements);
+        self.recon(&args)
+    }
+
+    fn summary(&self, out: &str) -> Value {
+        serde_json::from_str(&fs::read_to_string(self.path(out).join("summary.json")).unwrap())
+            .unwrap()
+    }
+
+    fn csv(&self, out: &str, file: &str) -> Vec<BTreeMap<String, String>> {
+        let mut reader = csv::Reader::from_path(self.path(out).join(file)).unwrap();
+        reader.deserialize().map(|r| r.unwrap()).collect()
+    }
+
+    fn topup(&self, id: &str) -> Value {
+        let out = self.recon(&["topups", "show", "--db", &self.db(), id]);
+        assert_ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn sql_count(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+fn demo(name: &str) -> String {
+    format!("{DEMO}/{name}")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn outcome_count(summary: &Value, outcome: &str) -> u64 {
+    summary["outcomes"][outcome]["count"].as_u64().unwrap()
+}
+
+/// A camt.053.001.02 document around the given entries.
+fn camt(statement_id: &str, entries: &[String]) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+<BkToCstmrStmt><GrpHdr><MsgId>M</MsgId><CreDtTm>2026-11-21T22:00:00</CreDtTm></GrpHdr>
+<Stmt><Id>{statement_id}</Id><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>
+{}
+</Stmt></BkToCstmrStmt></Document>
+"#,
+        entries.join("\n")
+    )
+}
+
+/// A booked credit entry with one transaction.
+fn credit(amount: &str, ccy: &str, remittance: &str, servicer_ref: &str) -> String {
+    format!(
+        r#"<Ntry><Amt Ccy="{ccy}">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2026-11-21</Dt></BookgDt><ValDt><Dt>2026-11-21</Dt></ValDt><AcctSvcrRef>{servicer_ref}</AcctSvcrRef>
+<NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
+<RltdPties><Dbtr><Nm>Payer</Nm></Dbtr><DbtrAcct><Id><IBAN>DE02120300000000202051</IBAN></Id></DbtrAcct></RltdPties>
+<RmtInf><Ustrd>{remittance}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"#
+    )
+}
+
+// ---- the whole job ---------------------------------------------------------------------------
+
+#[test]
+fn demo_runs_from_any_directory_and_reports_every_outcome() {
+    let env = Env::new();
+    let dir = env.path("demo").display().to_string();
+    let out = env.recon(&["demo", "--dir", &dir]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("report.html"), "{}", stdout(&out));
+    let summary = env.summary("demo/report");
+    let counts = &summary["counts"];
+    assert_eq!(counts["read"], 18);
+    assert_eq!(counts["matched"], 5);
+    assert_eq!(counts["unmatched"], 10);
+    assert_eq!(counts["ignored"], 3);
+    assert_eq!(counts["conservation_holds"], true);
+    let expected = [
+        ("MATCHED", 5),
+        ("NO_REFERENCE", 2),
+        ("UNKNOWN_REFERENCE", 1),
+        ("AMBIGUOUS_REFERENCE", 1),
+        ("AMOUNT_MISMATCH", 1),
+        ("CURRENCY_MISMATCH", 1),
+        ("ALREADY_SETTLED", 2),
+        ("TOPUP_CANCELLED", 1),
+        ("REVERSAL", 1),
+        ("DEBIT", 1),
+        ("NOT_BOOKED", 1),
+        ("ALREADY_PROCESSED", 1),
+    ];
+    for (outcome, count) in expected {
+        assert_eq!(outcome_count(&summary, outcome), count, "{outcome}");
+    }
+    assert_eq!(
+        summary["outcomes"]["MATCHED"]["by_currency"]["EUR"]["sum"],
+        "415.00"
+    );
+    for file in [
+        "matched.csv",
+        "unmatched.csv",
+        "ignored.csv",
+        "open_topups.csv",
+        "summary.json",
+        "report.html",
+    ] {
+        assert!(env.path("demo/report").join(file).is_file(), "{file}");
+    }
+    assert_eq!(env.csv("demo/report", "open_topups.csv").len(), 6);
+}
+
+#[test]
+fn run_settles_matched_topups_and_records_which_transaction_did() {
+    let env = Env::new().with_demo_topups();
+    let out = env.run("r1", &[&demo("2026-11-20.camt053.xml")]);
+    assert_ok(&out);
+    let topup = env.topup(T1);
+    assert_eq!(topup["status"], "SETTLED");
+    let settlement = &topup["settlement"];
+    assert!(
+        settlement["statement_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("2026-11-20.camt053.xml")
+    );
+    assert_eq!(settlement["entry_number"], 1);
+    assert_eq!(settlement["amount"], "200.00");
+    assert_eq!(settlement["counterparty_iban"], "DE02120300000000202051");
+    let matched = env.csv("r1", "matched.csv");
+    let row = matched.iter().find(|r| r["topup_id"] == T1).unwrap();
+    assert_eq!(row["extracted_reference"], T1);
+    assert_eq!(row["booking_date"], "2026-11-20");
+    assert_eq!(row["amount"], "200.00");
+}
+
+#[test]
+fn running_the_same_statements_again_settles_nothing_new() {
+    let env = Env::new().with_demo_topups();
+    let files = [
+        demo("2026-11-20.camt053.xml"),
+        demo("2026-11-21.camt053.xml"),
+    ];
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    assert_ok(&env.run("first", &files));
+    let settled_before = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
+    assert_ok(&env.run("second", &files));
+    let summary = env.summary("second");
+    assert_eq!(summary["counts"]["read"], 18);
+    assert_eq!(summary["counts"]["matched"], 0);
+    // Every booked transaction was seen; only the pending one is reported as pending again.
+    assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 17);
+    assert_eq!(outcome_count(&summary, "NOT_BOOKED"), 1);
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        settled_before
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 2);
+}
+
+#[test]
+fn dry_run_writes_the_same_report_and_leaves_the_database_untouched() {
+    let env = Env::new().with_demo_topups();
+    let out_dir = env.path("dry").display().to_string();
+    let stmt = demo("2026-11-20.camt053.xml");
+    let out = env.recon(&[
+        "run",
+        "--db",
+        &env.db(),
+        "--out",
+        &out_dir,
+        "--dry-run",
+        &stmt,
+    ]);
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("dry run"), "{}", stdout(&out));
+    let dry = env.summary("dry");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["counts"]["matched"], 4);
+    assert_eq!(env.topup(T1)["status"], "CONFIRMED");
+    assert_eq!(env.sql_count("SELECT count(*) FROM bank_transactions"), 0);
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
+    assert_ok(&env.run("real", &[&stmt]));
+    let real = env.summary("real");
+    assert_eq!(real["outcomes"], dry["outcomes"]);
+    assert_eq!(
+        env.csv("real", "unmatched.csv").len(),
+        env.csv("dry", "unmatched.csv").len()
+    );
+}
+
+#[test]
+fn a_payment_later_in_the_same_run_for_a_settled_topup_is_already_settled() {
+    let env = Env::new().with_demo_topups();
+    let stmt = env.write(
+        "twice.xml",
+        camt(
+            "S1",
+            &[
+                credit("200.00", "EUR", &format!("topup {T1}"), "R1"),
+                credit(
+                    "200.00",
+                    "EUR",
+                    &format!("TOPUP {}", T1.replace('-', "").to_uppercase()),
+                    "R2",
+                ),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r", &[stmt.to_str().unwrap()]));
+    let summary = env.summary("r");
+    assert_eq!(outcome_count(&summary, "MATCHED"), 1);
+    assert_eq!(outcome_count(&summary, "ALREADY_SETTLED"), 1);
+    let unmatched = env.csv("r", "unmatched.csv");
+    assert!(
+        unmatched[0]["suggestion"].contains("refund 200.00 EUR to DE02120300000000202051"),
+        "{:?}",
+        unmatched[0]
+    );
+}
+
+#[test]
+fn identical_payments_in_one_file_are_two_payments_and_shared_servicer_refs_do_not_merge() {
+    let env = Env::new().with_demo_topups();
+    let same = credit("10.00", "EUR", "gift", "SAME-REF");
+    let other = credit("11.00", "EUR", "gift", "SAME-REF");
+    let stmt = env.write("dup.xml", camt("S1", &[same.clone(), same, other]));
+    assert_ok(&env.run("r", &[stmt.to_str().unwrap()]));
+    assert_eq!(outcome_count(&env.summary("r"), "NO_REFERENCE"), 3);
+    // The same bank transactions in a re-issued statement (other id, other file) are seen.
+    let again = env.write(
+        "reissued.xml",
+        camt(
+            "S1-REISSUED",
+            &[
+                credit("10.00", "EUR", "gift", "SAME-REF"),
+                credit("10.00", "EUR", "gift", "SAME-REF"),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r2", &[again.to_str().unwrap()]));
+    assert_eq!(outcome_count(&env.summary("r2"), "ALREADY_PROCESSED"), 2);
+}
+
+// ---- rejected inputs ---------------------------------------------------------------------------
+
+#[test]
+fn a_malformed_file_is_rejected_with_its_position_and_the_others_are_processed() {
+    let env = Env::new().with_demo_topups();
+    let good = demo("2026-11-20.camt053.xml");
+    let text = fs::read_to_string(&good).unwrap();
+    let broken = env.write("broken.xml", &text[..text.len() / 2]);
+    let out = env.run("r", &[broken.to_str().unwrap(), &good]);
+    assert_code(&out, 65);
+    assert!(
+        stdout(&out).contains("rejected") && stdout(&out).contains("broken.xml"),
+        "{}",
+        stdout(&out)
+    );
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs_rejected"], 1);
+    let rejected = &summary["inputs"][0];
+    assert_eq!(rejected["rejected"], true);
+    let error = rejected["error"].as_str().unwrap();
+    assert!(
+        error.contains("broken.xml") && error.contains("line ") && error.contains("truncated"),
+        "{error}"
+    );
+    assert_eq!(summary["counts"]["matched"], 4);
+    assert_eq!(env.topup(T1)["status"], "SETTLED");
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM statement_files WHERE error IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
+fn bad_documents_are_rejected_with_a_message_naming_the_problem() {
+    let cases: &[(&str, String, &str)] = &[
+        ("pain.xml", r#"<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn><GrpHdr/></CstmrCdtTrfInitn></Document>"#.into(), "pain.001"),
+        ("doctype.xml", r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><Document><BkToCstmrStmt/></Document>"#.into(), "DOCTYPE"),
+        ("entity.xml", camt("S", &[credit("1.00", "EUR", "hi &foo;", "R")]), "unknown entity &foo;"),
+        ("amount.xml", camt("S", &[credit("12,5O", "EUR", "x", "R")]), "\"12,5O\" is not an amount"),
+        ("currency.xml", camt("S", &[credit("12.50", "EURO", "x", "R")]), "\"EURO\" is not a currency"),
+        ("noamount.xml", camt("S", &[r#"<Ntry><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts></Ntry>"#.into()]), "entry 1 has no Amt"),
+        ("direction.xml", camt("S", &[credit("1.00", "EUR", "x", "R").replace("CRDT", "CREDIT")]), "not a credit/debit indicator"),
+        ("date.xml", camt("S", &[credit("1.00", "EUR", "x", "R").replace("2026-11-21", "21.11.2026")]), "not a date"),
+        ("garbage.bin", "\u{0}\u{1}binary".into(), "not a statement format"),
+        ("empty.xml", String::new(), "the file is empty"),
+        ("html.xml", "<html><body>hi</body></html>".into(), "root element is <html>"),
+        ("latin1-undeclared.xml", String::new(), "UTF-8"),
+    ];
+    for (name, content, expected) in cases {
+        let env = Env::new().with_demo_topups();
+        let path = if *name == "latin1-undeclared.xml" {
+            let mut bytes =
+                camt("S", &[credit("1.00", "EUR", "Gr\u{fc}\u{df}e", "R")]).into_bytes();
+            bytes = String::from_utf8(bytes)
+                .unwrap()
+                .chars()
+                .map(|c| c as u32 as u8)
+                .collect();
+            env.write(name, bytes)
+        } else {
+            env.write(name, content)
+        };
+        let good = demo("2026-11-20.camt053.xml");
+        let out = env.run("r", &[path.to_str().unwrap(), &good]);
+        assert_code(&out, 65);
+        let error = env.summary("r")["inputs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains(expected) && error.contains(name),
+            "{name}: {error}"
+        );
+        assert_eq!(
+            env.summary("r")["counts"]["matched"],
+            4,
+            "{name}: the good file is still processed"
+        );
+    }
+}
+
+#[test]
+fn a_declared_latin1_document_is_read() {
+    let env = Env::new().with_demo_topups();
+    let text = camt(
+        "S",
+        &[credit(
+            "200.00",
+            "EUR",
+            &format!("Gr\u{fc}\u{df}e topup {T1}"),
+            "R",
+        )],
+    )
+    .replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"");
+    let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+    let path = env.write("latin1.xml", bytes);
+    assert_ok(&env.run("r", &[path.to_str().unwrap()]));
+    let matched = env.csv("r", "matched.csv");
+    assert!(
+        matched[0]["remittance"].starts_with("Grüße topup"),
+        "{:?}",
+        matched[0]
+    );
+}
+
+#[test]
+fn usage_problems_exit_2_and_change_nothing() {
+    let env = Env::new().with_demo_topups();
+    let empty = env.path("empty-dir");
+    fs::create_dir_all(&empty).unwrap();
+    let out = env.run("r", &[empty.to_str().unwrap()]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("holds no statement files"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run("r", &["does-not-exist.xml"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("does-not-exist.xml"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.recon(&[
+        "run",
+        "--db",
+        "missing.sqlite",
+        "--out",
+        "r",
+        &demo("2026-11-20.camt053.xml"),
+    ]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("no database at missing.sqlite"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("missing.sqlite").exists());
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
+}
+
+#[test]
+fn an_existing_report_is_not_overwritten_without_force() {
+    let env = Env::new().with_demo_topups();
+    let stmt = demo("2026-11-20.camt053.xml");
+    assert_ok(&env.run("r", &[&stmt]));
+    let before = fs::read_to_string(env.path("r/summary.json")).unwrap();
+    let out = env.run("r", &[&stmt]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(env.path("r/summary.json")).unwrap(),
+        before
+    );
+    let out_dir = env.path("r").display().to_string();
+    assert_ok(&env.recon(&[
+        "run",
+        "--db",
+        &env.db(),
+        "--out",
+        &out_dir,
+        "--force",
+        &stmt,
+    ]));
+    assert_ne!(
+        fs::read_to_string(env.path("r/summary.json")).unwrap(),
+        before
+    );
+}
+
+// ---- the database ------------------------------------------------------------------------------
+
+#[test]
+fn a_foreign_or_newer_database_is_refused_and_not_changed() {
+    let env = Env::new();
+    let stmt = demo("2026-11-20.camt053.xml");
+    let foreign = env.path("foreign.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&foreign).unwrap();
+        conn.execute_batch("CREATE TABLE accounts (id INTEGER); INSERT INTO accounts VALUES (1);")
+            .unwrap();
+    }
+    let text = env.write("notes.sqlite", "just some text, not a database at all....................................................................................");
+    for path in [&foreign, &text] {
+        let before = fs::read(path).unwrap();
+        let out = env.recon(&["run", "--db", path.to_str().unwrap(), "--out", "r", &stmt]);
+        assert_code(&out, 2);
+        assert!(
+            stderr(&out).contains("is not a recon database"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(fs::read(path).unwrap(), before);
+    }
+    let env = env.with_demo_topups();
+    rusqlite::Connection::open(env.db())
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let out = env.run("r", &[&stmt]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("newer recon (schema version 99"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        1
+    );
+}
+
+#[test]
+fn a_second_writer_exits_75_and_settles_nothing() {
+    let env = Env::new().with_demo_topups();
+    let holder = rusqlite::Connection::open(env.db()).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = env.run("r", &[&demo("2026-11-20.camt053.xml")]);
+    assert_code(&out, 75);
+    assert!(
+        stderr(&out).contains("another recon process"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.recon(&["topups", "cancel", "--db", &env.db(), T1]);
+    assert_code(&out, 75);
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        1
+    );
+    assert!(!env.path("r/summary.json").exists());
+}
+
+// ---- top-ups -----------------------------------------------------------------------------------
+
+#[test]
+fn create_prints_the_topup_exactly_as_the_api_does() {
+    let env = Env::new();
+    let out = env.recon(&[
+        "topups",
+        "create",
+        "--db",
+        &env.db(),
+        "--account-group-id",
+        GROUP,
+        "--amount",
+        "200",
+        "--currency",
+        "eur",
+    ]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let fields = [
+        "id",
+        "created_at",
+        "account_group_id",
+        "cash_amount",
+        "currency",
+        "status",
+        "settlement_reference",
+    ];
+    let positions: Vec<usize> = fields
+        .iter()
+        .map(|f| text.find(&format!("\"{f}\":")).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "fields in API order: {text}"
+    );
+    let topup: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(topup["cash_amount"], "200.00");
+    assert_eq!(topup["currency"], "EUR");
+    assert_eq!(topup["status"], "CONFIRMED");
+    assert_eq!(topup["account_group_id"], GROUP);
+    let created = topup["created_at"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.len() == 20, "{created}");
+    let id = topup["id"].as_str().unwrap();
+    assert_eq!(
+        env.topup(id)["settlement_reference"],
+        topup["settlement_reference"]
+    );
+    let db = env.db();
+    for bad in [
+        ["--amount", "200.001"],
+        ["--amount", "-5"],
+        ["--currency", "EURO"],
+    ] {
+        let mut args = vec![
+            "topups",
+            "create",
+            "--db",
+            &db,
+            "--account-group-id",
+            GROUP,
+            "--amount",
+            "1",
+            "--currency",
+            "EUR",
+        ];
+        args.extend_from_slice(&bad);
+        assert_code(&env.recon(&args), 2);
+    }
+}
+
+#[test]
+fn cancel_only_open_topups_and_name_the_status_otherwise() {
+    let env = Env::new().with_demo_topups();
+    let open = "9531985d-5d9d-49f8-9818-e811892f902b";
+    let out = env.recon(&["topups", "cancel", "--db", &env.db(), open]);
+    assert_ok(&out);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["status"],
+        "CANCELLED"
+    );
+    let out = env.recon(&["topups", "cancel", "--db", &env.db(), open]);
+    assert_code(&out, 65);
+    assert!(stderr(&out).contains("is CANCELLED"), "{}", stderr(&out));
+    let settled = "6b0d549b-6f03-475a-9600-a35a099950d8";
+    let out = env.recon(&["topups", "cancel", "--db", &env.db(), settled]);
+    assert_code(&out, 65);
+    assert!(stderr(&out).contains("is SETTLED"), "{}", stderr(&out));
+    let out = env.recon(&[
+        "topups",
+        "cancel",
+        "--db",
+        &env.db(),
+        "00000000-0000-4000-8000-000000000000",
+    ]);
+    assert_code(&out, 65);
+    assert!(
+        stderr(&out).contains("no top-up with id"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn list_filters_by_status_and_writes_the_api_header_first() {
+    let env = Env::new().with_demo_topups();
+    let out = env.recon(&["topups", "list", "--db", &env.db(), "--format", "csv"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(
+            "id,created_at,account_group_id,cash_amount,currency,status,settlement_reference\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 14);
+    let out = env.recon(&[
+        "topups",
+        "list",
+        "--db",
+        &env.db(),
+        "--status",
+        "cancelled",
+        "--format",
+        "json",
+    ]);
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["status"], "CANCELLED");
+    let out = env.recon(&["topups", "list", "--db", &env.db()]);
+    assert!(stdout(&out).contains("13 top-up(s)"), "{}", stdout(&out));
+    assert_code(
+        &env.recon(&["topups", "list", "--db", &env.db(), "--status", "PAID"]),
+        2,
+    );
+    // What list writes, import reads back.
+    let other = Env::new();
+    let exported = other.write("export.csv", text);
+    assert_ok(&other.recon(&[
+        "topups",
+        "import",
+        "--db",
+        &other.db(),
+        exported.to_str().unwrap(),
+    ]));
+    assert_eq!(other.sql_count("SELECT count(*) FROM topups"), 13);
+}
+
+#[test]
+fn import_reads_json_lines() {
+    let env = Env::new();
+    let file = env.write(
+        "t.jsonl",
+        format!(
+            "{{\"id\":\"{T1}\",\"created_at\":\"2020-08-24T14:15:22Z\",\"account_group_id\":\"{GROUP}\",\"cash_amount\":\"200.00\",\"currency\":\"EUR\",\"status\":\"CONFIRMED\",\"settlement_reference\":\"{T1}\"}}\n\n"
+        ),
+    );
+    assert_ok(&env.recon(&[
+        "topups",
+        "import",
+        "--db",
+        &env.db(),
+        file.to_str().unwrap(),
+    ]));
+    let topup = env.topup(T1);
+    assert_eq!(topup["created_at"], "2020-08-24T14:15:22Z");
+    assert_eq!(topup["cash_amount"], "200.00");
+}
+
+#[test]
+fn a_bad_import_row_is_refused_with_its_line_and_nothing_is_written() {
+    let header = "id,created_at,account_group_id,cash_amount,currency,status,settlement_reference";
+    let good = format!("{T1},2020-08-24T14:15:22Z,{GROUP},200.00,EUR,CONFIRMED,{T1}");
+    let second_id = "0b7c4e8a-55a1-4c2e-8d7f-2a9e1c3b4d5f";
+    let row = |amount: &str, currency: &str, status: &str, id: &str, reference: &str| {
+        format!("{id},2020-08-24T14:15:22Z,{GROUP},{amount},{currency},{status},{reference}")
+    };
+    let cases = [
+        (
+            row("10.00", "EUR", "NEW", "not-a-uuid", second_id),
+            "id: \"not-a-uuid\" is not a UUID",
+        ),
+        (
+            row("10.0O", "EUR", "NEW", second_id, second_id),
+            "cash_amount",
+        ),
+        (row("10.00", "E1R", "NEW", second_id, second_id), "currency"),
+        (row("10.00", "EUR", "PAID", second_id, second_id), "status"),
+        (row("10.00", "EUR", "NEW", T1, second_id), "appears twice"),
+        (row("10.00", "EUR", "NEW", second_id, T1), "appears twice"),
+    ];
+    for (bad, expected) in cases {
+        let env = Env::new();
+        let file = env.write("t.csv", format!("{header}\n{good}\n{bad}\n"));
+        let out = env.recon(&[
+            "topups",
+            "import",
+            "--db",
+            &env.db(),
+            file.to_str().unwrap(),
+        ]);
+        assert_code(&out, 65);
+        let err = stderr(&out);
+        assert!(
+            err.contains("line 3")
+                && err.contains(expected)
+                && err.contains("nothing was imported"),
+            "{bad}: {err}"
+        );
+        assert!(
+            !env.path("recon.sqlite").exists() || env.sql_count("SELECT count(*) FROM topups") == 0
+        );
+    }
+    // A duplicate of a top-up already in the database is refused too, with the line.
+    let env = Env::new().with_demo_topups();
+    let file = env.write(
+        "t.csv",
+        format!(
+            "{header}\n{}\n{good}\n",
+            row("1.00", "EUR", "NEW", second_id, second_id)
+        ),
+    );
+    let out = env.recon(&[
+        "topups",
+        "import",
+        "--db",
+        &env.db(),
+        file.to_str().unwrap(),
+    ]);
+    assert_code(&out, 65);
+    assert!(
+        stderr(&out).contains("line 3") && stderr(&out).contains("already exists"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM topups"), 13);
+}
+
+// ---- the report --------------------------------------------------------------------------------
+
+#[test]
+fn bank_text_is_neutralised_in_csv_and_escaped_in_html() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r", &[&demo("2026-11-20.camt053.xml")]));
+    let unmatched = env.csv("r", "unmatched.csv");
+    let formula = unmatched
+        .iter()
+        .find(|r| r["outcome"] == "TOPUP_CANCELLED")
+        .unwrap();
+    assert!(
+        formula["counterparty_name"].starts_with("'=HYPERLINK"),
+        "{formula:?}"
+    );
+    let html = fs::read_to_string(env.path("r/report.html")).unwrap();
+    assert!(html.contains("Birthday money for Lena &lt;3"));
+    assert!(!html.contains("Lena <3"));
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "self-contained"
+    );
+    let header = fs::read_to_string(env.path("r/unmatched.csv")).unwrap();
+    let header = header.lines().next().unwrap();
+    for column in [
+        "outcome",
+        "amount",
+        "currency",
+        "booking_date",
+        "value_date",
+        "statement_file",
+        "entry_ref",
+        "counterparty_name",
+        "counterparty_iban",
+        "remittance",
+        "extracted_reference",
+        "topup_id",
+        "expected_amount",
+        "difference",
+        "suggestion",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == column),
+            "{column} in {header}"
+        );
+    }
+}
+
+#[test]
+fn amount_mismatch_reports_expected_amount_and_difference() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r", &[&demo("2026-11-20.camt053.xml")]));
+    let row = env
+        .csv("r", "unmatched.csv")
+        .into_iter()
+        .find(|r| r["outcome"] == "AMOUNT_MISMATCH")
+        .unwrap();
+    assert_eq!(row["amount"], "70.00");
+    assert_eq!(row["expected_amount"], "75.50");
+    assert_eq!(row["difference"], "-5.50");
+    assert!(
+        row["suggestion"].starts_with("underpaid by 5.50 EUR"),
+        "{row:?}"
+    );
+}
