@@ -260,3 +260,183 @@ impl Matcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::find_candidates;
+    use crate::statement::{BankRefs, Counterparty, Position, Remittance, Transaction, identity};
+
+    const REF_A: &str = "1ab4fef9-a097-4c6f-9345-647025d5fde6";
+    const REF_B: &str = "0b7c4e8a-55a1-4c2e-8d7f-2a9e1c3b4d5f";
+
+    fn tx(amount: &str, currency: &str, text: &str) -> Transaction {
+        let mut txs = vec![Transaction {
+            position: Position {
+                entry: 1,
+                detail: None,
+            },
+            statement_id: None,
+            account: Some("DE89370400440532013000".into()),
+            direction: Direction::Credit,
+            booked: true,
+            status_code: "BOOK".into(),
+            reversal: false,
+            amount: amount.parse().unwrap(),
+            currency: currency.parse().unwrap(),
+            booking_date: None,
+            value_date: None,
+            refs: BankRefs::default(),
+            counterparty: Counterparty::default(),
+            remittance: Remittance {
+                unstructured: vec![text.into()],
+                ..Remittance::default()
+            },
+            identity: TxIdentity::default(),
+        }];
+        identity::assign(&mut txs);
+        txs.pop().unwrap()
+    }
+
+    fn topup(reference: &str, amount: &str, status: Status) -> KnownTopUp {
+        KnownTopUp {
+            topup: TopUp {
+                id: reference.parse().unwrap(),
+                created_at: "2026-11-01T00:00:00Z".parse().unwrap(),
+                account_group_id: REF_B.parse().unwrap(),
+                cash_amount: amount.parse().unwrap(),
+                currency: "EUR".parse().unwrap(),
+                status,
+                settlement_reference: reference.parse().unwrap(),
+            },
+            settled_by: None,
+        }
+    }
+
+    fn known(topups: &[KnownTopUp]) -> Known {
+        Known {
+            topups: topups
+                .iter()
+                .map(|k| (k.topup.settlement_reference, k.clone()))
+                .collect(),
+            processed: HashSet::new(),
+        }
+    }
+
+    fn decide(matcher: &mut Matcher, t: &Transaction, known: &Known) -> Outcome {
+        let candidates = find_candidates(t.remittance.search_fields().iter().map(String::as_str));
+        matcher.decide(t, &candidates, known).outcome
+    }
+
+    #[test]
+    fn exact_amount_and_currency_of_an_open_topup_matches_once() {
+        let known = known(&[topup(REF_A, "200.00", Status::Confirmed)]);
+        let mut m = Matcher::new();
+        let payment = tx("200", "EUR", &format!("topup {REF_A}"));
+        assert_eq!(decide(&mut m, &payment, &known), Outcome::Matched);
+        let again = tx("200.00", "EUR", &format!("TOPUP {}", REF_A.to_uppercase()));
+        assert_eq!(decide(&mut m, &again, &known), Outcome::AlreadySettled);
+    }
+
+    #[test]
+    fn each_rule_gives_its_outcome() {
+        let k = known(&[
+            topup(REF_A, "200.00", Status::Confirmed),
+            topup(REF_B, "10.00", Status::Cancelled),
+        ]);
+        let cases = [
+            (
+                tx("199.99", "EUR", &format!("topup {REF_A}")),
+                Outcome::AmountMismatch,
+            ),
+            (
+                tx("200.00", "USD", &format!("topup {REF_A}")),
+                Outcome::CurrencyMismatch,
+            ),
+            (
+                tx("10.00", "EUR", &format!("topup {REF_B}")),
+                Outcome::TopupCancelled,
+            ),
+            (
+                tx("10.00", "EUR", &format!("{REF_A} {REF_B}")),
+                Outcome::AmbiguousReference,
+            ),
+            (
+                tx("10.00", "EUR", "topup 9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"),
+                Outcome::UnknownReference,
+            ),
+            (tx("10.00", "EUR", "birthday present"), Outcome::NoReference),
+        ];
+        for (t, expected) in cases {
+            assert_eq!(
+                decide(&mut Matcher::new(), &t, &k),
+                expected,
+                "{:?}",
+                t.remittance
+            );
+        }
+    }
+
+    #[test]
+    fn settled_topups_debits_reversals_and_pending_entries_are_never_settled() {
+        let k = known(&[topup(REF_A, "200.00", Status::Settled)]);
+        let paid = tx("200.00", "EUR", &format!("topup {REF_A}"));
+        assert_eq!(
+            decide(&mut Matcher::new(), &paid, &k),
+            Outcome::AlreadySettled
+        );
+        let open = known(&[topup(REF_A, "200.00", Status::New)]);
+        let debit = Transaction {
+            direction: Direction::Debit,
+            ..paid.clone()
+        };
+        assert_eq!(decide(&mut Matcher::new(), &debit, &open), Outcome::Debit);
+        let reversal = Transaction {
+            reversal: true,
+            ..paid.clone()
+        };
+        assert_eq!(
+            decide(&mut Matcher::new(), &reversal, &open),
+            Outcome::Reversal
+        );
+        let pending = Transaction {
+            booked: false,
+            ..paid.clone()
+        };
+        assert_eq!(
+            decide(&mut Matcher::new(), &pending, &open),
+            Outcome::NotBooked
+        );
+    }
+
+    #[test]
+    fn a_transaction_seen_before_is_already_processed_and_pending_ones_claim_nothing() {
+        let open = known(&[topup(REF_A, "200.00", Status::Confirmed)]);
+        let paid = tx("200.00", "EUR", &format!("topup {REF_A}"));
+        let mut processed = open.clone();
+        processed.processed.insert(paid.identity);
+        assert_eq!(
+            decide(&mut Matcher::new(), &paid, &processed),
+            Outcome::AlreadyProcessed
+        );
+        let mut m = Matcher::new();
+        let pending = Transaction {
+            booked: false,
+            ..paid.clone()
+        };
+        assert_eq!(decide(&mut m, &pending, &open), Outcome::NotBooked);
+        assert_eq!(decide(&mut m, &paid, &open), Outcome::Matched);
+        assert_eq!(decide(&mut m, &paid, &open), Outcome::AlreadyProcessed);
+    }
+
+    #[test]
+    fn one_known_reference_wins_over_unknown_ones() {
+        let k = known(&[topup(REF_A, "200.00", Status::Confirmed)]);
+        let t = tx(
+            "200.00",
+            "EUR",
+            &format!("order 9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f topup {REF_A}"),
+        );
+        assert_eq!(decide(&mut Matcher::new(), &t, &k), Outcome::Matched);
+    }
+}

@@ -556,10 +556,14 @@ impl State {
                 entry_servicer_ref: entry.servicer_ref.clone(),
                 ..detail.refs
             };
-            let counterparty = match direction {
-                Direction::Credit => detail.debtor,
-                Direction::Debit => detail.creditor,
+            let (mut counterparty, other) = match direction {
+                Direction::Credit => (detail.debtor, detail.creditor),
+                Direction::Debit => (detail.creditor, detail.debtor),
             };
+            // Returns and reversals sometimes name our own account as the other side.
+            if counterparty.account.is_some() && counterparty.account == statement.account {
+                counterparty = other;
+            }
             self.transactions.push(Transaction {
                 position: Position {
                     entry: n,
