@@ -561,7 +561,11 @@ impl State {
                 Direction::Debit => (detail.creditor, detail.debtor),
             };
             // Returns and reversals sometimes name our own account as the other side.
-            if counterparty.account.is_some() && counterparty.account == statement.account {
+            let other_named = other.name.is_some() || other.account.is_some();
+            if other_named
+                && counterparty.account.is_some()
+                && counterparty.account == statement.account
+            {
                 counterparty = other;
             }
             self.transactions.push(Transaction {
