@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use uuid::Uuid;
 
 use crate::cli::{
-    Cli, Command, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs, ListFormat, RunArgs,
-    TopupsCommand,
+    Cli, Command, ConfigArgs, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs,
+    ListFormat, ProfilesCommand, RunArgs, ShowProfileArgs, TopupsCommand,
 };
 use crate::error::{Error, exit};
 use crate::ids::{RunId, TopUpId};
@@ -21,7 +21,8 @@ use crate::matching::{Category, Known, Matcher, Outcome};
 use crate::reference::{Candidate, find_candidates};
 use crate::report::{self, InputSummary, Report, Summary};
 use crate::row::Row;
-use crate::statement::{self, InputError, Limits, StatementFile, TxIdentity};
+use crate::statement::profile::{Origin, ProfileSet};
+use crate::statement::{self, InputError, ReadOptions, StatementFile, TxIdentity};
 use crate::store::{OpenMode, Store, StoreError, runs, topups};
 use crate::topup::{Status, TopUp, format_timestamp};
 
@@ -37,6 +38,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             TopupsCommand::Show(args) => show(&args, out),
         },
         Command::Demo(args) => demo(&args, out),
+        Command::Profiles(cmd) => match cmd {
+            ProfilesCommand::List(args) => profiles_list(&args, out),
+            ProfilesCommand::Show(args) => profiles_show(&args, out),
+        },
     }
 }
 
@@ -298,8 +303,8 @@ fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
 /// A file read (or rejected) in the parallel phase, with each transaction's candidates.
 type ReadResult = Result<(StatementFile, Vec<Vec<Candidate>>), InputError>;
 
-fn read_one(path: &Path, limits: &Limits) -> ReadResult {
-    let file = statement::read_path(path, limits)?;
+fn read_one(path: &Path, options: &ReadOptions) -> ReadResult {
+    let file = statement::read_path(path, options)?;
     let candidates = file
         .transactions
         .iter()
@@ -342,7 +347,17 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
             args.out.display()
         )));
     }
-    let limits = Limits::default();
+    let config = crate::config::load(args.config.as_deref(), Some(&args.db.db))?;
+    let profile = match &args.profile {
+        Some(arg) => Some(crate::config::resolve_profile(arg, &config.profiles)?),
+        None => None,
+    };
+    let options = ReadOptions {
+        profiles: config.profiles,
+        profile,
+        skip_bad_rows: args.skip_bad_rows,
+        ..ReadOptions::default()
+    };
     let mut store = open(&args.db, OpenMode::MustExist)?;
     let database = store.path().display().to_string();
     let started = Utc::now();
@@ -350,7 +365,7 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let tx = store.write()?;
     runs::start(&tx, run_id, started)?;
 
-    let parsed: Vec<ReadResult> = files.par_iter().map(|p| read_one(p, &limits)).collect();
+    let parsed: Vec<ReadResult> = files.par_iter().map(|p| read_one(p, &options)).collect();
     let result = decide_all(&tx, run_id, started, &files, parsed)?;
     let RunResult {
         rows,
@@ -432,8 +447,14 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
             input.error.as_deref().unwrap_or(&input.path)
         ));
     }
+    let skipped: usize = summary.inputs.iter().map(|i| i.bad_rows.len()).sum();
+    if skipped > 0 {
+        line.push_str(&format!(
+            "skipped {skipped} bad CSV row(s); they are listed in summary.json and report.html\n"
+        ));
+    }
     write_out(out, &line)?;
-    Ok(if summary.inputs_rejected > 0 {
+    Ok(if summary.inputs_rejected > 0 || skipped > 0 {
         exit::DATA
     } else {
         exit::OK
@@ -481,6 +502,7 @@ fn decide_all(
                     transactions: 0,
                     rejected: true,
                     error: Some(message),
+                    bad_rows: Vec::new(),
                 });
                 continue;
             }
@@ -513,6 +535,7 @@ fn decide_all(
             transactions: file.transactions.len(),
             rejected: false,
             error: None,
+            bad_rows: file.bad_rows.clone(),
         });
         for (transaction, candidates) in file.transactions.into_iter().zip(candidates) {
             let decision = matcher.decide(&transaction, &candidates, &known);
@@ -541,6 +564,34 @@ fn decide_all(
         inputs,
         totals,
     })
+}
+
+// ---- profiles -------------------------------------------------------------------------------
+
+fn profiles_list(args: &ConfigArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let config = crate::config::load(args.config.as_deref(), args.db.as_deref())?;
+    let mut text = String::new();
+    for (profile, origin) in config.profiles.iter() {
+        let from = match origin {
+            Origin::BuiltIn => "built-in".to_string(),
+            Origin::File(path) => path.clone(),
+        };
+        text.push_str(&format!(
+            "{:<18} {:<10} {}\n",
+            profile.name,
+            from,
+            profile.description.as_deref().unwrap_or("")
+        ));
+    }
+    write_out(out, &text)?;
+    Ok(exit::OK)
+}
+
+fn profiles_show(args: &ShowProfileArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let config = crate::config::load(args.config.config.as_deref(), args.config.db.as_deref())?;
+    let profile = crate::config::resolve_profile(&args.name, &config.profiles)?;
+    write_out(out, &ProfileSet::to_toml(&profile))?;
+    Ok(exit::OK)
 }
 
 // ---- demo -----------------------------------------------------------------------------------
@@ -597,6 +648,9 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
             out: report_dir.clone(),
             dry_run: false,
             force: false,
+            profile: None,
+            config: None,
+            skip_bad_rows: false,
             statements: vec![statements],
         },
         out,

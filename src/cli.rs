@@ -6,7 +6,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Settles customer top-ups against the bank's statements and reports every exception.
 #[derive(Parser, Debug)]
-#[command(name = "recon", version, about, long_about = None)]
+#[command(
+    name = "recon",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 done (exceptions are in the report), 2 usage or configuration \
+                  error, 65 an input rejected or bad data, 70 internal error, 75 another recon \
+                  process holds the database."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,6 +44,37 @@ pub enum Command {
     Topups(TopupsCommand),
     /// Run the whole job on built-in sample data, in a new directory, and show the report.
     Demo(DemoArgs),
+    /// List or show the CSV profiles (bank export formats) recon knows.
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfilesCommand {
+    /// List built-in and configured profiles.
+    List(ConfigArgs),
+    /// Print one profile as TOML: a starting point for your own in recon.toml.
+    Show(ShowProfileArgs),
+}
+
+/// Where user settings come from.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file with [profiles.NAME] sections (default: recon.toml next to the database).
+    #[arg(long, env = "RECON_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The database whose directory may hold recon.toml.
+    #[arg(long, env = "RECON_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowProfileArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The profile's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 #[derive(Args, Debug)]
@@ -51,7 +90,19 @@ pub struct RunArgs {
     /// Replace a report already in --out.
     #[arg(long)]
     pub force: bool,
-    /// Statement files (camt.052/053/054 XML), or directories of them (read in name order).
+    /// Read every CSV input with this profile (a name, or a TOML file with one profile)
+    /// instead of recognising it by its header.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Configuration file with [profiles.NAME] sections (default: recon.toml next to the database).
+    #[arg(long, env = "RECON_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read the good rows of a CSV with bad rows and list the bad ones, instead of rejecting the
+    /// file (the exit status is then 65).
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Statement files (camt.052/053/054 XML, MT940, or a bank's CSV export), or directories of
+    /// them (read in name order).
     #[arg(required = true, value_name = "STATEMENT")]
     pub statements: Vec<PathBuf>,
 }

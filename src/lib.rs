@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod ids;
 pub mod import;

@@ -275,6 +275,7 @@ mod tests {
             position: Position {
                 entry: 1,
                 detail: None,
+                line: None,
             },
             statement_id: None,
             account: Some("DE89370400440532013000".into()),

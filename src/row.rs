@@ -24,6 +24,7 @@ pub struct Row {
     pub account: Option<String>,
     pub entry_number: u32,
     pub detail_number: Option<u32>,
+    pub line_number: Option<u64>,
     pub entry_ref: Option<String>,
     pub servicer_ref: Option<String>,
     pub end_to_end_id: Option<String>,
@@ -65,6 +66,7 @@ impl Row {
             account: tx.account,
             entry_number: tx.position.entry,
             detail_number: tx.position.detail,
+            line_number: tx.position.line,
             entry_ref,
             servicer_ref,
             end_to_end_id: tx.refs.end_to_end_id,
@@ -92,11 +94,12 @@ impl Row {
         format_amount(self.amount, self.currency)
     }
 
-    /// Where to find the transaction in its file: `entry 5` or `entry 5 detail 2`.
+    /// Where to find the transaction in its file: `entry 5`, `entry 5 detail 2` or `line 7`.
     pub fn position_text(&self) -> String {
-        match self.detail_number {
-            Some(d) => format!("entry {} detail {d}", self.entry_number),
-            None => format!("entry {}", self.entry_number),
+        match (self.line_number, self.detail_number) {
+            (Some(line), _) => format!("line {line}"),
+            (None, Some(d)) => format!("entry {} detail {d}", self.entry_number),
+            (None, None) => format!("entry {}", self.entry_number),
         }
     }
 }

@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-use recon::statement::{Direction, Limits, StatementFile, Transaction, read_path};
+use recon::statement::{Direction, ReadOptions, StatementFile, Transaction, read_path};
 use rust_decimal::Decimal;
 
 fn read(name: &str) -> StatementFile {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/camt")
         .join(name);
-    read_path(&path, &Limits::default()).unwrap_or_else(|e| panic!("{e}"))
+    read_path(&path, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn dec(text: &str) -> Decimal {

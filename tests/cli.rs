@@ -874,3 +874,399 @@ fn amount_mismatch_reports_expected_amount_and_difference() {
         "{row:?}"
     );
 }
+
+// ---- CSV and MT940 -----------------------------------------------------------------------------
+
+const CANONICAL_HEADER: &str = "booking_date,value_date,amount,currency,remittance,counterparty_name,counterparty_iban,bank_ref,status";
+const T2: &str = "d23f0824-128b-4f33-8c5c-7fd0a6a3a450";
+
+fn canonical(rows: &[&str]) -> String {
+    format!("{CANONICAL_HEADER}\n{}\n", rows.join("\n"))
+}
+
+#[test]
+fn canonical_csv_settles_and_the_same_file_again_is_already_processed() {
+    let env = Env::new().with_demo_topups();
+    let csv = env.write(
+        "day1.csv",
+        canonical(&[
+            &format!(
+                "2026-11-21,2026-11-21,200.00,EUR,topup {T1},Erika,DE02120300000000202051,B1,BOOK"
+            ),
+            "2026-11-21,2026-11-21,-5.00,EUR,fee,,,,",
+        ]),
+    );
+    let out = env.run("r1", &[csv.to_str().unwrap()]);
+    assert_ok(&out);
+    let summary = env.summary("r1");
+    assert_eq!(summary["inputs"][0]["format"], "csv (recon)");
+    assert_eq!(outcome_count(&summary, "MATCHED"), 1);
+    assert_eq!(outcome_count(&summary, "DEBIT"), 1);
+    assert_eq!(env.topup(T1)["status"], "SETTLED");
+    assert_eq!(env.csv("r1", "matched.csv")[0]["position"], "line 2");
+    assert_ok(&env.run("r2", &[csv.to_str().unwrap()]));
+    assert_eq!(outcome_count(&env.summary("r2"), "ALREADY_PROCESSED"), 2);
+}
+
+#[test]
+fn overlapping_exports_process_only_new_rows_and_identical_rows_count_twice() {
+    let env = Env::new().with_demo_topups();
+    let gift = "2026-11-20,2026-11-20,10.00,EUR,gift,Oma,AT611904300234573201,,BOOK";
+    let pending = format!("2026-11-20,,50.00,EUR,topup {T2},Max,,,PDNG");
+    let yesterday = env.write("yesterday.csv", canonical(&[gift, gift, &pending]));
+    assert_ok(&env.run("r1", &[yesterday.to_str().unwrap()]));
+    let first = env.summary("r1");
+    assert_eq!(
+        outcome_count(&first, "NO_REFERENCE"),
+        2,
+        "two real identical payments"
+    );
+    assert_eq!(outcome_count(&first, "NOT_BOOKED"), 1);
+    // Today's export repeats yesterday's rows, the pending one now booked, plus a third gift.
+    let booked = format!("2026-11-20,2026-11-20,50.00,EUR,topup {T2},Max,,,BOOK");
+    let today = env.write("today.csv", canonical(&[gift, gift, &booked, gift]));
+    assert_ok(&env.run("r2", &[today.to_str().unwrap()]));
+    let second = env.summary("r2");
+    assert_eq!(outcome_count(&second, "ALREADY_PROCESSED"), 2);
+    assert_eq!(
+        outcome_count(&second, "MATCHED"),
+        1,
+        "the pending row did not block it"
+    );
+    assert_eq!(
+        outcome_count(&second, "NO_REFERENCE"),
+        1,
+        "the third identical gift is new"
+    );
+    assert_eq!(env.topup(T2)["status"], "SETTLED");
+}
+
+#[test]
+fn a_bad_csv_row_names_line_and_column_and_rejects_the_file_whole() {
+    let env = Env::new().with_demo_topups();
+    let csv = env.write(
+        "bad.csv",
+        canonical(&[
+            &format!("2026-11-21,2026-11-21,200.00,EUR,topup {T1},Erika,,,BOOK"),
+            "2026-11-21,2026-11-21,12.5O,EUR,gift,,,,BOOK",
+        ]),
+    );
+    let out = env.run("r", &[csv.to_str().unwrap()]);
+    assert_code(&out, 65);
+    let error = env.summary("r")["inputs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("bad.csv: line 3")
+            && error.contains("\"12.5O\" is not an amount")
+            && error.contains("in column amount"),
+        "{error}"
+    );
+    assert_eq!(
+        env.topup(T1)["status"],
+        "CONFIRMED",
+        "nothing from a rejected file is settled"
+    );
+    let cases = [
+        ("2026-13-21,2026-11-21,1.00,EUR,x,,,,BOOK", "is not a date"),
+        (
+            "2026-11-21,2026-11-21,1.00,EURO,x,,,,BOOK",
+            "is not a currency code",
+        ),
+        (
+            "2026-11-21,2026-11-21,1.00,EUR,x,,,,MAYBE",
+            "is not a known status in column status",
+        ),
+    ];
+    for (row, expected) in cases {
+        let csv = env.write("bad2.csv", canonical(&[row]));
+        let out_dir = env.path("r2").display().to_string();
+        let out = env.recon(&[
+            "run",
+            "--db",
+            &env.db(),
+            "--out",
+            &out_dir,
+            "--force",
+            csv.to_str().unwrap(),
+        ]);
+        assert_code(&out, 65);
+        let error = env.summary("r2")["inputs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("line 2") && error.contains(expected),
+            "{row}: {error}"
+        );
+    }
+}
+
+#[test]
+fn skip_bad_rows_settles_the_good_rows_and_lists_the_bad_ones() {
+    let env = Env::new().with_demo_topups();
+    let csv = env.write(
+        "bad.csv",
+        canonical(&[
+            "2026-11-21,2026-11-21,12.5O,EUR,gift,,,,BOOK",
+            &format!("2026-11-21,2026-11-21,200.00,EUR,topup {T1},Erika,,,BOOK"),
+        ]),
+    );
+    let out_dir = env.path("r").display().to_string();
+    let out = env.recon(&[
+        "run",
+        "--db",
+        &env.db(),
+        "--out",
+        &out_dir,
+        "--skip-bad-rows",
+        csv.to_str().unwrap(),
+    ]);
+    assert_code(&out, 65);
+    assert!(
+        stdout(&out).contains("skipped 1 bad CSV row"),
+        "{}",
+        stdout(&out)
+    );
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs"][0]["rejected"], false);
+    assert_eq!(summary["inputs"][0]["bad_rows"][0]["line"], 2);
+    assert_eq!(outcome_count(&summary, "MATCHED"), 1);
+    assert_eq!(env.topup(T1)["status"], "SETTLED");
+    assert!(
+        fs::read_to_string(env.path("r/report.html"))
+            .unwrap()
+            .contains("12.5O")
+    );
+}
+
+#[test]
+fn an_unrecognised_csv_is_rejected_naming_the_closest_profiles() {
+    let env = Env::new().with_demo_topups();
+    let csv = env.write(
+        "mystery.csv",
+        "Buchungstag;Betrag;Waehrung;Notiz\n01.01.2026;1,00;EUR;x\n",
+    );
+    let out = env.run("r", &[csv.to_str().unwrap()]);
+    assert_code(&out, 65);
+    let error = env.summary("r")["inputs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("no CSV profile fits")
+            && error.contains("closest: ")
+            && error.contains("recon profiles show"),
+        "{error}"
+    );
+}
+
+#[test]
+fn user_profiles_come_from_recon_toml_next_to_the_database_or_a_file() {
+    let env = Env::new().with_demo_topups();
+    let profile = r#"
+[profiles.mybank]
+description = "My bank's export"
+delimiter = ";"
+decimal_separator = ","
+date_format = ["dd.MM.yyyy"]
+currency = "EUR"
+[profiles.mybank.columns]
+booking_date = "Tag"
+amount = "Summe"
+remittance = ["Zweck 1", "Zweck 2"]
+"#;
+    let csv = env.write(
+        "mybank.csv",
+        format!(
+            "Tag;Summe;Zweck 1;Zweck 2\n21.11.2026;200,00;topup {};{}\n",
+            &T1[..20],
+            &T1[20..]
+        ),
+    );
+    // Unknown without the profile.
+    assert_code(&env.run("r0", &[csv.to_str().unwrap()]), 65);
+    env.write("recon.toml", profile);
+    let out = env.recon(&["profiles", "list", "--db", &env.db()]);
+    assert!(
+        stdout(&out).contains("mybank") && stdout(&out).contains("recon.toml"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.recon(&["profiles", "show", "--db", &env.db(), "mybank"]);
+    assert!(
+        stdout(&out).contains("[profiles.mybank]") && stdout(&out).contains("Zweck 2"),
+        "{}",
+        stdout(&out)
+    );
+    assert_ok(&env.run("r1", &[csv.to_str().unwrap()]));
+    assert_eq!(env.summary("r1")["inputs"][0]["format"], "csv (mybank)");
+    assert_eq!(
+        env.topup(T1)["status"],
+        "SETTLED",
+        "a reference split over two purpose columns"
+    );
+    // The same profile from a file, given by --profile.
+    let other = Env::new().with_demo_topups();
+    let file = other.write("p.toml", profile);
+    let csv = other.write("mybank.csv", fs::read(&csv).unwrap());
+    let out_dir = other.path("r").display().to_string();
+    let out = other.recon(&[
+        "run",
+        "--db",
+        &other.db(),
+        "--out",
+        &out_dir,
+        "--profile",
+        file.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert_eq!(other.topup(T1)["status"], "SETTLED");
+    let out_dir = other.path("r2").display().to_string();
+    let out = other.recon(&[
+        "run",
+        "--db",
+        &other.db(),
+        "--out",
+        &out_dir,
+        "--profile",
+        "nope",
+        csv.to_str().unwrap(),
+    ]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("no profile named \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+    let broken = other.write(
+        "broken.toml",
+        "[profiles.x]\ndelimiter = ';;'\n[profiles.x.columns]\namount = 'A'\ncurrency = 'C'\n",
+    );
+    let out = other.recon(&[
+        "run",
+        "--db",
+        &other.db(),
+        "--out",
+        &out_dir,
+        "--config",
+        broken.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    ]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("delimiter must be one ASCII character"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_built_in_profile_reads_its_sample_through_the_binary() {
+    let env = Env::new().with_demo_topups();
+    let mut samples: Vec<PathBuf> =
+        fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/csv"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .collect();
+    let shared = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/samples/csv"
+    ));
+    if shared.is_dir() {
+        samples.extend(
+            fs::read_dir(shared)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "csv")),
+        );
+    } else {
+        eprintln!("SKIPPED the shared CSV samples: ../shared/samples/csv does not exist");
+    }
+    let mut profiles_seen = std::collections::BTreeSet::new();
+    for sample in &samples {
+        let out_dir = env.path("r").display().to_string();
+        let out = env.recon(&[
+            "run",
+            "--db",
+            &env.db(),
+            "--out",
+            &out_dir,
+            "--dry-run",
+            "--force",
+            sample.to_str().unwrap(),
+        ]);
+        assert_ok(&out);
+        let summary = env.summary("r");
+        let format = summary["inputs"][0]["format"].as_str().unwrap().to_string();
+        let profile = format
+            .trim_start_matches("csv (")
+            .trim_end_matches(')')
+            .to_string();
+        assert!(
+            summary["counts"]["read"].as_u64().unwrap() > 0,
+            "{}",
+            sample.display()
+        );
+        // The same file with the profile named explicitly reads the same.
+        let out = env.recon(&[
+            "run",
+            "--db",
+            &env.db(),
+            "--out",
+            &out_dir,
+            "--dry-run",
+            "--force",
+            "--profile",
+            &profile,
+            sample.to_str().unwrap(),
+        ]);
+        assert_ok(&out);
+        assert_eq!(env.summary("r")["counts"], summary["counts"]);
+        profiles_seen.insert(profile);
+    }
+    let expected = if samples.len() > 6 { 13 } else { 6 };
+    assert_eq!(profiles_seen.len(), expected, "{profiles_seen:?}");
+}
+
+#[test]
+fn mt940_statements_settle_with_german_and_swift_purpose_fields() {
+    let env = Env::new().with_demo_topups();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mt940");
+    assert_ok(&env.run(
+        "r",
+        &[
+            &format!("{dir}/2026-11-21-german.sta"),
+            &format!("{dir}/2026-11-21-swift.sta"),
+        ],
+    ));
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs"][0]["format"], "mt940");
+    assert_eq!(summary["counts"]["read"], 5);
+    assert_eq!(outcome_count(&summary, "MATCHED"), 3);
+    assert_eq!(outcome_count(&summary, "REVERSAL"), 1);
+    assert_eq!(outcome_count(&summary, "DEBIT"), 1);
+    let matched = env.csv("r", "matched.csv");
+    let split = matched.iter().find(|r| r["topup_id"] == T1).unwrap();
+    assert_eq!(split["counterparty_name"], "Erika Mustermann");
+    assert_eq!(split["counterparty_iban"], "DE02120300000000202051");
+    let swift = matched.iter().find(|r| r["topup_id"] == T2).unwrap();
+    assert_eq!(swift["counterparty_name"], "Max Muster");
+    let bad = env.write(
+        "bad.sta",
+        ":20:X\n:25:DE1/2\n:60F:C261121EUR1,00\n:61:2611211121ZZ1,00NTRFNONREF\n",
+    );
+    let out = env.run("r2", &[bad.to_str().unwrap()]);
+    assert_code(&out, 65);
+    let error = env.summary("r2")["inputs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("line 4") && error.contains("not a :61: statement line"),
+        "{error}"
+    );
+}

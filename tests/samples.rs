@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recon::statement::{Limits, read_path};
+use recon::statement::{ReadOptions, read_path};
 
 const EXPECTED: &[(&str, usize)] = &[
     (
@@ -105,7 +105,7 @@ fn every_shared_camt_sample_reads_whole_with_the_expected_transaction_count() {
     let Some(dir) = samples_dir() else { return };
     let mut failures = Vec::new();
     for (name, expected) in EXPECTED {
-        match read_path(&dir.join(name), &Limits::default()) {
+        match read_path(&dir.join(name), &ReadOptions::default()) {
             Ok(file) if file.transactions.len() == *expected => {}
             Ok(file) => failures.push(format!(
                 "{name}: {} transactions, expected {expected}",

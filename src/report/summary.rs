@@ -21,6 +21,8 @@ pub struct InputSummary {
     pub transactions: usize,
     pub rejected: bool,
     pub error: Option<String>,
+    /// CSV rows skipped with `--skip-bad-rows`, with line and reason.
+    pub bad_rows: Vec<crate::statement::csv::BadRow>,
 }
 
 /// Count and sum of one outcome in one currency.

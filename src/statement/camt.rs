@@ -572,6 +572,7 @@ impl State {
                 position: Position {
                     entry: n,
                     detail: has_details.then_some(i as u32 + 1),
+                    line: None,
                 },
                 statement_id: statement.id.clone(),
                 account: statement.account.clone(),
@@ -622,6 +623,7 @@ impl State {
             statements: self.statements,
             transactions: self.transactions,
             sha256: String::new(),
+            bad_rows: Vec::new(),
         })
     }
 

@@ -8,7 +8,8 @@ use quick_xml::encoding::DecodingReader;
 use sha2::{Digest, Sha256};
 
 use super::detect::{self, Format};
-use super::{StatementFile, camt, identity};
+use super::profile::{Profile, ProfileSet};
+use super::{StatementFile, camt, csv, identity, mt940};
 
 /// Limits that protect a run from hostile or broken files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +35,28 @@ impl Default for Limits {
     }
 }
 
+/// How to read inputs: limits, the CSV profiles known, and choices from the command line.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub limits: Limits,
+    pub profiles: ProfileSet,
+    /// Read every CSV with this profile instead of detecting one.
+    pub profile: Option<Profile>,
+    /// List bad CSV rows and read the good ones, instead of rejecting the file.
+    pub skip_bad_rows: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            limits: Limits::default(),
+            profiles: ProfileSet::built_in(),
+            profile: None,
+            skip_bad_rows: false,
+        }
+    }
+}
+
 /// Why an input file was rejected.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {kind}", path.display())]
@@ -51,11 +74,10 @@ pub enum InputErrorKind {
     Empty,
     #[error("the file has {size} bytes, more than the limit of {limit} bytes")]
     TooLarge { size: u64, limit: u64 },
-    #[error(
-        "not a statement format recon reads (expected camt.052/053/054 XML); \
-         check that this is the bank's statement export"
-    )]
-    NotRecognised,
+    #[error("not a statement format recon reads: {0}")]
+    NotRecognised(String),
+    #[error("line {line}: {message}")]
+    Row { line: u64, message: String },
     #[error("line {line}, column {column}{}: {message}", element.as_ref().map(|e| format!(", in {e}")).unwrap_or_default())]
     Parse {
         line: u64,
@@ -65,8 +87,10 @@ pub enum InputErrorKind {
     },
 }
 
-/// Reads one statement file whole; any problem rejects the whole file.
-pub fn read_path(path: &Path, limits: &Limits) -> Result<StatementFile, InputError> {
+/// Reads one statement file whole; any problem rejects the whole file (bad CSV rows only
+/// when `skip_bad_rows` is off).
+pub fn read_path(path: &Path, options: &ReadOptions) -> Result<StatementFile, InputError> {
+    let limits = &options.limits;
     let fail = |kind: InputErrorKind| InputError {
         path: path.to_path_buf(),
         kind,
@@ -82,35 +106,91 @@ pub fn read_path(path: &Path, limits: &Limits) -> Result<StatementFile, InputErr
             limit: limits.max_file_bytes,
         }));
     }
-    let mut head = [0u8; 256];
+    let mut head = vec![0u8; 1 << 16];
     let head_len = read_head(&file, &mut head).map_err(|e| fail(e.into()))?;
+    let head = &head[..head_len];
     let file = File::open(path).map_err(|e| fail(e.into()))?;
+    if detect::sniff(head) != Format::Xml {
+        return read_lines(path, file, head, options);
+    }
     let mut hashing = HashingReader::new(LimitedReader::new(file, limits.max_text_bytes));
     let buffered = BufReader::with_capacity(1 << 16, &mut hashing);
-    let mut statement = match detect::sniff(&head[..head_len]) {
-        Format::Xml => match detect::declared_encoding(&head[..head_len]) {
-            // Only documents that declare another encoding pay for transcoding.
-            Some(encoding) if encoding != encoding_rs::UTF_8 => {
-                camt::read(DecodingReader::new(buffered), limits, |source, declared| {
-                    source.set_encoding(declared);
-                    Ok(())
-                })
-            }
-            _ => camt::read(buffered, limits, |_, declared| {
-                if declared == encoding_rs::UTF_8 {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "the encoding declaration ({}) must come first in the file",
-                        declared.name()
-                    ))
-                }
-            }),
+    let mut statement = match detect::declared_encoding(head) {
+        // Only documents that declare another encoding pay for transcoding.
+        Some(encoding) if encoding != encoding_rs::UTF_8 => {
+            camt::read(DecodingReader::new(buffered), limits, |source, declared| {
+                source.set_encoding(declared);
+                Ok(())
+            })
         }
-        .map_err(|e| fail(position_error(path, e)))?,
-        Format::Unknown => return Err(fail(InputErrorKind::NotRecognised)),
-    };
+        _ => camt::read(buffered, limits, |_, declared| {
+            if declared == encoding_rs::UTF_8 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the encoding declaration ({}) must come first in the file",
+                    declared.name()
+                ))
+            }
+        }),
+    }
+    .map_err(|e| fail(position_error(path, e)))?;
     // The parser stops at the end of the document; hash whatever follows it too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
+    statement.sha256 = hashing.finish();
+    identity::assign(&mut statement.transactions);
+    Ok(statement)
+}
+
+/// Reads a line-based input: MT940, or CSV with the given or a detected profile.
+fn read_lines(
+    path: &Path,
+    file: File,
+    head: &[u8],
+    options: &ReadOptions,
+) -> Result<StatementFile, InputError> {
+    let fail = |kind: InputErrorKind| InputError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let row = |line: u64, message: String| fail(InputErrorKind::Row { line, message });
+    let mut hashing = HashingReader::new(file);
+    let mut statement = if mt940::looks_like(head) {
+        let read = mt940::read(BufReader::new(&mut hashing), &options.limits)
+            .map_err(|e| row(e.line, e.message))?;
+        StatementFile {
+            format: "mt940".to_string(),
+            statements: read.statements,
+            transactions: read.transactions,
+            sha256: String::new(),
+            bad_rows: Vec::new(),
+        }
+    } else {
+        if head.contains(&0) {
+            return Err(fail(InputErrorKind::NotRecognised(
+                "the file is binary (expected camt XML, MT940 or a bank's CSV export)".to_string(),
+            )));
+        }
+        let profile = match &options.profile {
+            Some(profile) => profile,
+            None => csv::detect(head, &options.profiles)
+                .map_err(|message| fail(InputErrorKind::NotRecognised(message)))?,
+        };
+        let read = csv::read(
+            &mut hashing,
+            profile,
+            &options.limits,
+            options.skip_bad_rows,
+        )
+        .map_err(|e| row(e.line, e.message))?;
+        StatementFile {
+            format: format!("csv ({})", profile.name),
+            statements: Vec::new(),
+            transactions: read.transactions,
+            sha256: String::new(),
+            bad_rows: read.bad_rows,
+        }
+    };
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
     statement.sha256 = hashing.finish();
     identity::assign(&mut statement.transactions);

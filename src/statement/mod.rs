@@ -2,9 +2,12 @@
 //! sees where a transaction came from beyond the fields here.
 
 pub mod camt;
+pub mod csv;
 pub mod detect;
 pub mod identity;
 mod input;
+pub mod mt940;
+pub mod profile;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -12,7 +15,7 @@ use rust_decimal::Decimal;
 use crate::money::Currency;
 
 pub use identity::TxIdentity;
-pub use input::{InputError, InputErrorKind, Limits, hash_file, read_path};
+pub use input::{InputError, InputErrorKind, Limits, ReadOptions, hash_file, read_path};
 
 /// Which way the money moved on our account.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -40,6 +43,8 @@ pub struct Position {
     pub entry: u32,
     /// 1-based number of the `TxDtls` inside the entry, if the entry has any.
     pub detail: Option<u32>,
+    /// The line in the file, for line-based formats (CSV rows, MT940 `:61:` lines).
+    pub line: Option<u64>,
 }
 
 /// The bank's own references; any of them may be missing or meaningless (`NOTPROVIDED`).
@@ -158,4 +163,6 @@ pub struct StatementFile {
     pub transactions: Vec<Transaction>,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
+    /// CSV rows that could not be read and were skipped (only with `--skip-bad-rows`).
+    pub bad_rows: Vec<csv::BadRow>,
 }

@@ -75,13 +75,13 @@ pub fn record_row(
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO bank_transactions (
-                 run_id, file_id, entry_number, detail_number, identity, dedup_key, outcome,
+                 run_id, file_id, entry_number, detail_number, line_number, identity, dedup_key, outcome,
                  topup_id, direction, status_code, reversal, amount, currency, booking_date,
                  value_date, account, statement_id, entry_ref, servicer_ref, end_to_end_id, tx_id,
                  uetr, counterparty_name, counterparty_iban, remittance, extracted_reference,
                  expected_amount, difference, suggestion)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
         )
         .doing("preparing the transaction insert")?;
     let identity = &row.identity.0[..];
@@ -90,6 +90,7 @@ pub fn record_row(
         file_id,
         row.entry_number,
         row.detail_number,
+        row.line_number.map(|l| l as i64),
         identity,
         claims_identity(row.outcome).then_some(identity),
         row.outcome.as_str(),

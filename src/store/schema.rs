@@ -52,6 +52,7 @@ CREATE TABLE bank_transactions (
     file_id             INTEGER NOT NULL REFERENCES statement_files(id),
     entry_number        INTEGER NOT NULL,
     detail_number       INTEGER,
+    line_number         INTEGER,
     identity            BLOB NOT NULL,
     -- The identity again, only for transactions that claim it (booked, first seen): a
     -- bank transaction is processed at most once, whatever file it comes in.

@@ -1,0 +1,581 @@
+//! Reading a bank's CSV export with a [`Profile`], and recognising which profile a file fits.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use super::profile::{Col, DirectionRule, Profile, ProfileSet};
+use super::{
+    BankRefs, Counterparty, Direction, Limits, Position, Remittance, Transaction, TxIdentity,
+};
+use crate::money::Currency;
+
+/// A row that could not be read: its line and what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BadRow {
+    pub line: u64,
+    pub message: String,
+}
+
+/// A file-level problem (header, encoding) or the first bad row when rows are not skipped.
+#[derive(Debug)]
+pub struct CsvError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// What one CSV file gave.
+pub struct CsvRead {
+    pub transactions: Vec<Transaction>,
+    pub bad_rows: Vec<BadRow>,
+}
+
+/// Reads the whole file with `profile`; with `skip_bad_rows`, bad rows are listed, not fatal.
+pub fn read(
+    input: impl Read,
+    profile: &Profile,
+    limits: &Limits,
+    skip_bad_rows: bool,
+) -> Result<CsvRead, CsvError> {
+    let decoded = DecodeReaderBytesBuilder::new()
+        .encoding(Some(profile.encoding()))
+        .utf8_passthru(true)
+        .strip_bom(true)
+        .build(input);
+    let mut buffered = BufReader::new(decoded);
+    let mut line_offset = 0u64;
+    for _ in 0..profile.skip_lines {
+        let mut skipped = Vec::new();
+        let n = buffered
+            .read_until(b'\n', &mut skipped)
+            .map_err(|e| CsvError {
+                line: line_offset + 1,
+                message: format!("cannot read: {e}"),
+            })?;
+        if n == 0 {
+            break;
+        }
+        line_offset += 1;
+    }
+    let mut reader = csv_reader(profile, buffered);
+    let mut record = csv::ByteRecord::new();
+    let header = if profile.has_header {
+        Some(find_header(&mut reader, &mut record, profile, line_offset)?)
+    } else {
+        None
+    };
+    let layout = Layout::new(profile, header.as_ref())?;
+    let mut out = CsvRead {
+        transactions: Vec::new(),
+        bad_rows: Vec::new(),
+    };
+    let mut ordinal = 0u32;
+    loop {
+        let more = reader.read_byte_record(&mut record).map_err(|e| CsvError {
+            line: e.position().map_or(0, |p| p.line()) + line_offset,
+            message: format!("not valid CSV: {e}"),
+        })?;
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line()) + line_offset;
+        if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue;
+        }
+        ordinal += 1;
+        let filled = layout.fill_omitted(&record);
+        match layout.row(filled.as_ref().unwrap_or(&record), ordinal, line, limits) {
+            Ok(tx) => out.transactions.push(tx),
+            Err(message) if skip_bad_rows => out.bad_rows.push(BadRow { line, message }),
+            Err(message) => return Err(CsvError { line, message }),
+        }
+        if out.transactions.len() > limits.max_transactions {
+            return Err(CsvError {
+                line,
+                message: format!(
+                    "the file holds more than the limit of {} transactions",
+                    limits.max_transactions
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn csv_reader<R: Read>(profile: &Profile, input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(profile.delimiter_byte())
+        .quote(profile.quote_byte())
+        .has_headers(false)
+        .flexible(true)
+        .trim(if profile.trim {
+            csv::Trim::All
+        } else {
+            csv::Trim::None
+        })
+        .from_reader(input)
+}
+
+fn field_text(field: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(field).map_err(|_| {
+        "the text is not valid UTF-8: the file is in another encoding (set `encoding` in the \
+         profile, e.g. \"windows-1252\")"
+            .to_string()
+    })
+}
+
+fn clean_name(field: &[u8]) -> String {
+    String::from_utf8_lossy(field)
+        .trim_start_matches('\u{feff}')
+        .trim()
+        .to_string()
+}
+
+fn find_header<R: Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut csv::ByteRecord,
+    profile: &Profile,
+    line_offset: u64,
+) -> Result<Vec<String>, CsvError> {
+    loop {
+        let more = reader.read_byte_record(record).map_err(|e| CsvError {
+            line: e.position().map_or(0, |p| p.line()) + line_offset,
+            message: format!("not valid CSV: {e}"),
+        })?;
+        if !more {
+            return Err(CsvError {
+                line: line_offset,
+                message: match &profile.header_marker {
+                    Some(marker) => format!("no header row starting with {marker:?} found"),
+                    None => "the file has no header row".to_string(),
+                },
+            });
+        }
+        let first = record.get(0).map(clean_name).unwrap_or_default();
+        let is_header = match &profile.header_marker {
+            Some(marker) => first == *marker,
+            None => !(record.len() == 1 && first.is_empty()),
+        };
+        if is_header {
+            return Ok(record.iter().map(clean_name).collect());
+        }
+    }
+}
+
+/// Column indexes resolved against the header.
+struct Layout<'p> {
+    profile: &'p Profile,
+    names: Vec<String>,
+    header_len: usize,
+    index: HashMap<&'static str, usize>,
+    remittance: Vec<usize>,
+    status: Option<usize>,
+    indicator: Option<usize>,
+}
+
+impl<'p> Layout<'p> {
+    fn new(profile: &'p Profile, header: Option<&Vec<String>>) -> Result<Layout<'p>, CsvError> {
+        let resolve = |col: &Col| -> Result<usize, CsvError> {
+            match col {
+                Col::Position(p) if *p >= 1 => Ok(p - 1),
+                Col::Position(_) => Err(CsvError {
+                    line: 1,
+                    message: "column positions start at 1".to_string(),
+                }),
+                Col::Name(name) => header
+                    .and_then(|h| h.iter().position(|n| n == name))
+                    .ok_or_else(|| CsvError {
+                        line: 1,
+                        message: format!(
+                            "the header has no column {name:?} that profile {} expects (header: {})",
+                            profile.name,
+                            header.map(|h| h.join(", ")).unwrap_or_default()
+                        ),
+                    }),
+            }
+        };
+        let c = &profile.columns;
+        let mut index = HashMap::new();
+        for (key, col) in [
+            ("booking_date", &c.booking_date),
+            ("value_date", &c.value_date),
+            ("amount", &c.amount),
+            ("debit", &c.debit),
+            ("credit", &c.credit),
+            ("currency", &c.currency),
+            ("counterparty_name", &c.counterparty_name),
+            ("payer_name", &c.payer_name),
+            ("payee_name", &c.payee_name),
+            ("counterparty_iban", &c.counterparty_iban),
+            ("bank_ref", &c.bank_ref),
+            ("account", &c.account),
+        ] {
+            if let Some(col) = col {
+                index.insert(key, resolve(col)?);
+            }
+        }
+        let remittance = c.remittance.iter().map(resolve).collect::<Result<_, _>>()?;
+        let status = match &profile.status {
+            Some(rule) => match resolve(&rule.column) {
+                Ok(i) => Some(i),
+                Err(_) if rule.optional => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let indicator = match &profile.direction {
+            DirectionRule::Indicator { column, .. } => Some(resolve(column)?),
+            _ => None,
+        };
+        let width = header.map_or(0, Vec::len);
+        let names = (0..width.max(64))
+            .map(|i| {
+                header
+                    .and_then(|h| h.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}", i + 1))
+            })
+            .collect();
+        Ok(Layout {
+            profile,
+            names,
+            header_len: width,
+            index,
+            remittance,
+            status,
+            indicator,
+        })
+    }
+
+    /// A copy of a short row with empty fields where the profile says fields are left out.
+    fn fill_omitted(&self, record: &csv::ByteRecord) -> Option<csv::ByteRecord> {
+        let short = self
+            .header_len
+            .checked_sub(record.len())
+            .filter(|&n| n > 0)?;
+        let omitted = &self.profile.omitted_in_short_rows;
+        if omitted.len() < short {
+            return None;
+        }
+        let mut gaps: Vec<usize> = omitted[..short]
+            .iter()
+            .filter_map(|name| self.names.iter().position(|n| n == name))
+            .collect();
+        gaps.sort_unstable();
+        let mut fields = record.iter();
+        let mut filled = csv::ByteRecord::new();
+        for i in 0..self.header_len {
+            if gaps.binary_search(&i).is_ok() {
+                filled.push_field(b"");
+            } else {
+                filled.push_field(fields.next().unwrap_or(b""));
+            }
+        }
+        filled.set_position(record.position().cloned());
+        Some(filled)
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("{}", i + 1))
+    }
+
+    /// The text of field `i`, or an error naming the column.
+    fn field<'r>(
+        &self,
+        record: &'r csv::ByteRecord,
+        i: usize,
+        limits: &Limits,
+    ) -> Result<&'r str, String> {
+        let raw = record.get(i).ok_or_else(|| {
+            format!(
+                "the row has {} fields, so column {} (field {}) is missing",
+                record.len(),
+                self.name(i),
+                i + 1
+            )
+        })?;
+        if raw.len() > limits.max_text_bytes {
+            return Err(format!(
+                "column {} is longer than the limit of {} bytes",
+                self.name(i),
+                limits.max_text_bytes
+            ));
+        }
+        field_text(raw).map_err(|e| format!("{e} in column {}", self.name(i)))
+    }
+
+    fn optional(
+        &self,
+        record: &csv::ByteRecord,
+        key: &str,
+        limits: &Limits,
+    ) -> Result<Option<String>, String> {
+        match self.index.get(key) {
+            Some(&i) => {
+                let text = self.field(record, i, limits)?.trim();
+                Ok((!text.is_empty()).then(|| text.to_string()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn amount(
+        &self,
+        record: &csv::ByteRecord,
+        key: &str,
+        limits: &Limits,
+    ) -> Result<Option<rust_decimal::Decimal>, String> {
+        let Some(&i) = self.index.get(key) else {
+            return Ok(None);
+        };
+        let text = self.field(record, i, limits)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        self.profile
+            .parse_amount(text)
+            .map(Some)
+            .map_err(|e| format!("{e} in column {}", self.name(i)))
+    }
+
+    fn row(
+        &self,
+        record: &csv::ByteRecord,
+        ordinal: u32,
+        line: u64,
+        limits: &Limits,
+    ) -> Result<Transaction, String> {
+        let p = self.profile;
+        let date = |key: &str| -> Result<Option<chrono::NaiveDate>, String> {
+            match self.index.get(key) {
+                Some(&i) => p
+                    .parse_date(self.field(record, i, limits)?)
+                    .map_err(|e| format!("{e} in column {}", self.name(i))),
+                None => Ok(None),
+            }
+        };
+        let booking_date = date("booking_date")?;
+        let value_date = date("value_date")?;
+        let (direction, amount) = match &p.direction {
+            DirectionRule::Sign => {
+                let v = self.amount(record, "amount", limits)?.ok_or_else(|| {
+                    format!(
+                        "the amount is empty in column {}",
+                        self.name(self.index["amount"])
+                    )
+                })?;
+                let direction = if v.is_sign_negative() && !v.is_zero() {
+                    Direction::Debit
+                } else {
+                    Direction::Credit
+                };
+                (direction, v.abs())
+            }
+            DirectionRule::Indicator { credit, debit, .. } => {
+                let i = self.indicator.expect("resolved with the layout");
+                let value = self.field(record, i, limits)?.trim();
+                let direction = if credit.iter().any(|c| c.eq_ignore_ascii_case(value)) {
+                    Direction::Credit
+                } else if debit.iter().any(|d| d.eq_ignore_ascii_case(value)) {
+                    Direction::Debit
+                } else {
+                    return Err(format!(
+                        "{:?} is neither credit ({}) nor debit ({}) in column {}",
+                        crate::text::clip(value, 30),
+                        credit.join(", "),
+                        debit.join(", "),
+                        self.name(i)
+                    ));
+                };
+                let v = self.amount(record, "amount", limits)?.ok_or_else(|| {
+                    format!(
+                        "the amount is empty in column {}",
+                        self.name(self.index["amount"])
+                    )
+                })?;
+                (direction, v.abs())
+            }
+            DirectionRule::Columns => {
+                let debit = self.amount(record, "debit", limits)?;
+                let credit = self.amount(record, "credit", limits)?;
+                match (debit, credit) {
+                    (Some(d), None) => (Direction::Debit, d.abs()),
+                    (None, Some(c)) => (Direction::Credit, c.abs()),
+                    (Some(_), Some(_)) => {
+                        return Err("both the debit and the credit column are filled".to_string());
+                    }
+                    (None, None) => {
+                        return Err("neither the debit nor the credit column is filled".to_string());
+                    }
+                }
+            }
+        };
+        let currency: Currency = match (self.index.get("currency"), &p.currency) {
+            (Some(&i), _) => self
+                .field(record, i, limits)?
+                .parse()
+                .map_err(|e| format!("{e} in column {}", self.name(i)))?,
+            (None, Some(fixed)) => fixed.parse().map_err(|e| format!("{e}"))?,
+            (None, None) => return Err("no currency".to_string()),
+        };
+        let (booked, status_code) = match (&p.status, self.status) {
+            (Some(rule), Some(i)) => {
+                let value = self.field(record, i, limits)?.trim();
+                if rule.booked.iter().any(|b| b.eq_ignore_ascii_case(value)) {
+                    (
+                        true,
+                        if value.is_empty() {
+                            "BOOK".to_string()
+                        } else {
+                            value.to_string()
+                        },
+                    )
+                } else if rule.pending.iter().any(|b| b.eq_ignore_ascii_case(value)) {
+                    (false, value.to_string())
+                } else {
+                    return Err(format!(
+                        "{:?} is not a known status in column {} (booked: {}; pending: {})",
+                        crate::text::clip(value, 30),
+                        self.name(i),
+                        rule.booked.join(", "),
+                        rule.pending.join(", ")
+                    ));
+                }
+            }
+            _ => (true, "BOOK".to_string()),
+        };
+        let mut unstructured = Vec::new();
+        for &i in &self.remittance {
+            let text = self.field(record, i, limits)?.trim();
+            if !text.is_empty() {
+                unstructured.push(text.to_string());
+            }
+        }
+        let name = match self.optional(record, "counterparty_name", limits)? {
+            Some(name) => Some(name),
+            None => match direction {
+                Direction::Credit => self.optional(record, "payer_name", limits)?,
+                Direction::Debit => self.optional(record, "payee_name", limits)?,
+            },
+        };
+        Ok(Transaction {
+            position: Position {
+                entry: ordinal,
+                detail: None,
+                line: Some(line),
+            },
+            statement_id: None,
+            account: self.optional(record, "account", limits)?,
+            direction,
+            booked,
+            status_code,
+            reversal: false,
+            amount,
+            currency,
+            booking_date,
+            value_date,
+            refs: BankRefs {
+                entry_ref: self.optional(record, "bank_ref", limits)?,
+                ..BankRefs::default()
+            },
+            counterparty: Counterparty {
+                name,
+                account: self.optional(record, "counterparty_iban", limits)?,
+            },
+            remittance: Remittance {
+                unstructured,
+                ..Remittance::default()
+            },
+            identity: TxIdentity::default(),
+        })
+    }
+}
+
+/// How well a file's header fits a profile.
+struct Fit<'p> {
+    profile: &'p Profile,
+    found: usize,
+    missing: Vec<String>,
+}
+
+/// Finds the profile whose header signature the file's head carries; when several fit, the one
+/// with the largest signature (the most specific) wins.
+pub fn detect<'s>(head: &[u8], profiles: &'s ProfileSet) -> Result<&'s Profile, String> {
+    let mut fits: Vec<Fit<'s>> = Vec::new();
+    for (profile, _) in profiles.iter() {
+        let signature = profile.signature();
+        if signature.is_empty() {
+            continue;
+        }
+        let header = head_header(head, profile);
+        let missing: Vec<String> = signature
+            .iter()
+            .filter(|name| !header.iter().any(|h| h == *name))
+            .cloned()
+            .collect();
+        fits.push(Fit {
+            profile,
+            found: signature.len() - missing.len(),
+            missing,
+        });
+    }
+    let best = fits.iter().filter(|f| f.missing.is_empty()).max_by(|a, b| {
+        a.found
+            .cmp(&b.found)
+            .then(b.profile.name.cmp(&a.profile.name))
+    });
+    if let Some(fit) = best {
+        return Ok(fit.profile);
+    }
+    fits.sort_by(|a, b| {
+        let score = |f: &Fit| f.found * 1000 / (f.found + f.missing.len()).max(1);
+        score(b)
+            .cmp(&score(a))
+            .then(a.profile.name.cmp(&b.profile.name))
+    });
+    let closest: Vec<String> = fits
+        .iter()
+        .take(3)
+        .filter(|f| f.found > 0)
+        .map(|f| format!("{} (missing {})", f.profile.name, f.missing.join(", ")))
+        .collect();
+    Err(format!(
+        "no CSV profile fits this file's header{}; write a profile for it (start from `recon \
+         profiles show recon`, put it under [profiles.NAME] in recon.toml) and pass --profile NAME",
+        if closest.is_empty() {
+            String::new()
+        } else {
+            format!("; closest: {}", closest.join("; "))
+        }
+    ))
+}
+
+/// The header row a profile would find in the head of a file (decoded with its encoding).
+fn head_header(head: &[u8], profile: &Profile) -> Vec<String> {
+    let (text, _, _) = profile.encoding().decode(head);
+    let mut rest: &str = &text;
+    for _ in 0..profile.skip_lines {
+        rest = rest.split_once('\n').map_or("", |(_, r)| r);
+    }
+    let mut reader = csv_reader(profile, rest.as_bytes());
+    let mut record = csv::ByteRecord::new();
+    for _ in 0..64 {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            _ => break,
+        }
+        let first = record.get(0).map(clean_name).unwrap_or_default();
+        let is_header = match &profile.header_marker {
+            Some(marker) => first == *marker,
+            None => true,
+        };
+        if is_header {
+            return record.iter().map(clean_name).collect();
+        }
+    }
+    Vec::new()
+}
