@@ -337,6 +337,7 @@ struct RunResult {
     rows: [Vec<Row>; 3],
     inputs: Vec<InputSummary>,
     totals: report::summary::Totals,
+    controls: Vec<crate::controls::Control>,
 }
 
 fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
@@ -371,6 +372,7 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
         rows,
         inputs,
         mut totals,
+        controls,
     } = result;
     if !totals.check() {
         return Err(Error::Internal(format!(
@@ -395,7 +397,13 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
         inputs,
         counts: totals.counts.clone(),
         outcomes: totals.outcomes.clone(),
+        controls: report::summary::Controls {
+            checked: controls.len(),
+            failed: controls.iter().filter(|c| !c.ok).count(),
+            results: controls,
+        },
         open_topups: open_topups.len(),
+        stale_after_days: args.stale_after_days,
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
     runs::finish(
@@ -420,6 +428,7 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
             ignored,
             open_topups: &open_topups,
             as_of: started,
+            generated_at: finished,
         },
     )?;
     let sqlite = |doing| move |source| Error::Store(StoreError::Sqlite { doing, source });
@@ -447,6 +456,12 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
             input.error.as_deref().unwrap_or(&input.path)
         ));
     }
+    if summary.controls.failed > 0 {
+        line.push_str(&format!(
+            "{} statement control(s) failed; see summary.json and report.html\n",
+            summary.controls.failed
+        ));
+    }
     let skipped: usize = summary.inputs.iter().map(|i| i.bad_rows.len()).sum();
     if skipped > 0 {
         line.push_str(&format!(
@@ -454,11 +469,14 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
         ));
     }
     write_out(out, &line)?;
-    Ok(if summary.inputs_rejected > 0 || skipped > 0 {
-        exit::DATA
-    } else {
-        exit::OK
-    })
+    let strict_failure = args.strict_controls && summary.controls.failed > 0;
+    Ok(
+        if summary.inputs_rejected > 0 || skipped > 0 || strict_failure {
+            exit::DATA
+        } else {
+            exit::OK
+        },
+    )
 }
 
 /// Decides every transaction in file order, records it and settles what matched.
@@ -474,6 +492,8 @@ fn decide_all(
     let mut rows: [Vec<Row>; 3] = Default::default();
     let mut inputs = Vec::with_capacity(files.len());
     let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
+    let mut controls = Vec::new();
+    let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
     for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
         let display = path.display().to_string();
         let (file, candidates) = match result {
@@ -526,6 +546,29 @@ fn decide_all(
             },
         )?;
         totals.read(file.transactions.len());
+        for info in &file.statements {
+            controls.extend(crate::controls::check_statement(&display, info));
+            if let Some(account) = &info.account {
+                let previous = match chains.get(account) {
+                    Some(point) => Some(point.clone()),
+                    None => runs::last_chain_point(tx, account)?,
+                };
+                controls.extend(crate::controls::check_chain(
+                    &display,
+                    info,
+                    previous.as_ref(),
+                ));
+                let next = crate::controls::chain_point(info);
+                let advances = match (&previous, next.sequence) {
+                    (Some(p), Some(now)) => p.sequence.is_none_or(|before| now > before),
+                    _ => true,
+                };
+                if advances {
+                    chains.insert(account.clone(), next);
+                }
+            }
+            runs::record_statement(tx, run_id, file_id, info)?;
+        }
         let known = lookup(tx, &file, &candidates)?;
         inputs.push(InputSummary {
             path: display.clone(),
@@ -539,7 +582,14 @@ fn decide_all(
         });
         for (transaction, candidates) in file.transactions.into_iter().zip(candidates) {
             let decision = matcher.decide(&transaction, &candidates, &known);
-            let suggestion = crate::suggest::suggest(&transaction, &decision, &settled_here);
+            let hints = crate::store::hints::for_exception(
+                tx,
+                decision.outcome,
+                decision.reference,
+                &transaction,
+            )?;
+            let suggestion =
+                crate::suggest::suggest(&transaction, &decision, &hints, &settled_here);
             let row = Row::new(transaction, &decision, &display, suggestion);
             let ledger_id = runs::record_row(tx, run_id, file_id, &row)?;
             if decision.outcome == Outcome::Matched {
@@ -563,6 +613,7 @@ fn decide_all(
         rows,
         inputs,
         totals,
+        controls,
     })
 }
 
@@ -651,6 +702,8 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
             profile: None,
             config: None,
             skip_bad_rows: false,
+            strict_controls: false,
+            stale_after_days: 14,
             statements: vec![statements],
         },
         out,

@@ -101,6 +101,13 @@ pub struct RunArgs {
     /// file (the exit status is then 65).
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// Exit 65 when a statement control fails (balances, the statement's own totals, the chain
+    /// of statements per account); by default a failed control is reported and the run exits 0.
+    #[arg(long)]
+    pub strict_controls: bool,
+    /// Open top-ups older than this many days are flagged as stale in the report.
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub stale_after_days: i64,
     /// Statement files (camt.052/053/054 XML, MT940, or a bank's CSV export), or directories of
     /// them (read in name order).
     #[arg(required = true, value_name = "STATEMENT")]

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod controls;
 pub mod error;
 pub mod ids;
 pub mod import;

@@ -5,12 +5,32 @@ use std::collections::HashMap;
 use crate::matching::{Decision, EarlierSettlement, Outcome};
 use crate::money::format_amount;
 use crate::statement::{Transaction, TxIdentity};
+use crate::topup::TopUp;
+
+/// An open top-up a payment without a reference may have meant, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Likely {
+    pub topup: TopUp,
+    /// The payer paid earlier top-ups of this account group.
+    pub same_payer: bool,
+    pub same_amount: bool,
+}
+
+/// What the store found that helps a person with an exception.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// For an unknown reference: the open top-up with the nearest reference, and the edits.
+    pub nearest: Option<(TopUp, usize)>,
+    /// For a payment without reference: open top-ups it may be for, best first.
+    pub likely: Vec<Likely>,
+}
 
 /// The suggestion for a decided transaction; `this_run` names transactions settled earlier in
 /// the same run by identity.
 pub fn suggest(
     tx: &Transaction,
     decision: &Decision,
+    hints: &Hints,
     this_run: &HashMap<TxIdentity, String>,
 ) -> Option<String> {
     let paid = format!("{} {}", format_amount(tx.amount, tx.currency), tx.currency);
@@ -28,12 +48,45 @@ pub fn suggest(
         Outcome::Matched | Outcome::Debit | Outcome::NotBooked | Outcome::AlreadyProcessed => {
             return None;
         }
-        Outcome::NoReference => "no top-up reference in the remittance: find the top-up by payer \
-                                 and amount and settle it by hand, or return the money"
+        Outcome::NoReference if !hints.likely.is_empty() => {
+            let list: Vec<String> = hints
+                .likely
+                .iter()
+                .map(|l| {
+                    let why = match (l.same_payer, l.same_amount) {
+                        (true, true) => "same payer and amount",
+                        (false, true) => "same amount",
+                        _ => "same payer",
+                    };
+                    format!(
+                        "{} ({} {}, {why})",
+                        l.topup.id,
+                        l.topup.cash_amount_text(),
+                        l.topup.currency
+                    )
+                })
+                .collect();
+            format!(
+                "no reference; possibly top-up {}: confirm with the payer and settle by hand",
+                list.join(" or ")
+            )
+        }
+        Outcome::NoReference => "no top-up reference in the remittance and no open top-up of \
+                                 this amount: contact the payer, or return the money"
             .to_string(),
-        Outcome::UnknownReference => format!(
-            "no top-up has reference {reference}: check it for a typo, or return {paid}{to_payer}"
-        ),
+        Outcome::UnknownReference => match &hints.nearest {
+            Some((topup, edits)) => format!(
+                "did you mean top-up {} (reference {}, {} {}, {edits} edit(s) away)? If so, \
+                 settle it by hand; otherwise return {paid}{to_payer}",
+                topup.id,
+                topup.settlement_reference,
+                topup.cash_amount_text(),
+                topup.currency
+            ),
+            None => format!(
+                "no top-up has reference {reference}: check it for a typo, or return {paid}{to_payer}"
+            ),
+        },
         Outcome::AmbiguousReference => {
             let refs: Vec<String> = decision
                 .other_references

@@ -1270,3 +1270,122 @@ fn mt940_statements_settle_with_german_and_swift_purpose_fields() {
         "{error}"
     );
 }
+
+// ---- statement controls ------------------------------------------------------------------------
+
+#[test]
+fn statement_controls_report_failures_and_strict_controls_exit_65() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r1", &[&demo("2026-11-20.camt053.xml")]));
+    let summary = env.summary("r1");
+    assert_eq!(summary["controls"]["failed"], 0);
+    assert_eq!(summary["controls"]["checked"], 1);
+    // The next statement, with a wrong closing balance and a gap in the sequence numbers.
+    let text = fs::read_to_string(demo("2026-11-21.camt053.xml")).unwrap();
+    let broken = text
+        .replace(
+            "<Amt Ccy=\"EUR\">486.00</Amt>",
+            "<Amt Ccy=\"EUR\">487.00</Amt>",
+        )
+        .replace(
+            "<ElctrncSeqNb>2</ElctrncSeqNb>",
+            "<ElctrncSeqNb>3</ElctrncSeqNb>",
+        );
+    let path = env.write("next.xml", broken);
+    let out = env.run("r2", &[path.to_str().unwrap()]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("2 statement control(s) failed"),
+        "{}",
+        stdout(&out)
+    );
+    let summary = env.summary("r2");
+    let failed: Vec<&str> = summary["controls"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["balance", "chain_sequence"]);
+    assert!(
+        fs::read_to_string(env.path("r2/report.html"))
+            .unwrap()
+            .contains("control")
+    );
+    let strict = Env::new().with_demo_topups();
+    let path = strict.write("next.xml", fs::read(&path).unwrap());
+    let out_dir = strict.path("r").display().to_string();
+    let out = strict.recon(&[
+        "run",
+        "--db",
+        &strict.db(),
+        "--out",
+        &out_dir,
+        "--strict-controls",
+        path.to_str().unwrap(),
+    ]);
+    assert_code(&out, 65);
+    assert_eq!(
+        strict.summary("r")["counts"]["matched"],
+        2,
+        "matching still happened"
+    );
+}
+
+// ---- suggestions -------------------------------------------------------------------------------
+
+#[test]
+fn unknown_and_missing_references_get_suggestions_from_open_topups() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r1", &[&demo("2026-11-20.camt053.xml")]));
+    let unmatched = env.csv("r1", "unmatched.csv");
+    let unknown = unmatched
+        .iter()
+        .find(|r| r["outcome"] == "UNKNOWN_REFERENCE")
+        .unwrap();
+    assert!(
+        unknown["suggestion"]
+            .starts_with("did you mean top-up 92276658-1e27-41c0-8a6a-63ec24ede6a4"),
+        "{unknown:?}"
+    );
+    // Two substituted digits are still found; three are not.
+    let t13 = "92276658-1e27-41c0-8a6a-63ec24ede6a4";
+    let two = "92276658-1e27-41c0-8a6a-63ec24ede600";
+    let three = "92276658-1e27-41c0-8a6a-63ec24ed0000";
+    let stmt = env.write(
+        "typos.xml",
+        camt(
+            "S9",
+            &[
+                credit("12.00", "EUR", &format!("topup {two}"), "X1"),
+                credit("12.00", "EUR", &format!("topup {three}"), "X2"),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r2", &[stmt.to_str().unwrap()]));
+    let rows = env.csv("r2", "unmatched.csv");
+    assert!(
+        rows[0]["suggestion"].contains(&format!("did you mean top-up {t13}")),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[1]["suggestion"].starts_with("no top-up has reference"),
+        "{:?}",
+        rows[1]
+    );
+    // Erika's payment settled a top-up of account group GROUP: her next payment without a
+    // reference points at that group's open top-up of the same amount first.
+    let stmt = env.write(
+        "noref.xml",
+        camt("S10", &[credit("10.00", "EUR", "thanks", "X3")]),
+    );
+    assert_ok(&env.run("r3", &[stmt.to_str().unwrap()]));
+    let row = &env.csv("r3", "unmatched.csv")[0];
+    assert!(
+        row["suggestion"]
+            .contains("0fd630f1-f29d-4da9-953f-48f1a09f76b5 (10.00 EUR, same payer and amount)"),
+        "{row:?}"
+    );
+}

@@ -1,19 +1,66 @@
-//! `report.html`: one self-contained page (no scripts or files from elsewhere) for the finance
-//! team. Rendered with minijinja, which escapes every value, so bank text cannot inject markup.
+//! `report.html`: one self-contained page (no scripts, fonts or files from elsewhere) for the
+//! finance team. Rendered with minijinja, which escapes every value, so bank text cannot inject
+//! markup. Search and sorting are a few lines of plain JavaScript; without it the page reads the
+//! same.
 
+use std::collections::BTreeMap;
 use std::io;
 
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::Report;
 use super::summary::sum_text;
+use crate::matching::{Category, Outcome};
+use crate::money::{Currency, format_amount};
 use crate::row::Row;
 use crate::store::topups::age_days;
 use crate::topup::format_timestamp;
 
 const TEMPLATE: &str = include_str!("report.html.j2");
+
+/// What an exception means and what a person usually does about it.
+pub fn explain(outcome: Outcome) -> (&'static str, &'static str) {
+    match outcome {
+        Outcome::NoReference => (
+            "The payment names no top-up reference.",
+            "find the top-up by payer and amount (see the suggestion) and settle it by hand, or return the money",
+        ),
+        Outcome::UnknownReference => (
+            "The payment names a reference that no top-up has: a typo, or a top-up from elsewhere.",
+            "check the suggested near match; otherwise return the money",
+        ),
+        Outcome::AmbiguousReference => (
+            "The payment names several different top-ups.",
+            "contact the payer to learn which top-up was meant",
+        ),
+        Outcome::AmountMismatch => (
+            "The top-up exists and is open, but the amount paid differs.",
+            "check the amount: ask for the rest of an underpayment, refund an overpayment",
+        ),
+        Outcome::CurrencyMismatch => (
+            "The top-up exists and is open, but was paid in another currency.",
+            "refund, or convert and settle by hand",
+        ),
+        Outcome::AlreadySettled => (
+            "The top-up was settled before: this is a second payment.",
+            "refund the payer",
+        ),
+        Outcome::TopupCancelled => (
+            "The top-up was cancelled, but money arrived for it.",
+            "refund the payer, or reinstate the top-up by hand",
+        ),
+        Outcome::Reversal => (
+            "The bank reversed an earlier booking.",
+            "find the reversed payment; if it settled a top-up, undo that settlement by hand",
+        ),
+        Outcome::Matched | Outcome::Debit | Outcome::NotBooked | Outcome::AlreadyProcessed => {
+            ("", "")
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct TotalLine {
@@ -29,6 +76,7 @@ struct RowView {
     amount: String,
     currency: String,
     booking_date: String,
+    value_date: String,
     counterparty_name: String,
     counterparty_iban: String,
     remittance: String,
@@ -44,11 +92,13 @@ struct RowView {
 impl RowView {
     fn new(row: &Row) -> Self {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
         RowView {
             outcome: row.outcome.as_str(),
             amount: row.amount_text(),
             currency: row.currency.to_string(),
-            booking_date: row.booking_date.map(|d| d.to_string()).unwrap_or_default(),
+            booking_date: date(row.booking_date),
+            value_date: date(row.value_date),
             counterparty_name: text(&row.counterparty_name),
             counterparty_iban: text(&row.counterparty_iban),
             remittance: row.remittance.clone(),
@@ -67,8 +117,11 @@ impl RowView {
 }
 
 #[derive(Serialize)]
-struct Section {
-    title: &'static str,
+struct Group {
+    outcome: &'static str,
+    explanation: &'static str,
+    action: &'static str,
+    sums: String,
     rows: Vec<RowView>,
 }
 
@@ -81,31 +134,75 @@ struct OpenView {
     status: String,
     reference: String,
     age_days: i64,
+    stale: bool,
+}
+
+#[derive(Serialize)]
+struct Bucket {
+    label: &'static str,
+    count: usize,
+    sums: String,
+}
+
+#[derive(Serialize)]
+struct Bar {
+    label: &'static str,
+    count: usize,
+    width: usize,
+    y: usize,
+    color: &'static str,
+}
+
+#[derive(Serialize)]
+struct Chart {
+    height: usize,
+    bars: Vec<Bar>,
+}
+
+/// `12.00 EUR, 3.50 USD`: sums per currency, in currency order.
+fn sums_text(items: impl Iterator<Item = (Currency, Decimal)>) -> String {
+    let mut by: BTreeMap<Currency, Decimal> = BTreeMap::new();
+    for (currency, amount) in items {
+        *by.entry(currency).or_default() += amount;
+    }
+    let parts: Vec<String> = by
+        .into_iter()
+        .map(|(c, a)| format!("{} {c}", format_amount(a, c)))
+        .collect();
+    if parts.is_empty() {
+        "–".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// The one-line verdict at the top of the page, and its colour.
 fn status_line(report: &Report) -> (String, &'static str) {
     let s = report.summary;
-    let mut sums: Vec<String> = Vec::new();
-    for (name, total) in &s.outcomes {
-        let unmatched = crate::matching::Outcome::from_name(name)
-            .is_some_and(|o| o.category() == crate::matching::Category::Unmatched);
-        if unmatched {
-            for (cur, t) in &total.by_currency {
-                sums.push(format!("{} {cur}", sum_text(t, cur)));
-            }
+    let exceptions = sums_text(report.unmatched.iter().map(|r| (r.currency, r.amount)));
+    let mut parts = Vec::new();
+    let mut class = "ok";
+    if s.inputs_rejected > 0 {
+        parts.push(format!(
+            "{} input file(s) rejected: nothing from them was processed",
+            s.inputs_rejected
+        ));
+        class = "bad";
+    }
+    if s.controls.failed > 0 {
+        parts.push(format!("{} statement control(s) failed", s.controls.failed));
+        class = "bad";
+    }
+    if s.counts.unmatched > 0 {
+        parts.push(format!(
+            "{} exception(s) worth {exceptions} need a human",
+            s.counts.unmatched
+        ));
+        if class == "ok" {
+            class = "warn";
         }
     }
-    if s.inputs_rejected > 0 {
-        return (
-            format!(
-                "{} input file(s) rejected: nothing from them was processed; {} exception(s)",
-                s.inputs_rejected, s.counts.unmatched
-            ),
-            "bad",
-        );
-    }
-    if s.counts.unmatched == 0 {
+    if parts.is_empty() {
         return (
             format!(
                 "All good: {} matched, nothing needs a human",
@@ -114,15 +211,29 @@ fn status_line(report: &Report) -> (String, &'static str) {
             "ok",
         );
     }
-    (
-        format!(
-            "{} exception(s) need a human ({}); {} matched",
-            s.counts.unmatched,
-            sums.join(", "),
-            s.counts.matched
-        ),
-        "warn",
-    )
+    parts.push(format!("{} matched", s.counts.matched));
+    (parts.join(" · "), class)
+}
+
+fn chart(report: &Report) -> Chart {
+    let c = &report.summary.counts;
+    let max = c.matched.max(c.unmatched).max(c.ignored).max(1);
+    let bars = [
+        ("Matched", c.matched, "#2da44e"),
+        ("Needs a human", c.unmatched, "#d4a72c"),
+        ("Ignored", c.ignored, "#8c959f"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (label, count, color))| Bar {
+        label,
+        count,
+        width: count * 240 / max,
+        y: 6 + i * 30,
+        color,
+    })
+    .collect();
+    Chart { height: 96, bars }
 }
 
 /// Renders the page.
@@ -141,29 +252,74 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
             });
         }
     }
-    let sections = [
-        ("Needs a human", report.unmatched),
-        ("Matched", report.matched),
-        ("Ignored", report.ignored),
-    ]
-    .map(|(title, rows)| Section {
-        title,
-        rows: rows.iter().map(RowView::new).collect(),
-    });
+    let groups: Vec<Group> = Outcome::ALL
+        .into_iter()
+        .filter(|o| o.category() == Category::Unmatched)
+        .filter_map(|outcome| {
+            let rows: Vec<&Row> = report
+                .unmatched
+                .iter()
+                .filter(|r| r.outcome == outcome)
+                .collect();
+            if rows.is_empty() {
+                return None;
+            }
+            let (explanation, action) = explain(outcome);
+            Some(Group {
+                outcome: outcome.as_str(),
+                explanation,
+                action,
+                sums: sums_text(rows.iter().map(|r| (r.currency, r.amount))),
+                rows: rows.into_iter().map(RowView::new).collect(),
+            })
+        })
+        .collect();
+    let stale_after = report.summary.stale_after_days;
     let open: Vec<OpenView> = report
         .open_topups
         .iter()
-        .map(|t| OpenView {
-            id: t.id.to_string(),
-            created_at: format_timestamp(t.created_at),
-            amount: t.cash_amount_text(),
-            currency: t.currency.to_string(),
-            status: t.status.to_string(),
-            reference: t.settlement_reference.to_string(),
-            age_days: age_days(t, report.as_of),
+        .map(|t| {
+            let age = age_days(t, report.as_of);
+            OpenView {
+                id: t.id.to_string(),
+                created_at: format_timestamp(t.created_at),
+                amount: t.cash_amount_text(),
+                currency: t.currency.to_string(),
+                status: t.status.to_string(),
+                reference: t.settlement_reference.to_string(),
+                age_days: age,
+                stale: age > stale_after,
+            }
         })
         .collect();
+    let bucket_of = |age: i64| match age {
+        ..=3 => 0,
+        4..=7 => 1,
+        8..=14 => 2,
+        _ => 3,
+    };
+    let buckets: Vec<Bucket> = ["0–3 days", "4–7 days", "8–14 days", "over 14 days"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let members: Vec<_> = report
+                .open_topups
+                .iter()
+                .filter(|t| bucket_of(age_days(t, report.as_of)) == i)
+                .collect();
+            Bucket {
+                label,
+                count: members.len(),
+                sums: sums_text(members.iter().map(|t| (t.currency, t.cash_amount))),
+            }
+        })
+        .collect();
+    let mut controls: Vec<&crate::controls::Control> =
+        report.summary.controls.results.iter().collect();
+    controls.sort_by_key(|c| c.ok);
+    let stale_count = open.iter().filter(|o| o.stale).count();
     let (line, class) = status_line(report);
+    let views = |rows: &[Row]| rows.iter().map(RowView::new).collect::<Vec<_>>();
     let template = env.get_template("report.html").map_err(io::Error::other)?;
     let page = template
         .render(context! {
@@ -171,8 +327,15 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
             status_line => line,
             status_class => class,
             totals => Value::from(Serde(&totals)),
-            sections => Value::from(Serde(&sections)),
+            chart => Value::from(Serde(chart(report))),
+            controls => Value::from(Serde(&controls)),
+            groups => Value::from(Serde(&groups)),
+            matched => Value::from(Serde(views(report.matched))),
+            ignored => Value::from(Serde(views(report.ignored))),
             open => Value::from(Serde(&open)),
+            buckets => Value::from(Serde(&buckets)),
+            stale_count => stale_count,
+            generated_at => format_timestamp(report.generated_at),
         })
         .map_err(io::Error::other)?;
     out.write_all(page.as_bytes())

@@ -26,6 +26,8 @@ pub struct Report<'a> {
     pub open_topups: &'a [TopUp],
     /// The moment ages of open top-ups are measured at (the run's start).
     pub as_of: DateTime<Utc>,
+    /// When these files are written (differs when a past run's report is rendered again).
+    pub generated_at: DateTime<Utc>,
 }
 
 /// A problem writing the report.

@@ -54,6 +54,14 @@ pub struct Counts {
     pub conservation_holds: bool,
 }
 
+/// The statement controls of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Controls {
+    pub checked: usize,
+    pub failed: usize,
+    pub results: Vec<crate::controls::Control>,
+}
+
 /// The whole `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -67,7 +75,10 @@ pub struct Summary {
     pub inputs_rejected: usize,
     pub counts: Counts,
     pub outcomes: BTreeMap<String, OutcomeTotal>,
+    pub controls: Controls,
     pub open_topups: usize,
+    /// Open top-ups older than this many days are flagged as stale.
+    pub stale_after_days: i64,
 }
 
 /// Adds up outcomes as rows are decided.

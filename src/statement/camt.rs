@@ -10,8 +10,8 @@ use quick_xml::reader::Reader;
 use rust_decimal::Decimal;
 
 use super::{
-    BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementFile, StatementInfo,
-    Transaction, TxIdentity,
+    Balance, BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementFile,
+    StatementInfo, Transaction, TxIdentity,
 };
 use crate::money::{self, Currency, MAX_BANK_DECIMALS};
 
@@ -101,6 +101,18 @@ tags!(
     AddtlRmtInf,
     AddtlTxInf,
     AddtlNtryInf,
+    Bal,
+    Tp,
+    CdOrPrtry,
+    TxsSummry,
+    TtlNtries,
+    TtlCdtNtries,
+    TtlDbtNtries,
+    NbOfNtries,
+    Sum,
+    FrToDt,
+    FrDtTm,
+    ToDtTm,
 );
 
 /// Reads a whole camt document from `input`. `on_encoding` is told the encoding the XML
@@ -201,8 +213,18 @@ struct DetailAcc {
     remittance: Remittance,
 }
 
+/// A `Bal` being read.
+#[derive(Default)]
+struct BalanceAcc {
+    code: Option<String>,
+    amount: Option<(Decimal, Currency)>,
+    debit: bool,
+    date: Option<NaiveDate>,
+}
+
 struct State {
     limits: Limits,
+    balance: Option<BalanceAcc>,
     stack: Vec<Tag>,
     text: String,
     currency: Option<String>,
@@ -220,6 +242,7 @@ impl State {
     fn new(limits: Limits) -> Self {
         State {
             limits,
+            balance: None,
             stack: Vec::with_capacity(32),
             text: String::with_capacity(256),
             currency: None,
@@ -273,6 +296,7 @@ impl State {
                 });
             }
             Tag::TxDtls if self.entry.is_some() => self.detail = Some(DetailAcc::default()),
+            Tag::Bal if self.in_statement() => self.balance = Some(BalanceAcc::default()),
             Tag::Amt => {
                 self.currency = match e.try_get_attribute("Ccy") {
                     Ok(Some(attr)) => Some(attr.value.trim().to_string()),
@@ -352,6 +376,73 @@ impl State {
             | [.., Stmt | Rpt | Ntfctn, Acct, Id, Othr, Id] => {
                 if let Some(v) = value() {
                     self.statement_mut().account = Some(v);
+                }
+            }
+            [.., Stmt | Rpt | Ntfctn, FrToDt, FrDtTm | Dt] => {
+                let date = date(text)?;
+                self.statement_mut().from_date = Some(date);
+            }
+            [.., Stmt | Rpt | Ntfctn, FrToDt, ToDtTm] => {
+                let date = date(text)?;
+                self.statement_mut().to_date = Some(date);
+            }
+            // Balances and the statement's own totals, for the statement controls.
+            [.., Bal] => self.finish_balance(),
+            [.., Bal, Tp, CdOrPrtry, Cd] => {
+                if let Some(b) = self.balance.as_mut() {
+                    b.code = value();
+                }
+            }
+            [.., Bal, Amt] => {
+                let amount = self.amount(text)?;
+                if let Some(b) = self.balance.as_mut() {
+                    b.amount = Some(amount);
+                }
+            }
+            [.., Bal, CdtDbtInd] => {
+                let debit = direction(text)? == Direction::Debit;
+                if let Some(b) = self.balance.as_mut() {
+                    b.debit = debit;
+                }
+            }
+            [.., Bal, Dt, Dt | DtTm] => {
+                let date = date(text)?;
+                if let Some(b) = self.balance.as_mut() {
+                    b.date = Some(date);
+                }
+            }
+            [
+                ..,
+                TxsSummry,
+                group @ (TtlNtries | TtlCdtNtries | TtlDbtNtries),
+                field @ (NbOfNtries | Sum),
+            ] => {
+                let (group, field) = (*group, *field);
+                let (count, sum) = if field == NbOfNtries {
+                    let count = text.parse::<u64>().map_err(|_| {
+                        format!(
+                            "{:?} is not a number of entries",
+                            crate::text::clip(text, 20)
+                        )
+                    })?;
+                    (Some(count), None)
+                } else {
+                    // Some banks sign the debit sum; what counts is its size.
+                    let sum = money::parse_amount(text.trim_start_matches('-'), MAX_BANK_DECIMALS)
+                        .map_err(|e| e.to_string())?;
+                    (None, Some(sum))
+                };
+                let stated = &mut self.statement_mut().stated;
+                let (count_slot, sum_slot) = match group {
+                    TtlNtries => (&mut stated.entries, &mut stated.entries_sum),
+                    TtlCdtNtries => (&mut stated.credits, &mut stated.credits_sum),
+                    _ => (&mut stated.debits, &mut stated.debits_sum),
+                };
+                if count.is_some() {
+                    *count_slot = count;
+                }
+                if sum.is_some() {
+                    *sum_slot = sum;
                 }
             }
             // Entry level.
@@ -484,6 +575,25 @@ impl State {
         Ok(())
     }
 
+    fn finish_balance(&mut self) {
+        let Some(b) = self.balance.take() else { return };
+        let (Some(code), Some((amount, currency))) = (b.code, b.amount) else {
+            return;
+        };
+        let balance = Balance {
+            amount: if b.debit { -amount } else { amount },
+            currency,
+            date: b.date,
+        };
+        let statement = self.statement_mut();
+        match code.as_str() {
+            "OPBD" => statement.opening = Some(balance),
+            "PRCD" if statement.opening.is_none() => statement.opening = Some(balance),
+            "CLBD" => statement.closing = Some(balance),
+            _ => {}
+        }
+    }
+
     fn statement_mut(&mut self) -> &mut StatementInfo {
         if self.statements.is_empty() {
             self.statements.push(StatementInfo::default());
@@ -528,7 +638,23 @@ impl State {
         // Statements hold booked entries; an entry without status is taken as booked.
         let status_code = entry.status.take().unwrap_or_else(|| "BOOK".to_string());
         let booked = matches!(status_code.to_ascii_uppercase().as_str(), "BOOK" | "BOOKED");
-        let statement = self.statements.last().cloned().unwrap_or_default();
+        let statement = self.statement_mut();
+        let totals = &mut statement.totals;
+        totals.entries += 1;
+        totals.entries_sum += entry_amount;
+        if booked {
+            match direction {
+                Direction::Credit => {
+                    totals.booked_credits += 1;
+                    totals.booked_credits_sum += entry_amount;
+                }
+                Direction::Debit => {
+                    totals.booked_debits += 1;
+                    totals.booked_debits_sum += entry_amount;
+                }
+            }
+        }
+        let (statement_id, statement_account) = (statement.id.clone(), statement.account.clone());
         let mut details = std::mem::take(&mut entry.details);
         let has_details = !details.is_empty();
         let single = details.len() <= 1;
@@ -564,7 +690,7 @@ impl State {
             let other_named = other.name.is_some() || other.account.is_some();
             if other_named
                 && counterparty.account.is_some()
-                && counterparty.account == statement.account
+                && counterparty.account == statement_account
             {
                 counterparty = other;
             }
@@ -574,8 +700,8 @@ impl State {
                     detail: has_details.then_some(i as u32 + 1),
                     line: None,
                 },
-                statement_id: statement.id.clone(),
-                account: statement.account.clone(),
+                statement_id: statement_id.clone(),
+                account: statement_account.clone(),
                 direction,
                 booked,
                 status_code: status_code.clone(),

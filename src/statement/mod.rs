@@ -146,12 +146,50 @@ pub struct Transaction {
     pub identity: TxIdentity,
 }
 
-/// One statement (camt `Stmt`, `Rpt` or `Ntfctn`) as listed in the run summary.
+/// A balance as the bank states it: signed (a debit balance is negative), in its currency.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
+pub struct Balance {
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub date: Option<NaiveDate>,
+}
+
+/// Counts and sums as a statement's `TxsSummry` states them (absent parts are `None`).
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+pub struct StatedTotals {
+    pub entries: Option<u64>,
+    pub entries_sum: Option<Decimal>,
+    pub credits: Option<u64>,
+    pub credits_sum: Option<Decimal>,
+    pub debits: Option<u64>,
+    pub debits_sum: Option<Decimal>,
+}
+
+/// What the entries of a statement add up to, as read.
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+pub struct EntryTotals {
+    pub entries: u64,
+    pub entries_sum: Decimal,
+    pub booked_credits: u64,
+    pub booked_credits_sum: Decimal,
+    pub booked_debits: u64,
+    pub booked_debits_sum: Decimal,
+}
+
+/// One statement (camt `Stmt`, `Rpt` or `Ntfctn`, an MT940 message) as listed in the summary.
 #[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
 pub struct StatementInfo {
     pub id: Option<String>,
     pub account: Option<String>,
     pub electronic_sequence: Option<String>,
+    pub from_date: Option<NaiveDate>,
+    pub to_date: Option<NaiveDate>,
+    /// Opening booked balance (`OPBD`, else the previous closing `PRCD`).
+    pub opening: Option<Balance>,
+    /// Closing booked balance (`CLBD`).
+    pub closing: Option<Balance>,
+    pub stated: StatedTotals,
+    pub totals: EntryTotals,
 }
 
 /// Everything read from one input file.

@@ -8,8 +8,8 @@ use chrono::{Datelike, NaiveDate};
 use regex::Regex;
 
 use super::{
-    BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementInfo, Transaction,
-    TxIdentity,
+    Balance, BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementInfo,
+    Transaction, TxIdentity,
 };
 use crate::money::Currency;
 
@@ -145,8 +145,50 @@ fn decode_line(bytes: &[u8]) -> String {
 
 fn flush(open_tx: &mut Option<Transaction>, out: &mut MtRead) {
     if let Some(tx) = open_tx.take() {
+        if let Some(statement) = out.statements.last_mut() {
+            let totals = &mut statement.totals;
+            totals.entries += 1;
+            totals.entries_sum += tx.amount;
+            match tx.direction {
+                Direction::Credit => {
+                    totals.booked_credits += 1;
+                    totals.booked_credits_sum += tx.amount;
+                }
+                Direction::Debit => {
+                    totals.booked_debits += 1;
+                    totals.booked_debits_sum += tx.amount;
+                }
+            }
+        }
         out.transactions.push(tx);
     }
+}
+
+/// `C261120EUR1000,00`: mark, date, currency, amount.
+fn balance(text: &str) -> Result<Balance, String> {
+    let bad = || {
+        format!(
+            "{:?} is not a balance (expected e.g. C200101EUR1000,00)",
+            crate::text::clip(text, 30)
+        )
+    };
+    let mark = text.get(0..1).ok_or_else(bad)?;
+    let date = yymmdd(text.get(1..7).ok_or_else(bad)?).ok_or_else(bad)?;
+    let currency: Currency = text
+        .get(7..10)
+        .ok_or_else(bad)?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let amount = crate::money::parse_amount(
+        &text.get(10..).ok_or_else(bad)?.replace(',', "."),
+        crate::money::MAX_BANK_DECIMALS,
+    )
+    .map_err(|_| bad())?;
+    Ok(Balance {
+        amount: if mark == "D" { -amount } else { amount },
+        currency,
+        date: Some(date),
+    })
 }
 
 fn apply(
@@ -190,12 +232,18 @@ fn apply(
             }
         }
         "60F" | "60M" => {
-            let code = first.get(7..10).ok_or_else(|| {
-                fail(format!(
-                    "{first:?} is not a balance (expected e.g. C200101EUR1000,00)"
-                ))
-            })?;
-            ctx.currency = Some(code.parse().map_err(|e| fail(format!("{e}")))?);
+            let balance = balance(first).map_err(fail)?;
+            ctx.currency = Some(balance.currency);
+            if let Some(s) = out.statements.last_mut() {
+                s.opening = Some(balance);
+            }
+        }
+        "62F" | "62M" => {
+            flush(open_tx, out);
+            let balance = balance(first).map_err(fail)?;
+            if let Some(s) = out.statements.last_mut() {
+                s.closing = Some(balance);
+            }
         }
         "61" => {
             flush(open_tx, out);
@@ -214,7 +262,7 @@ fn apply(
                 information(&field.lines, tx);
             }
         }
-        "62F" | "62M" | "64" | "65" => flush(open_tx, out),
+        "64" | "65" => flush(open_tx, out),
         _ => {}
     }
     Ok(())

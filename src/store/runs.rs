@@ -60,6 +60,60 @@ pub fn record_file(conn: &Connection, run: RunId, file: &FileRecord) -> Result<i
     Ok(conn.last_insert_rowid())
 }
 
+/// Records a statement read by a run, as the next link of its account's chain.
+pub fn record_statement(
+    conn: &Connection,
+    run: RunId,
+    file_id: i64,
+    info: &crate::statement::StatementInfo,
+) -> Result<(), StoreError> {
+    let point = crate::controls::chain_point(info);
+    conn.execute(
+        "INSERT INTO statements
+             (run_id, file_id, statement_id, account, currency, sequence, opening, closing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            run.to_string(),
+            file_id,
+            info.id,
+            info.account,
+            info.closing
+                .as_ref()
+                .or(info.opening.as_ref())
+                .map(|b| b.currency.to_string()),
+            point.sequence.map(|s| s as i64),
+            info.opening.as_ref().map(|b| b.amount.to_string()),
+            point.closing.map(|c| c.to_string()),
+        ],
+    )
+    .doing("recording a statement")?;
+    Ok(())
+}
+
+/// Where an account's chain stood after the last statement recorded for it.
+pub fn last_chain_point(
+    conn: &Connection,
+    account: &str,
+) -> Result<Option<crate::controls::ChainPoint>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT statement_id, closing, sequence FROM statements WHERE account = ?1
+             ORDER BY id DESC LIMIT 1",
+        )
+        .doing("reading the statement chain")?;
+    stmt.query_row([account], |row| {
+        let closing: Option<String> = row.get(1)?;
+        let sequence: Option<i64> = row.get(2)?;
+        Ok(crate::controls::ChainPoint {
+            statement: row.get(0)?,
+            closing: closing.and_then(|c| c.parse().ok()),
+            sequence: sequence.map(|s| s as u64),
+        })
+    })
+    .optional()
+    .doing("reading the statement chain")
+}
+
 /// Whether an outcome claims the transaction's identity: booked and seen for the first time.
 fn claims_identity(outcome: Outcome) -> bool {
     !matches!(outcome, Outcome::NotBooked | Outcome::AlreadyProcessed)

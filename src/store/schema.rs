@@ -20,6 +20,18 @@ CREATE TABLE topups (
     cancelled_at           TEXT
 ) STRICT;
 CREATE INDEX topups_open ON topups (created_at) WHERE status IN ('NEW', 'CONFIRMED');
+-- For suggestions: open top-ups by amount, and by each quarter of their reference's 32 digits
+-- (a reference within two edits of another shares at least two quarters with it).
+CREATE INDEX topups_open_amount ON topups (currency, cash_amount) WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_open_ref0 ON topups (substr(settlement_reference, 1, 8))
+    WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_open_ref1 ON topups (substr(settlement_reference, 10, 4) || substr(settlement_reference, 15, 4))
+    WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_open_ref2 ON topups (substr(settlement_reference, 20, 4) || substr(settlement_reference, 25, 4))
+    WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_open_ref3 ON topups (substr(settlement_reference, 29, 8))
+    WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_group ON topups (account_group_id);
 
 CREATE TABLE runs (
     id                TEXT PRIMARY KEY NOT NULL,
@@ -45,6 +57,20 @@ CREATE TABLE statement_files (
     error         TEXT
 ) STRICT;
 CREATE INDEX statement_files_run ON statement_files (run_id, position);
+
+-- Each statement read, for the chain of statements per account (balances, sequence numbers).
+CREATE TABLE statements (
+    id            INTEGER PRIMARY KEY,
+    run_id        TEXT NOT NULL REFERENCES runs(id),
+    file_id       INTEGER NOT NULL REFERENCES statement_files(id),
+    statement_id  TEXT,
+    account       TEXT,
+    currency      TEXT,
+    sequence      INTEGER,
+    opening       TEXT,
+    closing       TEXT
+) STRICT;
+CREATE INDEX statements_account ON statements (account, id);
 
 CREATE TABLE bank_transactions (
     id                  INTEGER PRIMARY KEY,
@@ -83,4 +109,5 @@ CREATE TABLE bank_transactions (
 ) STRICT;
 CREATE INDEX bank_transactions_run ON bank_transactions (run_id, id);
 CREATE INDEX bank_transactions_topup ON bank_transactions (topup_id);
+CREATE INDEX bank_transactions_payer ON bank_transactions (counterparty_iban) WHERE outcome = 'MATCHED';
 "#];

@@ -9,7 +9,7 @@ use crate::ids::{SettlementReference, TopUpId};
 use crate::matching::KnownTopUp;
 use crate::topup::{Status, TopUp, format_timestamp};
 
-const COLUMNS: &str = "t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, t.status, t.settlement_reference";
+pub(crate) const COLUMNS: &str = "t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, t.status, t.settlement_reference";
 
 /// How a top-up was settled, for `topups show`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -37,7 +37,7 @@ pub struct TopUpRecord {
 }
 
 /// Reads a top-up from the first seven columns of a row.
-fn topup_from_row(row: &Row) -> rusqlite::Result<Result<TopUp, String>> {
+pub(crate) fn topup_from_row(row: &Row) -> rusqlite::Result<Result<TopUp, String>> {
     let text = |i: usize| row.get::<_, String>(i);
     let (id, created, group, amount, currency, status, reference) = (
         text(0)?,

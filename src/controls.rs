@@ -1,0 +1,298 @@
+//! Statement controls: does a statement add up (opening + credits - debits = closing, its own
+//! `TxsSummry`), and does it continue the account's previous statement (balance and sequence
+//! number)? Pure: the chain's previous point is handed in.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::money::format_amount;
+use crate::statement::StatementInfo;
+
+/// The result of one check on one statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Control {
+    pub file: String,
+    pub statement: Option<String>,
+    pub account: Option<String>,
+    /// `balance`, `entry_count`, `entry_sum`, `credit_count`, `credit_sum`, `debit_count`,
+    /// `debit_sum`, `chain_balance` or `chain_sequence`.
+    pub check: &'static str,
+    pub ok: bool,
+    pub expected: String,
+    pub actual: String,
+    pub message: String,
+}
+
+/// Where an account's chain of statements stood after its last statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainPoint {
+    pub statement: Option<String>,
+    pub closing: Option<Decimal>,
+    pub sequence: Option<u64>,
+}
+
+/// The checks a statement supports on its own.
+pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
+    let mut out = Vec::new();
+    let control = |check, ok, expected: String, actual: String, message: String| Control {
+        file: file.to_string(),
+        statement: info.id.clone(),
+        account: info.account.clone(),
+        check,
+        ok,
+        expected,
+        actual,
+        message,
+    };
+    let t = &info.totals;
+    if let (Some(open), Some(close)) = (&info.opening, &info.closing)
+        && open.currency == close.currency
+    {
+        let computed = open.amount + t.booked_credits_sum - t.booked_debits_sum;
+        let ok = computed == close.amount;
+        let cur = open.currency;
+        out.push(control(
+            "balance",
+            ok,
+            format_amount(close.amount, cur),
+            format_amount(computed, cur),
+            if ok {
+                "opening + booked credits - booked debits = closing".to_string()
+            } else {
+                format!(
+                    "opening {} + credits {} - debits {} = {}, but the statement closes at {} {cur}: \
+                     entries are missing or the balances are wrong; ask the bank",
+                    format_amount(open.amount, cur),
+                    format_amount(t.booked_credits_sum, cur),
+                    format_amount(t.booked_debits_sum, cur),
+                    format_amount(computed, cur),
+                    format_amount(close.amount, cur),
+                )
+            },
+        ));
+    }
+    let s = &info.stated;
+    let counts = [
+        ("entry_count", s.entries, t.entries),
+        ("credit_count", s.credits, t.booked_credits),
+        ("debit_count", s.debits, t.booked_debits),
+    ];
+    for (check, stated, read) in counts {
+        if let Some(stated) = stated {
+            let ok = stated == read;
+            out.push(control(
+                check,
+                ok,
+                stated.to_string(),
+                read.to_string(),
+                if ok {
+                    "the statement's summary matches its entries".to_string()
+                } else {
+                    format!("the statement says {stated} but holds {read}")
+                },
+            ));
+        }
+    }
+    let sums = [
+        ("entry_sum", s.entries_sum, t.entries_sum),
+        ("credit_sum", s.credits_sum, t.booked_credits_sum),
+        ("debit_sum", s.debits_sum, t.booked_debits_sum),
+    ];
+    for (check, stated, read) in sums {
+        if let Some(stated) = stated {
+            let ok = stated == read;
+            out.push(control(
+                check,
+                ok,
+                stated.to_string(),
+                read.to_string(),
+                if ok {
+                    "the statement's summary matches its entries".to_string()
+                } else {
+                    format!("the statement says {stated} but its entries add up to {read}")
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// The checks against the account's previous statement; `None` when there is none.
+pub fn check_chain(
+    file: &str,
+    info: &StatementInfo,
+    previous: Option<&ChainPoint>,
+) -> Vec<Control> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let sequence = info
+        .electronic_sequence
+        .as_deref()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let (Some(now), Some(before)) = (sequence, previous.sequence)
+        && now <= before
+    {
+        // A statement read before (a re-sent file): nothing to chain.
+        return Vec::new();
+    }
+    let control = |check, ok, expected: String, actual: String, message: String| Control {
+        file: file.to_string(),
+        statement: info.id.clone(),
+        account: info.account.clone(),
+        check,
+        ok,
+        expected,
+        actual,
+        message,
+    };
+    let after = previous
+        .statement
+        .as_deref()
+        .unwrap_or("the previous statement");
+    let mut out = Vec::new();
+    if let (Some(now), Some(before)) = (sequence, previous.sequence) {
+        let ok = now == before + 1;
+        out.push(control(
+            "chain_sequence",
+            ok,
+            (before + 1).to_string(),
+            now.to_string(),
+            if ok {
+                format!("follows {after}")
+            } else {
+                format!(
+                    "statements {} to {} of this account are missing after {after}; ask the bank",
+                    before + 1,
+                    now - 1
+                )
+            },
+        ));
+    }
+    if let (Some(open), Some(before)) = (&info.opening, previous.closing) {
+        let ok = open.amount == before;
+        let cur = open.currency;
+        out.push(control(
+            "chain_balance",
+            ok,
+            format_amount(before, cur),
+            format_amount(open.amount, cur),
+            if ok {
+                format!("opens where {after} closed")
+            } else {
+                format!(
+                    "opens at {} {cur} but {after} closed at {} {cur}: a statement is missing",
+                    format_amount(open.amount, cur),
+                    format_amount(before, cur)
+                )
+            },
+        ));
+    }
+    out
+}
+
+/// The chain point a statement leaves behind.
+pub fn chain_point(info: &StatementInfo) -> ChainPoint {
+    ChainPoint {
+        statement: info.id.clone(),
+        closing: info.closing.as_ref().map(|b| b.amount),
+        sequence: info
+            .electronic_sequence
+            .as_deref()
+            .and_then(|s| s.trim().parse().ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statement::{Balance, EntryTotals, StatedTotals};
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn statement(
+        opening: &str,
+        credits: &str,
+        debits: &str,
+        closing: &str,
+        seq: &str,
+    ) -> StatementInfo {
+        let eur = "EUR".parse().unwrap();
+        StatementInfo {
+            id: Some(format!("S{seq}")),
+            account: Some("DE89370400440532013000".into()),
+            electronic_sequence: Some(seq.into()),
+            opening: Some(Balance {
+                amount: dec(opening),
+                currency: eur,
+                date: None,
+            }),
+            closing: Some(Balance {
+                amount: dec(closing),
+                currency: eur,
+                date: None,
+            }),
+            totals: EntryTotals {
+                entries: 2,
+                entries_sum: dec(credits) + dec(debits),
+                booked_credits: 1,
+                booked_credits_sum: dec(credits),
+                booked_debits: 1,
+                booked_debits_sum: dec(debits),
+            },
+            stated: StatedTotals::default(),
+            ..StatementInfo::default()
+        }
+    }
+
+    #[test]
+    fn balances_must_add_up() {
+        let good = check_statement("f", &statement("100", "50", "30", "120", "1"));
+        assert!(good.iter().all(|c| c.ok), "{good:?}");
+        let bad = check_statement("f", &statement("100", "50", "30", "121", "1"));
+        assert_eq!(bad[0].check, "balance");
+        assert!(!bad[0].ok);
+        assert!(
+            bad[0]
+                .message
+                .contains("= 120.00, but the statement closes at 121.00 EUR"),
+            "{}",
+            bad[0].message
+        );
+    }
+
+    #[test]
+    fn the_statements_own_summary_is_checked() {
+        let mut info = statement("100", "50", "30", "120", "1");
+        info.stated = StatedTotals {
+            entries: Some(3),
+            credits_sum: Some(dec("50.00")),
+            ..StatedTotals::default()
+        };
+        let results = check_statement("f", &info);
+        let count = results.iter().find(|c| c.check == "entry_count").unwrap();
+        assert!(!count.ok);
+        assert!(results.iter().find(|c| c.check == "credit_sum").unwrap().ok);
+    }
+
+    #[test]
+    fn the_chain_needs_the_next_number_and_the_previous_closing() {
+        let first = statement("100", "50", "30", "120", "1");
+        let point = chain_point(&first);
+        let next = statement("120", "0", "0", "120", "2");
+        assert!(check_chain("f", &next, Some(&point)).iter().all(|c| c.ok));
+        let gap = statement("125", "0", "0", "125", "4");
+        let results = check_chain("f", &gap, Some(&point));
+        assert!(results.iter().all(|c| !c.ok), "{results:?}");
+        assert!(
+            results[0].message.contains("statements 2 to 3"),
+            "{}",
+            results[0].message
+        );
+        // The same statement again is not a chain break.
+        assert!(check_chain("f", &first, Some(&point)).is_empty());
+        assert!(check_chain("f", &first, None).is_empty());
+    }
+}
