@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::cli::{
     Cli, Command, ConfigArgs, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs,
-    ListFormat, ProfilesCommand, RunArgs, ShowProfileArgs, TopupsCommand,
+    ListFormat, ProfilesCommand, ReportArgs, RunArgs, RunIdArgs, RunsCommand, RunsFormat,
+    RunsListArgs, ShowProfileArgs, TopupsCommand,
 };
 use crate::error::{Error, exit};
 use crate::ids::{RunId, TopUpId};
@@ -38,6 +39,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             TopupsCommand::Show(args) => show(&args, out),
         },
         Command::Demo(args) => demo(&args, out),
+        Command::Runs(cmd) => match cmd {
+            RunsCommand::List(args) => runs_list(&args, out),
+            RunsCommand::Show(args) => runs_show(&args, out),
+        },
+        Command::Report(args) => rerender(&args, out),
         Command::Profiles(cmd) => match cmd {
             ProfilesCommand::List(args) => profiles_list(&args, out),
             ProfilesCommand::Show(args) => profiles_show(&args, out),
@@ -342,12 +348,7 @@ struct RunResult {
 
 fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let files = resolve_inputs(&args.statements)?;
-    if args.out.join("summary.json").exists() && !args.force {
-        return Err(Error::Usage(format!(
-            "{} already holds a report; choose a new --out directory or add --force to replace it",
-            args.out.display()
-        )));
-    }
+    refuse_existing_report(&args.out, args.force)?;
     let config = crate::config::load(args.config.as_deref(), Some(&args.db.db))?;
     let profile = match &args.profile {
         Some(arg) => Some(crate::config::resolve_profile(arg, &config.profiles)?),
@@ -601,12 +602,7 @@ fn decide_all(
                 settled_here.insert(row.identity, format!("{display} {}", row.position_text()));
             }
             totals.add(&row);
-            let slot = match row.category() {
-                Category::Matched => 0,
-                Category::Unmatched => 1,
-                Category::Ignored => 2,
-            };
-            rows[slot].push(row);
+            rows[category_slot(row.category())].push(row);
         }
     }
     Ok(RunResult {
@@ -615,6 +611,120 @@ fn decide_all(
         totals,
         controls,
     })
+}
+
+/// A report directory is not overwritten by surprise.
+fn refuse_existing_report(out: &Path, force: bool) -> Result<(), Error> {
+    if out.join("summary.json").exists() && !force {
+        return Err(Error::Usage(format!(
+            "{} already holds a report; choose a new --out directory or add --force to replace it",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+// ---- runs -----------------------------------------------------------------------------------
+
+fn runs_list(args: &RunsListArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let store = open(&args.db, OpenMode::MustExist)?;
+    let runs = runs::list(store.conn())?;
+    let text = match args.format {
+        RunsFormat::Json => to_json(&runs),
+        RunsFormat::Table => {
+            let mut text = format!(
+                "{:<36}  {:<20}  {:>6}  {:>8}  {:>8}  {:>8}  {:>8}  {}\n",
+                "RUN", "STARTED", "INPUTS", "READ", "MATCHED", "HUMAN", "IGNORED", "REJECTED"
+            );
+            let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+            for r in &runs {
+                text.push_str(&format!(
+                    "{:<36}  {:<20}  {:>6}  {:>8}  {:>8}  {:>8}  {:>8}  {}\n",
+                    r.id,
+                    r.started_at,
+                    r.inputs,
+                    n(r.transactions_read),
+                    n(r.matched),
+                    n(r.unmatched),
+                    n(r.ignored),
+                    r.inputs_rejected
+                ));
+            }
+            text.push_str(&format!("{} run(s)\n", runs.len()));
+            text
+        }
+    };
+    write_out(out, &text)?;
+    Ok(exit::OK)
+}
+
+fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
+    let (json, mark) = runs::stored(store.conn(), run)?.ok_or_else(|| {
+        Error::Data(format!(
+            "no run with id {run}; `recon runs list` shows the runs"
+        ))
+    })?;
+    let summary = serde_json::from_str(&json)
+        .map_err(|e| Error::Store(StoreError::Corrupt(format!("run {run}'s summary: {e}"))))?;
+    Ok((summary, mark))
+}
+
+fn runs_show(args: &RunIdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let store = open(&args.db, OpenMode::MustExist)?;
+    let (summary, _) = stored_run(&store, &args.run)?;
+    write_out(out, &to_json(&summary))?;
+    Ok(exit::OK)
+}
+
+/// Writes a past run's report again from the ledger: the same rows, totals, controls and
+/// open top-ups as then; only the generation time differs.
+fn rerender(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    refuse_existing_report(&args.out, args.force)?;
+    let store = open(&args.db, OpenMode::MustExist)?;
+    let (summary, mark) = stored_run(&store, &args.run)?;
+    let rows = runs::rows(store.conn(), &args.run)?;
+    let open_topups = topups::open_at(store.conn(), mark)?;
+    let as_of: DateTime<Utc> = summary.started_at.parse().map_err(|e| {
+        Error::Store(StoreError::Corrupt(format!(
+            "run {}'s start time: {e}",
+            args.run
+        )))
+    })?;
+    let mut by_category: [Vec<Row>; 3] = Default::default();
+    for row in rows {
+        by_category[category_slot(row.category())].push(row);
+    }
+    let [matched, unmatched, ignored] = &by_category;
+    report::prepare(
+        &args.out,
+        &Report {
+            summary: &summary,
+            matched,
+            unmatched,
+            ignored,
+            open_topups: &open_topups,
+            as_of,
+            generated_at: Utc::now(),
+        },
+    )?
+    .publish()?;
+    write_out(
+        out,
+        &format!(
+            "report of run {} written to {}\n",
+            args.run,
+            args.out.display()
+        ),
+    )?;
+    Ok(exit::OK)
+}
+
+fn category_slot(category: Category) -> usize {
+    match category {
+        Category::Matched => 0,
+        Category::Unmatched => 1,
+        Category::Ignored => 2,
+    }
 }
 
 // ---- profiles -------------------------------------------------------------------------------

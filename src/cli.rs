@@ -47,6 +47,59 @@ pub enum Command {
     /// List or show the CSV profiles (bank export formats) recon knows.
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    /// List past runs or show one.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Write the report of a past run again, from the database alone.
+    Report(ReportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List committed runs, newest first.
+    List(RunsListArgs),
+    /// Show a run's summary (the same JSON as its summary.json).
+    Show(RunIdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunsListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunsFormat::Table)]
+    pub format: RunsFormat,
+}
+
+/// Output formats of `runs list`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct RunIdArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The run's id (from `runs list` or a summary.json).
+    #[arg(value_name = "RUN_ID")]
+    pub run: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The run's id.
+    #[arg(value_name = "RUN_ID")]
+    pub run: String,
+    /// Directory for the report (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a report already in --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]

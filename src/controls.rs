@@ -3,20 +3,20 @@
 //! number)? Pure: the chain's previous point is handed in.
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::money::format_amount;
 use crate::statement::StatementInfo;
 
 /// The result of one check on one statement.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Control {
     pub file: String,
     pub statement: Option<String>,
     pub account: Option<String>,
     /// `balance`, `entry_count`, `entry_sum`, `credit_count`, `credit_sum`, `debit_count`,
     /// `debit_sum`, `chain_balance` or `chain_sequence`.
-    pub check: &'static str,
+    pub check: String,
     pub ok: bool,
     pub expected: String,
     pub actual: String,
@@ -34,11 +34,11 @@ pub struct ChainPoint {
 /// The checks a statement supports on its own.
 pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
     let mut out = Vec::new();
-    let control = |check, ok, expected: String, actual: String, message: String| Control {
+    let control = |check: &str, ok, expected: String, actual: String, message: String| Control {
         file: file.to_string(),
         statement: info.id.clone(),
         account: info.account.clone(),
-        check,
+        check: check.to_string(),
         ok,
         expected,
         actual,
@@ -136,11 +136,11 @@ pub fn check_chain(
         // A statement read before (a re-sent file): nothing to chain.
         return Vec::new();
     }
-    let control = |check, ok, expected: String, actual: String, message: String| Control {
+    let control = |check: &str, ok, expected: String, actual: String, message: String| Control {
         file: file.to_string(),
         statement: info.id.clone(),
         account: info.account.clone(),
-        check,
+        check: check.to_string(),
         ok,
         expected,
         actual,

@@ -198,6 +198,7 @@ fn demo_runs_from_any_directory_and_reports_every_outcome() {
         "open_topups.csv",
         "summary.json",
         "report.html",
+        "report.xlsx",
     ] {
         assert!(env.path("demo/report").join(file).is_file(), "{file}");
     }
@@ -1388,4 +1389,104 @@ fn unknown_and_missing_references_get_suggestions_from_open_topups() {
             .contains("0fd630f1-f29d-4da9-953f-48f1a09f76b5 (10.00 EUR, same payer and amount)"),
         "{row:?}"
     );
+}
+
+// ---- workbook and run history ------------------------------------------------------------------
+
+#[test]
+fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let env = Env::new();
+    let dir = env.path("demo").display().to_string();
+    assert_ok(&env.recon(&["demo", "--dir", &dir]));
+    let mut book: Xlsx<_> = open_workbook(env.path("demo/report/report.xlsx")).unwrap();
+    assert_eq!(
+        book.sheet_names(),
+        [
+            "Summary",
+            "Matched",
+            "Exceptions",
+            "Ignored",
+            "Open top-ups"
+        ]
+    );
+    let exceptions = book.worksheet_range("Exceptions").unwrap();
+    assert_eq!(exceptions.height(), 11, "header and ten exceptions");
+    let header: Vec<String> = exceptions
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mismatch = exceptions
+        .rows()
+        .find(|r| r[0].to_string() == "AMOUNT_MISMATCH")
+        .unwrap();
+    assert_eq!(mismatch[col("amount")], Data::Float(70.0));
+    assert_eq!(mismatch[col("difference")], Data::Float(-5.5));
+    assert!(
+        matches!(mismatch[col("booking_date")], Data::DateTime(_)),
+        "{:?}",
+        mismatch[col("booking_date")]
+    );
+    let formula = exceptions
+        .rows()
+        .find(|r| r[0].to_string() == "TOPUP_CANCELLED")
+        .unwrap();
+    assert_eq!(
+        formula[col("counterparty_name")],
+        Data::String("=HYPERLINK(\"http://evil.example\")".into())
+    );
+    let open = book.worksheet_range("Open top-ups").unwrap();
+    assert_eq!(open.height(), 7);
+}
+
+#[test]
+fn past_runs_are_listed_shown_and_their_report_written_again_identically() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r1", &[&demo("2026-11-20.camt053.xml")]));
+    assert_ok(&env.run("r2", &[&demo("2026-11-21.camt053.xml")]));
+    let out = env.recon(&["runs", "list", "--db", &env.db(), "--format", "json"]);
+    assert_ok(&out);
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 2);
+    let first = env.summary("r1")["run_id"].as_str().unwrap().to_string();
+    assert_eq!(runs[1]["id"], first.as_str(), "newest first");
+    let out = env.recon(&["runs", "show", "--db", &env.db(), &first]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, env.summary("r1"));
+    // The first run's report again, after the second run changed the top-ups.
+    let again = env.path("again").display().to_string();
+    assert_ok(&env.recon(&["report", &first, "--db", &env.db(), "--out", &again]));
+    for file in [
+        "matched.csv",
+        "unmatched.csv",
+        "ignored.csv",
+        "open_topups.csv",
+        "summary.json",
+    ] {
+        assert_eq!(
+            fs::read_to_string(env.path("r1").join(file)).unwrap(),
+            fs::read_to_string(env.path("again").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let strip = |html: String| html.split("report generated").next().unwrap().to_string();
+    assert_eq!(
+        strip(fs::read_to_string(env.path("r1/report.html")).unwrap()),
+        strip(fs::read_to_string(env.path("again/report.html")).unwrap())
+    );
+    let out = env.recon(&[
+        "report",
+        "00000000-0000-7000-8000-000000000000",
+        "--db",
+        &env.db(),
+        "--out",
+        &again,
+        "--force",
+    ]);
+    assert_code(&out, 65);
+    assert!(stderr(&out).contains("no run with id"), "{}", stderr(&out));
 }

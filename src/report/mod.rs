@@ -3,8 +3,9 @@
 //! report.
 
 mod csv;
-mod html;
+pub mod html;
 pub mod summary;
+mod xlsx;
 
 use std::fs;
 use std::io;
@@ -57,13 +58,14 @@ impl Pending {
 }
 
 /// The names of the files a report consists of.
-pub const FILES: [&str; 6] = [
+pub const FILES: [&str; 7] = [
     "matched.csv",
     "unmatched.csv",
     "ignored.csv",
     "open_topups.csv",
     "summary.json",
     "report.html",
+    "report.xlsx",
 ];
 
 /// Renders every report file into `dir` under temporary names.
@@ -88,6 +90,14 @@ pub fn prepare(dir: &Path, report: &Report) -> Result<Pending, ReportError> {
             render(&mut out).map_err(fail)?;
             io::Write::flush(&mut out).map_err(fail)?;
         }
+        // Temporary files are private; a report is an ordinary file for whoever reads reports.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(fail)?;
+        }
         file.as_file().sync_all().map_err(fail)?;
         files.push((file, path));
         Ok::<(), ReportError>(())
@@ -100,5 +110,6 @@ pub fn prepare(dir: &Path, report: &Report) -> Result<Pending, ReportError> {
     })?;
     add("summary.json", &|w| summary::write(w, report.summary))?;
     add("report.html", &|w| html::write(w, report))?;
+    add("report.xlsx", &|w| xlsx::write(w, report))?;
     Ok(Pending { files })
 }

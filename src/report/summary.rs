@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::matching::{Category, Outcome};
 use crate::money::format_amount;
@@ -12,7 +12,7 @@ use crate::row::Row;
 use crate::statement::StatementInfo;
 
 /// One input of the run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InputSummary {
     pub path: String,
     pub sha256: Option<String>,
@@ -26,26 +26,21 @@ pub struct InputSummary {
 }
 
 /// Count and sum of one outcome in one currency.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CurrencyTotal {
     pub count: usize,
-    #[serde(serialize_with = "as_text")]
     pub sum: Decimal,
 }
 
-fn as_text<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&value.to_string())
-}
-
 /// Count of one outcome, and its totals per currency.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OutcomeTotal {
     pub count: usize,
     pub by_currency: BTreeMap<String, CurrencyTotal>,
 }
 
 /// The conservation counts: read = matched + unmatched + ignored.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Counts {
     pub read: usize,
     pub matched: usize,
@@ -55,7 +50,7 @@ pub struct Counts {
 }
 
 /// The statement controls of a run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Controls {
     pub checked: usize,
     pub failed: usize,
@@ -63,7 +58,7 @@ pub struct Controls {
 }
 
 /// The whole `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub run_id: String,
     pub recon_version: String,

@@ -12,7 +12,7 @@ use super::{
 use crate::money::Currency;
 
 /// A row that could not be read: its line and what was wrong.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BadRow {
     pub line: u64,
     pub message: String,

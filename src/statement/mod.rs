@@ -147,7 +147,7 @@ pub struct Transaction {
 }
 
 /// A balance as the bank states it: signed (a debit balance is negative), in its currency.
-#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Balance {
     pub amount: Decimal,
     pub currency: Currency,
@@ -155,7 +155,7 @@ pub struct Balance {
 }
 
 /// Counts and sums as a statement's `TxsSummry` states them (absent parts are `None`).
-#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct StatedTotals {
     pub entries: Option<u64>,
     pub entries_sum: Option<Decimal>,
@@ -166,7 +166,7 @@ pub struct StatedTotals {
 }
 
 /// What the entries of a statement add up to, as read.
-#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct EntryTotals {
     pub entries: u64,
     pub entries_sum: Decimal,
@@ -177,7 +177,7 @@ pub struct EntryTotals {
 }
 
 /// One statement (camt `Stmt`, `Rpt` or `Ntfctn`, an MT940 message) as listed in the summary.
-#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct StatementInfo {
     pub id: Option<String>,
     pub account: Option<String>,

@@ -212,9 +212,10 @@ pub fn finish(
     totals: &RunTotals,
     summary_json: &str,
 ) -> Result<(), StoreError> {
+    let mark = super::topups::history_mark(conn)?;
     conn.execute(
         "UPDATE runs SET finished_at = ?2, transactions_read = ?3, matched = ?4, unmatched = ?5,
-             ignored = ?6, summary_json = ?7
+             ignored = ?6, summary_json = ?7, history_mark = ?8
          WHERE id = ?1",
         params![
             run.to_string(),
@@ -223,9 +224,184 @@ pub fn finish(
             totals.matched as i64,
             totals.unmatched as i64,
             totals.ignored as i64,
-            summary_json
+            summary_json,
+            mark
         ],
     )
     .doing("recording the end of the run")?;
     Ok(())
+}
+
+/// A past run as `runs list` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunInfo {
+    pub id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub transactions_read: Option<i64>,
+    pub matched: Option<i64>,
+    pub unmatched: Option<i64>,
+    pub ignored: Option<i64>,
+    pub inputs: i64,
+    pub inputs_rejected: i64,
+}
+
+/// Every committed run, newest first.
+pub fn list(conn: &Connection) -> Result<Vec<RunInfo>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT r.id, r.started_at, r.finished_at, r.transactions_read, r.matched, r.unmatched,
+                    r.ignored,
+                    (SELECT count(*) FROM statement_files f WHERE f.run_id = r.id),
+                    (SELECT count(*) FROM statement_files f WHERE f.run_id = r.id AND f.error IS NOT NULL)
+             FROM runs r ORDER BY r.started_at DESC, r.id DESC",
+        )
+        .doing("listing runs")?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(RunInfo {
+                id: row.get(0)?,
+                started_at: row.get(1)?,
+                finished_at: row.get(2)?,
+                transactions_read: row.get(3)?,
+                matched: row.get(4)?,
+                unmatched: row.get(5)?,
+                ignored: row.get(6)?,
+                inputs: row.get(7)?,
+                inputs_rejected: row.get(8)?,
+            })
+        })
+        .doing("listing runs")?;
+    rows.collect::<Result<Vec<_>, _>>().doing("listing runs")
+}
+
+/// A past run's stored summary (JSON) and history mark.
+pub fn stored(conn: &Connection, run: &str) -> Result<Option<(String, i64)>, StoreError> {
+    conn.query_row(
+        "SELECT summary_json, history_mark FROM runs WHERE id = ?1 AND summary_json IS NOT NULL",
+        [run],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+    .doing("reading a run")
+}
+
+/// A past run's transactions, in the order the run decided them.
+pub fn rows(conn: &Connection, run: &str) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT bt.outcome, bt.amount, bt.currency, bt.direction, bt.status_code, bt.reversal,
+                    bt.booking_date, bt.value_date, f.path, bt.statement_id, bt.account,
+                    bt.entry_number, bt.detail_number, bt.line_number, bt.entry_ref,
+                    bt.servicer_ref, bt.end_to_end_id, bt.tx_id, bt.uetr, bt.counterparty_name,
+                    bt.counterparty_iban, bt.remittance, bt.extracted_reference, bt.topup_id,
+                    bt.expected_amount, bt.difference, bt.suggestion, bt.identity
+             FROM bank_transactions bt JOIN statement_files f ON f.id = bt.file_id
+             WHERE bt.run_id = ?1 ORDER BY bt.id",
+        )
+        .doing("reading a run's transactions")?;
+    let rows = stmt
+        .query_map([run], row_from_ledger)
+        .doing("reading a run's transactions")?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.doing("reading a run's transactions")??);
+    }
+    Ok(out)
+}
+
+fn row_from_ledger(row: &rusqlite::Row) -> rusqlite::Result<Result<Row, StoreError>> {
+    let bad = |what: &str, value: &str| StoreError::Corrupt(format!("{what} {value:?}"));
+    let text = |i: usize| row.get::<_, String>(i);
+    let opt = |i: usize| row.get::<_, Option<String>>(i);
+    let (outcome, amount, currency, direction) = (text(0)?, text(1)?, text(2)?, text(3)?);
+    let (booking, value) = (opt(6)?, opt(7)?);
+    let (expected, difference, topup) = (opt(24)?, opt(25)?, opt(23)?);
+    let identity: Vec<u8> = row.get(27)?;
+    let status_code = text(4)?;
+    let reversal: bool = row.get(5)?;
+    let entry_number: u32 = row.get(11)?;
+    let detail_number: Option<u32> = row.get(12)?;
+    let line_number: Option<i64> = row.get(13)?;
+    let strings = (
+        text(8)?,
+        opt(9)?,
+        opt(10)?,
+        opt(14)?,
+        opt(15)?,
+        opt(16)?,
+        opt(17)?,
+        opt(18)?,
+        opt(19)?,
+        opt(20)?,
+        text(21)?,
+        opt(22)?,
+        opt(26)?,
+    );
+    Ok((|| {
+        let date = |d: Option<String>| -> Result<Option<chrono::NaiveDate>, StoreError> {
+            d.map(|d| d.parse().map_err(|_| bad("date", &d)))
+                .transpose()
+        };
+        let decimal = |d: Option<String>| -> Result<Option<rust_decimal::Decimal>, StoreError> {
+            d.map(|d| d.parse().map_err(|_| bad("amount", &d)))
+                .transpose()
+        };
+        let (
+            file,
+            statement_id,
+            account,
+            entry_ref,
+            servicer_ref,
+            e2e,
+            tx_id,
+            uetr,
+            name,
+            iban,
+            remittance,
+            extracted,
+            suggestion,
+        ) = strings;
+        Ok(Row {
+            outcome: Outcome::from_name(&outcome).ok_or_else(|| bad("outcome", &outcome))?,
+            amount: amount.parse().map_err(|_| bad("amount", &amount))?,
+            currency: currency.parse().map_err(|_| bad("currency", &currency))?,
+            direction: match direction.as_str() {
+                "CRDT" => crate::statement::Direction::Credit,
+                "DBIT" => crate::statement::Direction::Debit,
+                other => return Err(bad("direction", other)),
+            },
+            status_code,
+            reversal,
+            booking_date: date(booking)?,
+            value_date: date(value)?,
+            statement_file: file,
+            statement_id,
+            account,
+            entry_number,
+            detail_number,
+            line_number: line_number.map(|l| l as u64),
+            entry_ref,
+            servicer_ref,
+            end_to_end_id: e2e,
+            tx_id,
+            uetr,
+            counterparty_name: name,
+            counterparty_iban: iban,
+            remittance,
+            extracted_reference: extracted,
+            topup_id: topup
+                .map(|t| t.parse().map_err(|_| bad("top-up id", &t)))
+                .transpose()?,
+            expected_amount: decimal(expected)?,
+            difference: decimal(difference)?,
+            suggestion,
+            identity: TxIdentity(
+                identity
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| bad("identity", "?"))?,
+            ),
+        })
+    })())
 }

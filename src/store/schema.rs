@@ -33,8 +33,20 @@ CREATE INDEX topups_open_ref3 ON topups (substr(settlement_reference, 29, 8))
     WHERE status IN ('NEW', 'CONFIRMED');
 CREATE INDEX topups_group ON topups (account_group_id);
 
+-- Every status a top-up took, in order: what was open after any past run can be told again.
+CREATE TABLE topup_history (
+    id        INTEGER PRIMARY KEY,
+    topup_id  TEXT NOT NULL REFERENCES topups(id),
+    at        TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    run_id    TEXT
+) STRICT;
+CREATE INDEX topup_history_topup ON topup_history (topup_id, id);
+
 CREATE TABLE runs (
     id                TEXT PRIMARY KEY NOT NULL,
+    -- The last topup_history row this run saw: the top-ups' state after the run.
+    history_mark      INTEGER,
     started_at        TEXT NOT NULL,
     finished_at       TEXT,
     recon_version     TEXT NOT NULL,

@@ -94,7 +94,7 @@ pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
         cancelled_at,
     ]);
     match result {
-        Ok(_) => Ok(()),
+        Ok(_) => record_history(conn, topup.id, topup.status, now),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             let id_taken = conn
                 .query_row(
@@ -306,7 +306,56 @@ pub fn transition(
             "top-up {id} changed status while it was being updated"
         )));
     }
+    record_history(conn, id, to, at)?;
     Ok(get(conn, id)?.topup)
+}
+
+fn record_history(
+    conn: &Connection,
+    id: TopUpId,
+    status: Status,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO topup_history (topup_id, at, status) VALUES (?1, ?2, ?3)")
+        .doing("recording a top-up's history")?
+        .execute(params![
+            id.to_string(),
+            format_timestamp(at),
+            status.as_str()
+        ])
+        .doing("recording a top-up's history")?;
+    Ok(())
+}
+
+/// The newest history row: everything up to it is the top-ups' state now.
+pub fn history_mark(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM topup_history", [], |r| {
+        r.get(0)
+    })
+    .doing("reading the top-up history")
+}
+
+/// The top-ups that were open when the history stood at `mark`, with their status then,
+/// oldest first (the same order as [`open`]).
+pub fn open_at(conn: &Connection, mark: i64) -> Result<Vec<TopUp>, StoreError> {
+    let sql = format!(
+        "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
+                t.settlement_reference
+         FROM topups t
+         JOIN topup_history h ON h.id = (
+             SELECT max(x.id) FROM topup_history x WHERE x.topup_id = t.id AND x.id <= ?1)
+         WHERE h.status IN ('NEW', 'CONFIRMED')
+         ORDER BY t.created_at, t.id"
+    );
+    let mut stmt = conn.prepare(&sql).doing("reading past open top-ups")?;
+    let rows = stmt
+        .query_map([mark], topup_from_row)
+        .doing("reading past open top-ups")?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(corrupt(row.doing("reading past open top-ups")?)?);
+    }
+    Ok(out)
 }
 
 /// Whole days between a top-up's creation and `now`.
