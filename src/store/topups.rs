@@ -338,16 +338,14 @@ pub fn history_mark(conn: &Connection) -> Result<i64, StoreError> {
 /// The top-ups that were open when the history stood at `mark`, with their status then,
 /// oldest first (the same order as [`open`]).
 pub fn open_at(conn: &Connection, mark: i64) -> Result<Vec<TopUp>, StoreError> {
-    let sql = format!(
-        "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
+    let sql = "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
                 t.settlement_reference
          FROM topups t
          JOIN topup_history h ON h.id = (
              SELECT max(x.id) FROM topup_history x WHERE x.topup_id = t.id AND x.id <= ?1)
          WHERE h.status IN ('NEW', 'CONFIRMED')
-         ORDER BY t.created_at, t.id"
-    );
-    let mut stmt = conn.prepare(&sql).doing("reading past open top-ups")?;
+         ORDER BY t.created_at, t.id";
+    let mut stmt = conn.prepare(sql).doing("reading past open top-ups")?;
     let rows = stmt
         .query_map([mark], topup_from_row)
         .doing("reading past open top-ups")?;
