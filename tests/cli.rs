@@ -1422,7 +1422,7 @@ fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let mismatch = exceptions
         .rows()
-        .find(|r| r[0].to_string() == "AMOUNT_MISMATCH")
+        .find(|r| r[0] == "AMOUNT_MISMATCH")
         .unwrap();
     assert_eq!(mismatch[col("amount")], Data::Float(70.0));
     assert_eq!(mismatch[col("difference")], Data::Float(-5.5));
@@ -1433,7 +1433,7 @@ fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
     );
     let formula = exceptions
         .rows()
-        .find(|r| r[0].to_string() == "TOPUP_CANCELLED")
+        .find(|r| r[0] == "TOPUP_CANCELLED")
         .unwrap();
     assert_eq!(
         formula[col("counterparty_name")],
