@@ -86,6 +86,7 @@ struct RowView {
     difference: String,
     suggestion: String,
     statement_file: String,
+    file_name: String,
     position: String,
 }
 
@@ -111,6 +112,12 @@ impl RowView {
             difference: row.difference.map(|d| d.to_string()).unwrap_or_default(),
             suggestion: text(&row.suggestion),
             statement_file: row.statement_file.clone(),
+            file_name: std::path::Path::new(&row.statement_file)
+                .file_name()
+                .map_or_else(
+                    || row.statement_file.clone(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
             position: row.position_text(),
         }
     }

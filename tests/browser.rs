@@ -1,0 +1,103 @@
+//! The report page in a real headless Chromium: it renders, its script runs, and it shows the
+//! run's totals. Skipped, with a message, where Chromium is not installed (`.ci/run` installs
+//! it). `RECON_SCREENSHOT=docs/report.png cargo test --release --test browser` refreshes the
+//! picture in the README.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn chromium() -> Option<PathBuf> {
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+fn headless(browser: &Path, profile: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium starts")
+}
+
+#[test]
+fn the_report_page_renders_in_chromium_and_shows_the_totals() {
+    let Some(browser) = chromium() else {
+        eprintln!(
+            "SKIPPED: Chromium is not installed (apt-get install -y chromium); the report page was not rendered"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let status = Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args(["demo", "--dir", demo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let page = format!("file://{}", demo.join("report/report.html").display());
+    let profile = dir.path().join("profile");
+
+    let dom = headless(&browser, &profile, &["--dump-dom", &page]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("<html lang=\"en\" class=\" js\">"),
+        "the page's script ran"
+    );
+    assert!(
+        dom.contains("10 exception(s) worth 671.00 EUR need a human · 5 matched"),
+        "status line"
+    );
+    assert!(dom.contains("<strong id=\"count-read\">18</strong>"));
+    assert!(dom.contains("<strong id=\"count-matched\">5</strong>"));
+    assert!(dom.contains(
+        "<td>MATCHED</td><td>EUR</td><td class=\"num\">5</td><td class=\"num\">415.00</td>"
+    ));
+    assert!(dom.contains("all 4 passed"), "statement controls");
+    assert!(
+        dom.contains("Birthday money for Lena &lt;3"),
+        "bank text stays text"
+    );
+
+    let shot = std::env::var_os("RECON_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("report.png"));
+    let out = headless(
+        &browser,
+        &profile,
+        &[
+            "--window-size=1400,1500",
+            &format!("--screenshot={}", shot.display()),
+            &page,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real picture"
+    );
+}
