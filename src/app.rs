@@ -44,6 +44,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             RunsCommand::Show(args) => runs_show(&args, out),
         },
         Command::Report(args) => rerender(&args, out),
+        Command::BenchData(args) => bench_data(&args, out),
         Command::Profiles(cmd) => match cmd {
             ProfilesCommand::List(args) => profiles_list(&args, out),
             ProfilesCommand::Show(args) => profiles_show(&args, out),
@@ -157,7 +158,8 @@ fn cancel(args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let id = parse_id(&args.id)?;
     let mut store = open(&args.db, OpenMode::MustExist)?;
     let tx = store.write()?;
-    let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
+    topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
+    let topup = topups::get(&tx, id)?.topup;
     tx.commit().map_err(|e| {
         Error::Store(StoreError::Sqlite {
             doing: "committing the cancel",
@@ -725,6 +727,29 @@ fn category_slot(category: Category) -> usize {
         Category::Unmatched => 1,
         Category::Ignored => 2,
     }
+}
+
+// ---- bench-data ---------------------------------------------------------------------------
+
+fn bench_data(args: &crate::cli::BenchDataArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let spec = crate::benchdata::Spec {
+        topups: args.topups,
+        transactions: args.transactions,
+        seed: args.seed,
+    };
+    let expected = crate::benchdata::generate(&spec, &args.out).map_err(|source| Error::Io {
+        doing: format!("writing the generated night into {}", args.out.display()),
+        source,
+    })?;
+    write_out(
+        out,
+        &format!(
+            "wrote topups.csv, statement.xml, statement.csv and expected.json to {}\nexpected: {}\n",
+            args.out.display(),
+            serde_json::to_string(&expected).expect("plain data serialises")
+        ),
+    )?;
+    Ok(exit::OK)
 }
 
 // ---- profiles -------------------------------------------------------------------------------

@@ -52,6 +52,25 @@ pub enum Command {
     Runs(RunsCommand),
     /// Write the report of a past run again, from the database alone.
     Report(ReportArgs),
+    /// Generate a night for benchmarks and tests: top-ups, a camt.053 statement, the same night
+    /// as CSV, and the expected outcome counts.
+    BenchData(BenchDataArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchDataArgs {
+    /// Number of open top-ups.
+    #[arg(long, default_value_t = 120_000)]
+    pub topups: usize,
+    /// Number of bank transactions in the statement.
+    #[arg(long, default_value_t = 100_000)]
+    pub transactions: usize,
+    /// Seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

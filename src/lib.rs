@@ -9,6 +9,7 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod app;
+pub mod benchdata;
 pub mod cli;
 pub mod config;
 pub mod controls;

@@ -161,6 +161,8 @@ fn rows_sheet(workbook: &mut Workbook, name: &str, rows: &[Row]) -> Result<(), X
 
 fn build(report: &Report) -> Result<Workbook, XlsxError> {
     let mut workbook = Workbook::new();
+    // Fast compression: a night's workbook is written every run, read a few times.
+    workbook.set_zip_compression_level(1);
     workbook.set_properties(
         &DocProperties::new()
             .set_title("recon settlement report")

@@ -102,7 +102,8 @@ impl Store {
         store
             .conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+                 PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;",
             )
             .map_err(|e| store.classify(e, "configuring the database"))?;
         Ok(store)

@@ -31,7 +31,8 @@ CREATE INDEX topups_open_ref2 ON topups (substr(settlement_reference, 20, 4) || 
     WHERE status IN ('NEW', 'CONFIRMED');
 CREATE INDEX topups_open_ref3 ON topups (substr(settlement_reference, 29, 8))
     WHERE status IN ('NEW', 'CONFIRMED');
-CREATE INDEX topups_group ON topups (account_group_id);
+CREATE INDEX topups_open_group ON topups (account_group_id, created_at)
+    WHERE status IN ('NEW', 'CONFIRMED');
 
 -- Every status a top-up took, in order: what was open after any past run can be told again.
 CREATE TABLE topup_history (

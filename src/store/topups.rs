@@ -269,7 +269,7 @@ pub fn transition(
     to: Status,
     at: DateTime<Utc>,
     settled_by: Option<i64>,
-) -> Result<TopUp, StoreError> {
+) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT status FROM topups WHERE id = ?1")
         .doing("reading a top-up's status")?;
@@ -306,8 +306,7 @@ pub fn transition(
             "top-up {id} changed status while it was being updated"
         )));
     }
-    record_history(conn, id, to, at)?;
-    Ok(get(conn, id)?.topup)
+    record_history(conn, id, to, at)
 }
 
 fn record_history(

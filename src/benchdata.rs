@@ -1,0 +1,292 @@
+//! A generated night for benchmarks and crash tests: top-ups, a camt.053.001.02 statement and
+//! the same night as canonical CSV, with the mangled references real payers type and a realistic
+//! mix of exceptions, plus the outcome counts recon must find. Deterministic for a seed.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use uuid::Uuid;
+
+/// What to generate.
+pub struct Spec {
+    pub topups: usize,
+    pub transactions: usize,
+    pub seed: u64,
+}
+
+/// One generated bank transaction.
+struct Payment {
+    amount_cents: u64,
+    debit: bool,
+    pending: bool,
+    reversal: bool,
+    remittance: Vec<String>,
+    payer: usize,
+}
+
+/// Writes `topups.csv`, `statement.xml`, `statement.csv` and `expected.json` into `dir`;
+/// returns the expected count per outcome.
+pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, usize>> {
+    fs::create_dir_all(dir)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let uuid = |rng: &mut ChaCha8Rng| {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    };
+    let topups: Vec<(Uuid, u64)> = (0..spec.topups)
+        .map(|_| {
+            (
+                uuid(&mut rng),
+                rng.random_range(5..=500) * 100 + [0, 50, 99][rng.random_range(0..3)],
+            )
+        })
+        .collect();
+    let group = Uuid::from_u128(0x1ea6_0f56_b67b_61fc_829a_0242_ac13_0003);
+    let mut csv = BufWriter::new(File::create(dir.join("topups.csv"))?);
+    writeln!(
+        csv,
+        "id,created_at,account_group_id,cash_amount,currency,status,settlement_reference"
+    )?;
+    for (id, cents) in &topups {
+        writeln!(
+            csv,
+            "{id},2026-11-01T08:00:00Z,{group},{},EUR,CONFIRMED,{id}",
+            money(*cents)
+        )?;
+    }
+    csv.flush()?;
+
+    let mut expected: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut next_topup = 0usize;
+    let mut settled: Vec<usize> = Vec::new();
+    let mut payments = Vec::with_capacity(spec.transactions);
+    for i in 0..spec.transactions {
+        let roll = rng.random_range(0..1000);
+        let payer = rng.random_range(0..10_000);
+        let mut payment = Payment {
+            amount_cents: rng.random_range(100..100_000),
+            debit: false,
+            pending: false,
+            reversal: false,
+            remittance: Vec::new(),
+            payer,
+        };
+        let outcome = match roll {
+            0..=39 => {
+                payment.debit = true;
+                payment.remittance.push(format!("Payout {i}"));
+                "DEBIT"
+            }
+            40..=59 => {
+                payment.pending = true;
+                payment.remittance.push(format!("topup {}", uuid(&mut rng)));
+                "NOT_BOOKED"
+            }
+            60..=69 => {
+                payment.debit = true;
+                payment.reversal = true;
+                payment.remittance.push(format!("RETURN {i}"));
+                "REVERSAL"
+            }
+            70..=99 => {
+                payment
+                    .remittance
+                    .push(format!("topup {}", mangle(&uuid(&mut rng), &mut rng)));
+                "UNKNOWN_REFERENCE"
+            }
+            100..=129 => {
+                payment.remittance.push(format!(
+                    "Invoice {} thank you",
+                    rng.random_range(1000..99_999)
+                ));
+                "NO_REFERENCE"
+            }
+            130..=149 if !settled.is_empty() => {
+                let k = settled[rng.random_range(0..settled.len())];
+                payment.amount_cents = topups[k].1;
+                payment.remittance = reference_text(&topups[k].0, &mut rng);
+                "ALREADY_SETTLED"
+            }
+            _ if next_topup < topups.len() => {
+                let k = next_topup;
+                next_topup += 1;
+                payment.remittance = reference_text(&topups[k].0, &mut rng);
+                if roll < 190 {
+                    payment.amount_cents = topups[k].1 + rng.random_range(1..2_000);
+                    "AMOUNT_MISMATCH"
+                } else {
+                    payment.amount_cents = topups[k].1;
+                    settled.push(k);
+                    "MATCHED"
+                }
+            }
+            _ => {
+                payment.remittance.push(format!(
+                    "Invoice {} thank you",
+                    rng.random_range(1000..99_999)
+                ));
+                "NO_REFERENCE"
+            }
+        };
+        *expected.entry(outcome).or_default() += 1;
+        payments.push(payment);
+    }
+    write_camt(&dir.join("statement.xml"), &payments)?;
+    write_csv(&dir.join("statement.csv"), &payments)?;
+    let json = serde_json::to_string_pretty(&expected).map_err(io::Error::other)?;
+    fs::write(dir.join("expected.json"), json + "\n")?;
+    Ok(expected)
+}
+
+fn money(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A reference the way payers and banks mangle it (SPEC "Finding the reference").
+fn mangle(id: &Uuid, rng: &mut ChaCha8Rng) -> String {
+    let plain = id.hyphenated().to_string();
+    match rng.random_range(0..4) {
+        0 => plain,
+        1 => plain.to_uppercase(),
+        2 => id.simple().to_string().to_uppercase(),
+        _ => {
+            let s = id.simple().to_string();
+            format!("{} {}", &s[..13], &s[13..])
+        }
+    }
+}
+
+/// Remittance lines naming a top-up, in the shapes the SPEC lists, some split over two lines.
+fn reference_text(id: &Uuid, rng: &mut ChaCha8Rng) -> Vec<String> {
+    let reference = mangle(id, rng);
+    let text = match rng.random_range(0..5) {
+        0 => format!("topup {reference}"),
+        1 => format!("TOPUP {reference}"),
+        2 => format!("Top-Up: {reference} thanks"),
+        3 => format!("EREF+NOTPROVIDEDSVWZ+TOPUP {reference}"),
+        _ => reference,
+    };
+    if text.len() > 35 && rng.random_bool(0.5) {
+        // Banks cut unstructured text into 35-character lines, wherever that falls.
+        vec![text[..35].to_string(), text[35..].to_string()]
+    } else {
+        vec![text]
+    }
+}
+
+fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn write_camt(path: &Path, payments: &[Payment]) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let (mut credits, mut debits) = (0u64, 0u64);
+    for p in payments.iter().filter(|p| !p.pending) {
+        if p.debit {
+            debits += p.amount_cents;
+        } else {
+            credits += p.amount_cents;
+        }
+    }
+    let opening = 1_000_000_00u64;
+    let closing = opening + credits - debits;
+    write!(
+        out,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+  <BkToCstmrStmt>
+    <GrpHdr><MsgId>BENCH</MsgId><CreDtTm>2026-11-21T22:00:00</CreDtTm></GrpHdr>
+    <Stmt>
+      <Id>BENCH-2026-11-21</Id>
+      <ElctrncSeqNb>1</ElctrncSeqNb>
+      <Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>
+      <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-21</Dt></Dt></Bal>
+      <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-21</Dt></Dt></Bal>
+"#,
+        money(opening),
+        money(closing)
+    )?;
+    for (i, p) in payments.iter().enumerate() {
+        let (cd, party, account) = if p.debit {
+            ("DBIT", "Cdtr", "CdtrAcct")
+        } else {
+            ("CRDT", "Dbtr", "DbtrAcct")
+        };
+        write!(
+            out,
+            r#"      <Ntry>
+        <NtryRef>N{i:08}</NtryRef>
+        <Amt Ccy="EUR">{}</Amt>
+        <CdtDbtInd>{cd}</CdtDbtInd>
+{}        <Sts>{}</Sts>
+        <BookgDt><Dt>2026-11-21</Dt></BookgDt>
+        <ValDt><Dt>2026-11-21</Dt></ValDt>
+        <AcctSvcrRef>BANK{i:010}</AcctSvcrRef>
+        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>
+        <NtryDtls>
+          <TxDtls>
+            <Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
+            <RltdPties>
+              <{party}><Nm>Customer {}</Nm></{party}>
+              <{account}><Id><IBAN>DE{:020}</IBAN></Id></{account}>
+            </RltdPties>
+            <RmtInf>
+"#,
+            money(p.amount_cents),
+            if p.reversal {
+                "        <RvslInd>true</RvslInd>\n"
+            } else {
+                ""
+            },
+            if p.pending { "PDNG" } else { "BOOK" },
+            p.payer,
+            p.payer
+        )?;
+        for line in &p.remittance {
+            writeln!(out, "              <Ustrd>{}</Ustrd>", xml_text(line))?;
+        }
+        out.write_all(
+            b"            </RmtInf>\n          </TxDtls>\n        </NtryDtls>\n      </Ntry>\n",
+        )?;
+    }
+    out.write_all(b"    </Stmt>\n  </BkToCstmrStmt>\n</Document>\n")?;
+    out.flush()
+}
+
+fn write_csv(path: &Path, payments: &[Payment]) -> io::Result<()> {
+    let mut out = csv::Writer::from_writer(BufWriter::new(File::create(path)?));
+    out.write_record([
+        "booking_date",
+        "value_date",
+        "amount",
+        "currency",
+        "remittance",
+        "counterparty_name",
+        "counterparty_iban",
+        "bank_ref",
+        "status",
+    ])?;
+    for (i, p) in payments.iter().enumerate() {
+        let sign = if p.debit { "-" } else { "" };
+        // CSV has no reversal flag: a reversal here is an ordinary debit.
+        out.write_record([
+            "2026-11-21".to_string(),
+            "2026-11-21".to_string(),
+            format!("{sign}{}", money(p.amount_cents)),
+            "EUR".to_string(),
+            p.remittance.join(" "),
+            format!("Customer {}", p.payer),
+            format!("DE{:020}", p.payer),
+            format!("BANK{i:010}"),
+            if p.pending { "PDNG" } else { "BOOK" }.to_string(),
+        ])?;
+    }
+    out.flush()
+}
