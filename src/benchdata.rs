@@ -195,7 +195,7 @@ fn write_camt(path: &Path, payments: &[Payment]) -> io::Result<()> {
             credits += p.amount_cents;
         }
     }
-    let opening = 1_000_000_00u64;
+    let opening = 100_000_000_u64;
     let closing = opening + credits - debits;
     write!(
         out,
