@@ -45,6 +45,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
         },
         Command::Report(args) => rerender(&args, out),
         Command::BenchData(args) => bench_data(&args, out),
+        Command::Check(args) => check(&args, out),
         Command::Profiles(cmd) => match cmd {
             ProfilesCommand::List(args) => profiles_list(&args, out),
             ProfilesCommand::Show(args) => profiles_show(&args, out),
@@ -727,6 +728,36 @@ fn category_slot(category: Category) -> usize {
         Category::Unmatched => 1,
         Category::Ignored => 2,
     }
+}
+
+// ---- check ------------------------------------------------------------------------------
+
+fn check(args: &DbArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let store = open(args, OpenMode::MustExist)?;
+    let findings = crate::store::check::run(store.conn())?;
+    let mut text = String::new();
+    let mut broken = 0;
+    for finding in &findings {
+        if finding.problems.is_empty() {
+            text.push_str(&format!("ok       {}\n", finding.invariant));
+        } else {
+            broken += 1;
+            text.push_str(&format!("BROKEN   {}\n", finding.invariant));
+            for problem in &finding.problems {
+                text.push_str(&format!("         - {problem}\n"));
+            }
+        }
+    }
+    text.push_str(&if broken == 0 {
+        format!("all {} checks hold\n", findings.len())
+    } else {
+        format!(
+            "{broken} of {} checks broken: restore from a backup (`recon backup`) or report this\n",
+            findings.len()
+        )
+    });
+    write_out(out, &text)?;
+    Ok(if broken == 0 { exit::OK } else { exit::DATA })
 }
 
 // ---- bench-data ---------------------------------------------------------------------------

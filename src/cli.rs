@@ -52,6 +52,9 @@ pub enum Command {
     Runs(RunsCommand),
     /// Write the report of a past run again, from the database alone.
     Report(ReportArgs),
+    /// Check the database: SQLite's integrity check and recon's invariants (exit 0 only when all
+    /// hold).
+    Check(DbArgs),
     /// Generate a night for benchmarks and tests: top-ups, a camt.053 statement, the same night
     /// as CSV, and the expected outcome counts.
     BenchData(BenchDataArgs),

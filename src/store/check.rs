@@ -1,0 +1,122 @@
+//! `recon check`: SQLite's own integrity check plus recon's invariants, each as a query that
+//! lists what breaks it.
+
+use rusqlite::Connection;
+
+use super::{Doing, StoreError};
+
+/// One invariant and what breaks it (empty when it holds).
+pub struct Finding {
+    pub invariant: &'static str,
+    pub problems: Vec<String>,
+}
+
+/// (what must hold, a query returning one text per violation)
+const INVARIANTS: &[(&str, &str)] = &[
+    (
+        "every settled top-up is linked to exactly one MATCHED transaction of its own (or was imported settled)",
+        "SELECT 'top-up ' || t.id || ' is SETTLED but ' ||
+                CASE WHEN t.settled_by_transaction IS NULL THEN 'no transaction settled it'
+                     ELSE 'transaction ' || t.settled_by_transaction || ' is not a MATCHED payment for it' END
+         FROM topups t
+         LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
+         WHERE t.status = 'SETTLED'
+           AND (bt.id IS NULL OR bt.outcome <> 'MATCHED' OR bt.topup_id IS NOT t.id)
+           AND NOT (t.settled_by_transaction IS NULL AND
+                    (SELECT h.status FROM topup_history h WHERE h.topup_id = t.id ORDER BY h.id LIMIT 1) = 'SETTLED')",
+    ),
+    (
+        "every MATCHED transaction settled its top-up, and that top-up names it",
+        "SELECT 'transaction ' || bt.id || ' (run ' || bt.run_id || ') is MATCHED but top-up ' ||
+                coalesce(bt.topup_id, '?') || ' does not name it as its settlement'
+         FROM bank_transactions bt
+         LEFT JOIN topups t ON t.id = bt.topup_id
+         WHERE bt.outcome = 'MATCHED' AND (t.id IS NULL OR t.status <> 'SETTLED' OR t.settled_by_transaction IS NOT bt.id)",
+    ),
+    (
+        "no top-up is settled twice",
+        "SELECT 'top-up ' || topup_id || ' has ' || count(*) || ' MATCHED payments'
+         FROM bank_transactions WHERE outcome = 'MATCHED' GROUP BY topup_id HAVING count(*) > 1",
+    ),
+    (
+        "every processed transaction has exactly one known outcome",
+        "SELECT 'transaction ' || id || ' has outcome ' || quote(outcome) FROM bank_transactions
+         WHERE outcome NOT IN ('MATCHED', 'NO_REFERENCE', 'UNKNOWN_REFERENCE', 'AMBIGUOUS_REFERENCE',
+               'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH', 'ALREADY_SETTLED', 'TOPUP_CANCELLED', 'REVERSAL',
+               'DEBIT', 'NOT_BOOKED', 'ALREADY_PROCESSED')",
+    ),
+    (
+        "a bank transaction claims its identity at most once, and only with a booked first outcome",
+        "SELECT 'transaction ' || id || ' claims its identity with outcome ' || outcome FROM bank_transactions
+         WHERE dedup_key IS NOT NULL AND (outcome IN ('NOT_BOOKED', 'ALREADY_PROCESSED') OR dedup_key <> identity)",
+    ),
+    (
+        "each run's conservation holds: read = matched + unmatched + ignored = transactions recorded",
+        "SELECT 'run ' || r.id || ': read ' || r.transactions_read || ', matched ' || r.matched ||
+                ', unmatched ' || r.unmatched || ', ignored ' || r.ignored || ', recorded ' ||
+                (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id)
+         FROM runs r
+         WHERE r.transactions_read <> r.matched + r.unmatched + r.ignored
+            OR r.transactions_read <> (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id)
+            OR r.matched <> (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id AND bt.outcome = 'MATCHED')
+            OR r.ignored <> (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id
+                             AND bt.outcome IN ('DEBIT', 'NOT_BOOKED', 'ALREADY_PROCESSED'))
+            OR r.transactions_read <> (SELECT coalesce(sum(f.transactions), 0) FROM statement_files f WHERE f.run_id = r.id)",
+    ),
+    (
+        "each run's summary agrees with its recorded transactions, per outcome",
+        "SELECT 'run ' || r.id || ': summary says ' || coalesce(json_extract(r.summary_json, '$.outcomes.' || o.outcome || '.count'), 0)
+                || ' ' || o.outcome || ', recorded ' || o.n
+         FROM runs r JOIN (SELECT run_id, outcome, count(*) AS n FROM bank_transactions GROUP BY run_id, outcome) o
+           ON o.run_id = r.id
+         WHERE coalesce(json_extract(r.summary_json, '$.outcomes.' || o.outcome || '.count'), 0) <> o.n",
+    ),
+    (
+        "every run finished (a run that did not finish committed nothing)",
+        "SELECT 'run ' || id || ' started at ' || started_at || ' has no end' FROM runs WHERE finished_at IS NULL",
+    ),
+    (
+        "each top-up's status is the last one in its history",
+        "SELECT 'top-up ' || t.id || ' is ' || t.status || ' but its history ends with ' || coalesce(h.status, 'nothing')
+         FROM topups t LEFT JOIN topup_history h ON h.id = (SELECT max(id) FROM topup_history x WHERE x.topup_id = t.id)
+         WHERE h.status IS NOT t.status",
+    ),
+];
+
+/// Runs every check; the first finding is SQLite's own integrity check.
+pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
+    let mut findings = Vec::new();
+    let integrity: Vec<String> = collect(conn, "PRAGMA integrity_check")?
+        .into_iter()
+        .filter(|line| line != "ok")
+        .collect();
+    findings.push(Finding {
+        invariant: "the database file is intact (PRAGMA integrity_check)",
+        problems: integrity,
+    });
+    let foreign = collect(
+        conn,
+        "SELECT 'row ' || rowid || ' of ' || \"table\" || ' points at a missing ' || parent FROM pragma_foreign_key_check",
+    )?;
+    findings.push(Finding {
+        invariant: "every reference between tables points at an existing row",
+        problems: foreign,
+    });
+    for (invariant, sql) in INVARIANTS {
+        findings.push(Finding {
+            invariant,
+            problems: collect(conn, sql)?,
+        });
+    }
+    Ok(findings)
+}
+
+fn collect(conn: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(sql).doing("checking the database")?;
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .doing("checking the database")?;
+    rows.take(100)
+        .collect::<Result<Vec<_>, _>>()
+        .doing("checking the database")
+}
