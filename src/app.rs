@@ -12,10 +12,11 @@ use rayon::prelude::*;
 use uuid::Uuid;
 
 use crate::cli::{
-    Cli, Command, ConfigArgs, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs,
-    ListFormat, ProfilesCommand, ReportArgs, RunArgs, RunIdArgs, RunsCommand, RunsFormat,
-    RunsListArgs, ShowProfileArgs, TopupsCommand,
+    Cli, Command, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs, ListFormat,
+    ProfilesCommand, ReportArgs, RunArgs, RunIdArgs, RunsCommand, RunsFormat, RunsListArgs,
+    ShowProfileArgs, TopupsCommand,
 };
+use crate::config::Settings;
 use crate::error::{Error, exit};
 use crate::ids::{RunId, TopUpId};
 use crate::matching::{Category, Known, Matcher, Outcome};
@@ -29,32 +30,40 @@ use crate::topup::{Status, TopUp, format_timestamp};
 
 /// Runs a parsed command line; output for the user goes to `out`. Returns the exit status.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
+    let settings = crate::config::resolve(&cli)?;
+    let s = &settings;
     match cli.command {
-        Command::Run(args) => run_statements(&args, out),
+        Command::Run(args) => run_statements(s, &args, out),
         Command::Topups(cmd) => match cmd {
-            TopupsCommand::Create(args) => create(&args, out),
-            TopupsCommand::Import(args) => import(&args, out),
-            TopupsCommand::Cancel(args) => cancel(&args, out),
-            TopupsCommand::List(args) => list(&args, out),
-            TopupsCommand::Show(args) => show(&args, out),
+            TopupsCommand::Create(args) => create(s, &args, out),
+            TopupsCommand::Import(args) => import(s, &args, out),
+            TopupsCommand::Cancel(args) => cancel(s, &args, out),
+            TopupsCommand::List(args) => list(s, &args, out),
+            TopupsCommand::Show(args) => show(s, &args, out),
         },
         Command::Demo(args) => demo(&args, out),
         Command::Runs(cmd) => match cmd {
-            RunsCommand::List(args) => runs_list(&args, out),
-            RunsCommand::Show(args) => runs_show(&args, out),
+            RunsCommand::List(args) => runs_list(s, &args, out),
+            RunsCommand::Show(args) => runs_show(s, &args, out),
         },
-        Command::Report(args) => rerender(&args, out),
+        Command::Report(args) => rerender(s, &args, out),
         Command::BenchData(args) => bench_data(&args, out),
-        Command::Check(args) => check(&args, out),
+        Command::Check(_) => check(s, out),
+        Command::Backup(args) => backup(s, &args, out),
+        Command::Config(_) => config_show(s, out),
         Command::Profiles(cmd) => match cmd {
-            ProfilesCommand::List(args) => profiles_list(&args, out),
-            ProfilesCommand::Show(args) => profiles_show(&args, out),
+            ProfilesCommand::List(_) => profiles_list(s, out),
+            ProfilesCommand::Show(args) => profiles_show(s, &args, out),
         },
     }
 }
 
-fn open(db: &DbArgs, mode: OpenMode) -> Result<Store, Error> {
-    Ok(Store::open(&db.db, mode, Duration::from_secs(db.wait))?)
+fn open(settings: &Settings, mode: OpenMode) -> Result<Store, Error> {
+    Ok(Store::open(
+        settings.db()?,
+        mode,
+        Duration::from_secs(settings.wait_secs),
+    )?)
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
@@ -74,7 +83,7 @@ fn parse_id(text: &str) -> Result<TopUpId, Error> {
 
 // ---- topups ---------------------------------------------------------------------------------
 
-fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn create(settings: &Settings, args: &CreateArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let usage = |e: &dyn std::fmt::Display| Error::Usage(format!("{e}"));
     let currency = args.currency.parse().map_err(|e| usage(&e))?;
     let amount = crate::money::parse_topup_amount(&args.amount, currency).map_err(|e| usage(&e))?;
@@ -93,7 +102,7 @@ fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<u8, Error> {
         status: Status::Confirmed,
         settlement_reference: crate::ids::SettlementReference::from_uuid(uuid),
     };
-    let mut store = open(&args.db, OpenMode::CreateIfMissing)?;
+    let mut store = open(settings, OpenMode::CreateIfMissing)?;
     let tx = store.write()?;
     topups::insert(&tx, &topup, now)?;
     tx.commit().map_err(|e| {
@@ -117,7 +126,7 @@ impl NoNanos for DateTime<Utc> {
     }
 }
 
-fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn import(settings: &Settings, args: &ImportArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let path = &args.file;
     let file = File::open(path)
         .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
@@ -127,7 +136,7 @@ fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let now = Utc::now().with_nanosecond_zero();
     let rows = crate::import::read(reader, format, now)
         .map_err(|e| Error::Data(format!("{}: {e}; nothing was imported", path.display())))?;
-    let mut store = open(&args.db, OpenMode::CreateIfMissing)?;
+    let mut store = open(settings, OpenMode::CreateIfMissing)?;
     let tx = store.write()?;
     for (line, topup) in &rows {
         topups::insert(&tx, topup, now).map_err(|e| match e {
@@ -155,9 +164,9 @@ fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn cancel(args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn cancel(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let id = parse_id(&args.id)?;
-    let mut store = open(&args.db, OpenMode::MustExist)?;
+    let mut store = open(settings, OpenMode::MustExist)?;
     let tx = store.write()?;
     topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
     let topup = topups::get(&tx, id)?.topup;
@@ -171,7 +180,7 @@ fn cancel(args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn list(args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn list(settings: &Settings, args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let status = match &args.status {
         Some(text) => Some(
             text.parse::<Status>()
@@ -179,7 +188,7 @@ fn list(args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
         ),
         None => None,
     };
-    let store = open(&args.db, OpenMode::MustExist)?;
+    let store = open(settings, OpenMode::MustExist)?;
     let all = topups::list(store.conn(), status)?;
     let mut text = String::new();
     match args.format {
@@ -244,9 +253,9 @@ fn list(args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn show(args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn show(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let id = parse_id(&args.id)?;
-    let store = open(&args.db, OpenMode::MustExist)?;
+    let store = open(settings, OpenMode::MustExist)?;
     let record = topups::get(store.conn(), id)?;
     let mut value = serde_json::to_value(&record.topup).expect("plain data serialises");
     let extra = serde_json::json!({
@@ -349,21 +358,20 @@ struct RunResult {
     controls: Vec<crate::controls::Control>,
 }
 
-fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let files = resolve_inputs(&args.statements)?;
     refuse_existing_report(&args.out, args.force)?;
-    let config = crate::config::load(args.config.as_deref(), Some(&args.db.db))?;
-    let profile = match &args.profile {
-        Some(arg) => Some(crate::config::resolve_profile(arg, &config.profiles)?),
+    let profile = match &settings.profile {
+        Some(arg) => Some(crate::config::resolve_profile(arg, &settings.profiles)?),
         None => None,
     };
     let options = ReadOptions {
-        profiles: config.profiles,
+        limits: settings.limits,
+        profiles: settings.profiles.clone(),
         profile,
-        skip_bad_rows: args.skip_bad_rows,
-        ..ReadOptions::default()
+        skip_bad_rows: settings.skip_bad_rows,
     };
-    let mut store = open(&args.db, OpenMode::MustExist)?;
+    let mut store = open(settings, OpenMode::MustExist)?;
     let database = store.path().display().to_string();
     let started = Utc::now();
     let run_id = RunId::from_uuid(Uuid::now_v7());
@@ -407,7 +415,7 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
             results: controls,
         },
         open_topups: open_topups.len(),
-        stale_after_days: args.stale_after_days,
+        stale_after_days: settings.stale_after_days,
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
     runs::finish(
@@ -473,7 +481,7 @@ fn run_statements(args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
         ));
     }
     write_out(out, &line)?;
-    let strict_failure = args.strict_controls && summary.controls.failed > 0;
+    let strict_failure = settings.strict_controls && summary.controls.failed > 0;
     Ok(
         if summary.inputs_rejected > 0 || skipped > 0 || strict_failure {
             exit::DATA
@@ -629,8 +637,8 @@ fn refuse_existing_report(out: &Path, force: bool) -> Result<(), Error> {
 
 // ---- runs -----------------------------------------------------------------------------------
 
-fn runs_list(args: &RunsListArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let store = open(&args.db, OpenMode::MustExist)?;
+fn runs_list(settings: &Settings, args: &RunsListArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let store = open(settings, OpenMode::MustExist)?;
     let runs = runs::list(store.conn())?;
     let text = match args.format {
         RunsFormat::Json => to_json(&runs),
@@ -672,8 +680,8 @@ fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
     Ok((summary, mark))
 }
 
-fn runs_show(args: &RunIdArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let store = open(&args.db, OpenMode::MustExist)?;
+fn runs_show(settings: &Settings, args: &RunIdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let store = open(settings, OpenMode::MustExist)?;
     let (summary, _) = stored_run(&store, &args.run)?;
     write_out(out, &to_json(&summary))?;
     Ok(exit::OK)
@@ -681,9 +689,9 @@ fn runs_show(args: &RunIdArgs, out: &mut dyn Write) -> Result<u8, Error> {
 
 /// Writes a past run's report again from the ledger: the same rows, totals, controls and
 /// open top-ups as then; only the generation time differs.
-fn rerender(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, Error> {
+fn rerender(settings: &Settings, args: &ReportArgs, out: &mut dyn Write) -> Result<u8, Error> {
     refuse_existing_report(&args.out, args.force)?;
-    let store = open(&args.db, OpenMode::MustExist)?;
+    let store = open(settings, OpenMode::MustExist)?;
     let (summary, mark) = stored_run(&store, &args.run)?;
     let rows = runs::rows(store.conn(), &args.run)?;
     let open_topups = topups::open_at(store.conn(), mark)?;
@@ -732,8 +740,8 @@ fn category_slot(category: Category) -> usize {
 
 // ---- check ------------------------------------------------------------------------------
 
-fn check(args: &DbArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let store = open(args, OpenMode::MustExist)?;
+fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
+    let store = open(settings, OpenMode::MustExist)?;
     let findings = crate::store::check::run(store.conn())?;
     let mut text = String::new();
     let mut broken = 0;
@@ -758,6 +766,30 @@ fn check(args: &DbArgs, out: &mut dyn Write) -> Result<u8, Error> {
     });
     write_out(out, &text)?;
     Ok(if broken == 0 { exit::OK } else { exit::DATA })
+}
+
+fn backup(
+    settings: &Settings,
+    args: &crate::cli::BackupArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    if args.out.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists; choose another file or add --force to replace it",
+            args.out.display()
+        )));
+    }
+    let store = open(settings, OpenMode::MustExist)?;
+    store.backup(&args.out)?;
+    write_out(
+        out,
+        &format!(
+            "backed up {} to {}\n",
+            settings.db()?.display(),
+            args.out.display()
+        ),
+    )?;
+    Ok(exit::OK)
 }
 
 // ---- bench-data ---------------------------------------------------------------------------
@@ -785,10 +817,9 @@ fn bench_data(args: &crate::cli::BenchDataArgs, out: &mut dyn Write) -> Result<u
 
 // ---- profiles -------------------------------------------------------------------------------
 
-fn profiles_list(args: &ConfigArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let config = crate::config::load(args.config.as_deref(), args.db.as_deref())?;
+fn profiles_list(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
     let mut text = String::new();
-    for (profile, origin) in config.profiles.iter() {
+    for (profile, origin) in settings.profiles.iter() {
         let from = match origin {
             Origin::BuiltIn => "built-in".to_string(),
             Origin::File(path) => path.clone(),
@@ -804,10 +835,39 @@ fn profiles_list(args: &ConfigArgs, out: &mut dyn Write) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn profiles_show(args: &ShowProfileArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let config = crate::config::load(args.config.config.as_deref(), args.config.db.as_deref())?;
-    let profile = crate::config::resolve_profile(&args.name, &config.profiles)?;
+fn profiles_show(
+    settings: &Settings,
+    args: &ShowProfileArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let profile = crate::config::resolve_profile(&args.name, &settings.profiles)?;
     write_out(out, &ProfileSet::to_toml(&profile))?;
+    Ok(exit::OK)
+}
+
+fn config_show(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
+    let width = settings
+        .shown
+        .iter()
+        .map(|(k, v, _)| k.len() + v.len())
+        .max()
+        .unwrap_or(0)
+        + 6;
+    let mut text = String::new();
+    for (key, value, source) in &settings.shown {
+        let line = if key.starts_with("profiles.") {
+            format!("[{key}]")
+        } else {
+            format!("{key} = {value:?}")
+        };
+        text.push_str(&format!("{line:<width$} # {source}\n"));
+    }
+    if settings.config_file.is_none() {
+        text.push_str(
+            "# no recon.toml in use (give --config FILE or put recon.toml next to the database)\n",
+        );
+    }
+    write_out(out, &text)?;
     Ok(exit::OK)
 }
 
@@ -846,12 +906,14 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
         let path = statements.join(name);
         fs::write(&path, content).map_err(io(format!("writing {}", path.display())))?;
     }
+    let settings = Settings::isolated(dir.join("recon.sqlite"));
     let db = DbArgs {
-        db: dir.join("recon.sqlite"),
-        wait: 0,
+        db: Some(dir.join("recon.sqlite")),
+        wait: None,
     };
     write_out(out, &format!("demo in {}\n", dir.display()))?;
     import(
+        &settings,
         &ImportArgs {
             db: db.clone(),
             file: topups_path,
@@ -860,16 +922,17 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
     )?;
     let report_dir = dir.join("report");
     let code = run_statements(
+        &settings,
         &RunArgs {
             db,
             out: report_dir.clone(),
             dry_run: false,
             force: false,
             profile: None,
-            config: None,
             skip_bad_rows: false,
             strict_controls: false,
-            stale_after_days: 14,
+            stale_after_days: None,
+            limits: Default::default(),
             statements: vec![statements],
         },
         out,

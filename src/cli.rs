@@ -18,17 +18,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Configuration file (default: recon.toml next to the database, else in the current
+    /// directory). Every setting in it is also a flag; flags win.
+    #[arg(long, global = true, env = "RECON_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// The database every command works on.
 #[derive(Args, Debug, Clone)]
 pub struct DbArgs {
-    /// SQLite database file with the top-ups and the run ledger.
+    /// SQLite database file with the top-ups and the run ledger (or RECON_DB, or `db` in
+    /// recon.toml).
     #[arg(long, env = "RECON_DB", value_name = "PATH")]
-    pub db: PathBuf,
-    /// Seconds to wait when another recon process is writing to the database, before exiting 75.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub wait: u64,
+    pub db: Option<PathBuf>,
+    /// Seconds to wait when another recon process is writing to the database, before exiting 75
+    /// (default 0).
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,17 +53,34 @@ pub enum Command {
     /// List or show the CSV profiles (bank export formats) recon knows.
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// List past runs or show one.
     #[command(subcommand)]
     Runs(RunsCommand),
     /// Write the report of a past run again, from the database alone.
     Report(ReportArgs),
+    /// Copy the database to a file with SQLite's online backup API (see the README to restore).
+    Backup(BackupArgs),
     /// Check the database: SQLite's integrity check and recon's invariants (exit 0 only when all
     /// hold).
     Check(DbArgs),
     /// Generate a night for benchmarks and tests: top-ups, a camt.053 statement, the same night
     /// as CSV, and the expected outcome counts.
     BenchData(BenchDataArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The backup file to write (must not exist unless --force).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +97,21 @@ pub struct BenchDataArgs {
     /// Directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every setting in force and where its value came from (flag, environment, file,
+    /// default).
+    Show(ShowConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ShowConfigArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,12 +173,26 @@ pub enum ProfilesCommand {
 /// Where user settings come from.
 #[derive(Args, Debug, Clone)]
 pub struct ConfigArgs {
-    /// Configuration file with [profiles.NAME] sections (default: recon.toml next to the database).
-    #[arg(long, env = "RECON_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// The database whose directory may hold recon.toml.
     #[arg(long, env = "RECON_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
+}
+
+/// Limits that protect a run from hostile or broken files (defaults in the README).
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Largest input file accepted, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Most transactions accepted from one file.
+    #[arg(long, value_name = "N")]
+    pub max_transactions: Option<usize>,
+    /// Longest text of one XML element or CSV field, or one MT940 line, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_text_bytes: Option<usize>,
+    /// Deepest XML element nesting accepted.
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -169,9 +221,6 @@ pub struct RunArgs {
     /// instead of recognising it by its header.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
-    /// Configuration file with [profiles.NAME] sections (default: recon.toml next to the database).
-    #[arg(long, env = "RECON_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Read the good rows of a CSV with bad rows and list the bad ones, instead of rejecting the
     /// file (the exit status is then 65).
     #[arg(long)]
@@ -180,9 +229,11 @@ pub struct RunArgs {
     /// of statements per account); by default a failed control is reported and the run exits 0.
     #[arg(long)]
     pub strict_controls: bool,
-    /// Open top-ups older than this many days are flagged as stale in the report.
-    #[arg(long, value_name = "DAYS", default_value_t = 14)]
-    pub stale_after_days: i64,
+    /// Open top-ups older than this many days are flagged as stale in the report (default 14).
+    #[arg(long, value_name = "DAYS")]
+    pub stale_after_days: Option<i64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Statement files (camt.052/053/054 XML, MT940, or a bank's CSV export), or directories of
     /// them (read in name order).
     #[arg(required = true, value_name = "STATEMENT")]

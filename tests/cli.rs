@@ -8,6 +8,8 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::Value;
+#[allow(unused_imports)]
+use std::process::Command as _StdCommand;
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
 const T1: &str = "1ab4fef9-a097-4c6f-9345-647025d5fde6";
@@ -1489,4 +1491,164 @@ fn past_runs_are_listed_shown_and_their_report_written_again_identically() {
     ]);
     assert_code(&out, 65);
     assert!(stderr(&out).contains("no run with id"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_backup_is_a_complete_database_that_checks_clean() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r", &[&demo("2026-11-20.camt053.xml")]));
+    let copy = env.path("backup.sqlite").display().to_string();
+    assert_ok(&env.recon(&["backup", "--db", &env.db(), "--out", &copy]));
+    assert_code(
+        &env.recon(&["backup", "--db", &env.db(), "--out", &copy]),
+        2,
+    );
+    let out = env.recon(&["check", "--db", &copy]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("all 11 checks hold"),
+        "{}",
+        stdout(&out)
+    );
+    let list = |db: &str| stdout(&env.recon(&["topups", "list", "--db", db, "--format", "csv"]));
+    assert_eq!(list(&copy), list(&env.db()));
+    assert!(
+        !env.path("backup.sqlite-wal").exists(),
+        "a single self-contained file"
+    );
+}
+
+#[test]
+fn check_passes_after_runs_and_imports() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run(
+        "r1",
+        &[
+            &demo("2026-11-20.camt053.xml"),
+            &demo("2026-11-21.camt053.xml"),
+        ],
+    ));
+    assert_ok(&env.recon(&[
+        "topups",
+        "cancel",
+        "--db",
+        &env.db(),
+        "9531985d-5d9d-49f8-9818-e811892f902b",
+    ]));
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert_ok(&out);
+    // Break an invariant behind recon's back: check names it and exits 65.
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    conn.execute(
+        "UPDATE topups SET status = 'SETTLED' WHERE id = '0fd630f1-f29d-4da9-953f-48f1a09f76b5'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert_code(&out, 65);
+    assert!(
+        stdout(&out).contains(
+            "top-up 0fd630f1-f29d-4da9-953f-48f1a09f76b5 is SETTLED but no transaction settled it"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+// ---- configuration -----------------------------------------------------------------------------
+
+#[test]
+fn settings_come_from_flags_then_environment_then_recon_toml_then_defaults() {
+    let env = Env::new().with_demo_topups();
+    env.write(
+        "recon.toml",
+        "db = \"recon.sqlite\"\nwait = 5\n[run]\nstale_after_days = 7\n[limits]\nmax_depth = 40\n",
+    );
+    let config = env.path("recon.toml").display().to_string();
+    let out = env.recon(&["config", "show", "--config", &config, "--wait", "9"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+            .to_string()
+    };
+    assert!(
+        line("wait").contains("\"9\"") && line("wait").ends_with("# flag --wait"),
+        "{text}"
+    );
+    assert!(
+        line("limits.max_depth").contains("\"40\"")
+            && line("limits.max_depth").contains("recon.toml"),
+        "{text}"
+    );
+    assert!(
+        line("limits.max_text_bytes").ends_with("# default"),
+        "{text}"
+    );
+    assert!(line("run.stale_after_days").contains("\"7\""), "{text}");
+    assert!(
+        line("db").contains("recon.sqlite") && line("db").contains("recon.toml"),
+        "{text}"
+    );
+    // The database from the file: no --db needed.
+    let out = env.recon(&["topups", "list", "--config", &config]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("13 top-up(s)"));
+    // The environment names the database too, and a flag beats it.
+    let out = Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args(["config", "show"])
+        .env("RECON_DB", env.db())
+        .current_dir(env.path("."))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("db =") && l.ends_with("# environment RECON_DB")),
+        "{}",
+        stdout(&out)
+    );
+    // A limit from the configuration is enforced: the demo statement nests deeper than 3.
+    env.write("strict.toml", "[limits]\nmax_depth = 3\n");
+    let strict = env.path("strict.toml").display().to_string();
+    let out_dir = env.path("r").display().to_string();
+    let out = env.recon(&[
+        "run",
+        "--db",
+        &env.db(),
+        "--config",
+        &strict,
+        "--out",
+        &out_dir,
+        &demo("2026-11-20.camt053.xml"),
+    ]);
+    assert_code(&out, 65);
+    assert!(
+        env.summary("r")["inputs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than the limit of 3")
+    );
+    // An unknown key is a configuration error, not silently ignored.
+    env.write("typo.toml", "[limits]\nmax_dept = 3\n");
+    let typo = env.path("typo.toml").display().to_string();
+    let out = env.recon(&["config", "show", "--config", &typo]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("max_dept"), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args(["runs", "list"])
+        .env_remove("RECON_DB")
+        .env_remove("RECON_CONFIG")
+        .current_dir(env.path("r"))
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("no database given"),
+        "{}",
+        stderr(&out)
+    );
 }

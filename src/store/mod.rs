@@ -110,6 +110,40 @@ impl Store {
         Ok(store)
     }
 
+    /// Copies the database into `target` with SQLite's online backup API: a consistent
+    /// snapshot even while a reader is busy. The copy is written aside and renamed into place.
+    pub fn backup(&self, target: &Path) -> Result<(), StoreError> {
+        let dir = target
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let temp = tempfile::Builder::new()
+            .prefix(".recon-backup.")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                StoreError::Corrupt(format!("cannot create a file in {}: {e}", dir.display()))
+            })?;
+        {
+            let mut copy = Connection::open(temp.path()).doing("creating the backup file")?;
+            let backup = rusqlite::backup::Backup::new(&self.conn, &mut copy)
+                .doing("starting the backup")?;
+            backup
+                .run_to_completion(1024, Duration::from_millis(0), None)
+                .doing("copying the database")?;
+            drop(backup);
+            copy.execute_batch("PRAGMA journal_mode = DELETE;")
+                .doing("finishing the backup")?;
+        }
+        temp.persist(target).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "cannot move the backup to {}: {}",
+                target.display(),
+                e.error
+            ))
+        })?;
+        Ok(())
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
