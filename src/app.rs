@@ -377,9 +377,25 @@ fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
     let run_id = RunId::from_uuid(Uuid::now_v7());
     let tx = store.write()?;
     runs::start(&tx, run_id, started)?;
+    tracing::info!(run = %run_id, inputs = files.len(), dry_run = args.dry_run, "run started");
 
     let parsed: Vec<ReadResult> = files.par_iter().map(|p| read_one(p, &options)).collect();
-    let result = decide_all(&tx, run_id, started, &files, parsed)?;
+    let progress = if settings.progress {
+        let total = parsed
+            .iter()
+            .map(|r| r.as_ref().map_or(0, |(f, _)| f.transactions.len()))
+            .sum::<usize>();
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} transactions {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let result = decide_all(&tx, run_id, started, &files, parsed, &progress)?;
+    progress.finish_and_clear();
     let RunResult {
         rows,
         inputs,
@@ -446,8 +462,13 @@ fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
     let sqlite = |doing| move |source| Error::Store(StoreError::Sqlite { doing, source });
     if args.dry_run {
         tx.rollback().map_err(sqlite("rolling back the dry run"))?;
+        tracing::info!(run = %run_id, "dry run: database left unchanged");
     } else {
         tx.commit().map_err(sqlite("committing the run"))?;
+        tracing::info!(run = %run_id, matched = summary.counts.matched, "committed");
+    }
+    for failed in summary.controls.results.iter().filter(|c| !c.ok) {
+        tracing::warn!(file = %failed.file, check = %failed.check, "statement control failed: {}", failed.message);
     }
     pending.publish()?;
 
@@ -498,6 +519,7 @@ fn decide_all(
     at: DateTime<Utc>,
     files: &[PathBuf],
     parsed: Vec<ReadResult>,
+    progress: &indicatif::ProgressBar,
 ) -> Result<RunResult, Error> {
     let mut matcher = Matcher::new();
     let mut totals = report::summary::Totals::default();
@@ -507,18 +529,19 @@ fn decide_all(
     let mut controls = Vec::new();
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
     for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
-        let display = path.display().to_string();
+        let file_name = path.display().to_string();
         let (file, candidates) = match result {
             Ok(read) => read,
             Err(error) => {
                 let sha256 = statement::hash_file(path).unwrap_or_default();
                 let message = error.to_string();
+                tracing::warn!(file = file_name.as_str(), "rejected: {message}");
                 runs::record_file(
                     tx,
                     run_id,
                     &runs::FileRecord {
                         position,
-                        path: &display,
+                        path: &file_name,
                         sha256: &sha256,
                         format: None,
                         statement_ids: &[],
@@ -527,7 +550,7 @@ fn decide_all(
                     },
                 )?;
                 inputs.push(InputSummary {
-                    path: display,
+                    path: file_name,
                     sha256: Some(sha256).filter(|s| !s.is_empty()),
                     format: None,
                     statements: Vec::new(),
@@ -549,7 +572,7 @@ fn decide_all(
             run_id,
             &runs::FileRecord {
                 position,
-                path: &display,
+                path: &file_name,
                 sha256: &file.sha256,
                 format: Some(&file.format),
                 statement_ids: &statement_ids,
@@ -558,15 +581,17 @@ fn decide_all(
             },
         )?;
         totals.read(file.transactions.len());
+        tracing::info!(
+            file = file_name.as_str(), format = %file.format, transactions = file.transactions.len(), "read");
         for info in &file.statements {
-            controls.extend(crate::controls::check_statement(&display, info));
+            controls.extend(crate::controls::check_statement(&file_name, info));
             if let Some(account) = &info.account {
                 let previous = match chains.get(account) {
                     Some(point) => Some(point.clone()),
                     None => runs::last_chain_point(tx, account)?,
                 };
                 controls.extend(crate::controls::check_chain(
-                    &display,
+                    &file_name,
                     info,
                     previous.as_ref(),
                 ));
@@ -583,7 +608,7 @@ fn decide_all(
         }
         let known = lookup(tx, &file, &candidates)?;
         inputs.push(InputSummary {
-            path: display.clone(),
+            path: file_name.clone(),
             sha256: Some(file.sha256.clone()),
             format: Some(file.format.clone()),
             statements: file.statements.clone(),
@@ -602,7 +627,7 @@ fn decide_all(
             )?;
             let suggestion =
                 crate::suggest::suggest(&transaction, &decision, &hints, &settled_here);
-            let row = Row::new(transaction, &decision, &display, suggestion);
+            let row = Row::new(transaction, &decision, &file_name, suggestion);
             let ledger_id = runs::record_row(tx, run_id, file_id, &row)?;
             if decision.outcome == Outcome::Matched {
                 let topup = decision
@@ -610,10 +635,11 @@ fn decide_all(
                     .as_ref()
                     .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
                 topups::transition(tx, topup.id, Status::Settled, at, Some(ledger_id))?;
-                settled_here.insert(row.identity, format!("{display} {}", row.position_text()));
+                settled_here.insert(row.identity, format!("{file_name} {}", row.position_text()));
             }
             totals.add(&row);
             rows[category_slot(row.category())].push(row);
+            progress.inc(1);
         }
     }
     Ok(RunResult {

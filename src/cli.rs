@@ -22,6 +22,22 @@ pub struct Cli {
     /// directory). Every setting in it is also a flag; flags win.
     #[arg(long, global = true, env = "RECON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Only errors on stderr (for cron); the one-line summary still goes to stdout.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log lines as text for people or JSON lines for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines on stderr look.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The database every command works on.

@@ -87,6 +87,8 @@ pub struct Settings {
     pub profiles: ProfileSet,
     /// (key, value, source) for `config show`, in a stable order.
     pub shown: Vec<(String, String, Source)>,
+    /// Show a progress bar: stderr is a terminal and -q was not given.
+    pub progress: bool,
 }
 
 /// Picks the first value given: flag, environment, file, default; and notes where it came from.
@@ -326,6 +328,7 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         ));
     }
     Ok(Settings {
+        progress: !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         config_file,
         db,
         wait_secs,
@@ -353,6 +356,7 @@ impl Settings {
             profile: None,
             profiles: ProfileSet::built_in(),
             shown: Vec::new(),
+            progress: false,
         }
     }
 

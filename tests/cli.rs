@@ -1652,3 +1652,46 @@ fn settings_come_from_flags_then_environment_then_recon_toml_then_defaults() {
         stderr(&out)
     );
 }
+
+#[test]
+fn logs_go_to_stderr_as_text_or_json_and_quiet_keeps_only_the_summary_line() {
+    let env = Env::new().with_demo_topups();
+    let stmt = demo("2026-11-20.camt053.xml");
+    let out_dir = env.path("q").display().to_string();
+    let out = env.recon(&["run", "-q", "--db", &env.db(), "--out", &out_dir, &stmt]);
+    assert_ok(&out);
+    assert_eq!(stderr(&out), "", "quiet under cron");
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let out_dir = env.path("j").display().to_string();
+    let garbage = env.write("garbage.txt", "not a statement");
+    let out = env.recon(&[
+        "run",
+        "--log-format",
+        "json",
+        "--db",
+        &env.db(),
+        "--out",
+        &out_dir,
+        &stmt,
+        garbage.to_str().unwrap(),
+    ]);
+    assert_code(&out, 65);
+    let lines: Vec<Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| {
+        l["level"] == "WARN"
+            && l["fields"]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("garbage.txt")
+    }));
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "committed"));
+    let out = env.recon(&["run", "--db", &env.db(), "--out", &out_dir, &stmt]);
+    assert!(
+        stderr(&out).starts_with("recon: error: "),
+        "{}",
+        stderr(&out)
+    );
+}
