@@ -359,8 +359,127 @@ struct RunResult {
 }
 
 fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let files = resolve_inputs(&args.statements)?;
-    refuse_existing_report(&args.out, args.force)?;
+    match (&args.inbox, &args.out) {
+        (Some(inbox), _) => run_inbox(settings, args, inbox, out),
+        (None, Some(report_dir)) => {
+            let files = resolve_inputs(&args.statements)?;
+            refuse_existing_report(report_dir, args.force)?;
+            Ok(execute_run(settings, args, files, report_dir, out)?.0)
+        }
+        (None, None) => Err(Error::Usage(
+            "give --out DIR with the statements, or --inbox".into(),
+        )),
+    }
+}
+
+/// Inbox mode: everything in the inbox, a dated report directory, then files moved away.
+fn run_inbox(
+    settings: &Settings,
+    args: &RunArgs,
+    inbox: &Path,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let dirs = [&args.archive, &args.quarantine, &args.reports];
+    let [Some(archive), Some(quarantine), Some(reports)] = dirs else {
+        return Err(Error::Usage(
+            "inbox mode needs --archive, --quarantine and --reports".into(),
+        ));
+    };
+    let io = |doing: String| move |source| Error::Io { doing, source };
+    for dir in [archive, quarantine, reports] {
+        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    }
+    let mut files = Vec::new();
+    let entries = fs::read_dir(inbox)
+        .map_err(|e| Error::Usage(format!("cannot read the inbox {}: {e}", inbox.display())))?;
+    for entry in entries {
+        let path = entry
+            .map_err(io(format!("listing {}", inbox.display())))?
+            .path();
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if path.is_file() && !hidden {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        write_out(
+            out,
+            &format!("inbox {} is empty: nothing to do\n", inbox.display()),
+        )?;
+        return Ok(exit::OK);
+    }
+    let stamp = Utc::now().format("%Y-%m-%dT%H%M%SZ").to_string();
+    let mut report_dir = reports.join(&stamp);
+    let mut n = 2;
+    while report_dir.exists() {
+        report_dir = reports.join(format!("{stamp}-{n}"));
+        n += 1;
+    }
+    let (code, summary) = execute_run(settings, args, files, &report_dir, out)?;
+    if args.dry_run {
+        return Ok(code);
+    }
+    // The database has committed: only now do the files leave the inbox. A crash before this
+    // point leaves them there, and the next run finds them ALREADY_PROCESSED.
+    for input in &summary.inputs {
+        let from = PathBuf::from(&input.path);
+        let name = from
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let target_dir = if input.rejected { quarantine } else { archive };
+        let mut to = target_dir.join(&name);
+        if to.exists() {
+            to = target_dir.join(format!("{}.{}", name.to_string_lossy(), summary.run_id));
+        }
+        move_file(&from, &to).map_err(io(format!(
+            "moving {} to {}",
+            from.display(),
+            to.display()
+        )))?;
+        if let (true, Some(error)) = (input.rejected, &input.error) {
+            let note = PathBuf::from(format!("{}.error.txt", to.display()));
+            fs::write(&note, format!("{error}\nrun {}\n", summary.run_id))
+                .map_err(io(format!("writing {}", note.display())))?;
+        }
+    }
+    point_latest(reports, &report_dir)
+        .map_err(io(format!("updating {}/latest", reports.display())))?;
+    Ok(code)
+}
+
+/// Renames, or copies and removes across file systems.
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    if fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    fs::copy(from, to)?;
+    fs::remove_file(from)
+}
+
+/// Points `reports/latest` at the newest report directory, replacing the link atomically.
+fn point_latest(reports: &Path, report_dir: &Path) -> std::io::Result<()> {
+    let name = report_dir.file_name().unwrap_or_default();
+    let temp = reports.join(".latest.tmp");
+    let _ = fs::remove_file(&temp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(name, &temp)?;
+    #[cfg(not(unix))]
+    fs::write(&temp, name.to_string_lossy().as_bytes())?;
+    fs::rename(&temp, reports.join("latest"))
+}
+
+/// One run over the given files into `report_dir`: returns the exit status and the summary.
+fn execute_run(
+    settings: &Settings,
+    args: &RunArgs,
+    files: Vec<PathBuf>,
+    report_dir: &Path,
+    out: &mut dyn Write,
+) -> Result<(u8, Summary), Error> {
     let profile = match &settings.profile {
         Some(arg) => Some(crate::config::resolve_profile(arg, &settings.profiles)?),
         None => None,
@@ -448,7 +567,7 @@ fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
     )?;
     let [matched, unmatched, ignored] = &rows;
     let pending = report::prepare(
-        &args.out,
+        report_dir,
         &Report {
             summary: &summary,
             matched,
@@ -481,7 +600,7 @@ fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
         c.matched,
         c.unmatched,
         c.ignored,
-        args.out.display()
+        report_dir.display()
     );
     for input in summary.inputs.iter().filter(|i| i.rejected) {
         line.push_str(&format!(
@@ -503,13 +622,12 @@ fn run_statements(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
     }
     write_out(out, &line)?;
     let strict_failure = settings.strict_controls && summary.controls.failed > 0;
-    Ok(
-        if summary.inputs_rejected > 0 || skipped > 0 || strict_failure {
-            exit::DATA
-        } else {
-            exit::OK
-        },
-    )
+    let code = if summary.inputs_rejected > 0 || skipped > 0 || strict_failure {
+        exit::DATA
+    } else {
+        exit::OK
+    };
+    Ok((code, summary))
 }
 
 /// Decides every transaction in file order, records it and settles what matched.
@@ -951,7 +1069,11 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
         &settings,
         &RunArgs {
             db,
-            out: report_dir.clone(),
+            out: Some(report_dir.clone()),
+            inbox: None,
+            archive: None,
+            quarantine: None,
+            reports: None,
             dry_run: false,
             force: false,
             profile: None,

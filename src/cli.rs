@@ -225,8 +225,27 @@ pub struct RunArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Directory for the report (created if missing).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "inbox",
+        conflicts_with = "inbox"
+    )]
+    pub out: Option<PathBuf>,
+    /// Inbox mode for cron: read every file in DIR (name order), write the report into a new
+    /// dated directory under --reports, then move read files to --archive and rejected ones to
+    /// --quarantine (only after the database commit).
+    #[arg(long, value_name = "DIR", requires_all = ["archive", "quarantine", "reports"])]
+    pub inbox: Option<PathBuf>,
+    /// Where inbox mode moves the files it read.
+    #[arg(long, value_name = "DIR", requires = "inbox")]
+    pub archive: Option<PathBuf>,
+    /// Where inbox mode moves rejected files, each with a NAME.error.txt beside it.
+    #[arg(long, value_name = "DIR", requires = "inbox")]
+    pub quarantine: Option<PathBuf>,
+    /// Where inbox mode writes each run's report directory (and a `latest` link).
+    #[arg(long, value_name = "DIR", requires = "inbox")]
+    pub reports: Option<PathBuf>,
     /// Report what would happen without changing the database.
     #[arg(long)]
     pub dry_run: bool,
@@ -252,7 +271,11 @@ pub struct RunArgs {
     pub limits: LimitArgs,
     /// Statement files (camt.052/053/054 XML, MT940, or a bank's CSV export), or directories of
     /// them (read in name order).
-    #[arg(required = true, value_name = "STATEMENT")]
+    #[arg(
+        value_name = "STATEMENT",
+        required_unless_present = "inbox",
+        conflicts_with = "inbox"
+    )]
     pub statements: Vec<PathBuf>,
 }
 
