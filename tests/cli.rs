@@ -1775,3 +1775,29 @@ fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothin
         2,
     );
 }
+
+#[test]
+fn a_report_that_cannot_be_written_exits_70_and_settles_nothing() {
+    let env = Env::new().with_demo_topups();
+    let blocker = env.write("not-a-dir", "a file where the report directory should go");
+    let out = env.recon(&[
+        "run",
+        "--db",
+        &env.db(),
+        "--out",
+        blocker.to_str().unwrap(),
+        &demo("2026-11-20.camt053.xml"),
+    ]);
+    assert_code(&out, 70);
+    assert!(
+        stderr(&out).contains("cannot write the report file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        1,
+        "only the imported one"
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
+}
