@@ -498,7 +498,12 @@ fn execute_run(
     runs::start(&tx, run_id, started)?;
     tracing::info!(run = %run_id, inputs = files.len(), dry_run = args.dry_run, "run started");
 
+    let clock = std::time::Instant::now();
     let parsed: Vec<ReadResult> = files.par_iter().map(|p| read_one(p, &options)).collect();
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "files read"
+    );
     let progress = if settings.progress {
         let total = parsed
             .iter()
@@ -515,6 +520,10 @@ fn execute_run(
     };
     let result = decide_all(&tx, run_id, started, &files, parsed, &progress)?;
     progress.finish_and_clear();
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "transactions decided and recorded"
+    );
     let RunResult {
         rows,
         inputs,
@@ -566,6 +575,10 @@ fn execute_run(
         &summary_json,
     )?;
     let [matched, unmatched, ignored] = &rows;
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "run recorded"
+    );
     let pending = report::prepare(
         report_dir,
         &Report {
@@ -578,6 +591,10 @@ fn execute_run(
             generated_at: finished,
         },
     )?;
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "report rendered"
+    );
     let sqlite = |doing| move |source| Error::Store(StoreError::Sqlite { doing, source });
     if args.dry_run {
         tx.rollback().map_err(sqlite("rolling back the dry run"))?;

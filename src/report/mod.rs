@@ -99,6 +99,7 @@ pub fn prepare(dir: &Path, report: &Report) -> Result<Pending, ReportError> {
                 .map_err(fail)?;
         }
         file.as_file().sync_all().map_err(fail)?;
+        tracing::debug!(file = name, "report file rendered");
         files.push((file, path));
         Ok::<(), ReportError>(())
     };

@@ -101,26 +101,41 @@ pub fn likely_topups(
         conn,
         &format!(
             "SELECT {} FROM topups t WHERE t.currency = ?1 AND t.cash_amount = ?2 AND {OPEN}
-             ORDER BY t.created_at, t.id LIMIT 20",
+             ORDER BY t.created_at, t.id LIMIT 50",
             super::topups::COLUMNS
         ),
         params![currency.as_str(), amount_text],
     )?;
-    let payers = match payer_iban {
-        Some(iban) => open_topups(
-            conn,
-            &format!(
-                "SELECT {} FROM topups t WHERE {OPEN} AND t.account_group_id IN (
-                     SELECT p.account_group_id FROM bank_transactions bt
-                     JOIN topups p ON p.id = bt.topup_id
-                     WHERE bt.counterparty_iban = ?1 AND bt.outcome = 'MATCHED')
-                 ORDER BY t.created_at, t.id LIMIT 20",
-                super::topups::COLUMNS
-            ),
-            params![iban],
-        )?,
-        None => Vec::new(),
-    };
+    // The payer's account groups first (few), then a few open top-ups of each, in index order:
+    // never a sort over a big customer's whole group.
+    let mut payers = Vec::new();
+    let mut payer_groups: Vec<String> = Vec::new();
+    if let Some(iban) = payer_iban {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT DISTINCT p.account_group_id FROM bank_transactions bt
+                 JOIN topups p ON p.id = bt.topup_id
+                 WHERE bt.counterparty_iban = ?1 AND bt.outcome = 'MATCHED' LIMIT 5",
+            )
+            .doing("looking up suggestions")?;
+        let groups = stmt
+            .query_map([iban], |r| r.get::<_, String>(0))
+            .doing("looking up suggestions")?
+            .collect::<Result<Vec<_>, _>>()
+            .doing("looking up suggestions")?;
+        payer_groups = groups.clone();
+        for group in groups {
+            payers.extend(open_topups(
+                conn,
+                &format!(
+                    "SELECT {} FROM topups t WHERE t.account_group_id = ?1 AND {OPEN}
+                     ORDER BY t.created_at, t.id LIMIT 3",
+                    super::topups::COLUMNS
+                ),
+                params![group],
+            )?);
+        }
+    }
     let mut ranked: Vec<Likely> = Vec::new();
     let mut add = |topup: &TopUp, same_payer: bool, same_amount: bool| {
         if ranked.len() < 3 && ranked.iter().all(|l| l.topup.id != topup.id) {

@@ -22,7 +22,8 @@ CREATE TABLE topups (
 CREATE INDEX topups_open ON topups (created_at) WHERE status IN ('NEW', 'CONFIRMED');
 -- For suggestions: open top-ups by amount, and by each quarter of their reference's 32 digits
 -- (a reference within two edits of another shares at least two quarters with it).
-CREATE INDEX topups_open_amount ON topups (currency, cash_amount) WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_open_amount ON topups (currency, cash_amount, created_at, id)
+    WHERE status IN ('NEW', 'CONFIRMED');
 CREATE INDEX topups_open_ref0 ON topups (substr(settlement_reference, 1, 8))
     WHERE status IN ('NEW', 'CONFIRMED');
 CREATE INDEX topups_open_ref1 ON topups (substr(settlement_reference, 10, 4) || substr(settlement_reference, 15, 4))
@@ -31,7 +32,7 @@ CREATE INDEX topups_open_ref2 ON topups (substr(settlement_reference, 20, 4) || 
     WHERE status IN ('NEW', 'CONFIRMED');
 CREATE INDEX topups_open_ref3 ON topups (substr(settlement_reference, 29, 8))
     WHERE status IN ('NEW', 'CONFIRMED');
-CREATE INDEX topups_open_group ON topups (account_group_id, created_at)
+CREATE INDEX topups_open_group ON topups (account_group_id, created_at, id)
     WHERE status IN ('NEW', 'CONFIRMED');
 
 -- Every status a top-up took, in order: what was open after any past run can be told again.
