@@ -148,7 +148,7 @@ pub fn likely_topups(
     };
     for t in same_amount
         .iter()
-        .filter(|t| payers.iter().any(|p| p.id == t.id))
+        .filter(|t| payer_groups.contains(&t.account_group_id.to_string()))
     {
         add(t, true, true);
     }
