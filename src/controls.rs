@@ -72,33 +72,24 @@ pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
         ));
     }
     let s = &info.stated;
-    let counts = [
-        ("entry_count", s.entries, t.entries),
-        ("credit_count", s.credits, t.booked_credits),
-        ("debit_count", s.debits, t.booked_debits),
-    ];
-    for (check, stated, read) in counts {
-        if let Some(stated) = stated {
-            let ok = stated == read;
-            out.push(control(
-                check,
-                ok,
-                stated.to_string(),
-                read.to_string(),
-                if ok {
-                    "the statement's summary matches its entries".to_string()
-                } else {
-                    format!("the statement says {stated} but holds {read}")
-                },
-            ));
-        }
-    }
-    let sums = [
+    let count = |n: Option<u64>| n.map(Decimal::from);
+    let checks = [
+        ("entry_count", count(s.entries), Decimal::from(t.entries)),
+        (
+            "credit_count",
+            count(s.credits),
+            Decimal::from(t.booked_credits),
+        ),
+        (
+            "debit_count",
+            count(s.debits),
+            Decimal::from(t.booked_debits),
+        ),
         ("entry_sum", s.entries_sum, t.entries_sum),
         ("credit_sum", s.credits_sum, t.booked_credits_sum),
         ("debit_sum", s.debits_sum, t.booked_debits_sum),
     ];
-    for (check, stated, read) in sums {
+    for (check, stated, read) in checks {
         if let Some(stated) = stated {
             let ok = stated == read;
             out.push(control(
@@ -109,7 +100,7 @@ pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
                 if ok {
                     "the statement's summary matches its entries".to_string()
                 } else {
-                    format!("the statement says {stated} but its entries add up to {read}")
+                    format!("the statement says {stated} but its entries come to {read}")
                 },
             ));
         }
