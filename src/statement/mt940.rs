@@ -378,7 +378,11 @@ fn information(lines: &[String], tx: &mut Transaction) {
 fn german_subfields(joined: &str, tx: &mut Transaction) {
     let mut name = String::new();
     for part in joined.split('?').skip(1) {
-        let (code, value) = part.split_at(part.len().min(2));
+        // Bank text may put any character after a '?': only two ASCII digits make a code.
+        let (code, value) = match part.get(..2) {
+            Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => (code, &part[2..]),
+            _ => ("", part),
+        };
         match code {
             "20" | "21" | "22" | "23" | "24" | "25" | "26" | "27" | "28" | "29" | "60" | "61"
             | "62" | "63"
@@ -522,6 +526,14 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_multibyte_character_after_a_subfield_marker_is_text_not_a_panic() {
+        // Found by fuzzing: the sub-field code was cut at byte 2, inside 'þ'.
+        let text = SAMPLE.replace("?2245647025D5FDE6", "?2\u{fe}\u{ff}245647025D5FDE6");
+        let read = read(text.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(read.transactions.len(), 3);
     }
 
     #[test]
