@@ -337,15 +337,17 @@ fn lookup(
     file: &StatementFile,
     candidates: &[Vec<Candidate>],
 ) -> Result<Known, Error> {
-    let mut known = Known::default();
     let mut asked = HashSet::new();
-    for candidate in candidates.iter().flatten() {
-        if asked.insert(candidate.reference)
-            && let Some(found) = topups::by_reference(conn, candidate.reference)?
-        {
-            known.topups.insert(candidate.reference, found);
-        }
-    }
+    let references: Vec<_> = candidates
+        .iter()
+        .flatten()
+        .map(|c| c.reference)
+        .filter(|r| asked.insert(*r))
+        .collect();
+    let mut known = Known {
+        topups: topups::by_references(conn, &references)?,
+        ..Known::default()
+    };
     known.processed = runs::processed(conn, file.transactions.iter().map(|t| &t.identity))?;
     Ok(known)
 }

@@ -200,50 +200,59 @@ pub fn open(conn: &Connection) -> Result<Vec<TopUp>, StoreError> {
     Ok(out)
 }
 
-/// The top-up carrying a settlement reference, with a description of what settled it.
-pub fn by_reference(
+/// The top-ups carrying any of these settlement references, looked up in batches (one query per
+/// few hundred references: planning a query costs more than running it).
+pub fn by_references(
     conn: &Connection,
-    reference: SettlementReference,
-) -> Result<Option<KnownTopUp>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS}, bt.run_id, sf.path, bt.entry_number, bt.detail_number, bt.booking_date
-         FROM topups t
-         LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
-         LEFT JOIN statement_files sf ON sf.id = bt.file_id
-         WHERE t.settlement_reference = ?1"
-    );
-    let mut stmt = conn.prepare_cached(&sql).doing("looking up a reference")?;
-    let found = stmt
-        .query_row([reference.to_string()], |row| {
-            let topup = topup_from_row(row)?;
-            let run: Option<String> = row.get(7)?;
-            let settled_by = match run {
-                Some(run) => {
-                    let path: String = row.get(8)?;
-                    let entry: i64 = row.get(9)?;
-                    let detail: Option<i64> = row.get(10)?;
-                    let booked: Option<String> = row.get(11)?;
-                    Some(describe_transaction(
-                        &run,
-                        &path,
-                        entry,
-                        detail,
-                        booked.as_deref(),
-                    ))
-                }
-                None => None,
-            };
-            Ok((topup, settled_by))
-        })
-        .optional()
-        .doing("looking up a reference")?;
-    match found {
-        Some((topup, settled_by)) => Ok(Some(KnownTopUp {
-            topup: corrupt(topup)?,
-            settled_by,
-        })),
-        None => Ok(None),
+    references: &[SettlementReference],
+) -> Result<std::collections::HashMap<SettlementReference, KnownTopUp>, StoreError> {
+    const BATCH: usize = 500;
+    let mut found = std::collections::HashMap::with_capacity(references.len());
+    for chunk in references.chunks(BATCH) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT {COLUMNS}, bt.run_id, sf.path, bt.entry_number, bt.detail_number, bt.booking_date
+             FROM topups t
+             LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
+             LEFT JOIN statement_files sf ON sf.id = bt.file_id
+             WHERE t.settlement_reference IN ({marks})"
+        );
+        let mut stmt = conn.prepare_cached(&sql).doing("looking up references")?;
+        let texts: Vec<String> = chunk.iter().map(|r| r.to_string()).collect();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(texts.iter()), known_from_row)
+            .doing("looking up references")?;
+        for row in rows {
+            let (topup, settled_by) = row.doing("looking up references")?;
+            let topup = corrupt(topup)?;
+            found.insert(topup.settlement_reference, KnownTopUp { topup, settled_by });
+        }
     }
+    Ok(found)
+}
+
+type KnownRow = (Result<TopUp, String>, Option<String>);
+
+fn known_from_row(row: &Row) -> rusqlite::Result<KnownRow> {
+    let topup = topup_from_row(row)?;
+    let run: Option<String> = row.get(7)?;
+    let settled_by = match run {
+        Some(run) => {
+            let path: String = row.get(8)?;
+            let entry: i64 = row.get(9)?;
+            let detail: Option<i64> = row.get(10)?;
+            let booked: Option<String> = row.get(11)?;
+            Some(describe_transaction(
+                &run,
+                &path,
+                entry,
+                detail,
+                booked.as_deref(),
+            ))
+        }
+        None => None,
+    };
+    Ok((topup, settled_by))
 }
 
 /// How a stored bank transaction is named in messages and suggestions.
@@ -283,23 +292,21 @@ pub fn transition(
         .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
     from.check_transition(id, to)?;
     let at_text = format_timestamp(at);
+    // The status read is written into the SQL as a literal: a bound value there would make
+    // SQLite plan the statement again on every call (the partial indexes depend on status).
+    let sql = format!(
+        "UPDATE topups SET status = ?2, updated_at = ?3,
+             settled_at = CASE WHEN ?2 = 'SETTLED' THEN ?3 ELSE settled_at END,
+             settled_by_transaction = coalesce(?4, settled_by_transaction),
+             cancelled_at = CASE WHEN ?2 = 'CANCELLED' THEN ?3 ELSE cancelled_at END
+         WHERE id = ?1 AND status = '{}'",
+        from.as_str()
+    );
     let mut update = conn
-        .prepare_cached(
-            "UPDATE topups SET status = ?2, updated_at = ?3,
-                 settled_at = CASE WHEN ?2 = 'SETTLED' THEN ?3 ELSE settled_at END,
-                 settled_by_transaction = coalesce(?4, settled_by_transaction),
-                 cancelled_at = CASE WHEN ?2 = 'CANCELLED' THEN ?3 ELSE cancelled_at END
-             WHERE id = ?1 AND status = ?5",
-        )
+        .prepare_cached(&sql)
         .doing("changing a top-up's status")?;
     let changed = update
-        .execute(params![
-            id.to_string(),
-            to.as_str(),
-            at_text,
-            settled_by,
-            from.as_str()
-        ])
+        .execute(params![id.to_string(), to.as_str(), at_text, settled_by])
         .doing("changing a top-up's status")?;
     if changed != 1 {
         return Err(StoreError::Corrupt(format!(
