@@ -21,6 +21,10 @@ use crate::topup::format_timestamp;
 
 const TEMPLATE: &str = include_str!("report.html.j2");
 
+/// Rows shown per table of matched, ignored and open items; exceptions are always complete.
+/// Every row is in the CSV files and the workbook.
+pub const PAGE_ROWS: usize = 2000;
+
 /// What an exception means and what a person usually does about it.
 pub fn explain(outcome: Outcome) -> (&'static str, &'static str) {
     match outcome {
@@ -285,6 +289,7 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
     let open: Vec<OpenView> = report
         .open_topups
         .iter()
+        .take(PAGE_ROWS)
         .map(|t| {
             let age = age_days(t, report.as_of);
             OpenView {
@@ -324,9 +329,18 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
     let mut controls: Vec<&crate::controls::Control> =
         report.summary.controls.results.iter().collect();
     controls.sort_by_key(|c| c.ok);
-    let stale_count = open.iter().filter(|o| o.stale).count();
+    let stale_count = report
+        .open_topups
+        .iter()
+        .filter(|t| age_days(t, report.as_of) > stale_after)
+        .count();
     let (line, class) = status_line(report);
-    let views = |rows: &[Row]| rows.iter().map(RowView::new).collect::<Vec<_>>();
+    let views = |rows: &[Row]| {
+        rows.iter()
+            .take(PAGE_ROWS)
+            .map(RowView::new)
+            .collect::<Vec<_>>()
+    };
     let template = env.get_template("report.html").map_err(io::Error::other)?;
     let page = template
         .render(context! {
@@ -342,6 +356,8 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
             open => Value::from(Serde(&open)),
             buckets => Value::from(Serde(&buckets)),
             stale_count => stale_count,
+            page_rows => PAGE_ROWS,
+            open_total => report.open_topups.len(),
             generated_at => format_timestamp(report.generated_at),
         })
         .map_err(io::Error::other)?;
