@@ -31,10 +31,17 @@ pub struct ChainPoint {
     pub sequence: Option<u64>,
 }
 
-/// The checks a statement supports on its own.
-pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
-    let mut out = Vec::new();
-    let control = |check: &str, ok, expected: String, actual: String, message: String| Control {
+/// One check's result on a statement of a file.
+fn result(
+    file: &str,
+    info: &StatementInfo,
+    check: &str,
+    ok: bool,
+    expected: String,
+    actual: String,
+    message: String,
+) -> Control {
+    Control {
         file: file.to_string(),
         statement: info.id.clone(),
         account: info.account.clone(),
@@ -43,6 +50,14 @@ pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
         expected,
         actual,
         message,
+    }
+}
+
+/// The checks a statement supports on its own.
+pub fn check_statement(file: &str, info: &StatementInfo) -> Vec<Control> {
+    let mut out = Vec::new();
+    let control = |check: &str, ok, expected: String, actual: String, message: String| {
+        result(file, info, check, ok, expected, actual, message)
     };
     let t = &info.totals;
     if let (Some(open), Some(close)) = (&info.opening, &info.closing)
@@ -127,15 +142,8 @@ pub fn check_chain(
         // A statement read before (a re-sent file): nothing to chain.
         return Vec::new();
     }
-    let control = |check: &str, ok, expected: String, actual: String, message: String| Control {
-        file: file.to_string(),
-        statement: info.id.clone(),
-        account: info.account.clone(),
-        check: check.to_string(),
-        ok,
-        expected,
-        actual,
-        message,
+    let control = |check: &str, ok, expected: String, actual: String, message: String| {
+        result(file, info, check, ok, expected, actual, message)
     };
     let after = previous
         .statement
