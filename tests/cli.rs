@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `recon` binary on real files in a temporary directory, with the
 //! real SQLite database. Each test is named after the behaviour a user relies on.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
@@ -1175,19 +1177,13 @@ fn every_built_in_profile_reads_its_sample_through_the_binary() {
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "csv"))
             .collect();
-    let shared = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/samples/csv"
-    ));
-    if shared.is_dir() {
+    if let Some(shared) = common::shared_samples("csv") {
         samples.extend(
             fs::read_dir(shared)
                 .unwrap()
                 .map(|e| e.unwrap().path())
                 .filter(|p| p.extension().is_some_and(|e| e == "csv")),
         );
-    } else {
-        eprintln!("SKIPPED the shared CSV samples: ../shared/samples/csv does not exist");
     }
     let mut profiles_seen = std::collections::BTreeSet::new();
     for sample in &samples {

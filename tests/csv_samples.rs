@@ -2,7 +2,9 @@
 //! read whole with its built-in profile (counts checked with Python's csv module, not recon);
 //! the MIT-licensed ones in `fixtures/csv/` are checked field by field.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use recon::statement::{Direction, ReadOptions, StatementFile, read_path};
 
@@ -71,19 +73,6 @@ const EXPECTED: &[(&str, &str, usize)] = &[
     ),
 ];
 
-fn shared() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/csv");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: {} does not exist; the shared samples are not beside this checkout",
-            dir.display()
-        );
-        None
-    }
-}
-
 fn read(path: &Path) -> StatementFile {
     read_path(path, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -98,7 +87,9 @@ fn fixture(name: &str) -> StatementFile {
 
 #[test]
 fn every_shared_csv_sample_is_recognised_and_read_whole() {
-    let Some(dir) = shared() else { return };
+    let Some(dir) = common::shared_samples("csv") else {
+        return;
+    };
     let mut failures = Vec::new();
     for (name, profile, count) in EXPECTED {
         match read_path(&dir.join(name), &ReadOptions::default()) {
@@ -124,7 +115,9 @@ fn every_shared_csv_sample_is_recognised_and_read_whole() {
 
 #[test]
 fn german_exports_read_preambles_pending_rows_and_payer_columns() {
-    let Some(dir) = shared() else { return };
+    let Some(dir) = common::shared_samples("csv") else {
+        return;
+    };
     let dkb = read(&dir.join("nicolettas-muggelbude__RechnungsPilot__dkb.csv"));
     let first = &dkb.transactions[0];
     assert_eq!(first.amount.to_string(), "200");

@@ -2,7 +2,7 @@
 //! transactions an independent count gives (per entry: its `TxDtls`, at least one).
 //! The expected counts were computed with Python's ElementTree, not with recon.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use recon::statement::{ReadOptions, read_path};
 
@@ -87,22 +87,11 @@ const EXPECTED: &[(&str, usize)] = &[
     ),
 ];
 
-fn samples_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/camt053");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: {} does not exist; the shared samples are not beside this checkout",
-            dir.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn every_shared_camt_sample_reads_whole_with_the_expected_transaction_count() {
-    let Some(dir) = samples_dir() else { return };
+    let Some(dir) = common::shared_samples("camt053") else {
+        return;
+    };
     let mut failures = Vec::new();
     for (name, expected) in EXPECTED {
         match read_path(&dir.join(name), &ReadOptions::default()) {
@@ -119,7 +108,9 @@ fn every_shared_camt_sample_reads_whole_with_the_expected_transaction_count() {
 
 #[test]
 fn no_shared_camt_sample_is_left_out_of_the_table() {
-    let Some(dir) = samples_dir() else { return };
+    let Some(dir) = common::shared_samples("camt053") else {
+        return;
+    };
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".xml") {
