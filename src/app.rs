@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::cli::{
     Cli, Command, CreateArgs, DbArgs, DemoArgs, IdArgs, ImportArgs, ListArgs, ListFormat,
     ProfilesCommand, ReportArgs, RunArgs, RunIdArgs, RunsCommand, RunsFormat, RunsListArgs,
-    ShowProfileArgs, TopupsCommand,
+    ShowProfileArgs, TopupsCommand, WebhooksCommand,
 };
 use crate::config::Settings;
 use crate::error::{Error, exit};
@@ -26,7 +26,7 @@ use crate::row::Row;
 use crate::statement::profile::{Origin, ProfileSet};
 use crate::statement::{self, InputError, ReadOptions, StatementFile, TxIdentity};
 use crate::store::{OpenMode, Store, StoreError, runs, topups};
-use crate::topup::{Status, TopUp, format_timestamp};
+use crate::topup::{Status, format_timestamp};
 
 /// Runs a parsed command line; output for the user goes to `out`. Returns the exit status.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
@@ -55,6 +55,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             ProfilesCommand::List(_) => profiles_list(s, out),
             ProfilesCommand::Show(args) => profiles_show(s, &args, out),
         },
+        Command::Webhooks(cmd) => match cmd {
+            WebhooksCommand::Deliver(args) => webhooks_deliver(s, &args, out),
+            WebhooksCommand::List(args) => webhooks_list(s, &args, out),
+            WebhooksCommand::Retry(args) => webhooks_retry(s, &args, out),
+        },
+        Command::Serve(args) => serve(s, &args),
     }
 }
 
@@ -84,24 +90,24 @@ fn parse_id(text: &str) -> Result<TopUpId, Error> {
 // ---- topups ---------------------------------------------------------------------------------
 
 fn create(settings: &Settings, args: &CreateArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let usage = |e: &dyn std::fmt::Display| Error::Usage(format!("{e}"));
-    let currency = args.currency.parse().map_err(|e| usage(&e))?;
-    let amount = crate::money::parse_topup_amount(&args.amount, currency).map_err(|e| usage(&e))?;
-    let account_group_id = args
-        .account_group_id
-        .parse()
-        .map_err(|e| Error::Usage(format!("--account-group-id: {e}")))?;
-    let now = Utc::now();
-    let uuid = Uuid::new_v4();
-    let topup = TopUp {
-        id: TopUpId::from_uuid(uuid),
-        created_at: now.with_nanosecond_zero(),
-        account_group_id,
-        cash_amount: amount,
-        currency,
-        status: Status::Confirmed,
-        settlement_reference: crate::ids::SettlementReference::from_uuid(uuid),
+    let request = crate::topup::NewTopUp {
+        account_group_id: args.account_group_id.clone(),
+        cash_amount: args.amount.clone(),
+        currency: args.currency.clone(),
     };
+    let now = Utc::now();
+    let topup = request.confirm(now).map_err(|errors| {
+        let flag = |field| match field {
+            "cash_amount" => "--amount",
+            "currency" => "--currency",
+            _ => "--account-group-id",
+        };
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", flag(e.field), e.message))
+            .collect();
+        Error::Usage(lines.join("; "))
+    })?;
     let mut store = open(settings, OpenMode::CreateIfMissing)?;
     let tx = store.write()?;
     topups::insert(&tx, &topup, now)?;
@@ -168,8 +174,7 @@ fn cancel(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8,
     let id = parse_id(&args.id)?;
     let mut store = open(settings, OpenMode::MustExist)?;
     let tx = store.write()?;
-    topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
-    let topup = topups::get(&tx, id)?.topup;
+    let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
     tx.commit().map_err(|e| {
         Error::Store(StoreError::Sqlite {
             doing: "committing the cancel",
@@ -1113,4 +1118,153 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
         ),
     )?;
     Ok(code)
+}
+
+// ---- webhooks and the API -------------------------------------------------------------------
+
+/// Reads a secret (signing secret, API token) from its file; it must not be empty.
+pub(crate) fn read_secret(path: &Path, what: &str) -> Result<String, Error> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(Error::Usage(format!(
+            "the {what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secret.to_string())
+}
+
+fn webhooks_deliver(
+    settings: &Settings,
+    args: &crate::cli::DeliverArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+        return Err(Error::Usage(format!(
+            "--url {:?} must start with http:// or https://",
+            crate::text::clip(&args.url, 80)
+        )));
+    }
+    let options = crate::webhooks::Options {
+        url: args.url.clone(),
+        secret: read_secret(&args.secret_file, "webhook secret")?.into_bytes(),
+        max_attempts: args.max_attempts,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        backoff: Duration::from_millis(args.backoff_ms),
+        limit: args.limit,
+    };
+    let mut store = open(settings, OpenMode::MustExist)?;
+    let outcome = crate::webhooks::deliver(&mut store, &options)?;
+    let waiting = crate::store::outbox::pending(store.conn(), 1)?.len();
+    write_out(
+        out,
+        &format!(
+            "delivered {} event(s), {} failed{}\n",
+            outcome.delivered,
+            outcome.failed,
+            if waiting > 0 {
+                ", more are pending"
+            } else {
+                ""
+            }
+        ),
+    )?;
+    match outcome.stopped {
+        Some(why) => {
+            tracing::error!(
+                "stopped: the receiver at {} is not accepting events ({why}); the remaining events \
+                 stay pending for the next `recon webhooks deliver`",
+                args.url
+            );
+            Ok(exit::LOCKED)
+        }
+        None => Ok(exit::OK),
+    }
+}
+
+fn webhooks_list(
+    settings: &Settings,
+    args: &crate::cli::EventsListArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let status = match &args.status {
+        Some(text) => Some(
+            text.parse::<crate::store::outbox::Delivery>()
+                .map_err(|e| Error::Usage(format!("--status: {e}")))?,
+        ),
+        None => None,
+    };
+    let store = open(settings, OpenMode::MustExist)?;
+    let events = crate::store::outbox::list(store.conn(), status, args.limit)?;
+    let mut text = String::new();
+    match args.format {
+        crate::cli::EventsFormat::Json => text = to_json(&events),
+        crate::cli::EventsFormat::Jsonl => {
+            for e in &events {
+                text.push_str(&serde_json::to_string(e).expect("plain data serialises"));
+                text.push('\n');
+            }
+        }
+        crate::cli::EventsFormat::Table => {
+            text.push_str(&format!(
+                "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {}\n",
+                "EVENT", "TYPE", "CREATED", "STATUS", "ATTEMPTS", "LAST ERROR"
+            ));
+            for e in &events {
+                text.push_str(&format!(
+                    "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {}\n",
+                    e.id,
+                    e.kind,
+                    e.created_at,
+                    e.status,
+                    e.attempts,
+                    e.last_error.as_deref().unwrap_or("")
+                ));
+            }
+            text.push_str(&format!("{} event(s)\n", events.len()));
+        }
+    }
+    write_out(out, &text)?;
+    Ok(exit::OK)
+}
+
+fn webhooks_retry(
+    settings: &Settings,
+    args: &crate::cli::RetryArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let mut store = open(settings, OpenMode::MustExist)?;
+    let tx = store.write()?;
+    let queued = crate::store::outbox::retry(&tx, &args.ids)?;
+    tx.commit().map_err(|e| {
+        Error::Store(StoreError::Sqlite {
+            doing: "committing the retry",
+            source: e,
+        })
+    })?;
+    write_out(
+        out,
+        &format!("queued {queued} failed event(s) for delivery again\n"),
+    )?;
+    Ok(exit::OK)
+}
+
+fn serve(settings: &Settings, args: &crate::cli::ServeArgs) -> Result<u8, Error> {
+    let token = read_secret(&args.token_file, "API token")?;
+    let db = settings.db()?.to_path_buf();
+    // Create and migrate the database before the first request, so that errors show at start.
+    open(settings, OpenMode::CreateIfMissing)?;
+    crate::api::serve(crate::api::Config {
+        listen: args.listen.clone(),
+        db,
+        token,
+        wait: Duration::from_secs(settings.wait_secs),
+    })?;
+    Ok(exit::OK)
 }

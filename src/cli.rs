@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = None,
     after_help = "Exit status: 0 done (exceptions are in the report), 2 usage or configuration \
                   error, 65 an input rejected or bad data, 70 internal error, 75 another recon \
-                  process holds the database."
+                  process holds the database (or a webhook receiver stayed unreachable)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -85,6 +85,96 @@ pub enum Command {
     /// Generate a night for benchmarks and tests: top-ups, a camt.053 statement, the same night
     /// as CSV, and the expected outcome counts.
     BenchData(BenchDataArgs),
+    /// Post the outbox of events (top-up confirmed, settled, cancelled; cash balance updated) to
+    /// the platform, list them, or queue failed ones again.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// Serve the top-up HTTP API (create, read, list, cancel) on the same database as the runs.
+    Serve(ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Post every pending event, in order, signed with HMAC-SHA256 (see the README for how a
+    /// receiver verifies it). Exits 75 when the receiver stays unreachable.
+    Deliver(DeliverArgs),
+    /// List events (newest last).
+    List(EventsListArgs),
+    /// Queue failed events for delivery again: the given ids, or every failed event.
+    Retry(RetryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeliverArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The platform's webhook endpoint (http:// or https://).
+    #[arg(long, env = "RECON_WEBHOOK_URL", value_name = "URL")]
+    pub url: String,
+    /// File holding the shared signing secret (surrounding whitespace is ignored).
+    #[arg(long, env = "RECON_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: PathBuf,
+    /// Attempts per event before it is marked failed.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// Seconds to wait for the receiver's answer to one post.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+    /// First back-off in milliseconds; it doubles per attempt (up to 60 s), with jitter.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub backoff_ms: u64,
+    /// Deliver at most this many events, then stop (default: all pending).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+/// Output formats of `webhooks list`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventsFormat {
+    Table,
+    Json,
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only events in this delivery status: pending, delivered or failed.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only the newest N.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output format (json and jsonl include each event's payload).
+    #[arg(long, value_enum, default_value_t = EventsFormat::Table)]
+    pub format: EventsFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Event ids to queue again (default: every failed event).
+    #[arg(value_name = "EVENT_ID")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address and port to listen on (port 0 picks a free one; the address is printed).
+    #[arg(
+        long,
+        env = "RECON_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+    /// File holding the bearer token clients must send (`Authorization: Bearer <token>`).
+    #[arg(long, env = "RECON_API_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: PathBuf,
 }
 
 #[derive(Args, Debug)]

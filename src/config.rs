@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::cli::{
     Cli, Command, ConfigCommand, DbArgs, LimitArgs, ProfilesCommand, RunsCommand, TopupsCommand,
+    WebhooksCommand,
 };
 use crate::error::Error;
 use crate::statement::Limits;
@@ -120,6 +121,10 @@ fn command_args(command: &Command) -> (Option<&DbArgs>, Option<&LimitArgs>) {
         Command::Report(a) => (Some(&a.db), None),
         Command::Check(a) => (Some(a), None),
         Command::Backup(a) => (Some(&a.db), None),
+        Command::Webhooks(WebhooksCommand::Deliver(a)) => (Some(&a.db), None),
+        Command::Webhooks(WebhooksCommand::List(a)) => (Some(&a.db), None),
+        Command::Webhooks(WebhooksCommand::Retry(a)) => (Some(&a.db), None),
+        Command::Serve(a) => (Some(&a.db), None),
         Command::Config(ConfigCommand::Show(a)) => (Some(&a.db), Some(&a.limits)),
         Command::Demo(_) | Command::BenchData(_) | Command::Profiles(_) => (None, None),
     }

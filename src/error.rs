@@ -15,7 +15,8 @@ pub mod exit {
     pub const DATA: u8 = 65;
     /// Internal error (a bug, or the disk failed): nothing was committed.
     pub const INTERNAL: u8 = 70;
-    /// Another recon process holds the database.
+    /// Another recon process holds the database, or a webhook receiver is unreachable:
+    /// try again later.
     pub const LOCKED: u8 = 75;
 }
 
@@ -49,7 +50,8 @@ impl Error {
                 StoreError::Locked(_) => exit::LOCKED,
                 StoreError::TopUpNotFound(_)
                 | StoreError::Lifecycle(_)
-                | StoreError::Import { .. } => exit::DATA,
+                | StoreError::Import { .. }
+                | StoreError::Refused(_) => exit::DATA,
                 StoreError::Corrupt(_) | StoreError::Sqlite { .. } => exit::INTERNAL,
             },
             Error::Report(_) | Error::Io { .. } | Error::Internal(_) => exit::INTERNAL,

@@ -8,6 +8,7 @@
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod api;
 pub mod app;
 pub mod benchdata;
 pub mod cli;
@@ -26,5 +27,6 @@ pub mod store;
 pub mod suggest;
 pub mod text;
 pub mod topup;
+pub mod webhooks;
 
 pub use error::{Error, exit};

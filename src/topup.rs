@@ -120,6 +120,62 @@ impl TopUp {
     }
 }
 
+/// What a client asks for when it creates a top-up, as typed (API body or command line).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTopUp {
+    pub account_group_id: String,
+    pub cash_amount: String,
+    pub currency: String,
+}
+
+/// One field of a [`NewTopUp`] that is not valid.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl NewTopUp {
+    /// Checks every field and builds the `CONFIRMED` top-up (id and reference one new UUID,
+    /// created now to the second); lists every field that is wrong.
+    pub fn confirm(&self, now: DateTime<Utc>) -> Result<TopUp, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut fail = |field, message: String| errors.push(FieldError { field, message });
+        let group = self
+            .account_group_id
+            .parse::<AccountGroupId>()
+            .map_err(|e| fail("account_group_id", e.to_string()))
+            .ok();
+        let currency = self
+            .currency
+            .parse::<Currency>()
+            .map_err(|e| fail("currency", e.to_string()))
+            .ok();
+        let amount = match currency {
+            Some(c) => money::parse_topup_amount(&self.cash_amount, c)
+                .map_err(|e| fail("cash_amount", e.to_string()))
+                .ok(),
+            None => None,
+        };
+        match (group, currency, amount) {
+            (Some(account_group_id), Some(currency), Some(cash_amount)) => {
+                let uuid = uuid::Uuid::new_v4();
+                Ok(TopUp {
+                    id: TopUpId::from_uuid(uuid),
+                    created_at: chrono::Timelike::with_nanosecond(&now, 0).unwrap_or(now),
+                    account_group_id,
+                    cash_amount,
+                    currency,
+                    status: Status::Confirmed,
+                    settlement_reference: SettlementReference::from_uuid(uuid),
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
 /// Formats a timestamp the way the API does: `2020-08-24T14:15:22Z`.
 pub fn format_timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -108,7 +108,48 @@ pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
             problems: collect(conn, sql)?,
         });
     }
+    findings.push(Finding {
+        invariant: "each cash balance is the sum of its account group's settled top-ups",
+        problems: balance_problems(conn)?,
+    });
     Ok(findings)
+}
+
+fn balance_problems(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let sums = super::outbox::settled_sums(conn)?;
+    let mut stmt = conn
+        .prepare("SELECT account_group_id, currency, settled FROM cash_balances")
+        .doing("checking the cash balances")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .doing("checking the cash balances")?;
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for row in rows {
+        let (group, currency, text) = row.doing("checking the cash balances")?;
+        let stored: Option<rust_decimal::Decimal> = text.parse().ok();
+        let expected = sums.get(&(group.clone(), currency.clone())).copied();
+        seen += usize::from(expected.is_some());
+        if stored != Some(expected.unwrap_or_default()) {
+            problems.push(format!(
+                "cash balance of {group} in {currency} is {text}, settled top-ups sum to {}",
+                expected.unwrap_or_default()
+            ));
+        }
+    }
+    if seen < sums.len() {
+        problems.push(format!(
+            "{} account group(s) have settled top-ups but no cash balance",
+            sums.len() - seen
+        ));
+    }
+    Ok(problems)
 }
 
 fn collect(conn: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {

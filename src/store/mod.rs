@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod hints;
+pub mod idempotency;
+pub mod outbox;
 pub mod runs;
 mod schema;
 pub mod topups;
@@ -43,6 +45,8 @@ pub enum StoreError {
     TopUpNotFound(String),
     #[error(transparent)]
     Lifecycle(#[from] crate::topup::LifecycleError),
+    #[error("{0}")]
+    Refused(String),
     #[error("line {line}: {message}")]
     Import { line: u64, message: String },
     #[error("the database holds a value recon cannot read ({0}); run `recon check`")]
@@ -205,6 +209,9 @@ impl Store {
             .doing("reading the schema version")?;
         for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(migration).doing("migrating the schema")?;
+            if i == 1 {
+                outbox::backfill_balances(&tx, chrono::Utc::now())?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)
                 .doing("migrating the schema")?;
         }
@@ -230,5 +237,46 @@ fn classify(path: &Path, error: rusqlite::Error, doing: &'static str) -> StoreEr
             doing,
             source: error,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_the_outbox_gets_its_cash_balances_from_its_settled_topups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            for (id, amount, status) in [
+                ("00000000-0000-4000-8000-000000000001", "200.00", "SETTLED"),
+                ("00000000-0000-4000-8000-000000000002", "0.10", "SETTLED"),
+                ("00000000-0000-4000-8000-000000000003", "99.00", "CONFIRMED"),
+            ] {
+                conn.execute(
+                    "INSERT INTO topups (id, created_at, account_group_id, cash_amount, currency,
+                         status, settlement_reference, updated_at)
+                     VALUES (?1, '2026-11-01T00:00:00Z', '1ea60f56-b67b-61fc-829a-0242ac130003',
+                             ?2, 'EUR', ?3, ?1, '2026-11-01T00:00:00Z')",
+                    [id, amount, status],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path, OpenMode::MustExist, Duration::ZERO).unwrap();
+        let balance =
+            outbox::balance(store.conn(), "1ea60f56-b67b-61fc-829a-0242ac130003", "EUR").unwrap();
+        assert_eq!(balance, Some("200.10".parse().unwrap()));
+        let events: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 0, "the past is not announced again");
     }
 }

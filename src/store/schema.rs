@@ -5,7 +5,8 @@
 pub const APPLICATION_ID: i32 = 0x5245_434E;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE topups (
     id                     TEXT PRIMARY KEY NOT NULL,
     created_at             TEXT NOT NULL,
@@ -124,4 +125,40 @@ CREATE TABLE bank_transactions (
 CREATE INDEX bank_transactions_run ON bank_transactions (run_id, id);
 CREATE INDEX bank_transactions_topup ON bank_transactions (topup_id);
 CREATE INDEX bank_transactions_payer ON bank_transactions (counterparty_iban) WHERE outcome = 'MATCHED';
-"#];
+"#,
+    // 2: the outbox of events for the platform, the settled cash balance per account group and
+    // currency, and the API's idempotency keys.
+    r#"
+CREATE TABLE events (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    type            TEXT NOT NULL CHECK (type IN ('topup.confirmed', 'topup.settled',
+                                                  'topup.cancelled', 'cash_balance.updated')),
+    created_at      TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'DELIVERED', 'FAILED')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at TEXT,
+    last_error      TEXT,
+    delivered_at    TEXT
+) STRICT;
+CREATE INDEX events_pending ON events (seq) WHERE status = 'PENDING';
+CREATE INDEX events_failed ON events (seq) WHERE status = 'FAILED';
+
+CREATE TABLE cash_balances (
+    account_group_id TEXT NOT NULL,
+    currency         TEXT NOT NULL,
+    settled          TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    PRIMARY KEY (account_group_id, currency)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE idempotency_keys (
+    key             TEXT PRIMARY KEY NOT NULL,
+    request_sha256  TEXT NOT NULL,
+    response_status INTEGER NOT NULL,
+    response_body   TEXT NOT NULL,
+    created_at      TEXT NOT NULL
+) STRICT;
+"#,
+];

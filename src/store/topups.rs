@@ -94,7 +94,10 @@ pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
         cancelled_at,
     ]);
     match result {
-        Ok(_) => record_history(conn, topup.id, topup.status, now),
+        Ok(_) => {
+            record_history(conn, topup.id, topup.status, now)?;
+            super::outbox::topup_changed(conn, topup, now)
+        }
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             let id_taken = conn
                 .query_row(
@@ -181,6 +184,46 @@ pub fn list(conn: &Connection, status: Option<Status>) -> Result<Vec<TopUp>, Sto
         out.push(corrupt(row.doing("listing top-ups")?)?);
     }
     Ok(out)
+}
+
+/// One page of top-ups (optionally in one status), oldest first, starting after the top-up
+/// `after`; says whether more follow.
+pub fn page(
+    conn: &Connection,
+    status: Option<Status>,
+    after: Option<TopUpId>,
+    limit: usize,
+) -> Result<(Vec<TopUp>, bool), StoreError> {
+    let after = after.map(|id| id.to_string());
+    if let Some(id) = &after {
+        let known = conn
+            .query_row("SELECT 1 FROM topups WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .doing("reading a page of top-ups")?;
+        if known.is_none() {
+            return Err(StoreError::TopUpNotFound(id.clone()));
+        }
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM topups t
+         WHERE (?1 IS NULL OR t.status = ?1)
+           AND (?2 IS NULL OR (t.created_at, t.id) > (SELECT created_at, id FROM topups WHERE id = ?2))
+         ORDER BY t.created_at, t.id LIMIT ?3"
+    );
+    let mut stmt = conn.prepare(&sql).doing("reading a page of top-ups")?;
+    let rows = stmt
+        .query_map(
+            params![status.map(|s| s.as_str()), after, limit as i64 + 1],
+            topup_from_row,
+        )
+        .doing("reading a page of top-ups")?;
+    let mut out = Vec::with_capacity(limit + 1);
+    for row in rows {
+        out.push(corrupt(row.doing("reading a page of top-ups")?)?);
+    }
+    let more = out.len() > limit;
+    out.truncate(limit);
+    Ok((out, more))
 }
 
 /// Open top-ups (`NEW` or `CONFIRMED`), oldest first.
@@ -271,25 +314,26 @@ pub fn describe_transaction(
 }
 
 /// The one way a top-up changes status: checks the lifecycle, then writes.
-/// `settled_by` is the bank transaction that settles it (only for `SETTLED`).
+/// `settled_by` is the bank transaction that settles it (only for `SETTLED`). Returns the
+/// top-up as it is now.
 pub fn transition(
     conn: &Connection,
     id: TopUpId,
     to: Status,
     at: DateTime<Utc>,
     settled_by: Option<i64>,
-) -> Result<(), StoreError> {
+) -> Result<TopUp, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM topups t WHERE t.id = ?1");
     let mut stmt = conn
-        .prepare_cached("SELECT status FROM topups WHERE id = ?1")
+        .prepare_cached(&sql)
         .doing("reading a top-up's status")?;
-    let current: String = stmt
-        .query_row([id.to_string()], |r| r.get(0))
-        .optional()
-        .doing("reading a top-up's status")?
-        .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?;
-    let from: Status = current
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+    let mut topup = corrupt(
+        stmt.query_row([id.to_string()], topup_from_row)
+            .optional()
+            .doing("reading a top-up's status")?
+            .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?,
+    )?;
+    let from = topup.status;
     from.check_transition(id, to)?;
     let at_text = format_timestamp(at);
     // The status read is written into the SQL as a literal: a bound value there would make
@@ -313,7 +357,10 @@ pub fn transition(
             "top-up {id} changed status while it was being updated"
         )));
     }
-    record_history(conn, id, to, at)
+    record_history(conn, id, to, at)?;
+    topup.status = to;
+    super::outbox::topup_changed(conn, &topup, at)?;
+    Ok(topup)
 }
 
 fn record_history(
