@@ -776,7 +776,7 @@ fn decide_all(
                     .topup
                     .as_ref()
                     .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
-                topups::transition(tx, topup.id, Status::Settled, at, Some(ledger_id))?;
+                topups::change(tx, topup.clone(), Status::Settled, at, Some(ledger_id))?;
                 settled_here.insert(row.identity, format!("{file_name} {}", row.position_text()));
             }
             totals.add(&row);

@@ -13,7 +13,7 @@ use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
 use super::Report;
 use crate::row::Row;
 use crate::store::topups::age_days;
-use crate::topup::format_timestamp;
+use crate::topup::{TopUp, format_timestamp};
 
 fn money_format(decimals: u32) -> Format {
     let pattern = if decimals == 0 {
@@ -33,40 +33,102 @@ enum Cell<'a> {
     Count(usize),
 }
 
+/// The cell formats of a workbook, made once: a format per cell costs a hash look-up each.
+struct Formats {
+    bold: Format,
+    date: Format,
+    /// Money with 0 to 8 decimals.
+    money: Vec<Format>,
+}
+
+impl Formats {
+    fn new() -> Self {
+        Formats {
+            bold: Format::new().set_bold(),
+            date: Format::new().set_num_format("yyyy-mm-dd"),
+            money: (0..=8).map(money_format).collect(),
+        }
+    }
+
+    fn money(&self, decimals: u32) -> &Format {
+        &self.money[(decimals as usize).min(self.money.len() - 1)]
+    }
+}
+
+impl Cell<'_> {
+    /// Characters the cell shows, for the column width.
+    fn width(&self) -> usize {
+        match self {
+            Cell::Text(text) => text.chars().count(),
+            Cell::Owned(text) => text.chars().count(),
+            Cell::Money(Some(value), _) => value.to_string().len() + 3,
+            Cell::Date(Some(_)) => 10,
+            Cell::Count(n) => n.to_string().len(),
+            Cell::Money(None, _) | Cell::Date(None) => 0,
+        }
+    }
+}
+
+/// Column widths that fit the header and every cell (capped), measured before any row is
+/// written: a constant-memory sheet writes its columns first.
+struct Widths(Vec<usize>);
+
+impl Widths {
+    fn new(header: &[&str]) -> Self {
+        Widths(header.iter().map(|h| h.len() + 2).collect())
+    }
+
+    fn measure(&mut self, cells: &[Cell]) {
+        for (w, cell) in self.0.iter_mut().zip(cells) {
+            *w = (*w).max(cell.width().min(60) + 2);
+        }
+    }
+}
+
+/// A sheet written row by row straight to a temporary file (rust_xlsxwriter's constant-memory
+/// mode): the workbook's memory does not grow with the night.
 struct Sheet<'w> {
     sheet: &'w mut Worksheet,
+    formats: &'w Formats,
     row: u32,
-    widths: Vec<usize>,
+    columns: u16,
 }
 
 impl<'w> Sheet<'w> {
-    fn new(sheet: &'w mut Worksheet, name: &str, header: &[&str]) -> Result<Self, XlsxError> {
+    fn new(
+        workbook: &'w mut Workbook,
+        formats: &'w Formats,
+        name: &str,
+        header: &[&str],
+        widths: &Widths,
+    ) -> Result<Self, XlsxError> {
+        let sheet = workbook.add_worksheet_with_constant_memory()?;
         sheet.set_name(name)?;
-        let bold = Format::new().set_bold();
-        for (col, title) in header.iter().enumerate() {
-            sheet.write_string_with_format(0, col as u16, *title, &bold)?;
+        for (col, width) in widths.0.iter().enumerate() {
+            sheet.set_column_width(col as u16, *width as f64)?;
         }
         sheet.set_freeze_panes(1, 0)?;
+        for (col, title) in header.iter().enumerate() {
+            sheet.write_string_with_format(0, col as u16, *title, &formats.bold)?;
+        }
         Ok(Sheet {
             sheet,
+            formats,
             row: 0,
-            widths: header.iter().map(|h| h.len() + 2).collect(),
+            columns: header.len() as u16,
         })
     }
 
     fn push(&mut self, cells: &[Cell]) -> Result<(), XlsxError> {
         self.row += 1;
-        let date_format = Format::new().set_num_format("yyyy-mm-dd");
         for (i, cell) in cells.iter().enumerate() {
             let col = i as u16;
-            let width = match cell {
+            match cell {
                 Cell::Text(text) => {
                     self.sheet.write_string(self.row, col, *text)?;
-                    text.chars().count()
                 }
                 Cell::Owned(text) => {
                     self.sheet.write_string(self.row, col, text.as_str())?;
-                    text.chars().count()
                 }
                 Cell::Money(Some(value), decimals) => {
                     // Spreadsheets hold doubles: exact to the cent far beyond any real amount.
@@ -75,35 +137,42 @@ impl<'w> Sheet<'w> {
                         self.row,
                         col,
                         number,
-                        &money_format(*decimals),
+                        self.formats.money(*decimals),
                     )?;
-                    value.to_string().len() + 3
                 }
                 Cell::Date(Some(date)) => {
-                    self.sheet
-                        .write_datetime_with_format(self.row, col, date, &date_format)?;
-                    10
+                    self.sheet.write_datetime_with_format(
+                        self.row,
+                        col,
+                        date,
+                        &self.formats.date,
+                    )?;
                 }
                 Cell::Count(n) => {
                     self.sheet.write_number(self.row, col, *n as u32)?;
-                    n.to_string().len()
                 }
-                Cell::Money(None, _) | Cell::Date(None) => 0,
-            };
-            if let Some(w) = self.widths.get_mut(i) {
-                *w = (*w).max(width.min(60) + 2);
+                Cell::Money(None, _) | Cell::Date(None) => {}
             }
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<(), XlsxError> {
-        for (col, width) in self.widths.iter().enumerate() {
-            self.sheet.set_column_width(col as u16, *width as f64)?;
+    /// After the rows that fit, says how many of `total` did not and where they are.
+    fn overflow(&mut self, total: usize, csv_file: &str) -> Result<(), XlsxError> {
+        if total > SHEET_ROWS {
+            let note = format!(
+                "{} more rows do not fit in a sheet: see {csv_file}",
+                total - SHEET_ROWS
+            );
+            self.push(&[Cell::Owned(note)])?;
         }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), XlsxError> {
         if self.row > 0 {
-            let last_col = self.widths.len().saturating_sub(1) as u16;
-            self.sheet.autofilter(0, 0, self.row, last_col)?;
+            self.sheet
+                .autofilter(0, 0, self.row, self.columns.saturating_sub(1))?;
         }
         Ok(())
     }
@@ -130,34 +199,101 @@ const ROW_HEADER: [&str; 18] = [
     "bank_ref",
 ];
 
-fn rows_sheet(workbook: &mut Workbook, name: &str, rows: &[Row]) -> Result<(), XlsxError> {
-    let mut sheet = Sheet::new(workbook.add_worksheet(), name, &ROW_HEADER)?;
-    for r in rows {
-        let decimals = r.currency.minor_units().max(r.amount.scale());
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        sheet.push(&[
-            Cell::Text(r.outcome.as_str()),
-            Cell::Money(Some(r.amount), decimals),
-            Cell::Text(r.currency.as_str()),
-            Cell::Text(r.direction.code()),
-            Cell::Date(r.booking_date),
-            Cell::Date(r.value_date),
-            Cell::Owned(text(&r.counterparty_name)),
-            Cell::Owned(text(&r.counterparty_iban)),
-            Cell::Text(&r.remittance),
-            Cell::Owned(text(&r.extracted_reference)),
-            Cell::Owned(r.topup_id.map(|t| t.to_string()).unwrap_or_default()),
-            Cell::Money(r.expected_amount, decimals),
-            Cell::Money(r.difference, decimals),
-            Cell::Owned(text(&r.suggestion)),
-            Cell::Text(&r.statement_file),
-            Cell::Owned(r.position_text()),
-            Cell::Owned(text(&r.entry_ref)),
-            Cell::Owned(text(&r.servicer_ref)),
-        ])?;
+fn row_cells(r: &Row) -> [Cell<'_>; 18] {
+    let decimals = r.currency.minor_units().max(r.amount.scale());
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        Cell::Text(r.outcome.as_str()),
+        Cell::Money(Some(r.amount), decimals),
+        Cell::Text(r.currency.as_str()),
+        Cell::Text(r.direction.code()),
+        Cell::Date(r.booking_date),
+        Cell::Date(r.value_date),
+        Cell::Owned(text(&r.counterparty_name)),
+        Cell::Owned(text(&r.counterparty_iban)),
+        Cell::Text(&r.remittance),
+        Cell::Owned(text(&r.extracted_reference)),
+        Cell::Owned(r.topup_id.map(|t| t.to_string()).unwrap_or_default()),
+        Cell::Money(r.expected_amount, decimals),
+        Cell::Money(r.difference, decimals),
+        Cell::Owned(text(&r.suggestion)),
+        Cell::Text(&r.statement_file),
+        Cell::Owned(r.position_text()),
+        Cell::Owned(text(&r.entry_ref)),
+        Cell::Owned(text(&r.servicer_ref)),
+    ]
+}
+
+fn rows_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    name: &str,
+    rows: &[Row],
+    csv_file: &str,
+) -> Result<(), XlsxError> {
+    let mut widths = Widths::new(&ROW_HEADER);
+    for r in rows.iter().take(SHEET_ROWS) {
+        widths.measure(&row_cells(r));
+    }
+    let mut sheet = Sheet::new(workbook, formats, name, &ROW_HEADER, &widths)?;
+    for r in rows.iter().take(SHEET_ROWS) {
+        sheet.push(&row_cells(r))?;
+    }
+    sheet.overflow(rows.len(), csv_file)?;
+    sheet.finish()
+}
+
+/// Writes a small sheet whose rows are all made first.
+fn small_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    name: &str,
+    header: &[&str],
+    rows: &[Vec<Cell>],
+) -> Result<(), XlsxError> {
+    let mut widths = Widths::new(header);
+    for cells in rows {
+        widths.measure(cells);
+    }
+    let mut sheet = Sheet::new(workbook, formats, name, header, &widths)?;
+    for cells in rows {
+        sheet.push(cells)?;
     }
     sheet.finish()
 }
+
+/// Rows a sheet can hold below its header (Excel's limit is 1,048,576 rows); what does not fit
+/// is counted in a last row pointing to the CSV file, which always has everything.
+const SHEET_ROWS: usize = 1_048_576 - 2;
+
+fn open_cells<'t>(t: &'t TopUp, report: &Report) -> [Cell<'t>; 8] {
+    let age = age_days(t, report.as_of);
+    [
+        Cell::Owned(t.id.to_string()),
+        Cell::Date(Some(t.created_at.date_naive())),
+        Cell::Money(Some(t.cash_amount), t.currency.minor_units()),
+        Cell::Text(t.currency.as_str()),
+        Cell::Text(t.status.as_str()),
+        Cell::Owned(t.settlement_reference.to_string()),
+        Cell::Count(age.max(0) as usize),
+        Cell::Text(if age > report.summary.stale_after_days {
+            "yes"
+        } else {
+            ""
+        }),
+    ]
+}
+
+const OPEN_HEADER: [&str; 8] = [
+    "id",
+    "created",
+    "amount",
+    "currency",
+    "status",
+    "settlement_reference",
+    "age_days",
+    "stale",
+];
 
 fn build(report: &Report) -> Result<Workbook, XlsxError> {
     let mut workbook = Workbook::new();
@@ -168,12 +304,9 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
             .set_title("recon settlement report")
             .set_creation_datetime(&report.generated_at),
     );
+    let formats = Formats::new();
     let s = report.summary;
-    let mut summary = Sheet::new(
-        workbook.add_worksheet(),
-        "Summary",
-        &["item", "currency", "count", "sum"],
-    )?;
+    let mut summary: Vec<Vec<Cell>> = Vec::new();
     for (label, value) in [
         ("run id", s.run_id.clone()),
         ("started", s.started_at.clone()),
@@ -183,7 +316,7 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
         ("controls failed", s.controls.failed.to_string()),
         ("generated", format_timestamp(report.generated_at)),
     ] {
-        summary.push(&[Cell::Text(label), Cell::Owned(value)])?;
+        summary.push(vec![Cell::Text(label), Cell::Owned(value)]);
     }
     for (label, n) in [
         ("read", s.counts.read),
@@ -191,7 +324,7 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
         ("needs a human", s.counts.unmatched),
         ("ignored", s.counts.ignored),
     ] {
-        summary.push(&[Cell::Text(label), Cell::Text(""), Cell::Count(n)])?;
+        summary.push(vec![Cell::Text(label), Cell::Text(""), Cell::Count(n)]);
     }
     for (outcome, total) in &s.outcomes {
         for (currency, t) in &total.by_currency {
@@ -199,46 +332,59 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
                 .parse::<crate::money::Currency>()
                 .map_or(2, |c| c.minor_units())
                 .max(t.sum.scale());
-            summary.push(&[
+            summary.push(vec![
                 Cell::Text(outcome),
                 Cell::Text(currency),
                 Cell::Count(t.count),
                 Cell::Money(Some(t.sum), decimals),
-            ])?;
+            ]);
         }
     }
-    summary.finish()?;
-    rows_sheet(&mut workbook, "Matched", report.matched)?;
-    rows_sheet(&mut workbook, "Exceptions", report.unmatched)?;
-    rows_sheet(&mut workbook, "Ignored", report.ignored)?;
-    let mut open = Sheet::new(
-        workbook.add_worksheet(),
-        "Open top-ups",
-        &[
-            "id",
-            "created",
-            "amount",
-            "currency",
-            "status",
-            "settlement_reference",
-            "age_days",
-            "stale",
-        ],
+    small_sheet(
+        &mut workbook,
+        &formats,
+        "Summary",
+        &["item", "currency", "count", "sum"],
+        &summary,
     )?;
-    for t in report.open_topups {
-        let age = age_days(t, report.as_of);
-        open.push(&[
-            Cell::Owned(t.id.to_string()),
-            Cell::Date(Some(t.created_at.date_naive())),
-            Cell::Money(Some(t.cash_amount), t.currency.minor_units()),
-            Cell::Text(t.currency.as_str()),
-            Cell::Text(t.status.as_str()),
-            Cell::Owned(t.settlement_reference.to_string()),
-            Cell::Count(age.max(0) as usize),
-            Cell::Text(if age > s.stale_after_days { "yes" } else { "" }),
-        ])?;
+    rows_sheet(
+        &mut workbook,
+        &formats,
+        "Matched",
+        report.matched,
+        "matched.csv",
+    )?;
+    rows_sheet(
+        &mut workbook,
+        &formats,
+        "Exceptions",
+        report.unmatched,
+        "unmatched.csv",
+    )?;
+    rows_sheet(
+        &mut workbook,
+        &formats,
+        "Ignored",
+        report.ignored,
+        "ignored.csv",
+    )?;
+    let open = report.open_topups;
+    let mut widths = Widths::new(&OPEN_HEADER);
+    for t in open.iter().take(SHEET_ROWS) {
+        widths.measure(&open_cells(t, report));
     }
-    open.finish()?;
+    let mut sheet = Sheet::new(
+        &mut workbook,
+        &formats,
+        "Open top-ups",
+        &OPEN_HEADER,
+        &widths,
+    )?;
+    for t in open.iter().take(SHEET_ROWS) {
+        sheet.push(&open_cells(t, report))?;
+    }
+    sheet.overflow(open.len(), "open_topups.csv")?;
+    sheet.finish()?;
     Ok(workbook)
 }
 

@@ -10,7 +10,7 @@ use crate::money::{Currency, format_amount};
 use crate::suggest::{Hints, Likely};
 use crate::topup::TopUp;
 
-/// SQL for quarter `k` of a hyphenated reference's 32 digits (matches the `topups_open_ref*`
+/// SQL for quarter `k` of a hyphenated reference's 32 digits (matches the `topups_ref*`
 /// indexes).
 const QUARTERS: [&str; 4] = [
     "substr(t.settlement_reference, 1, 8)",

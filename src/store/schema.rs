@@ -161,4 +161,17 @@ CREATE TABLE idempotency_keys (
     created_at      TEXT NOT NULL
 ) STRICT;
 "#,
+    // 3: the reference-quarter indexes cover every top-up instead of only open ones: a settlement
+    // then no longer rewrites four index entries (the reference never changes), and the
+    // suggestion queries filter the status themselves.
+    r#"
+DROP INDEX topups_open_ref0;
+DROP INDEX topups_open_ref1;
+DROP INDEX topups_open_ref2;
+DROP INDEX topups_open_ref3;
+CREATE INDEX topups_ref0 ON topups (substr(settlement_reference, 1, 8));
+CREATE INDEX topups_ref1 ON topups (substr(settlement_reference, 10, 4) || substr(settlement_reference, 15, 4));
+CREATE INDEX topups_ref2 ON topups (substr(settlement_reference, 20, 4) || substr(settlement_reference, 25, 4));
+CREATE INDEX topups_ref3 ON topups (substr(settlement_reference, 29, 8));
+"#,
 ];

@@ -313,7 +313,7 @@ pub fn describe_transaction(
     format!("{path} entry {entry}{detail}{booked} (run {run})")
 }
 
-/// The one way a top-up changes status: checks the lifecycle, then writes.
+/// The one way a top-up changes status: reads it, checks the lifecycle, then writes.
 /// `settled_by` is the bank transaction that settles it (only for `SETTLED`). Returns the
 /// top-up as it is now.
 pub fn transition(
@@ -327,13 +327,27 @@ pub fn transition(
     let mut stmt = conn
         .prepare_cached(&sql)
         .doing("reading a top-up's status")?;
-    let mut topup = corrupt(
+    let current = corrupt(
         stmt.query_row([id.to_string()], topup_from_row)
             .optional()
             .doing("reading a top-up's status")?
             .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?,
     )?;
-    let from = topup.status;
+    change(conn, current, to, at, settled_by)
+}
+
+/// [`transition`] for a caller that already read `current` in this same write transaction (a
+/// run settling what it looked up): checks the lifecycle and writes. The update is guarded by
+/// the status read, so a stale `current` fails instead of changing anything.
+pub fn change(
+    conn: &Connection,
+    mut current: TopUp,
+    to: Status,
+    at: DateTime<Utc>,
+    settled_by: Option<i64>,
+) -> Result<TopUp, StoreError> {
+    let id = current.id;
+    let from = current.status;
     from.check_transition(id, to)?;
     let at_text = format_timestamp(at);
     // The status read is written into the SQL as a literal: a bound value there would make
@@ -358,9 +372,9 @@ pub fn transition(
         )));
     }
     record_history(conn, id, to, at)?;
-    topup.status = to;
-    super::outbox::topup_changed(conn, &topup, at)?;
-    Ok(topup)
+    current.status = to;
+    super::outbox::topup_changed(conn, &current, at)?;
+    Ok(current)
 }
 
 fn record_history(
