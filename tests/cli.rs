@@ -1797,3 +1797,66 @@ fn a_report_that_cannot_be_written_exits_70_and_settles_nothing() {
     );
     assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
 }
+
+#[test]
+fn a_large_import_builds_the_same_indexes_and_refuses_a_duplicate_with_nothing_imported() {
+    // Large loads set the plain indexes aside and build them at the end, in the same transaction.
+    let env = Env::new();
+    let night = env.path("night").display().to_string();
+    assert_ok(&env.recon(&[
+        "bench-data",
+        "--topups",
+        "12000",
+        "--transactions",
+        "10",
+        "--out",
+        &night,
+    ]));
+    let indexes = |db: &str| -> Vec<String> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name || ':' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let small = env.path("small.sqlite").display().to_string();
+    assert_ok(&env.recon(&["topups", "import", "--db", &small, &demo("topups.csv")]));
+
+    // The big file plus a top-up the database already has: refused whole, at the database.
+    let db = env.db();
+    assert_ok(&env.recon(&["topups", "import", "--db", &db, &demo("topups.csv")]));
+    let before = env.sql_count("SELECT count(*) FROM topups");
+    let topups = fs::read_to_string(env.path("night/topups.csv")).unwrap();
+    let demo_line = fs::read_to_string(demo("topups.csv"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let broken = env.write("broken.csv", format!("{topups}{demo_line}\n"));
+    let out = env.recon(&["topups", "import", "--db", &db, broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 12002"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing was imported"));
+    assert_eq!(env.sql_count("SELECT count(*) FROM topups"), before);
+    assert_eq!(
+        indexes(&db),
+        indexes(&small),
+        "a refused load keeps every index"
+    );
+
+    let topups_csv = format!("{night}/topups.csv");
+    assert_ok(&env.recon(&["topups", "import", "--db", &db, &topups_csv]));
+    assert_eq!(env.sql_count("SELECT count(*) FROM topups"), before + 12000);
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM events WHERE type = 'topup.confirmed'"),
+        10 + 12000
+    );
+    assert_eq!(indexes(&db), indexes(&small));
+    let check = env.recon(&["check", "--db", &db]);
+    assert_ok(&check);
+}

@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use tempfile::NamedTempFile;
 
 use crate::row::Row;
@@ -68,49 +69,76 @@ pub const FILES: [&str; 7] = [
     "report.xlsx",
 ];
 
+/// Renders one file into `dir` under a temporary name, synced to disk.
+fn render_aside(
+    dir: &Path,
+    name: &str,
+    render: &dyn Fn(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<(NamedTempFile, PathBuf), ReportError> {
+    let path = dir.join(name);
+    let fail = |source| ReportError {
+        path: path.clone(),
+        source,
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    {
+        let mut out = io::BufWriter::with_capacity(1 << 16, file.as_file_mut());
+        render(&mut out).map_err(fail)?;
+        io::Write::flush(&mut out).map_err(fail)?;
+    }
+    // Temporary files are private; a report is an ordinary file for whoever reads reports.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(fail)?;
+    }
+    file.as_file().sync_all().map_err(fail)?;
+    tracing::debug!(file = name, "report file rendered");
+    Ok((file, path))
+}
+
 /// Renders every report file into `dir` under temporary names.
 pub fn prepare(dir: &Path, report: &Report) -> Result<Pending, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError {
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut files = Vec::with_capacity(FILES.len());
-    let mut add = |name: &str, render: &dyn Fn(&mut dyn io::Write) -> io::Result<()>| {
-        let path = dir.join(name);
-        let fail = |source| ReportError {
-            path: path.clone(),
-            source,
-        };
-        let mut file = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        {
-            let mut out = io::BufWriter::with_capacity(1 << 16, file.as_file_mut());
-            render(&mut out).map_err(fail)?;
-            io::Write::flush(&mut out).map_err(fail)?;
-        }
-        // Temporary files are private; a report is an ordinary file for whoever reads reports.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.as_file()
-                .set_permissions(fs::Permissions::from_mode(0o644))
-                .map_err(fail)?;
-        }
-        file.as_file().sync_all().map_err(fail)?;
-        tracing::debug!(file = name, "report file rendered");
-        files.push((file, path));
-        Ok::<(), ReportError>(())
-    };
-    add("matched.csv", &|w| csv::write_rows(w, report.matched))?;
-    add("unmatched.csv", &|w| csv::write_rows(w, report.unmatched))?;
-    add("ignored.csv", &|w| csv::write_rows(w, report.ignored))?;
-    add("open_topups.csv", &|w| {
-        csv::write_open_topups(w, report.open_topups, report.as_of)
-    })?;
-    add("summary.json", &|w| summary::write(w, report.summary))?;
-    add("report.html", &|w| html::write(w, report))?;
-    add("report.xlsx", &|w| xlsx::write(w, report))?;
+    type Render<'r> = Box<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Sync + 'r>;
+    let renders: Vec<(&str, Render)> = vec![
+        (
+            "matched.csv",
+            Box::new(|w| csv::write_rows(w, report.matched)),
+        ),
+        (
+            "unmatched.csv",
+            Box::new(|w| csv::write_rows(w, report.unmatched)),
+        ),
+        (
+            "ignored.csv",
+            Box::new(|w| csv::write_rows(w, report.ignored)),
+        ),
+        (
+            "open_topups.csv",
+            Box::new(|w| csv::write_open_topups(w, report.open_topups, report.as_of)),
+        ),
+        (
+            "summary.json",
+            Box::new(|w| summary::write(w, report.summary)),
+        ),
+        ("report.html", Box::new(|w| html::write(w, report))),
+        ("report.xlsx", Box::new(|w| xlsx::write(w, report))),
+    ];
+    // The files are independent: rendered side by side, the workbook (the slowest) first.
+    let mut files = renders
+        .into_par_iter()
+        .rev()
+        .map(|(name, render)| render_aside(dir, name, render.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    files.reverse();
     Ok(Pending { files })
 }

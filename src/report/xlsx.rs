@@ -157,13 +157,10 @@ impl<'w> Sheet<'w> {
         Ok(())
     }
 
-    /// After the rows that fit, says how many of `total` did not and where they are.
-    fn overflow(&mut self, total: usize, csv_file: &str) -> Result<(), XlsxError> {
-        if total > SHEET_ROWS {
-            let note = format!(
-                "{} more rows do not fit in a sheet: see {csv_file}",
-                total - SHEET_ROWS
-            );
+    /// After the `shown` rows, says how many of `total` are only in the CSV file.
+    fn overflow(&mut self, total: usize, shown: usize, csv_file: &str) -> Result<(), XlsxError> {
+        if total > shown {
+            let note = format!("{} more rows are in {csv_file}", total - shown);
             self.push(&[Cell::Owned(note)])?;
         }
         Ok(())
@@ -239,7 +236,7 @@ fn rows_sheet(
     for r in rows.iter().take(SHEET_ROWS) {
         sheet.push(&row_cells(r))?;
     }
-    sheet.overflow(rows.len(), csv_file)?;
+    sheet.overflow(rows.len(), SHEET_ROWS, csv_file)?;
     sheet.finish()
 }
 
@@ -265,6 +262,10 @@ fn small_sheet(
 /// Rows a sheet can hold below its header (Excel's limit is 1,048,576 rows); what does not fit
 /// is counted in a last row pointing to the CSV file, which always has everything.
 const SHEET_ROWS: usize = 1_048_576 - 2;
+
+/// The open top-ups sheet lists the oldest ones (the ones to chase); open_topups.csv has all.
+/// A platform with millions of open top-ups must not pay for a million-row sheet every night.
+pub const OPEN_SHEET_ROWS: usize = 10_000;
 
 fn open_cells<'t>(t: &'t TopUp, report: &Report) -> [Cell<'t>; 8] {
     let age = age_days(t, report.as_of);
@@ -370,7 +371,7 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
     )?;
     let open = report.open_topups;
     let mut widths = Widths::new(&OPEN_HEADER);
-    for t in open.iter().take(SHEET_ROWS) {
+    for t in open.iter().take(OPEN_SHEET_ROWS) {
         widths.measure(&open_cells(t, report));
     }
     let mut sheet = Sheet::new(
@@ -380,10 +381,10 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
         &OPEN_HEADER,
         &widths,
     )?;
-    for t in open.iter().take(SHEET_ROWS) {
+    for t in open.iter().take(OPEN_SHEET_ROWS) {
         sheet.push(&open_cells(t, report))?;
     }
-    sheet.overflow(open.len(), "open_topups.csv")?;
+    sheet.overflow(open.len(), OPEN_SHEET_ROWS, "open_topups.csv")?;
     sheet.finish()?;
     Ok(workbook)
 }

@@ -227,6 +227,46 @@ impl Store {
     }
 }
 
+/// Indexes set aside for a bulk load: dropped before it and built again after, inside the same
+/// transaction (building an index from sorted data is many times faster than growing it one
+/// random insert at a time). Constraint indexes (primary keys, UNIQUE) stay, so duplicates are
+/// still refused row by row.
+pub struct SetAside(Vec<String>);
+
+/// Drops the plain indexes of `tables`; give the result to [`restore_indexes`] before commit.
+pub fn set_indexes_aside(conn: &Connection, tables: &[&str]) -> Result<SetAside, StoreError> {
+    let mut saved = Vec::new();
+    for table in tables {
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_master
+                 WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY name",
+            )
+            .doing("reading the indexes")?;
+        let indexes = stmt
+            .query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .doing("reading the indexes")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .doing("reading the indexes")?;
+        for (name, sql) in indexes {
+            conn.execute_batch(&format!("DROP INDEX \"{name}\""))
+                .doing("setting an index aside")?;
+            saved.push(sql);
+        }
+    }
+    Ok(SetAside(saved))
+}
+
+/// Builds the indexes set aside again.
+pub fn restore_indexes(conn: &Connection, saved: SetAside) -> Result<(), StoreError> {
+    for sql in saved.0 {
+        conn.execute_batch(&sql).doing("building an index again")?;
+    }
+    Ok(())
+}
+
 fn classify(path: &Path, error: rusqlite::Error, doing: &'static str) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {

@@ -70,8 +70,44 @@ fn corrupt(result: Result<TopUp, String>) -> Result<TopUp, StoreError> {
     result.map_err(StoreError::Corrupt)
 }
 
-/// Inserts a new top-up; a duplicate id or reference is an error naming which.
+/// Inserts a new top-up with its history and event; a duplicate id or reference is an error
+/// naming which.
 pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
+    insert_row(conn, topup, now)?;
+    announce(conn, topup, now)
+}
+
+/// Inserts many top-ups (each with the line it came from): the rows in id order, which keeps
+/// the id and reference indexes growing at their ends when ids are time-ordered and costs
+/// nothing when they are not; then the history and events in the given order.
+pub fn insert_many(
+    conn: &Connection,
+    topups: &[(u64, TopUp)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut by_id: Vec<&(u64, TopUp)> = topups.iter().collect();
+    by_id.sort_by_key(|(_, t)| t.id.to_string());
+    for (line, topup) in by_id {
+        insert_row(conn, topup, now).map_err(|e| match e {
+            StoreError::Import { message, .. } => StoreError::Import {
+                line: *line,
+                message,
+            },
+            other => other,
+        })?;
+    }
+    for (_, topup) in topups {
+        announce(conn, topup, now)?;
+    }
+    Ok(())
+}
+
+fn announce(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
+    record_history(conn, topup.id, topup.status, now)?;
+    super::outbox::topup_changed(conn, topup, now)
+}
+
+fn insert_row(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
     let settled_at = (topup.status == Status::Settled).then(|| format_timestamp(now));
     let cancelled_at = (topup.status == Status::Cancelled).then(|| format_timestamp(now));
     let mut stmt = conn
@@ -94,10 +130,7 @@ pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
         cancelled_at,
     ]);
     match result {
-        Ok(_) => {
-            record_history(conn, topup.id, topup.status, now)?;
-            super::outbox::topup_changed(conn, topup, now)
-        }
+        Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             let id_taken = conn
                 .query_row(
