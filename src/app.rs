@@ -60,7 +60,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             WebhooksCommand::List(args) => webhooks_list(s, &args, out),
             WebhooksCommand::Retry(args) => webhooks_retry(s, &args, out),
         },
-        Command::Serve(args) => serve(s, &args),
+        Command::Serve(_) => serve(s),
     }
 }
 
@@ -1163,15 +1163,29 @@ fn webhooks_deliver(
     args: &crate::cli::DeliverArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
-    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+    let url = settings.webhook_url.clone().ok_or_else(|| {
+        Error::Usage(
+            "no webhook receiver given: use --url URL, set RECON_WEBHOOK_URL, or put url under \
+             [webhooks] in recon.toml"
+                .to_string(),
+        )
+    })?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(Error::Usage(format!(
             "--url {:?} must start with http:// or https://",
-            crate::text::clip(&args.url, 80)
+            crate::text::clip(&url, 80)
         )));
     }
+    let secret_file = settings.webhook_secret_file.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "no signing secret given: use --secret-file FILE, set RECON_WEBHOOK_SECRET_FILE, or \
+             put secret_file under [webhooks] in recon.toml"
+                .to_string(),
+        )
+    })?;
     let options = crate::webhooks::Options {
-        url: args.url.clone(),
-        secret: read_secret(&args.secret_file, "webhook secret")?.into_bytes(),
+        url: url.clone(),
+        secret: read_secret(secret_file, "webhook secret")?.into_bytes(),
         max_attempts: args.max_attempts,
         timeout: Duration::from_secs(args.timeout.max(1)),
         backoff: Duration::from_millis(args.backoff_ms),
@@ -1198,7 +1212,7 @@ fn webhooks_deliver(
             tracing::error!(
                 "stopped: the receiver at {} is not accepting events ({why}); the remaining events \
                  stay pending for the next `recon webhooks deliver`",
-                args.url
+                url
             );
             Ok(exit::LOCKED)
         }
@@ -1273,13 +1287,20 @@ fn webhooks_retry(
     Ok(exit::OK)
 }
 
-fn serve(settings: &Settings, args: &crate::cli::ServeArgs) -> Result<u8, Error> {
-    let token = read_secret(&args.token_file, "API token")?;
+fn serve(settings: &Settings) -> Result<u8, Error> {
+    let token_file = settings.api_token_file.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "the API needs a bearer token: use --token-file FILE, set RECON_API_TOKEN_FILE, or \
+             put token_file under [serve] in recon.toml"
+                .to_string(),
+        )
+    })?;
+    let token = read_secret(token_file, "API token")?;
     let db = settings.db()?.to_path_buf();
     // Create and migrate the database before the first request, so that errors show at start.
     open(settings, OpenMode::CreateIfMissing)?;
     crate::api::serve(crate::api::Config {
-        listen: args.listen.clone(),
+        listen: settings.serve_listen.clone(),
         db,
         token,
         wait: Duration::from_secs(settings.wait_secs),

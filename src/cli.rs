@@ -108,12 +108,14 @@ pub enum WebhooksCommand {
 pub struct DeliverArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// The platform's webhook endpoint (http:// or https://).
+    /// The platform's webhook endpoint, http:// or https:// (or `url` under [webhooks] in
+    /// recon.toml).
     #[arg(long, env = "RECON_WEBHOOK_URL", value_name = "URL")]
-    pub url: String,
-    /// File holding the shared signing secret (surrounding whitespace is ignored).
+    pub url: Option<String>,
+    /// File holding the shared signing secret; surrounding whitespace is ignored (or
+    /// `secret_file` under [webhooks]).
     #[arg(long, env = "RECON_WEBHOOK_SECRET_FILE", value_name = "FILE")]
-    pub secret_file: PathBuf,
+    pub secret_file: Option<PathBuf>,
     /// Attempts per event before it is marked failed.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
@@ -164,17 +166,14 @@ pub struct RetryArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Address and port to listen on (port 0 picks a free one; the address is printed).
-    #[arg(
-        long,
-        env = "RECON_LISTEN",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    pub listen: String,
-    /// File holding the bearer token clients must send (`Authorization: Bearer <token>`).
+    /// Address and port to listen on; port 0 picks a free one, and the address is printed
+    /// (default 127.0.0.1:8080, or `listen` under [serve] in recon.toml).
+    #[arg(long, env = "RECON_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// File holding the bearer token clients must send as `Authorization: Bearer <token>` (or
+    /// `token_file` under [serve]).
     #[arg(long, env = "RECON_API_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: PathBuf,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -51,6 +51,10 @@ struct FileConfig {
     run: RunSection,
     #[serde(default)]
     limits: LimitSection,
+    #[serde(default)]
+    serve: ServeSection,
+    #[serde(default)]
+    webhooks: WebhooksSection,
     /// Parsed separately by [`ProfileSet::add_toml`].
     #[serde(default)]
     #[allow(dead_code)]
@@ -75,6 +79,20 @@ struct LimitSection {
     max_depth: Option<usize>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServeSection {
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WebhooksSection {
+    url: Option<String>,
+    secret_file: Option<PathBuf>,
+}
+
 /// Every setting in force.
 pub struct Settings {
     pub config_file: Option<PathBuf>,
@@ -86,6 +104,12 @@ pub struct Settings {
     pub skip_bad_rows: bool,
     pub profile: Option<String>,
     pub profiles: ProfileSet,
+    /// `recon serve`: address to listen on, and the bearer token's file.
+    pub serve_listen: String,
+    pub api_token_file: Option<PathBuf>,
+    /// `recon webhooks deliver`: the receiver, and the signing secret's file.
+    pub webhook_url: Option<String>,
+    pub webhook_secret_file: Option<PathBuf>,
     /// (key, value, source) for `config show`, in a stable order.
     pub shown: Vec<(String, String, Source)>,
     /// Show a progress bar: stderr is a terminal and -q was not given.
@@ -321,6 +345,80 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         }
         (None, None) => None,
     };
+    // Flags that clap may also have filled from the environment: name the true source.
+    let given = |value: Option<String>, flag: &'static str, var: &'static str| {
+        value.map(|v| {
+            let from_env = std::env::var(var).is_ok_and(|e| e == v);
+            (
+                v,
+                if from_env {
+                    Source::Env(var)
+                } else {
+                    Source::Flag(flag)
+                },
+            )
+        })
+    };
+    let mut path_setting = |key: &str,
+                            given: Option<(String, Source)>,
+                            in_file: Option<&PathBuf>|
+     -> Option<PathBuf> {
+        let (value, source) = match (given, in_file) {
+            (Some((v, source)), _) => (PathBuf::from(v), source),
+            // A relative path in the file is relative to the file.
+            (None, Some(p)) => (base.join(p), from_file()),
+            (None, None) => return None,
+        };
+        shown.push((key.to_string(), value.display().to_string(), source));
+        Some(value)
+    };
+    let (serve, deliver) = match &cli.command {
+        Command::Serve(a) => (Some(a), None),
+        Command::Webhooks(WebhooksCommand::Deliver(a)) => (None, Some(a)),
+        _ => (None, None),
+    };
+    let api_token_file = path_setting(
+        "serve.token_file",
+        given(
+            serve.and_then(|a| a.token_file.as_ref().map(|p| p.display().to_string())),
+            "--token-file",
+            "RECON_API_TOKEN_FILE",
+        ),
+        file.serve.token_file.as_ref(),
+    );
+    let webhook_secret_file = path_setting(
+        "webhooks.secret_file",
+        given(
+            deliver.and_then(|a| a.secret_file.as_ref().map(|p| p.display().to_string())),
+            "--secret-file",
+            "RECON_WEBHOOK_SECRET_FILE",
+        ),
+        file.webhooks.secret_file.as_ref(),
+    );
+    let listen_given = given(
+        serve.and_then(|a| a.listen.clone()),
+        "--listen",
+        "RECON_LISTEN",
+    );
+    let (listen, listen_source) = match (listen_given, &file.serve.listen) {
+        (Some(given), _) => given,
+        (None, Some(l)) => (l.clone(), from_file()),
+        (None, None) => ("127.0.0.1:8080".to_string(), Source::Default),
+    };
+    shown.push(("serve.listen".into(), listen.clone(), listen_source));
+    let url_given = given(
+        deliver.and_then(|a| a.url.clone()),
+        "--url",
+        "RECON_WEBHOOK_URL",
+    );
+    let webhook_url = match (url_given, &file.webhooks.url) {
+        (Some((url, source)), _) => Some((url, source)),
+        (None, Some(url)) => Some((url.clone(), from_file())),
+        (None, None) => None,
+    };
+    if let Some((url, source)) = &webhook_url {
+        shown.push(("webhooks.url".into(), url.clone(), source.clone()));
+    }
     for (p, origin) in profiles.iter() {
         let source = match origin {
             Origin::BuiltIn => Source::Default,
@@ -343,6 +441,10 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         skip_bad_rows,
         profile,
         profiles,
+        serve_listen: listen,
+        api_token_file,
+        webhook_url: webhook_url.map(|(url, _)| url),
+        webhook_secret_file,
         shown,
     })
 }
@@ -360,6 +462,10 @@ impl Settings {
             skip_bad_rows: false,
             profile: None,
             profiles: ProfileSet::built_in(),
+            serve_listen: "127.0.0.1:8080".to_string(),
+            api_token_file: None,
+            webhook_url: None,
+            webhook_secret_file: None,
             shown: Vec::new(),
             progress: false,
         }

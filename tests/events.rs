@@ -472,3 +472,40 @@ fn deliver_refuses_a_bad_url_or_an_empty_secret_before_touching_anything() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
     assert!(env.events().iter().all(|e| e.3 == "PENDING" && e.4 == 0));
 }
+
+#[test]
+fn the_receiver_and_secret_can_come_from_recon_toml() {
+    let env = Env::after_demo_night();
+    let receiver = Receiver::start(vec![]);
+    // Next to the database, with the secret file's path relative to the configuration.
+    fs::write(
+        env.path("recon.toml"),
+        format!(
+            "[webhooks]\nurl = \"{}\"\nsecret_file = \"secret\"\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let shown = env.recon(&["config", "show", "--db", &env.db()]);
+    assert_ok(&shown);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("webhooks.url"), "{text}");
+    assert!(text.contains("webhooks.secret_file"), "{text}");
+    let out = env.recon(&[
+        "webhooks",
+        "deliver",
+        "--db",
+        &env.db(),
+        "--backoff-ms",
+        "10",
+    ]);
+    assert_ok(&out);
+    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
+    assert!(receiver.seen.lock().unwrap().iter().all(verify));
+
+    // Without any of the three ways to name a receiver, the error says what to give.
+    fs::remove_file(env.path("recon.toml")).unwrap();
+    let out = env.recon(&["webhooks", "deliver", "--db", &env.db()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--url URL"));
+}
