@@ -565,7 +565,7 @@ fn execute_run(
             totals.counts.ignored
         )));
     }
-    let open_topups = topups::open(&tx)?;
+    let open_topups = topups::count_open(&tx)?;
     let finished = Utc::now();
     let summary = Summary {
         run_id: run_id.to_string(),
@@ -583,7 +583,7 @@ fn execute_run(
             failed: controls.iter().filter(|c| !c.ok).count(),
             results: controls,
         },
-        open_topups: open_topups.len(),
+        open_topups,
         stale_after_days: settings.stale_after_days,
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
@@ -611,10 +611,10 @@ fn execute_run(
             matched,
             unmatched,
             ignored,
-            open_topups: &open_topups,
             as_of: started,
             generated_at: finished,
         },
+        &mut |each| topups::for_each_open(&tx, each),
     )?;
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -899,10 +899,10 @@ fn rerender(settings: &Settings, args: &ReportArgs, out: &mut dyn Write) -> Resu
             matched,
             unmatched,
             ignored,
-            open_topups: &open_topups,
             as_of,
             generated_at: Utc::now(),
         },
+        &mut |each| open_topups.iter().try_for_each(&mut *each),
     )?
     .publish()?;
     write_out(

@@ -1860,3 +1860,59 @@ fn a_large_import_builds_the_same_indexes_and_refuses_a_duplicate_with_nothing_i
     let check = env.recon(&["check", "--db", &db]);
     assert_ok(&check);
 }
+
+#[test]
+fn many_open_topups_are_all_in_the_csv_while_the_workbook_lists_the_oldest_ten_thousand() {
+    use calamine::{Reader, Xlsx, open_workbook};
+    let env = Env::new();
+    let night = env.path("night").display().to_string();
+    assert_ok(&env.recon(&[
+        "bench-data",
+        "--topups",
+        "10050",
+        "--transactions",
+        "20",
+        "--out",
+        &night,
+    ]));
+    let db = env.db();
+    assert_ok(&env.recon(&[
+        "topups",
+        "import",
+        "--db",
+        &db,
+        &format!("{night}/topups.csv"),
+    ]));
+    let out = env.run("report", &[&format!("{night}/statement.xml")]);
+    assert_ok(&out);
+    let open = env.sql_count("SELECT count(*) FROM topups WHERE status IN ('NEW', 'CONFIRMED')");
+    assert!(open > 10_000, "{open}");
+    let csv_rows = env.csv("report", "open_topups.csv");
+    assert_eq!(csv_rows.len() as i64, open);
+    // Oldest first, ties by id.
+    let keys: Vec<(String, String)> = csv_rows
+        .iter()
+        .map(|r| (r["created_at"].clone(), r["id"].clone()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(env.summary("report")["open_topups"], open);
+
+    let mut book: Xlsx<_> = open_workbook(env.path("report/report.xlsx")).unwrap();
+    let sheet = book.worksheet_range("Open top-ups").unwrap();
+    assert_eq!(
+        sheet.height(),
+        1 + 10_000 + 1,
+        "header, the oldest 10,000, a note"
+    );
+    let first_id = sheet.get((1, 0)).unwrap().to_string();
+    assert_eq!(first_id, keys[0].1);
+    let note = sheet.get((10_001, 0)).unwrap().to_string();
+    assert_eq!(
+        note,
+        format!("{} more rows are in open_topups.csv", open - 10_000)
+    );
+    let page = fs::read_to_string(env.path("report/report.html")).unwrap();
+    assert!(page.contains(&format!("Open top-ups ({open})")));
+}

@@ -11,8 +11,8 @@ use minijinja::{Environment, Value, context};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::Report;
 use super::summary::sum_text;
+use super::{OpenTopUps, Report};
 use crate::matching::{Category, Outcome};
 use crate::money::{Currency, format_amount};
 use crate::row::Row;
@@ -248,7 +248,7 @@ fn chart(report: &Report) -> Chart {
 }
 
 /// Renders the page.
-pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
+pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io::Result<()> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)
         .map_err(io::Error::other)?;
@@ -286,8 +286,8 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
         })
         .collect();
     let stale_after = report.summary.stale_after_days;
-    let open: Vec<OpenView> = report
-        .open_topups
+    let open_views: Vec<OpenView> = open
+        .oldest
         .iter()
         .take(PAGE_ROWS)
         .map(|t| {
@@ -304,36 +304,19 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
             }
         })
         .collect();
-    let bucket_of = |age: i64| match age {
-        ..=3 => 0,
-        4..=7 => 1,
-        8..=14 => 2,
-        _ => 3,
-    };
-    let buckets: Vec<Bucket> = ["0–3 days", "4–7 days", "8–14 days", "over 14 days"]
+    let buckets: Vec<Bucket> = OpenTopUps::BUCKETS
         .into_iter()
-        .enumerate()
-        .map(|(i, label)| {
-            let members: Vec<_> = report
-                .open_topups
-                .iter()
-                .filter(|t| bucket_of(age_days(t, report.as_of)) == i)
-                .collect();
-            Bucket {
-                label,
-                count: members.len(),
-                sums: sums_text(members.iter().map(|t| (t.currency, t.cash_amount))),
-            }
+        .zip(&open.buckets)
+        .map(|(label, (count, sums))| Bucket {
+            label,
+            count: *count,
+            sums: sums_text(sums.iter().map(|(c, a)| (*c, *a))),
         })
         .collect();
     let mut controls: Vec<&crate::controls::Control> =
         report.summary.controls.results.iter().collect();
     controls.sort_by_key(|c| c.ok);
-    let stale_count = report
-        .open_topups
-        .iter()
-        .filter(|t| age_days(t, report.as_of) > stale_after)
-        .count();
+    let stale_count = open.stale;
     let (line, class) = status_line(report);
     let views = |rows: &[Row]| {
         rows.iter()
@@ -353,11 +336,11 @@ pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
             groups => Value::from(Serde(&groups)),
             matched => Value::from(Serde(views(report.matched))),
             ignored => Value::from(Serde(views(report.ignored))),
-            open => Value::from(Serde(&open)),
+            open => Value::from(Serde(&open_views)),
             buckets => Value::from(Serde(&buckets)),
             stale_count => stale_count,
             page_rows => PAGE_ROWS,
-            open_total => report.open_topups.len(),
+            open_total => open.total,
             generated_at => format_timestamp(report.generated_at),
         })
         .map_err(io::Error::other)?;

@@ -15,6 +15,11 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use tempfile::NamedTempFile;
 
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::money::Currency;
 use crate::row::Row;
 use crate::topup::TopUp;
 pub use summary::{InputSummary, Summary};
@@ -25,12 +30,62 @@ pub struct Report<'a> {
     pub matched: &'a [Row],
     pub unmatched: &'a [Row],
     pub ignored: &'a [Row],
-    pub open_topups: &'a [TopUp],
     /// The moment ages of open top-ups are measured at (the run's start).
     pub as_of: DateTime<Utc>,
     /// When these files are written (differs when a past run's report is rendered again).
     pub generated_at: DateTime<Utc>,
 }
+
+/// How many open top-ups the page and the workbook list (the oldest); `open_topups.csv` has all.
+pub const OPEN_LISTED: usize = 10_000;
+
+/// The open top-ups as a report shows them: counts and sums over all of them, gathered while
+/// `open_topups.csv` streams them, and the oldest few listed.
+pub struct OpenTopUps {
+    pub total: usize,
+    pub stale: usize,
+    /// (count, sum per currency) per age bucket: 0–3, 4–7, 8–14, over 14 days.
+    pub buckets: [(usize, BTreeMap<Currency, Decimal>); 4],
+    /// The oldest, at most [`OPEN_LISTED`], oldest first.
+    pub oldest: Vec<TopUp>,
+}
+
+impl OpenTopUps {
+    /// Age bucket labels, in the order of `buckets`.
+    pub const BUCKETS: [&'static str; 4] = ["0–3 days", "4–7 days", "8–14 days", "over 14 days"];
+
+    fn new() -> Self {
+        OpenTopUps {
+            total: 0,
+            stale: 0,
+            buckets: Default::default(),
+            oldest: Vec::new(),
+        }
+    }
+
+    /// Counts one more open top-up (given oldest first).
+    fn add(&mut self, topup: &TopUp, as_of: DateTime<Utc>, stale_after_days: i64) {
+        let age = crate::store::topups::age_days(topup, as_of);
+        let bucket = match age {
+            ..=3 => 0,
+            4..=7 => 1,
+            8..=14 => 2,
+            _ => 3,
+        };
+        let (count, sums) = &mut self.buckets[bucket];
+        *count += 1;
+        *sums.entry(topup.currency).or_default() += topup.cash_amount;
+        self.total += 1;
+        self.stale += usize::from(age > stale_after_days);
+        if self.oldest.len() < OPEN_LISTED {
+            self.oldest.push(topup.clone());
+        }
+    }
+}
+
+/// Calls its argument once per open top-up, oldest first (from the database, or a list).
+pub type ForEachOpen<'a> =
+    dyn FnMut(&mut dyn FnMut(&TopUp) -> io::Result<()>) -> io::Result<()> + 'a;
 
 /// A problem writing the report.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +128,7 @@ pub const FILES: [&str; 7] = [
 fn render_aside(
     dir: &Path,
     name: &str,
-    render: &dyn Fn(&mut dyn io::Write) -> io::Result<()>,
+    render: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
 ) -> Result<(NamedTempFile, PathBuf), ReportError> {
     let path = dir.join(name);
     let fail = |source| ReportError {
@@ -102,12 +157,29 @@ fn render_aside(
     Ok((file, path))
 }
 
-/// Renders every report file into `dir` under temporary names.
-pub fn prepare(dir: &Path, report: &Report) -> Result<Pending, ReportError> {
+/// Renders every report file into `dir` under temporary names. `open` streams the open
+/// top-ups into `open_topups.csv` first (they can be millions: never all in memory), then the
+/// other files are rendered side by side.
+pub fn prepare(
+    dir: &Path,
+    report: &Report,
+    open: &mut ForEachOpen,
+) -> Result<Pending, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError {
         path: dir.to_path_buf(),
         source,
     })?;
+    let mut overview = OpenTopUps::new();
+    let stale_after = report.summary.stale_after_days;
+    let open_csv = render_aside(dir, "open_topups.csv", &mut |w| {
+        let mut writer = csv::OpenTopUpsWriter::new(w, report.as_of)?;
+        open(&mut |topup| {
+            overview.add(topup, report.as_of, stale_after);
+            writer.write(topup)
+        })?;
+        writer.finish()
+    })?;
+    let overview = &overview;
     type Render<'r> = Box<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Sync + 'r>;
     let renders: Vec<(&str, Render)> = vec![
         (
@@ -123,22 +195,25 @@ pub fn prepare(dir: &Path, report: &Report) -> Result<Pending, ReportError> {
             Box::new(|w| csv::write_rows(w, report.ignored)),
         ),
         (
-            "open_topups.csv",
-            Box::new(|w| csv::write_open_topups(w, report.open_topups, report.as_of)),
-        ),
-        (
             "summary.json",
             Box::new(|w| summary::write(w, report.summary)),
         ),
-        ("report.html", Box::new(|w| html::write(w, report))),
-        ("report.xlsx", Box::new(|w| xlsx::write(w, report))),
+        (
+            "report.html",
+            Box::new(|w| html::write(w, report, overview)),
+        ),
+        (
+            "report.xlsx",
+            Box::new(|w| xlsx::write(w, report, overview)),
+        ),
     ];
-    // The files are independent: rendered side by side, the workbook (the slowest) first.
+    // The workbook (the slowest) first.
     let mut files = renders
         .into_par_iter()
         .rev()
-        .map(|(name, render)| render_aside(dir, name, render.as_ref()))
+        .map(|(name, render)| render_aside(dir, name, &mut |w| render(w)))
         .collect::<Result<Vec<_>, _>>()?;
     files.reverse();
+    files.insert(3, open_csv);
     Ok(Pending { files })
 }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
 
-use super::Report;
+use super::{OpenTopUps, Report};
 use crate::row::Row;
 use crate::store::topups::age_days;
 use crate::topup::{TopUp, format_timestamp};
@@ -265,7 +265,7 @@ const SHEET_ROWS: usize = 1_048_576 - 2;
 
 /// The open top-ups sheet lists the oldest ones (the ones to chase); open_topups.csv has all.
 /// A platform with millions of open top-ups must not pay for a million-row sheet every night.
-pub const OPEN_SHEET_ROWS: usize = 10_000;
+const OPEN_SHEET_ROWS: usize = super::OPEN_LISTED;
 
 fn open_cells<'t>(t: &'t TopUp, report: &Report) -> [Cell<'t>; 8] {
     let age = age_days(t, report.as_of);
@@ -296,7 +296,7 @@ const OPEN_HEADER: [&str; 8] = [
     "stale",
 ];
 
-fn build(report: &Report) -> Result<Workbook, XlsxError> {
+fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
     let mut workbook = Workbook::new();
     // Fast compression: a night's workbook is written every run, read a few times.
     workbook.set_zip_compression_level(1);
@@ -369,9 +369,8 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
         report.ignored,
         "ignored.csv",
     )?;
-    let open = report.open_topups;
     let mut widths = Widths::new(&OPEN_HEADER);
-    for t in open.iter().take(OPEN_SHEET_ROWS) {
+    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
         widths.measure(&open_cells(t, report));
     }
     let mut sheet = Sheet::new(
@@ -381,17 +380,17 @@ fn build(report: &Report) -> Result<Workbook, XlsxError> {
         &OPEN_HEADER,
         &widths,
     )?;
-    for t in open.iter().take(OPEN_SHEET_ROWS) {
+    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
         sheet.push(&open_cells(t, report))?;
     }
-    sheet.overflow(open.len(), OPEN_SHEET_ROWS, "open_topups.csv")?;
+    sheet.overflow(open.total, OPEN_SHEET_ROWS, "open_topups.csv")?;
     sheet.finish()?;
     Ok(workbook)
 }
 
 /// Writes the workbook.
-pub fn write(out: &mut dyn io::Write, report: &Report) -> io::Result<()> {
-    let mut workbook = build(report).map_err(io::Error::other)?;
+pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io::Result<()> {
+    let mut workbook = build(report, open).map_err(io::Error::other)?;
     let bytes = workbook.save_to_buffer().map_err(io::Error::other)?;
     out.write_all(&bytes)
 }

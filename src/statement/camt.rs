@@ -176,6 +176,21 @@ pub fn read<R: BufRead>(
     })
 }
 
+/// `YYYY-MM-DD` at the start of `text` (a date, or the date of a date-time), read by hand: a
+/// format-string parser costs more than the rest of the element.
+fn iso_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes().get(..10)?;
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
+}
+
 /// What a camt document is, from the element under `Document`.
 fn message_kind(tag: Tag) -> Option<&'static str> {
     match tag {
@@ -850,12 +865,54 @@ fn boolean(text: &str) -> Result<bool, String> {
 
 /// Reads `2024-03-14`, `2024-03-14+01:00` or a date-time; the date part is what counts.
 fn date(text: &str) -> Result<NaiveDate, String> {
-    text.get(..10)
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .ok_or_else(|| {
-            format!(
-                "{:?} is not a date (expected YYYY-MM-DD)",
-                crate::text::clip(text, 30)
-            )
-        })
+    iso_date(text).ok_or_else(|| {
+        format!(
+            "{:?} is not a date (expected YYYY-MM-DD)",
+            crate::text::clip(text, 30)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_by_hand_exactly_as_iso_8601_says() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day);
+        assert_eq!(iso_date("2026-11-20"), d(2026, 11, 20));
+        assert_eq!(iso_date("2024-02-29+01:00"), d(2024, 2, 29));
+        assert_eq!(iso_date("2026-11-20T23:59:59.123Z"), d(2026, 11, 20));
+        for bad in [
+            "2025-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026/11/20",
+            "2026-1-20",
+            "20261120",
+            "2026-11-2",
+            "2026-11-2x",
+            "",
+            "２０２６-11-20",
+        ] {
+            assert_eq!(iso_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_known_element_name_is_found_and_others_are_other() {
+        for tag in [
+            Tag::Document,
+            Tag::Ntry,
+            Tag::TxDtls,
+            Tag::IBAN,
+            Tag::ToDtTm,
+            Tag::Amt,
+        ] {
+            assert_eq!(Tag::from_local(tag.name().as_bytes()), tag);
+        }
+        assert_eq!(Tag::from_local(b"ntry"), Tag::Other);
+        assert_eq!(Tag::from_local(b""), Tag::Other);
+        assert_eq!(Tag::from_local(b"NtryX"), Tag::Other);
+    }
 }

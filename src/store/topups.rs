@@ -77,17 +77,17 @@ pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
     announce(conn, topup, now)
 }
 
-/// Inserts many top-ups (each with the line it came from): the rows in id order, which keeps
-/// the id and reference indexes growing at their ends when ids are time-ordered and costs
-/// nothing when they are not; then the history and events in the given order.
+/// Inserts many top-ups (each with the line it came from): the rows oldest first, as they
+/// would have arrived one by one (the open top-ups are then read in table order each night),
+/// then the history and events in the given order.
 pub fn insert_many(
     conn: &Connection,
     topups: &[(u64, TopUp)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut by_id: Vec<&(u64, TopUp)> = topups.iter().collect();
-    by_id.sort_by_key(|(_, t)| t.id.to_string());
-    for (line, topup) in by_id {
+    let mut in_order: Vec<&(u64, TopUp)> = topups.iter().collect();
+    in_order.sort_by_key(|(_, t)| (t.created_at, t.id.to_string()));
+    for (line, topup) in in_order {
         insert_row(conn, topup, now).map_err(|e| match e {
             StoreError::Import { message, .. } => StoreError::Import {
                 line: *line,
@@ -259,21 +259,42 @@ pub fn page(
     Ok((out, more))
 }
 
-/// Open top-ups (`NEW` or `CONFIRMED`), oldest first.
-pub fn open(conn: &Connection) -> Result<Vec<TopUp>, StoreError> {
+/// How many top-ups are open now.
+pub fn count_open(conn: &Connection) -> Result<usize, StoreError> {
+    conn.query_row(
+        "SELECT count(*) FROM topups WHERE status IN ('NEW', 'CONFIRMED')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+    .doing("counting open top-ups")
+}
+
+/// Calls `each` for every open top-up, oldest first, without holding them all in memory (for
+/// writing a report file: a database error comes back as an I/O error carrying it).
+pub fn for_each_open(
+    conn: &Connection,
+    each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let sql = format!(
         "SELECT {COLUMNS} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED')
          ORDER BY t.created_at, t.id"
     );
-    let mut stmt = conn.prepare_cached(&sql).doing("listing open top-ups")?;
-    let rows = stmt
-        .query_map([], topup_from_row)
-        .doing("listing open top-ups")?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(corrupt(row.doing("listing open top-ups")?)?);
+    let failed = |e: rusqlite::Error| {
+        std::io::Error::other(StoreError::Sqlite {
+            doing: "listing open top-ups",
+            source: e,
+        })
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(failed)?;
+    let mut rows = stmt.query([]).map_err(failed)?;
+    while let Some(row) = rows.next().map_err(failed)? {
+        let topup = topup_from_row(row)
+            .map_err(failed)?
+            .map_err(|e| std::io::Error::other(StoreError::Corrupt(e)))?;
+        each(&topup)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The top-ups carrying any of these settlement references, looked up in batches (one query per
@@ -436,7 +457,7 @@ pub fn history_mark(conn: &Connection) -> Result<i64, StoreError> {
 }
 
 /// The top-ups that were open when the history stood at `mark`, with their status then,
-/// oldest first (the same order as [`open`]).
+/// oldest first (the same order as [`for_each_open`]).
 pub fn open_at(conn: &Connection, mark: i64) -> Result<Vec<TopUp>, StoreError> {
     let sql = "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
                 t.settlement_reference
