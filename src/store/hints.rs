@@ -112,10 +112,15 @@ pub fn likely_topups(
     let mut payer_groups: Vec<String> = Vec::new();
     if let Some(iban) = payer_iban {
         let mut stmt = conn
+            // From the payer's 50 latest matched payments: a DISTINCT over all of them would
+            // read a frequent payer's whole history for every exception.
             .prepare_cached(
-                "SELECT DISTINCT p.account_group_id FROM bank_transactions bt
-                 JOIN topups p ON p.id = bt.topup_id
-                 WHERE bt.counterparty_iban = ?1 AND bt.outcome = 'MATCHED' LIMIT 5",
+                "SELECT DISTINCT account_group_id FROM (
+                     SELECT p.account_group_id FROM bank_transactions bt
+                     JOIN topups p ON p.id = bt.topup_id
+                     WHERE bt.counterparty_iban = ?1 AND bt.outcome = 'MATCHED'
+                     ORDER BY bt.id DESC LIMIT 50)
+                 LIMIT 5",
             )
             .doing("looking up suggestions")?;
         let groups = stmt
