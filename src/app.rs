@@ -1192,6 +1192,28 @@ fn webhooks_deliver(
         limit: args.limit,
     };
     let mut store = open(settings, OpenMode::MustExist)?;
+    // One deliverer at a time: two would post the same pending events twice.
+    let lock_path = PathBuf::from(format!("{}.deliver-lock", store.path().display()));
+    let lock = File::create(&lock_path).map_err(|source| Error::Io {
+        doing: format!("creating {}", lock_path.display()),
+        source,
+    })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            tracing::error!(
+                "another `recon webhooks deliver` is running on {}; try again when it has finished",
+                store.path().display()
+            );
+            return Ok(exit::LOCKED);
+        }
+        Err(fs::TryLockError::Error(source)) => {
+            return Err(Error::Io {
+                doing: format!("locking {}", lock_path.display()),
+                source,
+            });
+        }
+    }
     let outcome = crate::webhooks::deliver(&mut store, &options)?;
     let waiting = crate::store::outbox::pending(store.conn(), 1)?.len();
     write_out(

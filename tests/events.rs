@@ -509,3 +509,23 @@ fn the_receiver_and_secret_can_come_from_recon_toml() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--url URL"));
 }
+
+#[test]
+fn a_second_deliverer_at_the_same_time_is_refused_and_posts_nothing() {
+    let env = Env::after_demo_night();
+    let receiver = Receiver::start(vec![]);
+    // Hold the deliverers' lock the way a running `recon webhooks deliver` does.
+    let lock = fs::File::create(format!("{}.deliver-lock", env.db())).unwrap();
+    lock.lock().unwrap();
+    let out = env.deliver(&receiver.url, &[]);
+    assert_eq!(out.status.code(), Some(75));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("another `recon webhooks deliver` is running")
+    );
+    assert!(receiver.seen.lock().unwrap().is_empty());
+    assert!(env.events().iter().all(|e| e.3 == "PENDING"));
+    lock.unlock().unwrap();
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
+}
