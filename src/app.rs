@@ -224,15 +224,7 @@ fn list(settings: &Settings, args: &ListArgs, out: &mut dyn Write) -> Result<u8,
         }
         ListFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let header = [
-                "id",
-                "created_at",
-                "account_group_id",
-                "cash_amount",
-                "currency",
-                "status",
-                "settlement_reference",
-            ];
+            let header = crate::topup::TopUp::FIELDS;
             let mut write = || -> csv::Result<()> {
                 w.write_record(header)?;
                 for t in &all {

@@ -114,6 +114,17 @@ pub struct TopUp {
 }
 
 impl TopUp {
+    /// The API's field names, in its order (CSV headers use the same).
+    pub const FIELDS: [&'static str; 7] = [
+        "id",
+        "created_at",
+        "account_group_id",
+        "cash_amount",
+        "currency",
+        "status",
+        "settlement_reference",
+    ];
+
     /// The amount as the API shows it (`200.00`).
     pub fn cash_amount_text(&self) -> String {
         money::format_amount(self.cash_amount, self.currency)

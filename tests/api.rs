@@ -1,6 +1,8 @@
 //! The top-up HTTP API over real HTTP: the real `recon serve` binary on 127.0.0.1 with a real
 //! SQLite file, and the command line on the same database.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -159,24 +161,7 @@ fn create_returns_201_with_the_topup_exactly_as_the_spec_shows_it() {
     let server = Server::start(&[]);
     let (status, topup, headers) = server.create("200", None);
     assert_eq!(status, 201, "{topup}");
-    let keys: Vec<&str> = topup
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "id",
-            "created_at",
-            "account_group_id",
-            "cash_amount",
-            "currency",
-            "status",
-            "settlement_reference"
-        ]
-    );
+    common::assert_topup_fields(&topup);
     assert_eq!(topup["cash_amount"], "200.00");
     assert_eq!(topup["status"], "CONFIRMED");
     assert_eq!(topup["account_group_id"], GROUP);

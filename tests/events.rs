@@ -1,6 +1,8 @@
 //! The outbox and webhook delivery: the real binary, the real SQLite file, and a real HTTP
 //! receiver on 127.0.0.1 that fails, times out and succeeds on purpose.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
@@ -145,24 +147,7 @@ fn a_run_writes_one_settled_event_per_settlement_with_the_topup_payload_and_the_
         let now = all.iter().find(|t| t["id"] == id).unwrap();
         assert_eq!(&event, now);
         assert_eq!(event["status"], "SETTLED");
-        let keys: Vec<&str> = event
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str())
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "id",
-                "created_at",
-                "account_group_id",
-                "cash_amount",
-                "currency",
-                "status",
-                "settlement_reference"
-            ]
-        );
+        common::assert_topup_fields(&event);
     }
 
     // The last balance event of each group and currency is the sum of its settled top-ups.

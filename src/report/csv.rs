@@ -96,16 +96,7 @@ pub struct OpenTopUpsWriter<'w> {
 impl<'w> OpenTopUpsWriter<'w> {
     pub fn new(out: &'w mut dyn io::Write, as_of: DateTime<Utc>) -> io::Result<Self> {
         let mut writer = ::csv::Writer::from_writer(out);
-        writer.write_record([
-            "id",
-            "created_at",
-            "account_group_id",
-            "cash_amount",
-            "currency",
-            "status",
-            "settlement_reference",
-            "age_days",
-        ])?;
+        writer.write_record(TopUp::FIELDS.iter().chain(&["age_days"]))?;
         Ok(OpenTopUpsWriter { writer, as_of })
     }
 

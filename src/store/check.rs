@@ -117,22 +117,14 @@ pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
 
 fn balance_problems(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let sums = super::outbox::settled_sums(conn)?;
-    let mut stmt = conn
-        .prepare("SELECT account_group_id, currency, settled FROM cash_balances")
-        .doing("checking the cash balances")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .doing("checking the cash balances")?;
+    let rows = super::text_triples(
+        conn,
+        "SELECT account_group_id, currency, settled FROM cash_balances",
+        "checking the cash balances",
+    )?;
     let mut problems = Vec::new();
     let mut seen = 0;
-    for row in rows {
-        let (group, currency, text) = row.doing("checking the cash balances")?;
+    for (group, currency, text) in rows {
         let stored: Option<rust_decimal::Decimal> = text.parse().ok();
         let expected = sums.get(&(group.clone(), currency.clone())).copied();
         seen += usize::from(expected.is_some());

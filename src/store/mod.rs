@@ -227,6 +227,19 @@ impl Store {
     }
 }
 
+/// Every row of a query with three text columns.
+pub(crate) fn text_triples(
+    conn: &Connection,
+    sql: &str,
+    doing: &'static str,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut stmt = conn.prepare(sql).doing(doing)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .doing(doing)?;
+    rows.collect::<rusqlite::Result<_>>().doing(doing)
+}
+
 /// Indexes set aside for a bulk load: dropped before it and built again after, inside the same
 /// transaction (building an index from sorted data is many times faster than growing it one
 /// random insert at a time). Constraint indexes (primary keys, UNIQUE) stay, so duplicates are

@@ -208,23 +208,13 @@ pub fn balance(
 
 /// Every cash balance recomputed from the settled top-ups (group, currency) -> sum.
 pub fn settled_sums(conn: &Connection) -> Result<HashMap<(String, String), Decimal>, StoreError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT account_group_id, currency, cash_amount FROM topups WHERE status = 'SETTLED'",
-        )
-        .doing("summing settled top-ups")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .doing("summing settled top-ups")?;
+    let rows = super::text_triples(
+        conn,
+        "SELECT account_group_id, currency, cash_amount FROM topups WHERE status = 'SETTLED'",
+        "summing settled top-ups",
+    )?;
     let mut sums: HashMap<(String, String), Decimal> = HashMap::new();
-    for row in rows {
-        let (group, currency, amount) = row.doing("summing settled top-ups")?;
+    for (group, currency, amount) in rows {
         let amount: Decimal = amount
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("amount {amount:?}: {e}")))?;

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test file uses some of them).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -16,4 +17,26 @@ pub fn shared_samples(kind: &str) -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// The fields of a top-up as the API shows it, in the SPEC's order.
+pub const TOPUP_FIELDS: [&str; 7] = [
+    "id",
+    "created_at",
+    "account_group_id",
+    "cash_amount",
+    "currency",
+    "status",
+    "settlement_reference",
+];
+
+/// Asserts that a JSON value is an object with exactly the top-up's fields, in order.
+pub fn assert_topup_fields(value: &serde_json::Value) {
+    let keys: Vec<&str> = value
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys, TOPUP_FIELDS, "{value}");
 }
