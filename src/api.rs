@@ -242,7 +242,12 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
     with_store(&shared, |store| {
         store
             .conn()
-            .query_row("SELECT count(*) FROM topups", [], |r| r.get::<_, i64>(0))
+            // Reads one row, not a count: a health check must not scan millions of top-ups.
+            .query_row(
+                "SELECT count(*) FROM (SELECT 1 FROM topups LIMIT 1)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map_err(|source| StoreError::Sqlite {
                 doing: "checking health",
                 source,
@@ -417,10 +422,7 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         if let Some(key) = &key {
             idempotency::remember(&tx, key, &fingerprint, 201, &body, now)?;
         }
-        tx.commit().map_err(|source| StoreError::Sqlite {
-            doing: "committing a new top-up",
-            source,
-        })?;
+        crate::store::commit(tx, "committing a new top-up")?;
         let mut response = json_response(StatusCode::CREATED, body);
         if let Ok(location) = HeaderValue::from_str(&format!("/payments/topups/{}", topup.id)) {
             response.headers_mut().insert(header::LOCATION, location);
@@ -438,10 +440,7 @@ async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
     with_store(&shared, move |store| {
         let tx = store.write()?;
         let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
-        tx.commit().map_err(|source| StoreError::Sqlite {
-            doing: "committing a cancel",
-            source,
-        })?;
+        crate::store::commit(tx, "committing a cancel")?;
         Ok(json_response(StatusCode::OK, to_json(&topup)))
     })
     .await

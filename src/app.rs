@@ -83,6 +83,14 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).expect("plain data serialises") + "\n"
 }
 
+/// One compact JSON object per line, for scripts.
+fn to_json_lines<T: serde::Serialize>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|item| serde_json::to_string(item).expect("plain data serialises") + "\n")
+        .collect()
+}
+
 fn parse_id(text: &str) -> Result<TopUpId, Error> {
     text.parse().map_err(|e| Error::Usage(format!("{e}")))
 }
@@ -111,12 +119,7 @@ fn create(settings: &Settings, args: &CreateArgs, out: &mut dyn Write) -> Result
     let mut store = open(settings, OpenMode::CreateIfMissing)?;
     let tx = store.write()?;
     topups::insert(&tx, &topup, now)?;
-    tx.commit().map_err(|e| {
-        Error::Store(StoreError::Sqlite {
-            doing: "committing",
-            source: e,
-        })
-    })?;
+    crate::store::commit(tx, "committing")?;
     write_out(out, &to_json(&topup))?;
     Ok(exit::OK)
 }
@@ -144,23 +147,6 @@ fn import(settings: &Settings, args: &ImportArgs, out: &mut dyn Write) -> Result
         .map_err(|e| Error::Data(format!("{}: {e}; nothing was imported", path.display())))?;
     let mut store = open(settings, OpenMode::CreateIfMissing)?;
     let tx = store.write()?;
-    // A load that is large next to what is there goes faster with the plain indexes built once
-    // at the end (in the same transaction: all or nothing still holds).
-    let existing: i64 = tx
-        .query_row("SELECT count(*) FROM topups", [], |r| r.get(0))
-        .map_err(|source| StoreError::Sqlite {
-            doing: "counting top-ups",
-            source,
-        })?;
-    let bulk = rows.len() >= 10_000 && rows.len() as i64 * 4 >= existing;
-    let aside = if bulk {
-        Some(crate::store::set_indexes_aside(
-            &tx,
-            &["topups", "topup_history", "events"],
-        )?)
-    } else {
-        None
-    };
     topups::insert_many(&tx, &rows, now).map_err(|e| match e {
         StoreError::Import { line, message } => Error::Data(format!(
             "{}: line {line}: {message}; nothing was imported",
@@ -168,15 +154,7 @@ fn import(settings: &Settings, args: &ImportArgs, out: &mut dyn Write) -> Result
         )),
         other => Error::Store(other),
     })?;
-    if let Some(aside) = aside {
-        crate::store::restore_indexes(&tx, aside)?;
-    }
-    tx.commit().map_err(|e| {
-        Error::Store(StoreError::Sqlite {
-            doing: "committing the import",
-            source: e,
-        })
-    })?;
+    crate::store::commit(tx, "committing the import")?;
     write_out(
         out,
         &format!(
@@ -193,12 +171,7 @@ fn cancel(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8,
     let mut store = open(settings, OpenMode::MustExist)?;
     let tx = store.write()?;
     let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
-    tx.commit().map_err(|e| {
-        Error::Store(StoreError::Sqlite {
-            doing: "committing the cancel",
-            source: e,
-        })
-    })?;
+    crate::store::commit(tx, "committing the cancel")?;
     write_out(out, &to_json(&topup))?;
     Ok(exit::OK)
 }
@@ -216,12 +189,7 @@ fn list(settings: &Settings, args: &ListArgs, out: &mut dyn Write) -> Result<u8,
     let mut text = String::new();
     match args.format {
         ListFormat::Json => text = to_json(&all),
-        ListFormat::Jsonl => {
-            for t in &all {
-                text.push_str(&serde_json::to_string(t).expect("plain data serialises"));
-                text.push('\n');
-            }
-        }
+        ListFormat::Jsonl => text = to_json_lines(&all),
         ListFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             let header = crate::topup::TopUp::FIELDS;
@@ -617,7 +585,7 @@ fn execute_run(
         tx.rollback().map_err(sqlite("rolling back the dry run"))?;
         tracing::info!(run = %run_id, "dry run: database left unchanged");
     } else {
-        tx.commit().map_err(sqlite("committing the run"))?;
+        crate::store::commit(tx, "committing the run")?;
         tracing::info!(run = %run_id, matched = summary.counts.matched, "committed");
     }
     for failed in summary.controls.results.iter().filter(|c| !c.ok) {
@@ -1251,12 +1219,7 @@ fn webhooks_list(
     let mut text = String::new();
     match args.format {
         crate::cli::EventsFormat::Json => text = to_json(&events),
-        crate::cli::EventsFormat::Jsonl => {
-            for e in &events {
-                text.push_str(&serde_json::to_string(e).expect("plain data serialises"));
-                text.push('\n');
-            }
-        }
+        crate::cli::EventsFormat::Jsonl => text = to_json_lines(&events),
         crate::cli::EventsFormat::Table => {
             text.push_str(&format!(
                 "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {}\n",
@@ -1288,12 +1251,7 @@ fn webhooks_retry(
     let mut store = open(settings, OpenMode::MustExist)?;
     let tx = store.write()?;
     let queued = crate::store::outbox::retry(&tx, &args.ids)?;
-    tx.commit().map_err(|e| {
-        Error::Store(StoreError::Sqlite {
-            doing: "committing the retry",
-            source: e,
-        })
-    })?;
+    crate::store::commit(tx, "committing the retry")?;
     write_out(
         out,
         &format!("queued {queued} failed event(s) for delivery again\n"),

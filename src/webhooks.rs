@@ -116,7 +116,7 @@ pub fn deliver(store: &mut Store, options: &Options) -> Result<Outcome, StoreErr
                     Attempt::Accepted => {
                         let tx = store.write()?;
                         outbox::delivered(&tx, event.seq, Utc::now())?;
-                        commit(tx)?;
+                        crate::store::commit(tx, "recording a delivery")?;
                         tracing::info!(event = %event.id, kind = %event.kind, "delivered");
                         outcome.delivered += 1;
                         break;
@@ -124,7 +124,7 @@ pub fn deliver(store: &mut Store, options: &Options) -> Result<Outcome, StoreErr
                     Attempt::Refused(why) => {
                         let tx = store.write()?;
                         outbox::attempt_failed(&tx, event.seq, Utc::now(), &why, true)?;
-                        commit(tx)?;
+                        crate::store::commit(tx, "recording a delivery")?;
                         tracing::warn!(event = %event.id, "receiver refused the event ({why}); marked failed");
                         outcome.failed += 1;
                         break;
@@ -134,7 +134,7 @@ pub fn deliver(store: &mut Store, options: &Options) -> Result<Outcome, StoreErr
                         let give_up = failures >= options.max_attempts;
                         let tx = store.write()?;
                         outbox::attempt_failed(&tx, event.seq, Utc::now(), &why, give_up)?;
-                        commit(tx)?;
+                        crate::store::commit(tx, "recording a delivery")?;
                         if give_up {
                             outcome.failed += 1;
                             outcome.stopped = Some(format!(
@@ -156,13 +156,6 @@ pub fn deliver(store: &mut Store, options: &Options) -> Result<Outcome, StoreErr
         }
     }
     Ok(outcome)
-}
-
-fn commit(tx: rusqlite::Transaction<'_>) -> Result<(), StoreError> {
-    tx.commit().map_err(|source| StoreError::Sqlite {
-        doing: "recording a delivery",
-        source,
-    })
 }
 
 #[cfg(test)]

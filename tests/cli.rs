@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::assert_ok;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
@@ -75,6 +77,14 @@ impl Env {
         self.recon(&args)
     }
 
+    /// Why the run in `out` rejected its first input.
+    fn input_error(&self, out: &str) -> String {
+        self.summary(out)["inputs"][0]["error"]
+            .as_str()
+            .expect("the first input was rejected")
+            .to_string()
+    }
+
     fn summary(&self, out: &str) -> Value {
         serde_json::from_str(&fs::read_to_string(self.path(out).join("summary.json")).unwrap())
             .unwrap()
@@ -107,16 +117,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
 }
 
 fn assert_code(out: &Output, code: i32) {
@@ -406,10 +406,7 @@ fn bad_documents_are_rejected_with_a_message_naming_the_problem() {
         let good = demo("2026-11-20.camt053.xml");
         let out = env.run("r", &[path.to_str().unwrap(), &good]);
         assert_code(&out, 65);
-        let error = env.summary("r")["inputs"][0]["error"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let error = env.input_error("r");
         assert!(
             error.contains(expected) && error.contains(name),
             "{name}: {error}"
@@ -958,10 +955,7 @@ fn a_bad_csv_row_names_line_and_column_and_rejects_the_file_whole() {
     );
     let out = env.run("r", &[csv.to_str().unwrap()]);
     assert_code(&out, 65);
-    let error = env.summary("r")["inputs"][0]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = env.input_error("r");
     assert!(
         error.contains("bad.csv: line 3")
             && error.contains("\"12.5O\" is not an amount")
@@ -997,10 +991,7 @@ fn a_bad_csv_row_names_line_and_column_and_rejects_the_file_whole() {
             csv.to_str().unwrap(),
         ]);
         assert_code(&out, 65);
-        let error = env.summary("r2")["inputs"][0]["error"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let error = env.input_error("r2");
         assert!(
             error.contains("line 2") && error.contains(expected),
             "{row}: {error}"
@@ -1055,10 +1046,7 @@ fn an_unrecognised_csv_is_rejected_naming_the_closest_profiles() {
     );
     let out = env.run("r", &[csv.to_str().unwrap()]);
     assert_code(&out, 65);
-    let error = env.summary("r")["inputs"][0]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = env.input_error("r");
     assert!(
         error.contains("no CSV profile fits")
             && error.contains("closest: ")
@@ -1260,10 +1248,7 @@ fn mt940_statements_settle_with_german_and_swift_purpose_fields() {
     );
     let out = env.run("r2", &[bad.to_str().unwrap()]);
     assert_code(&out, 65);
-    let error = env.summary("r2")["inputs"][0]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = env.input_error("r2");
     assert!(
         error.contains("line 4") && error.contains("not a :61: statement line"),
         "{error}"
@@ -1623,9 +1608,7 @@ fn settings_come_from_flags_then_environment_then_recon_toml_then_defaults() {
     ]);
     assert_code(&out, 65);
     assert!(
-        env.summary("r")["inputs"][0]["error"]
-            .as_str()
-            .unwrap()
+        env.input_error("r")
             .contains("nested deeper than the limit of 3")
     );
     // An unknown key is a configuration error, not silently ignored.

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::assert_ok;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
@@ -92,16 +94,6 @@ impl Env {
         .map(|r| r.unwrap())
         .collect()
     }
-}
-
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn count_type(events: &[(String, String, String, String, i64)], kind: &str) -> usize {

@@ -208,9 +208,10 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .doing("reading the schema version")?;
         for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(migration).doing("migrating the schema")?;
-            if i == 1 {
-                outbox::backfill_balances(&tx, chrono::Utc::now())?;
+            tx.execute_batch(migration.sql)
+                .doing("migrating the schema")?;
+            if let Some(then) = migration.then {
+                then(&tx)?;
             }
             tx.pragma_update(None, "user_version", i as i64 + 1)
                 .doing("migrating the schema")?;
@@ -225,6 +226,11 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.classify(e, "reading the schema version"))
     }
+}
+
+/// Commits a write transaction; `doing` names it in the error.
+pub fn commit(tx: rusqlite::Transaction<'_>, doing: &'static str) -> Result<(), StoreError> {
+    tx.commit().doing(doing)
 }
 
 /// Every row of a query with three text columns.
@@ -244,10 +250,13 @@ pub(crate) fn text_triples(
 /// transaction (building an index from sorted data is many times faster than growing it one
 /// random insert at a time). Constraint indexes (primary keys, UNIQUE) stay, so duplicates are
 /// still refused row by row.
-pub struct SetAside(Vec<String>);
+pub(crate) struct SetAside(Vec<String>);
 
 /// Drops the plain indexes of `tables`; give the result to [`restore_indexes`] before commit.
-pub fn set_indexes_aside(conn: &Connection, tables: &[&str]) -> Result<SetAside, StoreError> {
+pub(crate) fn set_indexes_aside(
+    conn: &Connection,
+    tables: &[&str],
+) -> Result<SetAside, StoreError> {
     let mut saved = Vec::new();
     for table in tables {
         let mut stmt = conn
@@ -273,7 +282,7 @@ pub fn set_indexes_aside(conn: &Connection, tables: &[&str]) -> Result<SetAside,
 }
 
 /// Builds the indexes set aside again.
-pub fn restore_indexes(conn: &Connection, saved: SetAside) -> Result<(), StoreError> {
+pub(crate) fn restore_indexes(conn: &Connection, saved: SetAside) -> Result<(), StoreError> {
     for sql in saved.0 {
         conn.execute_batch(&sql).doing("building an index again")?;
     }
@@ -303,7 +312,7 @@ mod tests {
         let path = dir.path().join("old.sqlite");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            conn.execute_batch(schema::MIGRATIONS[0].sql).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .unwrap();

@@ -223,8 +223,9 @@ pub fn settled_sums(conn: &Connection) -> Result<HashMap<(String, String), Decim
     Ok(sums)
 }
 
-/// Fills `cash_balances` from the settled top-ups of a database that predates it.
-pub(crate) fn backfill_balances(conn: &Connection, at: DateTime<Utc>) -> Result<(), StoreError> {
+/// Fills `cash_balances` from the settled top-ups of a database that predates it (migration 2).
+pub(crate) fn backfill_cash_balances(conn: &Connection) -> Result<(), StoreError> {
+    let at = Utc::now();
     for ((group, currency), sum) in settled_sums(conn)? {
         let text = match currency.parse() {
             Ok(c) => crate::money::format_amount(sum, c),

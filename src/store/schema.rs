@@ -4,9 +4,19 @@
 /// `PRAGMA application_id` of a recon database ("RECN").
 pub const APPLICATION_ID: i32 = 0x5245_434E;
 
+/// Work on the data that a migration's SQL cannot do exactly (e.g. sums of decimal amounts).
+pub type DataStep = fn(&rusqlite::Connection) -> Result<(), super::StoreError>;
+
+/// One step of the schema: its SQL, then its data step if it has one.
+pub struct Migration {
+    pub sql: &'static str,
+    pub then: Option<DataStep>,
+}
+
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[
-    r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: r#"
 CREATE TABLE topups (
     id                     TEXT PRIMARY KEY NOT NULL,
     created_at             TEXT NOT NULL,
@@ -126,9 +136,12 @@ CREATE INDEX bank_transactions_run ON bank_transactions (run_id, id);
 CREATE INDEX bank_transactions_topup ON bank_transactions (topup_id);
 CREATE INDEX bank_transactions_payer ON bank_transactions (counterparty_iban) WHERE outcome = 'MATCHED';
 "#,
+        then: None,
+    },
     // 2: the outbox of events for the platform, the settled cash balance per account group and
     // currency, and the API's idempotency keys.
-    r#"
+    Migration {
+        sql: r#"
 CREATE TABLE events (
     seq             INTEGER PRIMARY KEY,
     id              TEXT NOT NULL UNIQUE,
@@ -161,10 +174,13 @@ CREATE TABLE idempotency_keys (
     created_at      TEXT NOT NULL
 ) STRICT;
 "#,
+        then: Some(super::outbox::backfill_cash_balances),
+    },
     // 3: the reference-quarter indexes cover every top-up instead of only open ones: a settlement
     // then no longer rewrites four index entries (the reference never changes), and the
     // suggestion queries filter the status themselves.
-    r#"
+    Migration {
+        sql: r#"
 DROP INDEX topups_open_ref0;
 DROP INDEX topups_open_ref1;
 DROP INDEX topups_open_ref2;
@@ -174,10 +190,15 @@ CREATE INDEX topups_ref1 ON topups (substr(settlement_reference, 10, 4) || subst
 CREATE INDEX topups_ref2 ON topups (substr(settlement_reference, 20, 4) || substr(settlement_reference, 25, 4));
 CREATE INDEX topups_ref3 ON topups (substr(settlement_reference, 29, 8));
 "#,
+        then: None,
+    },
     // 4: open top-ups are listed oldest first, ties by id: an index in exactly that order
     // streams them without sorting millions of rows.
-    r#"
+    Migration {
+        sql: r#"
 DROP INDEX topups_open;
 CREATE INDEX topups_open ON topups (created_at, id) WHERE status IN ('NEW', 'CONFIRMED');
 "#,
+        then: None,
+    },
 ];

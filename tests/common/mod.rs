@@ -40,3 +40,14 @@ pub fn assert_topup_fields(value: &serde_json::Value) {
         .collect();
     assert_eq!(keys, TOPUP_FIELDS, "{value}");
 }
+
+/// Asserts a command exited 0, showing its output when it did not.
+pub fn assert_ok(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
