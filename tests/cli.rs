@@ -68,13 +68,13 @@ impl Env {
         self
     }
 
-    /// Runs statements into the report directory `out`.
-    fn run(&self, out: &str, statements: &[&str]) -> Output {
+    /// `recon run` into the report directory `out`, with these flags and statements.
+    fn run(&self, out: &str, args: &[&str]) -> Output {
         let out_dir = self.path(out).display().to_string();
         let db = self.db();
-        let mut args = vec!["run", "--db", &db, "--out", &out_dir];
-        args.extend_from_slice(statements);
-        self.recon(&args)
+        let mut all = vec!["run", "--db", &db, "--out", &out_dir];
+        all.extend_from_slice(args);
+        self.recon(&all)
     }
 
     /// Why the run in `out` rejected its first input.
@@ -980,16 +980,7 @@ fn a_bad_csv_row_names_line_and_column_and_rejects_the_file_whole() {
     ];
     for (row, expected) in cases {
         let csv = env.write("bad2.csv", canonical(&[row]));
-        let out_dir = env.path("r2").display().to_string();
-        let out = env.recon(&[
-            "run",
-            "--db",
-            &env.db(),
-            "--out",
-            &out_dir,
-            "--force",
-            csv.to_str().unwrap(),
-        ]);
+        let out = env.run("r2", &["--force", csv.to_str().unwrap()]);
         assert_code(&out, 65);
         let error = env.input_error("r2");
         assert!(
@@ -1009,16 +1000,7 @@ fn skip_bad_rows_settles_the_good_rows_and_lists_the_bad_ones() {
             &format!("2026-11-21,2026-11-21,200.00,EUR,topup {T1},Erika,,,BOOK"),
         ]),
     );
-    let out_dir = env.path("r").display().to_string();
-    let out = env.recon(&[
-        "run",
-        "--db",
-        &env.db(),
-        "--out",
-        &out_dir,
-        "--skip-bad-rows",
-        csv.to_str().unwrap(),
-    ]);
+    let out = env.run("r", &["--skip-bad-rows", csv.to_str().unwrap()]);
     assert_code(&out, 65);
     assert!(
         stdout(&out).contains("skipped 1 bad CSV row"),
@@ -1299,16 +1281,7 @@ fn statement_controls_report_failures_and_strict_controls_exit_65() {
     );
     let strict = Env::new().with_demo_topups();
     let path = strict.write("next.xml", fs::read(&path).unwrap());
-    let out_dir = strict.path("r").display().to_string();
-    let out = strict.recon(&[
-        "run",
-        "--db",
-        &strict.db(),
-        "--out",
-        &out_dir,
-        "--strict-controls",
-        path.to_str().unwrap(),
-    ]);
+    let out = strict.run("r", &["--strict-controls", path.to_str().unwrap()]);
     assert_code(&out, 65);
     assert_eq!(
         strict.summary("r")["counts"]["matched"],
