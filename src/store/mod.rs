@@ -341,4 +341,57 @@ mod tests {
             .unwrap();
         assert_eq!(events, 0, "the past is not announced again");
     }
+
+    #[test]
+    fn the_rewritten_check_constraints_still_refuse_what_they_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("db.sqlite"),
+            OpenMode::CreateIfMissing,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let conn = store.conn();
+        let in_lists: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%CHECK (%IN (%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_lists, 0, "no CHECK builds a temporary table per row");
+        let insert_topup = |status: &str| {
+            conn.execute(
+                "INSERT INTO topups (id, created_at, account_group_id, cash_amount, currency,
+                     status, settlement_reference, updated_at)
+                 VALUES (?1, '2026-11-01T00:00:00Z', '1ea60f56-b67b-61fc-829a-0242ac130003',
+                         '1.00', 'EUR', ?2, ?1, '2026-11-01T00:00:00Z')",
+                [
+                    format!("00000000-0000-4000-8000-00000000000{}", status.len()),
+                    status.to_string(),
+                ],
+            )
+        };
+        assert!(insert_topup("PAID").is_err());
+        assert!(insert_topup("settled").is_err());
+        insert_topup("SETTLED").unwrap();
+        let insert_event = |kind: &str, status: &str| {
+            conn.execute(
+                "INSERT INTO events (id, type, created_at, payload, status)
+                 VALUES (?1, ?2, '2026-11-01T00:00:00Z', '{}', ?3)",
+                [
+                    format!("{kind}/{status}"),
+                    kind.to_string(),
+                    status.to_string(),
+                ],
+            )
+        };
+        assert!(insert_event("topup.paid", "PENDING").is_err());
+        assert!(insert_event("topup.settled", "SENT").is_err());
+        insert_event("cash_balance.updated", "FAILED").unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
 }

@@ -132,7 +132,7 @@ fn insert(
     )
     .doing("preparing an event")?
     .execute(params![
-        Uuid::new_v4().to_string(),
+        Uuid::now_v7().to_string(),
         kind.as_str(),
         format_timestamp(at),
         payload
