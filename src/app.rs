@@ -632,7 +632,7 @@ fn execute_run(
     Ok((code, summary))
 }
 
-/// Decides every transaction in file order, records it and settles what matched.
+/// Decides every transaction in file order, settles what matched and records every one.
 fn decide_all(
     tx: &rusqlite::Transaction,
     run_id: RunId,
@@ -645,7 +645,9 @@ fn decide_all(
     let mut totals = report::summary::Totals::default();
     let mut rows: [Vec<Row>; 3] = Default::default();
     let mut inputs = Vec::with_capacity(files.len());
-    let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
+    // Every transaction with its decision, in document order, and the file it came from.
+    let mut decided = Vec::new();
+    let mut sources: Vec<(i64, String)> = Vec::with_capacity(files.len());
     let mut controls = Vec::new();
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
     for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
@@ -737,30 +739,52 @@ fn decide_all(
             error: None,
             bad_rows: file.bad_rows.clone(),
         });
+        let slot = sources.len();
+        sources.push((file_id, file_name));
         for (transaction, candidates) in file.transactions.into_iter().zip(candidates) {
             let decision = matcher.decide(&transaction, &candidates, &known);
-            let hints = crate::store::hints::for_exception(
-                tx,
-                decision.outcome,
-                decision.reference,
-                &transaction,
-            )?;
-            let suggestion =
-                crate::suggest::suggest(&transaction, &decision, &hints, &settled_here);
-            let row = Row::new(transaction, &decision, &file_name, suggestion);
-            let ledger_id = runs::record_row(tx, run_id, file_id, &row)?;
-            if decision.outcome == Outcome::Matched {
-                let topup = decision
-                    .topup
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
-                topups::change(tx, topup.clone(), Status::Settled, at, Some(ledger_id))?;
-                settled_here.insert(row.identity, format!("{file_name} {}", row.position_text()));
-            }
-            totals.add(&row);
-            rows[category_slot(row.category())].push(row);
-            progress.inc(1);
+            decided.push((slot, transaction, decision));
         }
+    }
+
+    // Ledger ids are handed out in document order before any row is written, so that the
+    // settlements can point at their transactions and be applied in table order (the
+    // foreign keys are checked at commit).
+    let first_id = runs::next_ledger_id(tx)?;
+    let settlements = decided
+        .iter()
+        .zip(first_id..)
+        .filter(|((_, _, decision), _)| decision.outcome == Outcome::Matched)
+        .map(|((_, _, decision), ledger_id)| {
+            decision
+                .topup
+                .clone()
+                .map(|topup| (topup, ledger_id))
+                .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    topups::settle_all(tx, settlements, at)?;
+
+    // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
+    // never offered for another payment.
+    let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
+    for ((slot, transaction, decision), ledger_id) in decided.into_iter().zip(first_id..) {
+        let (file_id, file_name) = &sources[slot];
+        let hints = crate::store::hints::for_exception(
+            tx,
+            decision.outcome,
+            decision.reference,
+            &transaction,
+        )?;
+        let suggestion = crate::suggest::suggest(&transaction, &decision, &hints, &settled_here);
+        let row = Row::new(transaction, &decision, file_name, suggestion);
+        runs::record_row(tx, run_id, *file_id, ledger_id, &row)?;
+        if decision.outcome == Outcome::Matched {
+            settled_here.insert(row.identity, format!("{file_name} {}", row.position_text()));
+        }
+        totals.add(&row);
+        rows[category_slot(row.category())].push(row);
+        progress.inc(1);
     }
     Ok(RunResult {
         rows,

@@ -1347,6 +1347,36 @@ fn unknown_and_missing_references_get_suggestions_from_open_topups() {
     );
 }
 
+#[test]
+fn a_topup_settled_in_the_run_is_not_suggested_for_another_payment_of_the_run() {
+    // The typo comes first in the statement, the exact payment of the same top-up after it:
+    // by the end of the run that top-up is settled, so the report must not offer it.
+    let env = Env::new().with_demo_topups();
+    let t13 = "92276658-1e27-41c0-8a6a-63ec24ede6a4";
+    let typo = "92276658-1e27-41c0-8a6a-63ec24ede600";
+    let stmt = env.write(
+        "late.xml",
+        camt(
+            "S11",
+            &[
+                credit("12.00", "EUR", &format!("topup {typo}"), "Y1"),
+                credit("12.00", "EUR", &format!("topup {t13}"), "Y2"),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r1", &[stmt.to_str().unwrap()]));
+    let matched = env.csv("r1", "matched.csv");
+    assert_eq!(matched.len(), 1);
+    assert_eq!(matched[0]["topup_id"], t13);
+    let unmatched = env.csv("r1", "unmatched.csv");
+    assert_eq!(unmatched.len(), 1);
+    assert!(
+        !unmatched[0]["suggestion"].contains(t13),
+        "{:?}",
+        unmatched[0]
+    );
+}
+
 // ---- workbook and run history ------------------------------------------------------------------
 
 #[test]

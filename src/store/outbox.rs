@@ -148,6 +148,19 @@ pub fn topup_changed(
     topup: &TopUp,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let mut balances = Balances::default();
+    announce(conn, topup, at, &mut balances)?;
+    balances.write(conn, at)
+}
+
+/// [`topup_changed`] for one of many changes in a transaction: the balance change is kept in
+/// `balances` until [`Balances::write`].
+pub fn announce(
+    conn: &Connection,
+    topup: &TopUp,
+    at: DateTime<Utc>,
+    balances: &mut Balances,
+) -> Result<(), StoreError> {
     let Some(kind) = EventType::for_status(topup.status) else {
         return Ok(());
     };
@@ -156,33 +169,56 @@ pub fn topup_changed(
     if topup.status != Status::Settled {
         return Ok(());
     }
-    let group = topup.account_group_id.to_string();
     let currency = topup.currency.as_str();
-    let before = balance(conn, &group, currency)?.unwrap_or(Decimal::ZERO);
+    let key = (topup.account_group_id.to_string(), topup.currency);
+    let before = match balances.changed.get(&key) {
+        Some(balance) => *balance,
+        None => balance(conn, &key.0, currency)?.unwrap_or(Decimal::ZERO),
+    };
     let after = before + topup.cash_amount;
-    let after_text = crate::money::format_amount(after, topup.currency);
-    conn.prepare_cached(
-        "INSERT INTO cash_balances (account_group_id, currency, settled, updated_at)
-         VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (account_group_id, currency) DO UPDATE SET settled = ?3, updated_at = ?4",
-    )
-    .doing("preparing the cash balance update")?
-    .execute(params![group, currency, after_text, format_timestamp(at)])
-    .doing("updating a cash balance")?;
     let payload = serde_json::json!({
-        "account_group_id": group,
+        "account_group_id": key.0,
         "currency": currency,
-        "cash_balance": after_text,
+        "cash_balance": crate::money::format_amount(after, topup.currency),
         "change": crate::money::format_amount(topup.cash_amount, topup.currency),
         "topup_id": topup.id.to_string(),
         "updated_at": format_timestamp(at),
     });
+    balances.changed.insert(key, after);
     insert(
         conn,
         EventType::CashBalanceUpdated,
         at,
         &payload.to_string(),
     )
+}
+
+/// Settled cash balances changed in one write transaction, by (account group, currency): each
+/// is read once and written once, however many of its top-ups settle.
+#[derive(Default)]
+pub struct Balances {
+    changed: std::collections::BTreeMap<(String, crate::money::Currency), Decimal>,
+}
+
+impl Balances {
+    /// Stores every changed balance.
+    pub fn write(self, conn: &Connection, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut upsert = conn
+            .prepare_cached(
+                "INSERT INTO cash_balances (account_group_id, currency, settled, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account_group_id, currency) DO UPDATE SET settled = ?3, updated_at = ?4",
+            )
+            .doing("preparing the cash balance update")?;
+        let at = format_timestamp(at);
+        for ((group, currency), settled) in self.changed {
+            let settled = crate::money::format_amount(settled, currency);
+            upsert
+                .execute(params![group, currency.as_str(), settled, at])
+                .doing("updating a cash balance")?;
+        }
+        Ok(())
+    }
 }
 
 /// The settled cash balance of an account group in one currency, if it ever had one.

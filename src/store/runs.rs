@@ -119,27 +119,29 @@ fn claims_identity(outcome: Outcome) -> bool {
     !matches!(outcome, Outcome::NotBooked | Outcome::AlreadyProcessed)
 }
 
-/// Records one decided transaction; returns its ledger id.
+/// Records one decided transaction under the ledger id it was given.
 pub fn record_row(
     conn: &Connection,
     run: RunId,
     file_id: i64,
+    id: i64,
     row: &Row,
-) -> Result<i64, StoreError> {
+) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO bank_transactions (
-                 run_id, file_id, entry_number, detail_number, line_number, identity, dedup_key, outcome,
+                 id, run_id, file_id, entry_number, detail_number, line_number, identity, dedup_key, outcome,
                  topup_id, direction, status_code, reversal, amount, currency, booking_date,
                  value_date, account, statement_id, entry_ref, servicer_ref, end_to_end_id, tx_id,
                  uetr, counterparty_name, counterparty_iban, remittance, extracted_reference,
                  expected_amount, difference, suggestion)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
         )
         .doing("preparing the transaction insert")?;
     let identity = &row.identity.0[..];
     stmt.execute(params![
+        id,
         run.to_string(),
         file_id,
         row.entry_number,
@@ -172,7 +174,18 @@ pub fn record_row(
         row.suggestion,
     ])
     .doing("recording a bank transaction")?;
-    Ok(conn.last_insert_rowid())
+    Ok(())
+}
+
+/// The id the next recorded bank transaction gets (ids are never reused: rows are never
+/// deleted).
+pub fn next_ledger_id(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT coalesce(max(id), 0) + 1 FROM bank_transactions",
+        [],
+        |r| r.get(0),
+    )
+    .doing("reading the ledger")
 }
 
 /// Which of these identities earlier runs already processed.

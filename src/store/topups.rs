@@ -112,9 +112,12 @@ pub fn insert_many(
             other => other,
         })?;
     }
+    let mut balances = super::outbox::Balances::default();
     for (_, topup) in topups {
-        announce(conn, topup, now)?;
+        record_history(conn, topup.id, topup.status, now)?;
+        super::outbox::announce(conn, topup, now, &mut balances)?;
     }
+    balances.write(conn, now)?;
     match aside {
         Some(aside) => super::restore_indexes(conn, aside),
         None => Ok(()),
@@ -414,10 +417,51 @@ pub fn transition(
 /// the status read, so a stale `current` fails instead of changing anything.
 pub fn change(
     conn: &Connection,
+    current: TopUp,
+    to: Status,
+    at: DateTime<Utc>,
+    settled_by: Option<i64>,
+) -> Result<TopUp, StoreError> {
+    let mut balances = super::outbox::Balances::default();
+    let now = change_keeping_balances(conn, current, to, at, settled_by, &mut balances)?;
+    balances.write(conn, at)?;
+    Ok(now)
+}
+
+/// Settles many top-ups read in this same write transaction, each by its bank transaction's
+/// ledger id (which may be recorded later in the transaction: foreign keys are then checked at
+/// commit). They are written in table order, which keeps the B-tree pages being changed close
+/// together, and each cash balance is written once.
+pub fn settle_all(
+    conn: &Connection,
+    mut settlements: Vec<(TopUp, i64)>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.pragma_update(None, "defer_foreign_keys", true)
+        .doing("deferring foreign keys")?;
+    // Top-ups are inserted oldest first, so this is (close to) rowid order.
+    settlements.sort_by_key(|(topup, _)| (topup.created_at, topup.id.uuid()));
+    let mut balances = super::outbox::Balances::default();
+    for (topup, ledger_id) in settlements {
+        change_keeping_balances(
+            conn,
+            topup,
+            Status::Settled,
+            at,
+            Some(ledger_id),
+            &mut balances,
+        )?;
+    }
+    balances.write(conn, at)
+}
+
+fn change_keeping_balances(
+    conn: &Connection,
     mut current: TopUp,
     to: Status,
     at: DateTime<Utc>,
     settled_by: Option<i64>,
+    balances: &mut super::outbox::Balances,
 ) -> Result<TopUp, StoreError> {
     let id = current.id;
     let from = current.status;
@@ -446,7 +490,7 @@ pub fn change(
     }
     record_history(conn, id, to, at)?;
     current.status = to;
-    super::outbox::topup_changed(conn, &current, at)?;
+    super::outbox::announce(conn, &current, at, balances)?;
     Ok(current)
 }
 
