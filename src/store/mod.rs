@@ -104,11 +104,14 @@ impl Store {
             .doing("setting the busy timeout")?;
         store.check_ours()?;
         store.migrate()?;
+        // A 48 MB page cache: a run appends most of what it writes and settles in table order,
+        // so a larger cache only held more memory (128 MB measured no faster on the 100k night;
+        // 16 MB was 10 % slower).
         store
             .conn
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;",
+                 PRAGMA cache_size = -49152; PRAGMA temp_store = MEMORY;",
             )
             .map_err(|e| store.classify(e, "configuring the database"))?;
         Ok(store)
