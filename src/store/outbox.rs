@@ -142,19 +142,8 @@ fn insert(
 }
 
 /// Records that `topup` has just reached its status: the top-up event, and for a settlement
-/// the new cash balance of its account group and its event.
-pub fn topup_changed(
-    conn: &Connection,
-    topup: &TopUp,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let mut balances = Balances::default();
-    announce(conn, topup, at, &mut balances)?;
-    balances.write(conn, at)
-}
-
-/// [`topup_changed`] for one of many changes in a transaction: the balance change is kept in
-/// `balances` until [`Balances::write`].
+/// its cash balance event, the new balance being kept in `balances` until
+/// [`Balances::write`] (one write per balance however many of its top-ups change).
 pub fn announce(
     conn: &Connection,
     topup: &TopUp,

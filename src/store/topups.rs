@@ -74,7 +74,9 @@ fn corrupt(result: Result<TopUp, String>) -> Result<TopUp, StoreError> {
 /// naming which.
 pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
     insert_row(conn, topup, now)?;
-    announce(conn, topup, now)
+    let mut balances = super::outbox::Balances::default();
+    announce(conn, topup, now, &mut balances)?;
+    balances.write(conn, now)
 }
 
 /// Inserts many top-ups (each with the line it came from): the rows oldest first, as they
@@ -102,7 +104,7 @@ pub fn insert_many(
         None
     };
     let mut in_order: Vec<&(u64, TopUp)> = topups.iter().collect();
-    in_order.sort_by_key(|(_, t)| (t.created_at, t.id.uuid()));
+    in_order.sort_by_key(|(_, t)| table_order(t));
     for (line, topup) in in_order {
         insert_row(conn, topup, now).map_err(|e| match e {
             StoreError::Import { message, .. } => StoreError::Import {
@@ -114,8 +116,7 @@ pub fn insert_many(
     }
     let mut balances = super::outbox::Balances::default();
     for (_, topup) in topups {
-        record_history(conn, topup.id, topup.status, now)?;
-        super::outbox::announce(conn, topup, now, &mut balances)?;
+        announce(conn, topup, now, &mut balances)?;
     }
     balances.write(conn, now)?;
     match aside {
@@ -124,9 +125,20 @@ pub fn insert_many(
     }
 }
 
-fn announce(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
-    record_history(conn, topup.id, topup.status, now)?;
-    super::outbox::topup_changed(conn, topup, now)
+/// The order top-ups are inserted in, and so (close to) their rowid order.
+fn table_order(topup: &TopUp) -> (DateTime<Utc>, uuid::Uuid) {
+    (topup.created_at, topup.id.uuid())
+}
+
+/// Records that `topup` has just reached its status: its history row and its events.
+fn announce(
+    conn: &Connection,
+    topup: &TopUp,
+    at: DateTime<Utc>,
+    balances: &mut super::outbox::Balances,
+) -> Result<(), StoreError> {
+    record_history(conn, topup.id, topup.status, at)?;
+    super::outbox::announce(conn, topup, at, balances)
 }
 
 fn insert_row(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -439,8 +451,7 @@ pub fn settle_all(
 ) -> Result<(), StoreError> {
     conn.pragma_update(None, "defer_foreign_keys", true)
         .doing("deferring foreign keys")?;
-    // Top-ups are inserted oldest first, so this is (close to) rowid order.
-    settlements.sort_by_key(|(topup, _)| (topup.created_at, topup.id.uuid()));
+    settlements.sort_by_key(|(topup, _)| table_order(topup));
     let mut balances = super::outbox::Balances::default();
     for (topup, ledger_id) in settlements {
         change_keeping_balances(
@@ -488,9 +499,8 @@ fn change_keeping_balances(
             "top-up {id} changed status while it was being updated"
         )));
     }
-    record_history(conn, id, to, at)?;
     current.status = to;
-    super::outbox::announce(conn, &current, at, balances)?;
+    announce(conn, &current, at, balances)?;
     Ok(current)
 }
 
