@@ -24,7 +24,7 @@ use crate::reference::{Candidate, find_candidates};
 use crate::report::{self, InputSummary, Report, Summary};
 use crate::row::Row;
 use crate::statement::profile::{Origin, ProfileSet};
-use crate::statement::{self, InputError, ReadOptions, StatementFile, TxIdentity};
+use crate::statement::{self, InputError, ReadOptions, StatementFile, Transaction, TxIdentity};
 use crate::store::{OpenMode, Store, StoreError, runs, topups};
 use crate::topup::{Status, format_timestamp};
 
@@ -335,9 +335,19 @@ fn lookup(
     Ok(known)
 }
 
+/// A decided transaction's place in the ledger: its id, its file, and its row in `rows`.
+struct LedgerEntry {
+    id: i64,
+    file_id: i64,
+    category: usize,
+    index: usize,
+}
+
 /// What a run produced, before it is committed and published.
 struct RunResult {
     rows: [Vec<Row>; 3],
+    /// Where each transaction goes in the ledger, in document order.
+    ledger: Vec<LedgerEntry>,
     inputs: Vec<InputSummary>,
     totals: report::summary::Totals,
     controls: Vec<crate::controls::Control>,
@@ -507,10 +517,11 @@ fn execute_run(
     progress.finish_and_clear();
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
-        "transactions decided and recorded"
+        "transactions decided"
     );
     let RunResult {
         rows,
+        ledger,
         inputs,
         mut totals,
         controls,
@@ -547,24 +558,10 @@ fn execute_run(
         stale_after_days: settings.stale_after_days,
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
-    runs::finish(
-        &tx,
-        run_id,
-        finished,
-        &runs::RunTotals {
-            read: summary.counts.read,
-            matched: summary.counts.matched,
-            unmatched: summary.counts.unmatched,
-            ignored: summary.counts.ignored,
-        },
-        &summary_json,
-    )?;
     let [matched, unmatched, ignored] = &rows;
-    tracing::debug!(
-        elapsed_ms = clock.elapsed().as_millis() as u64,
-        "run recorded"
-    );
-    let pending = report::prepare(
+    // The ledger is written while the report renders (the connection stays on this thread);
+    // nothing is committed before both are done.
+    let (pending, recorded) = report::prepare_alongside(
         report_dir,
         &Report {
             summary: &summary,
@@ -575,7 +572,28 @@ fn execute_run(
             generated_at: finished,
         },
         &mut |each| topups::for_each_open(&tx, each),
+        || -> Result<(), Error> {
+            record_ledger(&tx, run_id, &rows, &ledger)?;
+            runs::finish(
+                &tx,
+                run_id,
+                finished,
+                &runs::RunTotals {
+                    read: summary.counts.read,
+                    matched: summary.counts.matched,
+                    unmatched: summary.counts.unmatched,
+                    ignored: summary.counts.ignored,
+                },
+                &summary_json,
+            )?;
+            tracing::debug!(
+                elapsed_ms = clock.elapsed().as_millis() as u64,
+                "run recorded"
+            );
+            Ok(())
+        },
     )?;
+    recorded?;
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "report rendered"
@@ -632,7 +650,8 @@ fn execute_run(
     Ok((code, summary))
 }
 
-/// Decides every transaction in file order, settles what matched and records every one.
+/// Decides every transaction in file order, settles what matched and makes every one's row;
+/// the rows are recorded by [`record_ledger`].
 fn decide_all(
     tx: &rusqlite::Transaction,
     run_id: RunId,
@@ -643,10 +662,16 @@ fn decide_all(
 ) -> Result<RunResult, Error> {
     let mut matcher = Matcher::new();
     let mut totals = report::summary::Totals::default();
-    let mut rows: [Vec<Row>; 3] = Default::default();
     let mut inputs = Vec::with_capacity(files.len());
-    // Every transaction with its decision, in document order, and the file it came from.
-    let mut decided = Vec::new();
+    // Each file's transactions (by its slot in `sources`) and every decision, in document
+    // order. Sized once: a night's transactions are most of a run's memory.
+    let mut read: Vec<(usize, Vec<Transaction>)> = Vec::with_capacity(files.len());
+    let mut decisions = Vec::with_capacity(
+        parsed
+            .iter()
+            .map(|r| r.as_ref().map_or(0, |(f, _)| f.transactions.len()))
+            .sum(),
+    );
     let mut sources: Vec<(i64, String)> = Vec::with_capacity(files.len());
     let mut controls = Vec::new();
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
@@ -741,21 +766,21 @@ fn decide_all(
         });
         let slot = sources.len();
         sources.push((file_id, file_name));
-        for (transaction, candidates) in file.transactions.into_iter().zip(candidates) {
-            let decision = matcher.decide(&transaction, &candidates, &known);
-            decided.push((slot, transaction, decision));
+        for (transaction, candidates) in file.transactions.iter().zip(candidates) {
+            decisions.push(matcher.decide(transaction, &candidates, &known));
         }
+        read.push((slot, file.transactions));
     }
 
     // Ledger ids are handed out in document order before any row is written, so that the
     // settlements can point at their transactions and be applied in table order (the
     // foreign keys are checked at commit).
     let first_id = runs::next_ledger_id(tx)?;
-    let settlements = decided
+    let settlements = decisions
         .iter()
         .zip(first_id..)
-        .filter(|((_, _, decision), _)| decision.outcome == Outcome::Matched)
-        .map(|((_, _, decision), ledger_id)| {
+        .filter(|(decision, _)| decision.outcome == Outcome::Matched)
+        .map(|(decision, ledger_id)| {
             decision
                 .topup
                 .clone()
@@ -763,35 +788,100 @@ fn decide_all(
                 .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let clock = std::time::Instant::now();
     topups::settle_all(tx, settlements, at)?;
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "matched top-ups settled"
+    );
 
-    // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
-    // never offered for another payment.
+    // Suggestions look at the top-ups and the ledger as the run leaves them: a top-up this run
+    // settled is never offered for another payment, and a payer's matched payments of this
+    // run (the newest in the ledger) name their account groups first.
+    let transactions = || read.iter().flat_map(|(_, file)| file.iter());
+    let mut payer_groups: HashMap<String, Vec<String>> = transactions()
+        .zip(&decisions)
+        .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
+        .filter_map(|(transaction, _)| transaction.counterparty.account.clone())
+        .map(|iban| (iban, Vec::new()))
+        .collect();
+    let latest_first: Vec<_> = transactions().zip(&decisions).collect();
+    for (transaction, decision) in latest_first.into_iter().rev() {
+        if let (Outcome::Matched, Some(iban), Some(topup)) = (
+            decision.outcome,
+            &transaction.counterparty.account,
+            &decision.topup,
+        ) && let Some(groups) = payer_groups.get_mut(iban)
+            && groups.len() < crate::store::hints::PAYER_PAYMENTS
+        {
+            groups.push(topup.account_group_id.to_string());
+        }
+    }
+    let mut ledger = Vec::with_capacity(decisions.len());
+    let mut rows: [Vec<Row>; 3] = Default::default();
+    for (slot, rows) in rows.iter_mut().enumerate() {
+        let count = decisions
+            .iter()
+            .filter(|d| category_slot(d.outcome.category()) == slot)
+            .count();
+        rows.reserve_exact(count);
+    }
     let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
-    for ((slot, transaction, decision), ledger_id) in decided.into_iter().zip(first_id..) {
+    let in_order = read
+        .into_iter()
+        .flat_map(|(slot, file)| file.into_iter().map(move |t| (slot, t)));
+    for (((slot, transaction), decision), ledger_id) in in_order.zip(decisions).zip(first_id..) {
         let (file_id, file_name) = &sources[slot];
+        let this_run = transaction
+            .counterparty
+            .account
+            .as_ref()
+            .and_then(|iban| payer_groups.get(iban))
+            .map_or(&[][..], Vec::as_slice);
         let hints = crate::store::hints::for_exception(
             tx,
             decision.outcome,
             decision.reference,
             &transaction,
+            this_run,
         )?;
         let suggestion = crate::suggest::suggest(&transaction, &decision, &hints, &settled_here);
         let row = Row::new(transaction, &decision, file_name, suggestion);
-        runs::record_row(tx, run_id, *file_id, ledger_id, &row)?;
         if decision.outcome == Outcome::Matched {
             settled_here.insert(row.identity, format!("{file_name} {}", row.position_text()));
         }
         totals.add(&row);
-        rows[category_slot(row.category())].push(row);
+        let category = category_slot(row.category());
+        ledger.push(LedgerEntry {
+            id: ledger_id,
+            file_id: *file_id,
+            category,
+            index: rows[category].len(),
+        });
+        rows[category].push(row);
         progress.inc(1);
     }
     Ok(RunResult {
         rows,
+        ledger,
         inputs,
         totals,
         controls,
     })
+}
+
+/// Records every decided transaction in the ledger, in document order.
+fn record_ledger(
+    tx: &rusqlite::Transaction,
+    run_id: RunId,
+    rows: &[Vec<Row>; 3],
+    ledger: &[LedgerEntry],
+) -> Result<(), Error> {
+    for entry in ledger {
+        let row = &rows[entry.category][entry.index];
+        runs::record_row(tx, run_id, entry.file_id, entry.id, row)?;
+    }
+    Ok(())
 }
 
 /// A report directory is not overwritten by surprise.

@@ -1377,6 +1377,37 @@ fn a_topup_settled_in_the_run_is_not_suggested_for_another_payment_of_the_run() 
     );
 }
 
+#[test]
+fn a_payment_matched_later_in_the_run_names_the_payers_account_group() {
+    // The payment without a reference comes first; the same payer's matched payment after it
+    // tells which account group the payer tops up, as it would in the next night's run.
+    let env = Env::new().with_demo_topups();
+    let stmt = env.write(
+        "payer.xml",
+        camt(
+            "S12",
+            &[
+                credit("10.00", "EUR", "thanks", "Z1"),
+                credit(
+                    "200.00",
+                    "EUR",
+                    "topup 1ab4fef9-a097-4c6f-9345-647025d5fde6",
+                    "Z2",
+                ),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r1", &[stmt.to_str().unwrap()]));
+    assert_eq!(env.csv("r1", "matched.csv").len(), 1);
+    let row = &env.csv("r1", "unmatched.csv")[0];
+    assert_eq!(row["outcome"], "NO_REFERENCE");
+    assert!(
+        row["suggestion"]
+            .contains("0fd630f1-f29d-4da9-953f-48f1a09f76b5 (10.00 EUR, same payer and amount)"),
+        "{row:?}"
+    );
+}
+
 // ---- workbook and run history ------------------------------------------------------------------
 
 #[test]

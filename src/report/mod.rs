@@ -165,6 +165,18 @@ pub fn prepare(
     report: &Report,
     open: &mut ForEachOpen,
 ) -> Result<Pending, ReportError> {
+    prepare_alongside(dir, report, open, || ()).map(|(pending, ())| pending)
+}
+
+/// [`prepare`], calling `alongside` on this thread (e.g. work on a database connection, which
+/// cannot move) while the files other than `open_topups.csv` are rendered on others.
+/// `alongside` is not called when `open_topups.csv` cannot be written.
+pub fn prepare_alongside<T>(
+    dir: &Path,
+    report: &Report,
+    open: &mut ForEachOpen,
+    alongside: impl FnOnce() -> T,
+) -> Result<(Pending, T), ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError {
         path: dir.to_path_buf(),
         source,
@@ -180,7 +192,7 @@ pub fn prepare(
         writer.finish()
     })?;
     let overview = &overview;
-    type Render<'r> = Box<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Sync + 'r>;
+    type Render<'r> = Box<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Send + Sync + 'r>;
     let renders: Vec<(&str, Render)> = vec![
         (
             "matched.csv",
@@ -207,13 +219,23 @@ pub fn prepare(
             Box::new(|w| xlsx::write(w, report, overview)),
         ),
     ];
-    // The workbook (the slowest) first.
-    let mut files = renders
-        .into_par_iter()
-        .rev()
-        .map(|(name, render)| render_aside(dir, name, &mut |w| render(w)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (files, beside) = std::thread::scope(|scope| {
+        let rendering = scope.spawn(move || {
+            // The workbook (the slowest) first.
+            renders
+                .into_par_iter()
+                .rev()
+                .map(|(name, render)| render_aside(dir, name, &mut |w| render(w)))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let beside = alongside();
+        let files = rendering
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (files, beside)
+    });
+    let mut files = files?;
     files.reverse();
     files.insert(3, open_csv);
-    Ok(Pending { files })
+    Ok((Pending { files }, beside))
 }

@@ -87,14 +87,21 @@ pub fn nearest_reference(
     Ok(best)
 }
 
+/// How many of a payer's latest matched payments name the payer's account groups: reading all
+/// of them would read a frequent payer's whole history for every exception.
+pub const PAYER_PAYMENTS: usize = 50;
+
 /// Open top-ups a payment without a reference may have meant: of the payer's account groups
-/// (known from the payer's earlier matched payments) with the same amount, then any with the
-/// same amount and currency, then the payer's other open ones; at most three.
+/// (known from the payer's latest matched payments) with the same amount, then any with the
+/// same amount and currency, then the payer's other open ones; at most three. `this_run` is
+/// the account groups of the payer's matched payments in the run not yet recorded, latest
+/// first: they come before the ledger's.
 pub fn likely_topups(
     conn: &Connection,
     amount: rust_decimal::Decimal,
     currency: Currency,
     payer_iban: Option<&str>,
+    this_run: &[String],
 ) -> Result<Vec<Likely>, StoreError> {
     let amount_text = format_amount(amount, currency);
     let same_amount = open_topups(
@@ -111,25 +118,31 @@ pub fn likely_topups(
     let mut payers = Vec::new();
     let mut payer_groups: Vec<String> = Vec::new();
     if let Some(iban) = payer_iban {
-        let mut stmt = conn
-            // From the payer's 50 latest matched payments: a DISTINCT over all of them would
-            // read a frequent payer's whole history for every exception.
-            .prepare_cached(
-                "SELECT DISTINCT account_group_id FROM (
-                     SELECT p.account_group_id FROM bank_transactions bt
+        let mut recent: Vec<String> = this_run.iter().take(PAYER_PAYMENTS).cloned().collect();
+        if recent.len() < PAYER_PAYMENTS {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT p.account_group_id FROM bank_transactions bt
                      JOIN topups p ON p.id = bt.topup_id
                      WHERE bt.counterparty_iban = ?1 AND bt.outcome = 'MATCHED'
-                     ORDER BY bt.id DESC LIMIT 50)
-                 LIMIT 5",
-            )
-            .doing("looking up suggestions")?;
-        let groups = stmt
-            .query_map([iban], |r| r.get::<_, String>(0))
-            .doing("looking up suggestions")?
-            .collect::<Result<Vec<_>, _>>()
-            .doing("looking up suggestions")?;
-        payer_groups = groups.clone();
-        for group in groups {
+                     ORDER BY bt.id DESC LIMIT ?2",
+                )
+                .doing("looking up suggestions")?;
+            let earlier = stmt
+                .query_map(params![iban, (PAYER_PAYMENTS - recent.len()) as i64], |r| {
+                    r.get::<_, String>(0)
+                })
+                .doing("looking up suggestions")?;
+            for group in earlier {
+                recent.push(group.doing("looking up suggestions")?);
+            }
+        }
+        for group in recent {
+            if payer_groups.len() < 5 && !payer_groups.contains(&group) {
+                payer_groups.push(group);
+            }
+        }
+        for group in &payer_groups {
             payers.extend(open_topups(
                 conn,
                 &format!(
@@ -166,12 +179,14 @@ pub fn likely_topups(
     Ok(ranked)
 }
 
-/// Gathers the hints for one decided transaction (only exceptions get any).
+/// Gathers the hints for one decided transaction (only exceptions get any); `this_run` as for
+/// [`likely_topups`].
 pub fn for_exception(
     conn: &Connection,
     outcome: crate::matching::Outcome,
     reference: Option<SettlementReference>,
     tx: &crate::statement::Transaction,
+    this_run: &[String],
 ) -> Result<Hints, StoreError> {
     use crate::matching::Outcome;
     let mut hints = Hints::default();
@@ -187,6 +202,7 @@ pub fn for_exception(
                 tx.amount,
                 tx.currency,
                 tx.counterparty.account.as_deref(),
+                this_run,
             )?;
         }
         _ => {}
