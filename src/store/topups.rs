@@ -1,5 +1,6 @@
-//! Top-ups in the database. Every status change goes through [`transition`], which asks the
-//! lifecycle ([`Status::check_transition`]) before it writes.
+//! Top-ups in the database. Every status change asks the lifecycle
+//! ([`Status::check_transition`]) before it writes: [`change`] one at a time (through
+//! [`transition`]), [`settle_all`] a run's settlements at once.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -442,26 +443,71 @@ pub fn change(
 
 /// Settles many top-ups read in this same write transaction, each by its bank transaction's
 /// ledger id (which may be recorded later in the transaction: foreign keys are then checked at
-/// commit). They are written in table order, which keeps the B-tree pages being changed close
-/// together, and each cash balance is written once.
+/// commit). One UPDATE changes them all, in table order: SQLite saves a page it changes once
+/// per statement (its statement journal), so one statement per top-up copied the same pages
+/// again and again. Each cash balance is written once.
 pub fn settle_all(
     conn: &Connection,
     mut settlements: Vec<(TopUp, i64)>,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let doing = "settling top-ups";
     conn.pragma_update(None, "defer_foreign_keys", true)
         .doing("deferring foreign keys")?;
     settlements.sort_by_key(|(topup, _)| table_order(topup));
+    for (topup, _) in &settlements {
+        topup.status.check_transition(topup.id, Status::Settled)?;
+    }
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS settling (
+             topup_id TEXT NOT NULL, status TEXT NOT NULL, ledger_id INTEGER NOT NULL);
+         DELETE FROM temp.settling;",
+    )
+    .doing(doing)?;
+    {
+        let mut add = conn
+            .prepare_cached(
+                "INSERT INTO temp.settling (topup_id, status, ledger_id) VALUES (?1, ?2, ?3)",
+            )
+            .doing(doing)?;
+        for (topup, ledger_id) in &settlements {
+            add.execute(params![
+                topup.id.to_string(),
+                topup.status.as_str(),
+                ledger_id
+            ])
+            .doing(doing)?;
+        }
+    }
+    let at_text = format_timestamp(at);
+    // Guarded by the status each top-up was read with: a stale read changes fewer rows.
+    let changed = conn
+        .execute(
+            "UPDATE topups SET status = 'SETTLED', updated_at = ?1, settled_at = ?1,
+                 settled_by_transaction = s.ledger_id
+             FROM temp.settling s
+             WHERE topups.id = s.topup_id AND topups.status = s.status",
+            [&at_text],
+        )
+        .doing(doing)?;
+    if changed != settlements.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} of {} top-ups changed status while they were being settled",
+            settlements.len() - changed.min(settlements.len()),
+            settlements.len()
+        )));
+    }
+    conn.execute(
+        "INSERT INTO topup_history (topup_id, at, status)
+         SELECT topup_id, ?1, 'SETTLED' FROM temp.settling ORDER BY rowid",
+        [&at_text],
+    )
+    .doing("recording the top-ups' history")?;
+    conn.execute("DELETE FROM temp.settling", []).doing(doing)?;
     let mut balances = super::outbox::Balances::default();
-    for (topup, ledger_id) in settlements {
-        change_keeping_balances(
-            conn,
-            topup,
-            Status::Settled,
-            at,
-            Some(ledger_id),
-            &mut balances,
-        )?;
+    for (mut topup, _) in settlements {
+        topup.status = Status::Settled;
+        super::outbox::announce(conn, &topup, at, &mut balances)?;
     }
     balances.write(conn, at)
 }
