@@ -335,6 +335,32 @@ fn lookup(
     Ok(known)
 }
 
+/// A directory about to be made, removed again when dropped before [`CreatedDir::keep`] (if it
+/// is still empty: `remove_dir` never removes files).
+struct CreatedDir<'a> {
+    dir: Option<&'a Path>,
+}
+
+impl<'a> CreatedDir<'a> {
+    fn new(dir: &'a Path) -> Self {
+        CreatedDir {
+            dir: (!dir.exists()).then_some(dir),
+        }
+    }
+
+    fn keep(&mut self) {
+        self.dir = None;
+    }
+}
+
+impl Drop for CreatedDir<'_> {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
 /// A decided transaction's place in the ledger: its id, its file, and its row in `rows`.
 struct LedgerEntry {
     id: i64,
@@ -348,6 +374,8 @@ struct RunResult {
     rows: [Vec<Row>; 3],
     /// Where each transaction goes in the ledger, in document order.
     ledger: Vec<LedgerEntry>,
+    /// The settlements, whose events are still to be written.
+    settled: topups::Settled,
     inputs: Vec<InputSummary>,
     totals: report::summary::Totals,
     controls: Vec<crate::controls::Control>,
@@ -522,6 +550,7 @@ fn execute_run(
     let RunResult {
         rows,
         ledger,
+        settled,
         inputs,
         mut totals,
         controls,
@@ -559,8 +588,11 @@ fn execute_run(
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
     let [matched, unmatched, ignored] = &rows;
-    // The ledger is written while the report renders (the connection stays on this thread);
-    // nothing is committed before both are done.
+    // A run that fails from here on leaves no report directory it created. Declared before
+    // `pending`, so the report's temporary files are gone before it looks.
+    let mut created = CreatedDir::new(report_dir);
+    // The events and the ledger are written while the report renders (the connection stays on
+    // this thread); nothing is committed before both are done.
     let (pending, recorded) = report::prepare_alongside(
         report_dir,
         &Report {
@@ -573,6 +605,7 @@ fn execute_run(
         },
         &mut |each| topups::for_each_open(&tx, each),
         || -> Result<(), Error> {
+            settled.announce(&tx)?;
             record_ledger(&tx, run_id, &rows, &ledger)?;
             runs::finish(
                 &tx,
@@ -606,6 +639,7 @@ fn execute_run(
         crate::store::commit(tx, "committing the run")?;
         tracing::info!(run = %run_id, matched = summary.counts.matched, "committed");
     }
+    created.keep();
     for failed in summary.controls.results.iter().filter(|c| !c.ok) {
         tracing::warn!(file = %failed.file, check = %failed.check, "statement control failed: {}", failed.message);
     }
@@ -789,7 +823,7 @@ fn decide_all(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let clock = std::time::Instant::now();
-    topups::settle_all(tx, settlements, at)?;
+    let settled = topups::settle_all(tx, settlements, at)?;
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "matched top-ups settled"
@@ -864,6 +898,7 @@ fn decide_all(
     Ok(RunResult {
         rows,
         ledger,
+        settled,
         inputs,
         totals,
         controls,

@@ -449,12 +449,12 @@ const SETTLE_CHUNK: usize = 500;
 /// Settles many top-ups read in this same write transaction, each by its bank transaction's
 /// ledger id (which may be recorded later in the transaction: foreign keys are then checked at
 /// commit). They are changed in table order, [`SETTLE_CHUNK`] per UPDATE, and their history
-/// written by one INSERT. Each cash balance is written once.
+/// written by one INSERT; their events are written by [`Settled::announce`].
 pub fn settle_all(
     conn: &Connection,
     mut settlements: Vec<(TopUp, i64)>,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Settled, StoreError> {
     let doing = "settling top-ups";
     conn.pragma_update(None, "defer_foreign_keys", true)
         .doing("deferring foreign keys")?;
@@ -520,12 +520,35 @@ pub fn settle_all(
     )
     .doing("recording the top-ups' history")?;
     conn.execute("DELETE FROM temp.settling", []).doing(doing)?;
-    let mut balances = super::outbox::Balances::default();
-    for (mut topup, _) in settlements {
-        topup.status = Status::Settled;
-        super::outbox::announce(conn, &topup, at, &mut balances)?;
+    Ok(Settled {
+        topups: settlements
+            .into_iter()
+            .map(|(mut topup, _)| {
+                topup.status = Status::Settled;
+                topup
+            })
+            .collect(),
+        at,
+    })
+}
+
+/// Top-ups [`settle_all`] settled whose events are still to be written, in the same write
+/// transaction (a run writes them while its report renders).
+#[must_use = "a settlement without its events must not be committed"]
+pub struct Settled {
+    topups: Vec<TopUp>,
+    at: DateTime<Utc>,
+}
+
+impl Settled {
+    /// Writes each settlement's events and each changed cash balance once.
+    pub fn announce(self, conn: &Connection) -> Result<(), StoreError> {
+        let mut balances = super::outbox::Balances::default();
+        for topup in &self.topups {
+            super::outbox::announce(conn, topup, self.at, &mut balances)?;
+        }
+        balances.write(conn, self.at)
     }
-    balances.write(conn, at)
 }
 
 fn change_keeping_balances(
