@@ -863,8 +863,10 @@ fn decide_all(
     let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
     let in_order = read
         .into_iter()
-        .flat_map(|(slot, file)| file.into_iter().map(move |t| (slot, t)));
-    for (((slot, transaction), decision), ledger_id) in in_order.zip(decisions).zip(first_id..) {
+        .flat_map(|(slot, file)| Draining::from(file).map(move |t| (slot, t)));
+    for (((slot, transaction), decision), ledger_id) in
+        in_order.zip(Draining::from(decisions)).zip(first_id..)
+    {
         let (file_id, file_name) = &sources[slot];
         let this_run = transaction
             .counterparty
@@ -903,6 +905,33 @@ fn decide_all(
         totals,
         controls,
     })
+}
+
+/// Yields a list's items in order and gives their memory back as it goes (whenever half of
+/// it is free), so that the rows made from a night's transactions never need room beside all
+/// of them.
+struct Draining<T> {
+    items: std::collections::VecDeque<T>,
+}
+
+impl<T> From<Vec<T>> for Draining<T> {
+    fn from(items: Vec<T>) -> Self {
+        Draining {
+            items: items.into(),
+        }
+    }
+}
+
+impl<T> Iterator for Draining<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let item = self.items.pop_front()?;
+        if self.items.capacity() > 4096 && self.items.len() <= self.items.capacity() / 2 {
+            self.items.shrink_to_fit();
+        }
+        Some(item)
+    }
 }
 
 /// Records every decided transaction in the ledger, in document order.
@@ -1427,4 +1456,23 @@ fn serve(settings: &Settings) -> Result<u8, Error> {
         wait: Duration::from_secs(settings.wait_secs),
     })?;
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Draining;
+
+    #[test]
+    fn draining_yields_every_item_in_order_and_frees_what_it_yielded() {
+        let mut draining = Draining::from((0..100_000u64).collect::<Vec<_>>());
+        let first: Vec<u64> = draining.by_ref().take(90_000).collect();
+        assert!(first.iter().copied().eq(0..90_000));
+        // Ten thousand items are left: the room for the ninety thousand taken is given back.
+        assert!(
+            draining.items.capacity() <= 20_000,
+            "{}",
+            draining.items.capacity()
+        );
+        assert!(draining.eq(90_000..100_000));
+    }
 }
