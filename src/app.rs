@@ -832,15 +832,20 @@ fn decide_all(
     // Suggestions look at the top-ups and the ledger as the run leaves them: a top-up this run
     // settled is never offered for another payment, and a payer's matched payments of this
     // run (the newest in the ledger) name their account groups first.
-    let transactions = || read.iter().flat_map(|(_, file)| file.iter());
-    let mut payer_groups: HashMap<String, Vec<String>> = transactions()
+    let mut payer_groups: HashMap<String, Vec<String>> = read
+        .iter()
+        .flat_map(|(_, file)| file.iter())
         .zip(&decisions)
         .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
         .filter_map(|(transaction, _)| transaction.counterparty.account.clone())
         .map(|iban| (iban, Vec::new()))
         .collect();
-    let latest_first: Vec<_> = transactions().zip(&decisions).collect();
-    for (transaction, decision) in latest_first.into_iter().rev() {
+    let latest_first = read
+        .iter()
+        .rev()
+        .flat_map(|(_, file)| file.iter().rev())
+        .zip(decisions.iter().rev());
+    for (transaction, decision) in latest_first {
         if let (Outcome::Matched, Some(iban), Some(topup)) = (
             decision.outcome,
             &transaction.counterparty.account,
@@ -852,14 +857,11 @@ fn decide_all(
         }
     }
     let mut ledger = Vec::with_capacity(decisions.len());
-    let mut rows: [Vec<Row>; 3] = Default::default();
-    for (slot, rows) in rows.iter_mut().enumerate() {
-        let count = decisions
-            .iter()
-            .filter(|d| category_slot(d.outcome.category()) == slot)
-            .count();
-        rows.reserve_exact(count);
+    let mut counts = [0; 3];
+    for decision in &decisions {
+        counts[category_slot(decision.outcome.category())] += 1;
     }
+    let mut rows: [Vec<Row>; 3] = counts.map(Vec::with_capacity);
     let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
     let in_order = read
         .into_iter()

@@ -1,6 +1,6 @@
 //! Top-ups in the database. Every status change asks the lifecycle
-//! ([`Status::check_transition`]) before it writes: [`change`] one at a time (through
-//! [`transition`]), [`settle_all`] a run's settlements at once.
+//! ([`Status::check_transition`]) before it writes: [`transition`] one at a time,
+//! [`settle_all`] a run's settlements at once.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -425,22 +425,6 @@ pub fn transition(
     change(conn, current, to, at, settled_by)
 }
 
-/// [`transition`] for a caller that already read `current` in this same write transaction (a
-/// run settling what it looked up): checks the lifecycle and writes. The update is guarded by
-/// the status read, so a stale `current` fails instead of changing anything.
-pub fn change(
-    conn: &Connection,
-    current: TopUp,
-    to: Status,
-    at: DateTime<Utc>,
-    settled_by: Option<i64>,
-) -> Result<TopUp, StoreError> {
-    let mut balances = super::outbox::Balances::default();
-    let now = change_keeping_balances(conn, current, to, at, settled_by, &mut balances)?;
-    balances.write(conn, at)?;
-    Ok(now)
-}
-
 /// How many top-ups one settling UPDATE changes. SQLite keeps a copy of every page a statement
 /// changes until the statement ends: one UPDATE for 81k top-ups held 57 MB more, one per top-up
 /// copied the same pages over and over (twice as slow); 200 to 5000 measured alike.
@@ -551,13 +535,15 @@ impl Settled {
     }
 }
 
-fn change_keeping_balances(
+/// Checks the lifecycle and writes the change of a top-up read in this same write
+/// transaction. The update is guarded by the status read, so a stale `current` fails instead
+/// of changing anything.
+fn change(
     conn: &Connection,
     mut current: TopUp,
     to: Status,
     at: DateTime<Utc>,
     settled_by: Option<i64>,
-    balances: &mut super::outbox::Balances,
 ) -> Result<TopUp, StoreError> {
     let id = current.id;
     let from = current.status;
@@ -585,7 +571,9 @@ fn change_keeping_balances(
         )));
     }
     current.status = to;
-    announce(conn, &current, at, balances)?;
+    let mut balances = super::outbox::Balances::default();
+    announce(conn, &current, at, &mut balances)?;
+    balances.write(conn, at)?;
     Ok(current)
 }
 
