@@ -141,6 +141,11 @@ pub fn read<R: BufRead>(
             Event::Start(e) => state.start(&e).and_then(|()| state.check_depth()),
             Event::Empty(e) => state.start(&e).and_then(|()| state.end()),
             Event::End(_) => state.end(),
+            // The indentation between elements is most of a statement's text events; only an
+            // element whose text is read needs it decoded.
+            Event::Text(e) if !state.reads_text() && state.within_limit(&e) && is_blank(&e) => {
+                Ok(())
+            }
             Event::Text(e) => state.text(&e.xml10_content()),
             Event::CData(e) => state.text(&e.xml10_content()),
             Event::GeneralRef(e) => state.reference(&e),
@@ -189,6 +194,22 @@ fn iso_date(text: &str) -> Option<NaiveDate> {
         return None;
     }
     NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
+}
+
+/// The name after its prefix, as quick-xml's `local_name` has it, found by a byte search: a
+/// `str` pattern search costs more than the short name itself.
+fn local_name<'e>(e: &'e BytesStart) -> &'e str {
+    let name = e.name().into_inner();
+    match name.bytes().position(|b| b == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+/// Only spaces, tabs and line breaks: nothing to decode.
+fn is_blank(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// What a camt document is, from the element under `Document`.
@@ -283,9 +304,10 @@ impl State {
     }
 
     fn start(&mut self, e: &BytesStart) -> Result<(), String> {
-        let tag = Tag::from_local(e.local_name().as_ref().as_bytes());
+        let local = local_name(e);
+        let tag = Tag::from_local(local.as_bytes());
         if self.root.is_none() {
-            self.root = Some(crate::text::clip(e.local_name().as_ref(), 60));
+            self.root = Some(crate::text::clip(local, 60));
         }
         let parent = self.stack.last().copied();
         self.text.clear();
@@ -293,7 +315,7 @@ impl State {
             Tag::Document => self.namespace_version = camt_namespace(e),
             _ if parent == Some(Tag::Document) && self.format.is_none() => {
                 let Some(kind) = message_kind(tag) else {
-                    return Err(not_camt(e.local_name().as_ref(), &self.namespace_version));
+                    return Err(not_camt(local, &self.namespace_version));
                 };
                 self.format = Some(match &self.namespace_version {
                     Some(v) if v.starts_with(kind) => v.clone(),
@@ -325,12 +347,55 @@ impl State {
         Ok(())
     }
 
+    /// Whether the open element's text is ever read (`on_end` uses it); blank text anywhere
+    /// else can be skipped without changing what is read.
+    fn reads_text(&self) -> bool {
+        use Tag::*;
+        matches!(
+            self.stack.last(),
+            Some(
+                Id | ElctrncSeqNb
+                    | IBAN
+                    | FrDtTm
+                    | Dt
+                    | DtTm
+                    | ToDtTm
+                    | Cd
+                    | Prtry
+                    | Amt
+                    | CdtDbtInd
+                    | RvslInd
+                    | Sts
+                    | NbOfNtries
+                    | Sum
+                    | NtryRef
+                    | AcctSvcrRef
+                    | AddtlNtryInf
+                    | EndToEndId
+                    | TxId
+                    | InstrId
+                    | UETR
+                    | Nm
+                    | Ustrd
+                    | Ref
+                    | AddtlRmtInf
+                    | AddtlTxInf
+            )
+        )
+    }
+
     fn in_message(&self) -> bool {
         self.format.is_some()
     }
 
     fn in_statement(&self) -> bool {
         self.in_message() && matches!(self.stack.last(), Some(Tag::Stmt | Tag::Rpt | Tag::Ntfctn))
+    }
+
+    /// Whether `more` text would stay within the text limit (a skipped text must not hide an
+    /// error).
+    fn within_limit(&self, more: &str) -> bool {
+        self.text.len() + more.len() <= self.limits.max_text_bytes
     }
 
     fn text(&mut self, content: &str) -> Result<(), String> {
@@ -652,7 +717,8 @@ impl State {
             .ok_or_else(|| format!("entry {n} has no CdtDbtInd"))?;
         // Statements hold booked entries; an entry without status is taken as booked.
         let status_code = entry.status.take().unwrap_or_else(|| "BOOK".to_string());
-        let booked = matches!(status_code.to_ascii_uppercase().as_str(), "BOOK" | "BOOKED");
+        let booked =
+            status_code.eq_ignore_ascii_case("BOOK") || status_code.eq_ignore_ascii_case("BOOKED");
         let statement = self.statement_mut();
         let totals = &mut statement.totals;
         totals.entries += 1;
@@ -689,12 +755,21 @@ impl State {
                 .ok_or_else(|| {
                     format!("entry {n}: transaction details {} carry no amount", i + 1)
                 })?;
-            if single && let Some(text) = &entry.additional {
-                detail.remittance.additional.push(text.clone());
+            if single && let Some(text) = entry.additional.take() {
+                detail.remittance.additional.push(text);
             }
+            // The entry's own references go to each of its details; the only one takes them.
             let refs = BankRefs {
-                entry_ref: entry.entry_ref.clone(),
-                entry_servicer_ref: entry.servicer_ref.clone(),
+                entry_ref: if single {
+                    entry.entry_ref.take()
+                } else {
+                    entry.entry_ref.clone()
+                },
+                entry_servicer_ref: if single {
+                    entry.servicer_ref.take()
+                } else {
+                    entry.servicer_ref.clone()
+                },
                 ..detail.refs
             };
             let (mut counterparty, other) = match direction {
@@ -914,5 +989,24 @@ mod tests {
         assert_eq!(Tag::from_local(b"ntry"), Tag::Other);
         assert_eq!(Tag::from_local(b""), Tag::Other);
         assert_eq!(Tag::from_local(b"NtryX"), Tag::Other);
+    }
+
+    #[test]
+    fn blanks_are_kept_inside_read_text_and_skipped_between_elements() {
+        // Blank text between two entities inside a read element is part of it; indentation with
+        // CRLF between elements (prefixed names too) is not.
+        let xml = "<?xml version=\"1.0\"?>\r\n<d:Document xmlns:d=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.02\">\r\n \
+            <d:BkToCstmrStmt>\r\n  <d:Stmt>\r\n   <d:Id>S1</d:Id>\r\n   <d:Ntry>\r\n    \
+            <d:Amt Ccy=\"EUR\">1.00</d:Amt>\r\n    <d:CdtDbtInd>CRDT</d:CdtDbtInd>\r\n    \
+            <d:Sts>BOOK</d:Sts>\r\n    <d:NtryDtls><d:TxDtls>\r\n     <d:RltdPties><d:Dbtr>\
+            <d:Nm>A &amp; &lt;B&gt;</d:Nm></d:Dbtr></d:RltdPties>\r\n     <d:RmtInf>\r\n      \
+            <d:Ustrd>x&amp; &#65;  &lt;y</d:Ustrd>\r\n     </d:RmtInf>\r\n    </d:TxDtls>\
+            </d:NtryDtls>\r\n   </d:Ntry>\r\n  </d:Stmt>\r\n </d:BkToCstmrStmt>\r\n</d:Document>\r\n";
+        let file = read(xml.as_bytes(), &Limits::default(), |_, _| Ok(())).unwrap();
+        let tx = &file.transactions[0];
+        assert_eq!(tx.counterparty.name.as_deref(), Some("A & <B>"));
+        assert_eq!(tx.remittance.unstructured, vec!["x& A  <y".to_string()]);
+        assert_eq!(tx.statement_id.as_deref(), Some("S1"));
+        assert!(tx.booked);
     }
 }
