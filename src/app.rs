@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -706,7 +707,7 @@ fn decide_all(
             .map(|r| r.as_ref().map_or(0, |(f, _)| f.transactions.len()))
             .sum(),
     );
-    let mut sources: Vec<(i64, String)> = Vec::with_capacity(files.len());
+    let mut sources: Vec<(i64, Arc<str>)> = Vec::with_capacity(files.len());
     let mut controls = Vec::new();
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
     for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
@@ -799,7 +800,7 @@ fn decide_all(
             bad_rows: file.bad_rows.clone(),
         });
         let slot = sources.len();
-        sources.push((file_id, file_name));
+        sources.push((file_id, Arc::from(file_name)));
         for (transaction, candidates) in file.transactions.iter().zip(candidates) {
             decisions.push(matcher.decide(transaction, &candidates, &known));
         }

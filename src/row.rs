@@ -1,5 +1,7 @@
 //! One transaction's outcome, flattened: what the ledger stores and every report shows.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -15,13 +17,14 @@ pub struct Row {
     pub amount: Decimal,
     pub currency: Currency,
     pub direction: Direction,
-    pub status_code: String,
+    pub status_code: Arc<str>,
     pub reversal: bool,
     pub booking_date: Option<NaiveDate>,
     pub value_date: Option<NaiveDate>,
-    pub statement_file: String,
-    pub statement_id: Option<String>,
-    pub account: Option<String>,
+    /// The statement file's path as given, shared by its rows.
+    pub statement_file: Arc<str>,
+    pub statement_id: Option<Arc<str>>,
+    pub account: Option<Arc<str>>,
     pub entry_number: u32,
     pub detail_number: Option<u32>,
     pub line_number: Option<u64>,
@@ -46,7 +49,7 @@ impl Row {
     pub fn new(
         tx: Transaction,
         decision: &Decision,
-        statement_file: &str,
+        statement_file: &Arc<str>,
         suggestion: Option<String>,
     ) -> Row {
         let difference = decision.difference(&tx);
@@ -61,7 +64,7 @@ impl Row {
             reversal: tx.reversal,
             booking_date: tx.booking_date,
             value_date: tx.value_date,
-            statement_file: statement_file.to_string(),
+            statement_file: statement_file.clone(),
             statement_id: tx.statement_id,
             account: tx.account,
             entry_number: tx.position.entry,

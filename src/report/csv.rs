@@ -45,8 +45,8 @@ pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn text(value: &Option<String>) -> std::borrow::Cow<'_, str> {
-    neutralise(value.as_deref().unwrap_or(""))
+fn text(value: Option<&str>) -> std::borrow::Cow<'_, str> {
+    neutralise(value.unwrap_or(""))
 }
 
 /// Writes transaction rows with the header.
@@ -64,22 +64,22 @@ pub fn write_rows(out: &mut dyn io::Write, rows: &[Row]) -> io::Result<()> {
             &date(row.booking_date),
             &date(row.value_date),
             &neutralise(&row.statement_file),
-            &text(&row.statement_id),
-            &text(&row.account),
+            &text(row.statement_id.as_deref()),
+            &text(row.account.as_deref()),
             &row.position_text(),
-            &text(&row.entry_ref),
-            &text(&row.servicer_ref),
-            &text(&row.end_to_end_id),
-            &text(&row.tx_id),
-            &text(&row.uetr),
-            &text(&row.counterparty_name),
-            &text(&row.counterparty_iban),
+            &text(row.entry_ref.as_deref()),
+            &text(row.servicer_ref.as_deref()),
+            &text(row.end_to_end_id.as_deref()),
+            &text(row.tx_id.as_deref()),
+            &text(row.uetr.as_deref()),
+            &text(row.counterparty_name.as_deref()),
+            &text(row.counterparty_iban.as_deref()),
             &neutralise(&row.remittance),
             row.extracted_reference.as_deref().unwrap_or(""),
             &row.topup_id.map(|id| id.to_string()).unwrap_or_default(),
             &money(row.expected_amount),
             &money(row.difference),
-            &text(&row.suggestion),
+            &text(row.suggestion.as_deref()),
             &neutralise(&row.status_code),
             &row.identity.to_string(),
         ])?;

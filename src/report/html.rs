@@ -115,11 +115,11 @@ impl RowView {
                 .unwrap_or_default(),
             difference: row.difference.map(|d| d.to_string()).unwrap_or_default(),
             suggestion: text(&row.suggestion),
-            statement_file: row.statement_file.clone(),
-            file_name: std::path::Path::new(&row.statement_file)
+            statement_file: row.statement_file.to_string(),
+            file_name: std::path::Path::new(&*row.statement_file)
                 .file_name()
                 .map_or_else(
-                    || row.statement_file.clone(),
+                    || row.statement_file.to_string(),
                     |n| n.to_string_lossy().into_owned(),
                 ),
             position: row.position_text(),

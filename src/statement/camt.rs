@@ -10,8 +10,8 @@ use quick_xml::reader::Reader;
 use rust_decimal::Decimal;
 
 use super::{
-    Balance, BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementFile,
-    StatementInfo, Transaction, TxIdentity,
+    Balance, BankRefs, Counterparty, Direction, Limits, Position, Remittance, Repeated,
+    StatementFile, StatementInfo, Transaction, TxIdentity,
 };
 use crate::money::{self, Currency, MAX_BANK_DECIMALS};
 
@@ -272,6 +272,9 @@ struct State {
     detail: Option<DetailAcc>,
     entries_seen: u32,
     transactions: Vec<Transaction>,
+    statement_ids: Repeated,
+    accounts: Repeated,
+    status_codes: Repeated,
 }
 
 impl State {
@@ -290,6 +293,9 @@ impl State {
             detail: None,
             entries_seen: 0,
             transactions: Vec::new(),
+            statement_ids: Repeated::default(),
+            accounts: Repeated::default(),
+            status_codes: Repeated::default(),
         }
     }
 
@@ -719,7 +725,9 @@ impl State {
         let status_code = entry.status.take().unwrap_or_else(|| "BOOK".to_string());
         let booked =
             status_code.eq_ignore_ascii_case("BOOK") || status_code.eq_ignore_ascii_case("BOOKED");
-        let statement = self.statement_mut();
+        self.statement_mut();
+        // The field itself, so that the shared texts below can be borrowed beside it.
+        let statement = self.statements.last_mut().expect("just ensured");
         let totals = &mut statement.totals;
         totals.entries += 1;
         totals.entries_sum += entry_amount;
@@ -735,7 +743,9 @@ impl State {
                 }
             }
         }
-        let (statement_id, statement_account) = (statement.id.clone(), statement.account.clone());
+        let statement_id = statement.id.as_deref().map(|id| self.statement_ids.get(id));
+        let statement_account = statement.account.as_deref().map(|a| self.accounts.get(a));
+        let status_code = self.status_codes.get(&status_code);
         let mut details = std::mem::take(&mut entry.details);
         let has_details = !details.is_empty();
         let single = details.len() <= 1;
@@ -780,7 +790,7 @@ impl State {
             let other_named = other.name.is_some() || other.account.is_some();
             if other_named
                 && counterparty.account.is_some()
-                && counterparty.account == statement_account
+                && counterparty.account.as_deref() == statement_account.as_deref()
             {
                 counterparty = other;
             }

@@ -7,7 +7,8 @@ use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::profile::{Col, DirectionRule, Profile, ProfileSet};
 use super::{
-    BankRefs, Counterparty, Direction, Limits, Position, Remittance, Transaction, TxIdentity,
+    BankRefs, Counterparty, Direction, Limits, Position, Remittance, Repeated, Transaction,
+    TxIdentity,
 };
 use crate::money::Currency;
 
@@ -71,6 +72,7 @@ pub fn read(
         bad_rows: Vec::new(),
     };
     let mut ordinal = 0u32;
+    let mut repeated = (Repeated::default(), Repeated::default());
     loop {
         let more = reader.read_byte_record(&mut record).map_err(|e| CsvError {
             line: e.position().map_or(0, |p| p.line()) + line_offset,
@@ -85,7 +87,8 @@ pub fn read(
         }
         ordinal += 1;
         let filled = layout.fill_omitted(&record);
-        match layout.row(filled.as_ref().unwrap_or(&record), ordinal, line, limits) {
+        let record = filled.as_ref().unwrap_or(&record);
+        match layout.row(record, ordinal, line, limits, &mut repeated) {
             Ok(tx) => out.transactions.push(tx),
             Err(message) if skip_bad_rows => out.bad_rows.push(BadRow { line, message }),
             Err(message) => return Err(CsvError { line, message }),
@@ -348,6 +351,7 @@ impl<'p> Layout<'p> {
         ordinal: u32,
         line: u64,
         limits: &Limits,
+        (accounts, status_codes): &mut (Repeated, Repeated),
     ) -> Result<Transaction, String> {
         let p = self.profile;
         let date = |key: &str| -> Result<Option<chrono::NaiveDate>, String> {
@@ -426,16 +430,9 @@ impl<'p> Layout<'p> {
             (Some(rule), Some(i)) => {
                 let value = self.field(record, i, limits)?.trim();
                 if rule.booked.iter().any(|b| b.eq_ignore_ascii_case(value)) {
-                    (
-                        true,
-                        if value.is_empty() {
-                            "BOOK".to_string()
-                        } else {
-                            value.to_string()
-                        },
-                    )
+                    (true, if value.is_empty() { "BOOK" } else { value })
                 } else if rule.pending.iter().any(|b| b.eq_ignore_ascii_case(value)) {
-                    (false, value.to_string())
+                    (false, value)
                 } else {
                     return Err(format!(
                         "{:?} is not a known status in column {} (booked: {}; pending: {})",
@@ -446,8 +443,9 @@ impl<'p> Layout<'p> {
                     ));
                 }
             }
-            _ => (true, "BOOK".to_string()),
+            _ => (true, "BOOK"),
         };
+        let status_code = status_codes.get(status_code);
         let mut unstructured = Vec::new();
         for &i in &self.remittance {
             let text = self.field(record, i, limits)?.trim();
@@ -469,7 +467,12 @@ impl<'p> Layout<'p> {
                 line: Some(line),
             },
             statement_id: None,
-            account: self.optional(record, "account", limits)?,
+            account: match self.index.get("account") {
+                Some(&i) => Some(self.field(record, i, limits)?.trim())
+                    .filter(|a| !a.is_empty())
+                    .map(|a| accounts.get(a)),
+                None => None,
+            },
             direction,
             booked,
             status_code,

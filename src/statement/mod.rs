@@ -9,6 +9,8 @@ mod input;
 pub mod mt940;
 pub mod profile;
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -122,17 +124,32 @@ impl Remittance {
     }
 }
 
+/// One shared copy of a text that repeats from transaction to transaction (a statement's id
+/// and account, a status code) instead of an allocation per transaction.
+#[derive(Default)]
+pub(crate) struct Repeated(Option<Arc<str>>);
+
+impl Repeated {
+    pub(crate) fn get(&mut self, text: &str) -> Arc<str> {
+        match &self.0 {
+            Some(last) if **last == *text => last.clone(),
+            _ => self.0.insert(Arc::from(text)).clone(),
+        }
+    }
+}
+
 /// One bank transaction: a camt `TxDtls`, an entry without details, or a CSV row.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Transaction {
     pub position: Position,
-    pub statement_id: Option<String>,
-    pub account: Option<String>,
+    /// Shared by every transaction of its statement.
+    pub statement_id: Option<Arc<str>>,
+    pub account: Option<Arc<str>>,
     pub direction: Direction,
     /// Booked (`BOOK`) transactions are final; anything else is informational.
     pub booked: bool,
-    /// The status code as the bank gave it (`BOOK`, `PDNG`, ...).
-    pub status_code: String,
+    /// The status code as the bank gave it (`BOOK`, `PDNG`, ...), shared while it repeats.
+    pub status_code: Arc<str>,
     /// The entry is the reversal of an earlier one (`RvslInd`).
     pub reversal: bool,
     pub amount: Decimal,

@@ -2,7 +2,7 @@
 //! purpose sub-fields, read into the same transactions as camt.
 
 use std::io::BufRead;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{Datelike, NaiveDate};
 use regex::Regex;
@@ -315,13 +315,13 @@ fn statement_line(field: &Field, ctx: &Context, ordinal: u32) -> Result<Transact
             line: Some(field.line),
         },
         statement_id: match (&ctx.reference, &ctx.number) {
-            (Some(r), Some(n)) => Some(format!("{r}/{n}")),
-            (r, _) => r.clone(),
+            (Some(r), Some(n)) => Some(format!("{r}/{n}").into()),
+            (r, _) => r.as_deref().map(Arc::from),
         },
-        account: ctx.account.clone(),
+        account: ctx.account.as_deref().map(Arc::from),
         direction,
         booked: true,
-        status_code: "BOOK".to_string(),
+        status_code: Arc::from("BOOK"),
         reversal,
         amount,
         currency,
