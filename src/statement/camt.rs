@@ -405,7 +405,7 @@ impl State {
     }
 
     fn text(&mut self, content: &str) -> Result<(), String> {
-        if self.text.len() + content.len() > self.limits.max_text_bytes {
+        if !self.within_limit(content) {
             return Err(format!(
                 "a text is longer than the limit of {} bytes",
                 self.limits.max_text_bytes
@@ -769,17 +769,10 @@ impl State {
                 detail.remittance.additional.push(text);
             }
             // The entry's own references go to each of its details; the only one takes them.
+            let share = |text: &mut Option<String>| if single { text.take() } else { text.clone() };
             let refs = BankRefs {
-                entry_ref: if single {
-                    entry.entry_ref.take()
-                } else {
-                    entry.entry_ref.clone()
-                },
-                entry_servicer_ref: if single {
-                    entry.servicer_ref.take()
-                } else {
-                    entry.servicer_ref.clone()
-                },
+                entry_ref: share(&mut entry.entry_ref),
+                entry_servicer_ref: share(&mut entry.servicer_ref),
                 ..detail.refs
             };
             let (mut counterparty, other) = match direction {

@@ -317,10 +317,20 @@ impl<'p> Layout<'p> {
         key: &str,
         limits: &Limits,
     ) -> Result<Option<String>, String> {
+        Ok(self.optional_str(record, key, limits)?.map(str::to_string))
+    }
+
+    /// The column's trimmed text, if the profile has the column and the row fills it.
+    fn optional_str<'r>(
+        &self,
+        record: &'r csv::ByteRecord,
+        key: &str,
+        limits: &Limits,
+    ) -> Result<Option<&'r str>, String> {
         match self.index.get(key) {
             Some(&i) => {
                 let text = self.field(record, i, limits)?.trim();
-                Ok((!text.is_empty()).then(|| text.to_string()))
+                Ok((!text.is_empty()).then_some(text))
             }
             None => Ok(None),
         }
@@ -467,12 +477,9 @@ impl<'p> Layout<'p> {
                 line: Some(line),
             },
             statement_id: None,
-            account: match self.index.get("account") {
-                Some(&i) => Some(self.field(record, i, limits)?.trim())
-                    .filter(|a| !a.is_empty())
-                    .map(|a| accounts.get(a)),
-                None => None,
-            },
+            account: self
+                .optional_str(record, "account", limits)?
+                .map(|a| accounts.get(a)),
             direction,
             booked,
             status_code,
