@@ -20,7 +20,7 @@ use crate::cli::{
 use crate::config::Settings;
 use crate::error::{Error, exit};
 use crate::ids::{RunId, TopUpId};
-use crate::matching::{Category, Known, Matcher, Outcome};
+use crate::matching::{Category, EarlierSettlement, Known, Matcher, Outcome};
 use crate::reference::{Candidate, find_candidates};
 use crate::report::{self, InputSummary, Report, Summary};
 use crate::row::Row;
@@ -316,15 +316,18 @@ fn read_one(path: &Path, options: &ReadOptions) -> ReadResult {
 }
 
 /// Collects what the store knows about one file's references and identities.
+/// How many transactions' references are looked up at once.
+const LOOKUP_SLICE: usize = 8192;
+
+/// What the store knows of these transactions' candidate references and identities.
 fn lookup(
     conn: &rusqlite::Connection,
-    file: &StatementFile,
-    candidates: &[Vec<Candidate>],
+    slice: &[(Transaction, Vec<Candidate>)],
 ) -> Result<Known, Error> {
     let mut asked = HashSet::new();
-    let references: Vec<_> = candidates
+    let references: Vec<_> = slice
         .iter()
-        .flatten()
+        .flat_map(|(_, candidates)| candidates)
         .map(|c| c.reference)
         .filter(|r| asked.insert(*r))
         .collect();
@@ -332,7 +335,7 @@ fn lookup(
         topups: topups::by_references(conn, &references)?,
         ..Known::default()
     };
-    known.processed = runs::processed(conn, file.transactions.iter().map(|t| &t.identity))?;
+    known.processed = runs::processed(conn, slice.iter().map(|(t, _)| &t.identity))?;
     Ok(known)
 }
 
@@ -523,7 +526,12 @@ fn execute_run(
     tracing::info!(run = %run_id, inputs = files.len(), dry_run = args.dry_run, "run started");
 
     let clock = std::time::Instant::now();
-    let parsed: Vec<ReadResult> = files.par_iter().map(|p| read_one(p, &options)).collect();
+    // One file is read on this thread: what its transactions free while their rows are made
+    // is then reused for the rows, not kept aside in another thread's allocator arena.
+    let parsed: Vec<ReadResult> = match files.as_slice() {
+        [one] => vec![read_one(one, &options)],
+        many => many.par_iter().map(|p| read_one(p, &options)).collect(),
+    };
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "files read"
@@ -543,6 +551,7 @@ fn execute_run(
         indicatif::ProgressBar::hidden()
     };
     let result = decide_all(&tx, run_id, started, &files, parsed, &progress)?;
+    give_back_memory();
     progress.finish_and_clear();
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -685,8 +694,9 @@ fn execute_run(
     Ok((code, summary))
 }
 
-/// Decides every transaction in file order, settles what matched and makes every one's row;
-/// the rows are recorded by [`record_ledger`].
+/// Decides every transaction in file order and makes its row at once (the transaction is not
+/// kept), settles what matched, then writes the exceptions' suggestions; the rows are recorded
+/// by [`record_ledger`].
 fn decide_all(
     tx: &rusqlite::Transaction,
     run_id: RunId,
@@ -698,16 +708,17 @@ fn decide_all(
     let mut matcher = Matcher::new();
     let mut totals = report::summary::Totals::default();
     let mut inputs = Vec::with_capacity(files.len());
-    // Each file's transactions (by its slot in `sources`) and every decision, in document
-    // order. Sized once: a night's transactions are most of a run's memory.
-    let mut read: Vec<(usize, Vec<Transaction>)> = Vec::with_capacity(files.len());
-    let mut decisions = Vec::with_capacity(
-        parsed
-            .iter()
-            .map(|r| r.as_ref().map_or(0, |(f, _)| f.transactions.len()))
-            .sum(),
-    );
-    let mut sources: Vec<(i64, Arc<str>)> = Vec::with_capacity(files.len());
+    let mut rows: [Vec<Row>; 3] = Default::default();
+    let mut ledger = Vec::new();
+    // Ledger ids are handed out in document order before any row is written, so that the
+    // settlements can point at their transactions and be applied in table order (the
+    // foreign keys are checked at commit).
+    let mut ledger_ids = runs::next_ledger_id(tx)?..;
+    // The matched top-ups in document order (as the matched rows), with their ledger ids.
+    let mut settlements = Vec::new();
+    // Each exception's decision, by its row in `rows[UNMATCHED]`: its suggestion needs the
+    // top-ups as the run leaves them.
+    let mut exceptions = Vec::new();
     let mut controls = Vec::new();
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
     for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
@@ -788,7 +799,6 @@ fn decide_all(
             }
             runs::record_statement(tx, run_id, file_id, info)?;
         }
-        let known = lookup(tx, &file, &candidates)?;
         inputs.push(InputSummary {
             path: file_name.clone(),
             sha256: Some(file.sha256.clone()),
@@ -799,30 +809,79 @@ fn decide_all(
             error: None,
             bad_rows: file.bad_rows.clone(),
         });
-        let slot = sources.len();
-        sources.push((file_id, Arc::from(file_name)));
-        for (transaction, candidates) in file.transactions.iter().zip(candidates) {
-            decisions.push(matcher.decide(transaction, &candidates, &known));
+        let file_name: Arc<str> = Arc::from(file_name);
+        // The store is asked about a slice of the file at a time: what it knows of the whole
+        // night's references would be as large again as the rows. Nothing is written before
+        // the settlements, so every slice sees the store as the run found it.
+        let mut pending = Draining::from(file.transactions).zip(candidates);
+        loop {
+            let slice: Vec<_> = pending.by_ref().take(LOOKUP_SLICE).collect();
+            if slice.is_empty() {
+                break;
+            }
+            let known = lookup(tx, &slice)?;
+            for (transaction, candidates) in slice {
+                let mut decision = matcher.decide(&transaction, &candidates, &known);
+                let ledger_id = ledger_ids.next().expect("ledger ids do not run out");
+                let row = Row::new(transaction, &decision, &file_name);
+                totals.add(&row);
+                let category = category_slot(row.category());
+                if decision.outcome == Outcome::Matched {
+                    let topup = decision
+                        .topup
+                        .take()
+                        .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
+                    settlements.push((topup, ledger_id));
+                } else if row.category() == Category::Unmatched {
+                    exceptions.push((rows[category].len(), decision));
+                }
+                ledger.push(LedgerEntry {
+                    id: ledger_id,
+                    file_id,
+                    category,
+                    index: rows[category].len(),
+                });
+                rows[category].push(row);
+                progress.inc(1);
+            }
         }
-        read.push((slot, file.transactions));
     }
+    drop(matcher);
 
-    // Ledger ids are handed out in document order before any row is written, so that the
-    // settlements can point at their transactions and be applied in table order (the
-    // foreign keys are checked at commit).
-    let first_id = runs::next_ledger_id(tx)?;
-    let settlements = decisions
+    // Suggestions name a payer's account groups from the payer's matched payments of this run
+    // (the newest in the ledger) first.
+    let [matched, unmatched, _] = &mut rows;
+    let mut payer_groups: HashMap<String, Vec<String>> = exceptions
         .iter()
-        .zip(first_id..)
-        .filter(|(decision, _)| decision.outcome == Outcome::Matched)
-        .map(|(decision, ledger_id)| {
-            decision
-                .topup
-                .clone()
-                .map(|topup| (topup, ledger_id))
-                .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))
+        .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
+        .filter_map(|(index, _)| unmatched[*index].counterparty_iban().map(str::to_string))
+        .map(|iban| (iban, Vec::new()))
+        .collect();
+    for (row, (topup, _)) in matched.iter().zip(&settlements).rev() {
+        if let Some(iban) = row.counterparty_iban()
+            && let Some(groups) = payer_groups.get_mut(iban)
+            && groups.len() < crate::store::hints::PAYER_PAYMENTS
+        {
+            groups.push(topup.account_group_id.to_string());
+        }
+    }
+    // The transactions of this run that settled a top-up paid again later in it.
+    let settled_earlier: HashSet<TxIdentity> = exceptions
+        .iter()
+        .filter_map(|(_, decision)| match decision.earlier {
+            Some(EarlierSettlement::ThisRun(identity)) => Some(identity),
+            _ => None,
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    let settled_here: HashMap<TxIdentity, String> = matched
+        .iter()
+        .filter(|row| settled_earlier.contains(&row.identity))
+        .map(|row| {
+            let place = format!("{} {}", row.statement_file, row.position_text());
+            (row.identity, place)
+        })
+        .collect();
+
     let clock = std::time::Instant::now();
     let settled = topups::settle_all(tx, settlements, at)?;
     tracing::debug!(
@@ -830,75 +889,17 @@ fn decide_all(
         "matched top-ups settled"
     );
 
-    // Suggestions look at the top-ups and the ledger as the run leaves them: a top-up this run
-    // settled is never offered for another payment, and a payer's matched payments of this
-    // run (the newest in the ledger) name their account groups first.
-    let mut payer_groups: HashMap<String, Vec<String>> = read
-        .iter()
-        .flat_map(|(_, file)| file.iter())
-        .zip(&decisions)
-        .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
-        .filter_map(|(transaction, _)| transaction.counterparty.account.clone())
-        .map(|iban| (iban, Vec::new()))
-        .collect();
-    let latest_first = read
-        .iter()
-        .rev()
-        .flat_map(|(_, file)| file.iter().rev())
-        .zip(decisions.iter().rev());
-    for (transaction, decision) in latest_first {
-        if let (Outcome::Matched, Some(iban), Some(topup)) = (
-            decision.outcome,
-            &transaction.counterparty.account,
-            &decision.topup,
-        ) && let Some(groups) = payer_groups.get_mut(iban)
-            && groups.len() < crate::store::hints::PAYER_PAYMENTS
-        {
-            groups.push(topup.account_group_id.to_string());
-        }
-    }
-    let mut ledger = Vec::with_capacity(decisions.len());
-    let mut counts = [0; 3];
-    for decision in &decisions {
-        counts[category_slot(decision.outcome.category())] += 1;
-    }
-    let mut rows: [Vec<Row>; 3] = counts.map(Vec::with_capacity);
-    let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
-    let in_order = read
-        .into_iter()
-        .flat_map(|(slot, file)| Draining::from(file).map(move |t| (slot, t)));
-    for (((slot, transaction), decision), ledger_id) in
-        in_order.zip(Draining::from(decisions)).zip(first_id..)
-    {
-        let (file_id, file_name) = &sources[slot];
-        let this_run = transaction
-            .counterparty
-            .account
-            .as_ref()
+    // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
+    // never offered for another payment.
+    for (index, decision) in exceptions {
+        let row = &mut unmatched[index];
+        let this_run = row
+            .counterparty_iban()
             .and_then(|iban| payer_groups.get(iban))
             .map_or(&[][..], Vec::as_slice);
-        let hints = crate::store::hints::for_exception(
-            tx,
-            decision.outcome,
-            decision.reference,
-            &transaction,
-            this_run,
-        )?;
-        let suggestion = crate::suggest::suggest(&transaction, &decision, &hints, &settled_here);
-        let row = Row::new(transaction, &decision, file_name, suggestion);
-        if decision.outcome == Outcome::Matched {
-            settled_here.insert(row.identity, format!("{file_name} {}", row.position_text()));
-        }
-        totals.add(&row);
-        let category = category_slot(row.category());
-        ledger.push(LedgerEntry {
-            id: ledger_id,
-            file_id: *file_id,
-            category,
-            index: rows[category].len(),
-        });
-        rows[category].push(row);
-        progress.inc(1);
+        let hints = crate::store::hints::for_exception(tx, row, decision.reference, this_run)?;
+        let suggestion = crate::suggest::suggest(row, &decision, &hints, &settled_here);
+        row.set_suggestion(suggestion.as_deref());
     }
     Ok(RunResult {
         rows,
@@ -910,8 +911,20 @@ fn decide_all(
     })
 }
 
-/// Yields a list's items in order and gives their memory back as it goes (whenever half of
-/// it is free), so that the rows made from a night's transactions never need room beside all
+/// Returns freed memory to the system. glibc keeps what a thread freed in that thread's arena
+/// (the transactions were parsed on another), so without this the report renders beside the
+/// transactions' memory, freed but still counted against the process.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator holds free; no live allocation
+    // is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Yields a list's items in order and gives their memory back as it goes (whenever a quarter
+/// of it is free), so that the rows made from a night's transactions never need room beside all
 /// of them.
 struct Draining<T> {
     items: std::collections::VecDeque<T>,
@@ -930,7 +943,9 @@ impl<T> Iterator for Draining<T> {
 
     fn next(&mut self) -> Option<T> {
         let item = self.items.pop_front()?;
-        if self.items.capacity() > 4096 && self.items.len() <= self.items.capacity() / 2 {
+        // A quarter of the room free is given back: a night's transactions are as large as
+        // the rows made from them, and both are held until it is.
+        if self.items.capacity() > 4096 && self.items.len() <= self.items.capacity() / 4 * 3 {
             self.items.shrink_to_fit();
         }
         Some(item)
@@ -1472,7 +1487,7 @@ mod tests {
         assert!(first.iter().copied().eq(0..90_000));
         // Ten thousand items are left: the room for the ninety thousand taken is given back.
         assert!(
-            draining.items.capacity() <= 20_000,
+            draining.items.capacity() <= 13_334,
             "{}",
             draining.items.capacity()
         );

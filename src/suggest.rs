@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use crate::matching::{Decision, EarlierSettlement, Outcome};
 use crate::money::format_amount;
-use crate::statement::{Transaction, TxIdentity};
+use crate::row::Row;
+use crate::statement::TxIdentity;
 use crate::topup::TopUp;
 
 /// An open top-up a payment without a reference may have meant, and why.
@@ -25,19 +26,21 @@ pub struct Hints {
     pub likely: Vec<Likely>,
 }
 
-/// The suggestion for a decided transaction; `this_run` names transactions settled earlier in
-/// the same run by identity.
+/// The suggestion for a decided transaction's row; `this_run` names transactions settled
+/// earlier in the same run by identity.
 pub fn suggest(
-    tx: &Transaction,
+    row: &Row,
     decision: &Decision,
     hints: &Hints,
     this_run: &HashMap<TxIdentity, String>,
 ) -> Option<String> {
-    let paid = format!("{} {}", format_amount(tx.amount, tx.currency), tx.currency);
-    let to_payer = tx
-        .counterparty
-        .account
-        .as_deref()
+    let paid = format!(
+        "{} {}",
+        format_amount(row.amount, row.currency),
+        row.currency
+    );
+    let to_payer = row
+        .counterparty_iban()
         .map(|iban| format!(" to {iban}"))
         .unwrap_or_default();
     let reference = decision
@@ -101,19 +104,19 @@ pub fn suggest(
         Outcome::AmountMismatch => {
             let topup = decision.topup.as_ref()?;
             let expected = format_amount(topup.cash_amount, topup.currency);
-            let diff = decision.difference(tx)?;
-            let diff_text = format_amount(diff.abs(), tx.currency);
+            let diff = row.difference?;
+            let diff_text = format_amount(diff.abs(), row.currency);
             if diff.is_sign_negative() {
                 format!(
                     "underpaid by {diff_text} {} (expected {expected}): ask the payer for the rest \
                      or return {paid}{to_payer}",
-                    tx.currency
+                    row.currency
                 )
             } else {
                 format!(
                     "overpaid by {diff_text} {} (expected {expected}): settle by hand and return \
                      the difference{to_payer}",
-                    tx.currency
+                    row.currency
                 )
             }
         }
@@ -121,7 +124,7 @@ pub fn suggest(
             let topup = decision.topup.as_ref()?;
             format!(
                 "paid in {}, the top-up expects {} {}: return {paid}{to_payer} or convert by hand",
-                tx.currency,
+                row.currency,
                 topup.cash_amount_text(),
                 topup.currency
             )

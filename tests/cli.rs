@@ -319,6 +319,41 @@ fn a_payment_later_in_the_same_run_for_a_settled_topup_is_already_settled() {
 }
 
 #[test]
+fn a_topup_paid_again_thousands_of_entries_later_is_already_settled_and_a_rerun_processes_nothing()
+{
+    // The store is asked about a large file a slice at a time; a payment in a later slice
+    // still sees the settlement made earlier in the run, and a second run sees every one.
+    let env = Env::new().with_demo_topups();
+    let mut entries = vec![credit("200.00", "EUR", &format!("topup {T1}"), "R0")];
+    entries.extend(
+        (1..=9000).map(|i| credit("1.00", "EUR", "rent", &format!("D{i}")).replace("CRDT", "DBIT")),
+    );
+    entries.push(credit("200.00", "EUR", &format!("topup {T1}"), "R9"));
+    let stmt = env.write("long.xml", camt("S1", &entries));
+    let stmt = stmt.to_str().unwrap();
+    assert_ok(&env.run("r", &[stmt]));
+    let summary = env.summary("r");
+    assert_eq!(outcome_count(&summary, "MATCHED"), 1);
+    assert_eq!(outcome_count(&summary, "DEBIT"), 9000);
+    assert_eq!(outcome_count(&summary, "ALREADY_SETTLED"), 1);
+    let unmatched = env.csv("r", "unmatched.csv");
+    assert_eq!(unmatched[0]["position"], "entry 9002 detail 1");
+    assert!(
+        unmatched[0]["suggestion"].contains(&format!(
+            "settled earlier in this run by {stmt} entry 1 detail 1"
+        )),
+        "{:?}",
+        unmatched[0]
+    );
+
+    let again = env.run("r2", &[stmt]);
+    assert_ok(&again);
+    let summary = env.summary("r2");
+    assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 9002);
+    assert_eq!(summary["counts"]["matched"], 0);
+}
+
+#[test]
 fn identical_payments_in_one_file_are_two_payments_and_shared_servicer_refs_do_not_merge() {
     let env = Env::new().with_demo_topups();
     let same = credit("10.00", "EUR", "gift", "SAME-REF");

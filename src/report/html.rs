@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
-use minijinja::value::Serde;
+use minijinja::value::{Enumerator, Object, Serde};
 use minijinja::{Environment, Value, context};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -74,66 +75,72 @@ struct TotalLine {
     sum: String,
 }
 
-#[derive(Serialize)]
-struct RowView {
-    outcome: &'static str,
-    amount: String,
-    currency: String,
-    booking_date: String,
-    value_date: String,
-    counterparty_name: String,
-    counterparty_iban: String,
-    remittance: String,
-    extracted_reference: String,
-    topup_id: String,
-    expected_amount: String,
-    difference: String,
-    suggestion: String,
-    statement_file: String,
-    file_name: String,
-    position: String,
+/// A row as the page shows it. Its texts are made when the template reads them, so the page
+/// of a large night never holds every exception's texts at once.
+#[derive(Debug)]
+struct RowObject(Row);
+
+impl RowObject {
+    const FIELDS: [&'static str; 16] = [
+        "outcome",
+        "amount",
+        "currency",
+        "booking_date",
+        "value_date",
+        "counterparty_name",
+        "counterparty_iban",
+        "remittance",
+        "extracted_reference",
+        "topup_id",
+        "expected_amount",
+        "difference",
+        "suggestion",
+        "statement_file",
+        "file_name",
+        "position",
+    ];
+
+    fn value(row: &Row) -> Value {
+        Value::from_object(RowObject(row.clone()))
+    }
 }
 
-impl RowView {
-    fn new(row: &Row) -> Self {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+impl Object for RowObject {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let row = &self.0;
+        let text = |v: Option<&str>| v.unwrap_or_default().to_string();
         let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-        RowView {
-            outcome: row.outcome.as_str(),
-            amount: row.amount_text(),
-            currency: row.currency.to_string(),
-            booking_date: date(row.booking_date),
-            value_date: date(row.value_date),
-            counterparty_name: text(&row.counterparty_name),
-            counterparty_iban: text(&row.counterparty_iban),
-            remittance: row.remittance.clone(),
-            extracted_reference: text(&row.extracted_reference),
-            topup_id: row.topup_id.map(|t| t.to_string()).unwrap_or_default(),
-            expected_amount: row
-                .expected_amount
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            difference: row.difference.map(|d| d.to_string()).unwrap_or_default(),
-            suggestion: text(&row.suggestion),
-            statement_file: row.statement_file.to_string(),
-            file_name: std::path::Path::new(&*row.statement_file)
+        let decimal = |d: Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
+        let value = match key.as_str()? {
+            "outcome" => row.outcome.as_str().to_string(),
+            "amount" => row.amount_text(),
+            "currency" => row.currency.to_string(),
+            "booking_date" => date(row.booking_date),
+            "value_date" => date(row.value_date),
+            "counterparty_name" => text(row.counterparty_name()),
+            "counterparty_iban" => text(row.counterparty_iban()),
+            "remittance" => row.remittance().to_string(),
+            "extracted_reference" => text(row.extracted_reference()),
+            "topup_id" => row.topup_id.map(|t| t.to_string()).unwrap_or_default(),
+            "expected_amount" => decimal(row.expected_amount),
+            "difference" => decimal(row.difference),
+            "suggestion" => text(row.suggestion()),
+            "statement_file" => row.statement_file.to_string(),
+            "file_name" => std::path::Path::new(&*row.statement_file)
                 .file_name()
                 .map_or_else(
                     || row.statement_file.to_string(),
                     |n| n.to_string_lossy().into_owned(),
                 ),
-            position: row.position_text(),
-        }
+            "position" => row.position_text(),
+            _ => return None,
+        };
+        Some(Value::from(value))
     }
-}
 
-#[derive(Serialize)]
-struct Group {
-    outcome: &'static str,
-    explanation: &'static str,
-    action: &'static str,
-    sums: String,
-    rows: Vec<RowView>,
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&Self::FIELDS)
+    }
 }
 
 #[derive(Serialize)]
@@ -263,7 +270,7 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
             });
         }
     }
-    let groups: Vec<Group> = Outcome::ALL
+    let groups: Vec<Value> = Outcome::ALL
         .into_iter()
         .filter(|o| o.category() == Category::Unmatched)
         .filter_map(|outcome| {
@@ -276,12 +283,12 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
                 return None;
             }
             let (explanation, action) = explain(outcome);
-            Some(Group {
-                outcome: outcome.as_str(),
+            Some(context! {
+                outcome => outcome.as_str(),
                 explanation,
                 action,
-                sums: sums_text(rows.iter().map(|r| (r.currency, r.amount))),
-                rows: rows.into_iter().map(RowView::new).collect(),
+                sums => sums_text(rows.iter().map(|r| (r.currency, r.amount))),
+                rows => rows.into_iter().map(RowObject::value).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -321,28 +328,33 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
     let views = |rows: &[Row]| {
         rows.iter()
             .take(PAGE_ROWS)
-            .map(RowView::new)
+            .map(RowObject::value)
             .collect::<Vec<_>>()
     };
+    let (matched, ignored) = (views(report.matched), views(report.ignored));
     let template = env.get_template("report.html").map_err(io::Error::other)?;
-    let page = template
-        .render(context! {
+    // Written as it renders: the page of a large night is megabytes, never held whole.
+    template
+        .render_captured_to(
+            context! {
             s => Value::from(Serde(report.summary)),
             status_line => line,
             status_class => class,
             totals => Value::from(Serde(&totals)),
             chart => Value::from(Serde(chart(report))),
             controls => Value::from(Serde(&controls)),
-            groups => Value::from(Serde(&groups)),
-            matched => Value::from(Serde(views(report.matched))),
-            ignored => Value::from(Serde(views(report.ignored))),
+            groups,
+            matched,
+            ignored,
             open => Value::from(Serde(&open_views)),
             buckets => Value::from(Serde(&buckets)),
             stale_count => stale_count,
             page_rows => PAGE_ROWS,
             open_total => open.total,
             generated_at => format_timestamp(report.generated_at),
-        })
+            },
+            out,
+        )
         .map_err(io::Error::other)?;
-    out.write_all(page.as_bytes())
+    Ok(())
 }

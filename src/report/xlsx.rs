@@ -198,7 +198,7 @@ const ROW_HEADER: [&str; 18] = [
 
 fn row_cells(r: &Row) -> [Cell<'_>; 18] {
     let decimals = r.currency.minor_units().max(r.amount.scale());
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let text = |v: Option<&str>| v.unwrap_or_default().to_string();
     [
         Cell::Text(r.outcome.as_str()),
         Cell::Money(Some(r.amount), decimals),
@@ -206,18 +206,18 @@ fn row_cells(r: &Row) -> [Cell<'_>; 18] {
         Cell::Text(r.direction.code()),
         Cell::Date(r.booking_date),
         Cell::Date(r.value_date),
-        Cell::Owned(text(&r.counterparty_name)),
-        Cell::Owned(text(&r.counterparty_iban)),
-        Cell::Text(&r.remittance),
-        Cell::Owned(text(&r.extracted_reference)),
+        Cell::Owned(text(r.counterparty_name())),
+        Cell::Owned(text(r.counterparty_iban())),
+        Cell::Text(r.remittance()),
+        Cell::Owned(text(r.extracted_reference())),
         Cell::Owned(r.topup_id.map(|t| t.to_string()).unwrap_or_default()),
         Cell::Money(r.expected_amount, decimals),
         Cell::Money(r.difference, decimals),
-        Cell::Owned(text(&r.suggestion)),
+        Cell::Owned(text(r.suggestion())),
         Cell::Text(&r.statement_file),
         Cell::Owned(r.position_text()),
-        Cell::Owned(text(&r.entry_ref)),
-        Cell::Owned(text(&r.servicer_ref)),
+        Cell::Owned(text(r.entry_ref())),
+        Cell::Owned(text(r.servicer_ref())),
     ]
 }
 

@@ -179,29 +179,28 @@ pub fn likely_topups(
     Ok(ranked)
 }
 
-/// Gathers the hints for one decided transaction (only exceptions get any); `this_run` as for
-/// [`likely_topups`].
+/// Gathers the hints for one decided transaction's row (only exceptions get any); `reference`
+/// is the one its decision found, `this_run` as for [`likely_topups`].
 pub fn for_exception(
     conn: &Connection,
-    outcome: crate::matching::Outcome,
+    row: &crate::row::Row,
     reference: Option<SettlementReference>,
-    tx: &crate::statement::Transaction,
     this_run: &[String],
 ) -> Result<Hints, StoreError> {
     use crate::matching::Outcome;
     let mut hints = Hints::default();
-    match outcome {
+    match row.outcome {
         Outcome::UnknownReference => {
             if let Some(reference) = reference {
-                hints.nearest = nearest_reference(conn, reference, tx.amount, tx.currency)?;
+                hints.nearest = nearest_reference(conn, reference, row.amount, row.currency)?;
             }
         }
         Outcome::NoReference => {
             hints.likely = likely_topups(
                 conn,
-                tx.amount,
-                tx.currency,
-                tx.counterparty.account.as_deref(),
+                row.amount,
+                row.currency,
+                row.counterparty_iban(),
                 this_run,
             )?;
         }

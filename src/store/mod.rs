@@ -111,7 +111,7 @@ impl Store {
             .conn
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -49152; PRAGMA temp_store = MEMORY;",
+                 PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
             )
             .map_err(|e| store.classify(e, "configuring the database"))?;
         Ok(store)

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Doing, StoreError};
 use crate::ids::RunId;
 use crate::matching::Outcome;
-use crate::row::Row;
+use crate::row::{Row, TextFields, Texts};
 use crate::statement::TxIdentity;
 use crate::topup::format_timestamp;
 
@@ -160,18 +160,18 @@ pub fn record_row(
         row.value_date.map(|d| d.to_string()),
         row.account,
         row.statement_id,
-        row.entry_ref,
-        row.servicer_ref,
-        row.end_to_end_id,
-        row.tx_id,
-        row.uetr,
-        row.counterparty_name,
-        row.counterparty_iban,
-        row.remittance,
-        row.extracted_reference,
+        row.entry_ref(),
+        row.servicer_ref(),
+        row.end_to_end_id(),
+        row.tx_id(),
+        row.uetr(),
+        row.counterparty_name(),
+        row.counterparty_iban(),
+        row.remittance(),
+        row.extracted_reference(),
         row.expected_amount.map(|d| d.to_string()),
         row.difference.map(|d| d.to_string()),
-        row.suggestion,
+        row.suggestion(),
     ])
     .doing("recording a bank transaction")?;
     Ok(())
@@ -394,21 +394,23 @@ fn row_from_ledger(row: &rusqlite::Row) -> rusqlite::Result<Result<Row, StoreErr
             entry_number,
             detail_number,
             line_number: line_number.map(|l| l as u64),
-            entry_ref,
-            servicer_ref,
-            end_to_end_id: e2e,
-            tx_id,
-            uetr,
-            counterparty_name: name,
-            counterparty_iban: iban,
-            remittance,
-            extracted_reference: extracted,
+            texts: Texts::new(TextFields {
+                entry_ref: entry_ref.as_deref(),
+                servicer_ref: servicer_ref.as_deref(),
+                end_to_end_id: e2e.as_deref(),
+                tx_id: tx_id.as_deref(),
+                uetr: uetr.as_deref(),
+                counterparty_name: name.as_deref(),
+                counterparty_iban: iban.as_deref(),
+                remittance: &remittance,
+                extracted_reference: extracted.as_deref(),
+                suggestion: suggestion.as_deref(),
+            }),
             topup_id: topup
                 .map(|t| t.parse().map_err(|_| bad("top-up id", &t)))
                 .transpose()?,
             expected_amount: decimal(expected)?,
             difference: decimal(difference)?,
-            suggestion,
             identity: TxIdentity(
                 identity
                     .as_slice()
