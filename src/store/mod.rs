@@ -104,9 +104,9 @@ impl Store {
             .doing("setting the busy timeout")?;
         store.check_ours()?;
         store.migrate()?;
-        // A 48 MB page cache: a run appends most of what it writes and settles in table order,
-        // so a larger cache only held more memory (128 MB measured no faster on the 100k night;
-        // 16 MB was 10 % slower).
+        // A 16 MB page cache: a run appends most of what it writes and settles in table order,
+        // so a larger cache mostly holds more memory (48 MB measured within the noise of 16 MB
+        // on the 100k night, and 32 MB more at its peak; 128 MB no faster).
         store
             .conn
             .execute_batch(
