@@ -302,17 +302,18 @@ fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// A file read (or rejected) in the parallel phase, with each transaction's candidates.
-type ReadResult = Result<(StatementFile, Vec<Vec<Candidate>>), InputError>;
+/// A file read (or rejected) in the parallel phase.
+type ReadResult = Result<StatementFile, InputError>;
 
-fn read_one(path: &Path, options: &ReadOptions) -> ReadResult {
-    let file = statement::read_path(path, options)?;
-    let candidates = file
-        .transactions
-        .iter()
-        .map(|tx| find_candidates(tx.remittance.search_fields().iter().map(String::as_str)))
-        .collect();
-    Ok((file, candidates))
+/// The settlement references a transaction's remittance may name.
+fn candidates(transaction: &Transaction) -> Vec<Candidate> {
+    find_candidates(
+        transaction
+            .remittance
+            .search_fields()
+            .iter()
+            .map(String::as_str),
+    )
 }
 
 /// Collects what the store knows about one file's references and identities.
@@ -529,8 +530,11 @@ fn execute_run(
     // One file is read on this thread: what its transactions free while their rows are made
     // is then reused for the rows, not kept aside in another thread's allocator arena.
     let parsed: Vec<ReadResult> = match files.as_slice() {
-        [one] => vec![read_one(one, &options)],
-        many => many.par_iter().map(|p| read_one(p, &options)).collect(),
+        [one] => vec![statement::read_path(one, &options)],
+        many => many
+            .par_iter()
+            .map(|p| statement::read_path(p, &options))
+            .collect(),
     };
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -539,7 +543,7 @@ fn execute_run(
     let progress = if settings.progress {
         let total = parsed
             .iter()
-            .map(|r| r.as_ref().map_or(0, |(f, _)| f.transactions.len()))
+            .map(|r| r.as_ref().map_or(0, |f| f.transactions.len()))
             .sum::<usize>();
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
@@ -723,7 +727,7 @@ fn decide_all(
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
     for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
         let file_name = path.display().to_string();
-        let (file, candidates) = match result {
+        let file = match result {
             Ok(read) => read,
             Err(error) => {
                 let sha256 = statement::hash_file(path).unwrap_or_default();
@@ -810,12 +814,19 @@ fn decide_all(
             bad_rows: file.bad_rows.clone(),
         });
         let file_name: Arc<str> = Arc::from(file_name);
-        // The store is asked about a slice of the file at a time: what it knows of the whole
-        // night's references would be as large again as the rows. Nothing is written before
-        // the settlements, so every slice sees the store as the run found it.
-        let mut pending = Draining::from(file.transactions).zip(candidates);
+        // The references are found and the store asked about them a slice of the file at a
+        // time: all of a night's at once would be as large again as its rows. Nothing is
+        // written before the settlements, so every slice sees the store as the run found it.
+        let mut pending = Draining::from(file.transactions);
         loop {
-            let slice: Vec<_> = pending.by_ref().take(LOOKUP_SLICE).collect();
+            let slice: Vec<_> = pending
+                .by_ref()
+                .take(LOOKUP_SLICE)
+                .map(|transaction| {
+                    let candidates = candidates(&transaction);
+                    (transaction, candidates)
+                })
+                .collect();
             if slice.is_empty() {
                 break;
             }
