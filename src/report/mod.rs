@@ -128,7 +128,7 @@ pub const FILES: [&str; 7] = [
 fn render_aside(
     dir: &Path,
     name: &str,
-    render: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
+    render: &mut dyn FnMut(&mut (dyn io::Write + Send)) -> io::Result<()>,
 ) -> Result<(NamedTempFile, PathBuf), ReportError> {
     let path = dir.join(name);
     let fail = |source| ReportError {
@@ -192,7 +192,8 @@ pub fn prepare_alongside<T>(
         writer.finish()
     })?;
     let overview = &overview;
-    type Render<'r> = Box<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Send + Sync + 'r>;
+    type Render<'r> =
+        Box<dyn Fn(&mut (dyn io::Write + Send)) -> io::Result<()> + Send + Sync + 'r>;
     let renders: Vec<(&str, Render)> = vec![
         (
             "matched.csv",

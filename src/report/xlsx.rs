@@ -389,8 +389,12 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
 }
 
 /// Writes the workbook.
-pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io::Result<()> {
+pub fn write(
+    out: &mut (dyn io::Write + Send),
+    report: &Report,
+    open: &OpenTopUps,
+) -> io::Result<()> {
     let mut workbook = build(report, open).map_err(io::Error::other)?;
-    let bytes = workbook.save_to_buffer().map_err(io::Error::other)?;
-    out.write_all(&bytes)
+    // Zipped straight into the file: the workbook of a large night is tens of megabytes.
+    workbook.save_to_writer(out).map_err(io::Error::other)
 }
