@@ -316,7 +316,6 @@ fn candidates(transaction: &Transaction) -> Vec<Candidate> {
     )
 }
 
-/// Collects what the store knows about one file's references and identities.
 /// How many transactions' references are looked up at once.
 const LOOKUP_SLICE: usize = 8192;
 
@@ -527,15 +526,10 @@ fn execute_run(
     tracing::info!(run = %run_id, inputs = files.len(), dry_run = args.dry_run, "run started");
 
     let clock = std::time::Instant::now();
-    // One file is read on this thread: what its transactions free while their rows are made
-    // is then reused for the rows, not kept aside in another thread's allocator arena.
-    let parsed: Vec<ReadResult> = match files.as_slice() {
-        [one] => vec![statement::read_path(one, &options)],
-        many => many
-            .par_iter()
-            .map(|p| statement::read_path(p, &options))
-            .collect(),
-    };
+    let parsed: Vec<ReadResult> = files
+        .par_iter()
+        .map(|p| statement::read_path(p, &options))
+        .collect();
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "files read"
@@ -720,8 +714,8 @@ fn decide_all(
     let mut ledger_ids = runs::next_ledger_id(tx)?..;
     // The matched top-ups in document order (as the matched rows), with their ledger ids.
     let mut settlements = Vec::new();
-    // Each exception's decision, by its row in `rows[UNMATCHED]`: its suggestion needs the
-    // top-ups as the run leaves them.
+    // Each exception's decision, by its place among the unmatched rows: its suggestion needs
+    // the top-ups as the run leaves them.
     let mut exceptions = Vec::new();
     let mut controls = Vec::new();
     let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();

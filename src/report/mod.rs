@@ -192,8 +192,7 @@ pub fn prepare_alongside<T>(
         writer.finish()
     })?;
     let overview = &overview;
-    type Render<'r> =
-        Box<dyn Fn(&mut (dyn io::Write + Send)) -> io::Result<()> + Send + Sync + 'r>;
+    type Render<'r> = Box<dyn Fn(&mut (dyn io::Write + Send)) -> io::Result<()> + Send + Sync + 'r>;
     let renders: Vec<(&str, Render)> = vec![
         (
             "matched.csv",
