@@ -51,14 +51,12 @@ pub fn read(
     format: ImportFormat,
     now: DateTime<Utc>,
 ) -> Result<Vec<(u64, TopUp)>, ImportError> {
-    let rows = match format {
-        ImportFormat::Csv => read_csv(input)?,
-        ImportFormat::JsonLines => read_json_lines(input)?,
-    };
-    let mut ids = HashSet::with_capacity(rows.len());
-    let mut refs = HashSet::with_capacity(rows.len());
-    let mut out = Vec::with_capacity(rows.len());
-    for (line, raw) in rows {
+    let mut ids = HashSet::new();
+    let mut refs = HashSet::new();
+    let mut out = Vec::new();
+    // Each row is checked as it is read: the rows as written are several times the size of
+    // the top-ups made from them, and a large file's would all be held at once.
+    let mut accept = |line: u64, raw: RawTopUp| -> Result<(), ImportError> {
         let topup = validate(raw, now).map_err(|message| ImportError { line, message })?;
         let fail = |message: String| ImportError { line, message };
         if !ids.insert(topup.id) {
@@ -74,11 +72,19 @@ pub fn read(
             )));
         }
         out.push((line, topup));
+        Ok(())
+    };
+    match format {
+        ImportFormat::Csv => read_csv(input, &mut accept)?,
+        ImportFormat::JsonLines => read_json_lines(input, &mut accept)?,
     }
     Ok(out)
 }
 
-fn read_csv(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError> {
+/// Called with each row as written and its line.
+type Accept<'a> = dyn FnMut(u64, RawTopUp) -> Result<(), ImportError> + 'a;
+
+fn read_csv(input: impl Read, accept: &mut Accept) -> Result<(), ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(input);
@@ -113,7 +119,6 @@ fn read_csv(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError> {
         fixed[0] = first;
         headers = csv::StringRecord::from(fixed);
     }
-    let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| ImportError {
             line: e.position().map_or(0, |p| p.line()),
@@ -126,13 +131,12 @@ fn read_csv(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError> {
                 line,
                 message: format!("{e}"),
             })?;
-        rows.push((line, raw));
+        accept(line, raw)?;
     }
-    Ok(rows)
+    Ok(())
 }
 
-fn read_json_lines(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError> {
-    let mut rows = Vec::new();
+fn read_json_lines(input: impl Read, accept: &mut Accept) -> Result<(), ImportError> {
     for (i, line) in BufReader::new(input).lines().enumerate() {
         let number = i as u64 + 1;
         let line = line.map_err(|e| ImportError {
@@ -147,9 +151,9 @@ fn read_json_lines(input: impl Read) -> Result<Vec<(u64, RawTopUp)>, ImportError
             line: number,
             message: format!("not a JSON top-up object: {e}"),
         })?;
-        rows.push((number, raw));
+        accept(number, raw)?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 fn validate(raw: RawTopUp, now: DateTime<Utc>) -> Result<TopUp, String> {
@@ -194,4 +198,47 @@ fn validate(raw: RawTopUp, now: DateTime<Utc>) -> Result<TopUp, String> {
 /// Peeks at the first bytes of a reader to detect the format without consuming them.
 pub fn detect_buffered<R: BufRead>(reader: &mut R) -> std::io::Result<ImportFormat> {
     Ok(detect(reader.fill_buf()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ImportFormat, read};
+
+    const HEADER: &str =
+        "id,created_at,account_group_id,cash_amount,currency,status,settlement_reference";
+    const GROUP: &str = "7d3f5a52-0c1e-4f7b-9a47-1f6f2c1e9b10";
+    const T1: &str = "3f1e9c2a-8b4d-4e6f-9a1b-2c3d4e5f6a7b";
+    const T2: &str = "0b7c4e8a-55a1-4c2e-8d7f-2a9e1c3b4d5f";
+
+    fn row(id: &str, amount: &str) -> String {
+        format!("{id},2020-08-24T14:15:22Z,{GROUP},{amount},EUR,CONFIRMED,{id}")
+    }
+
+    #[test]
+    fn rows_are_checked_as_read_so_the_first_bad_row_is_named() {
+        let now = chrono::Utc::now();
+        let good = format!("{HEADER}\n{}\n{}\n", row(T1, "200.00"), row(T2, "10.00"));
+        let topups = read(good.as_bytes(), ImportFormat::Csv, now).unwrap();
+        assert_eq!(
+            topups.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+            [2, 3]
+        );
+
+        // A bad amount on line 3 comes before a row that is not even CSV on line 4.
+        let bad = format!(
+            "{HEADER}\n{}\n{}\nonly,three,fields\n",
+            row(T1, "200.00"),
+            row(T2, "10.0O")
+        );
+        let error = read(bad.as_bytes(), ImportFormat::Csv, now).unwrap_err();
+        assert_eq!(error.line, 3, "{error}");
+        assert!(error.message.contains("cash_amount"), "{error}");
+
+        let lines = format!(
+            "{{\"id\":\"{T1}\",\"account_group_id\":\"{GROUP}\",\"cash_amount\":\"1.00\",\
+             \"currency\":\"EUR\",\"settlement_reference\":\"{T1}\"}}\n\nnot json\n"
+        );
+        let error = read(lines.as_bytes(), ImportFormat::JsonLines, now).unwrap_err();
+        assert_eq!(error.line, 3, "{error}");
+    }
 }
