@@ -830,23 +830,24 @@ fn decide_all(
                 let ledger_id = ledger_ids.next().expect("ledger ids do not run out");
                 let row = Row::new(transaction, &decision, &file_name);
                 totals.add(&row);
-                let category = category_slot(row.category());
-                if decision.outcome == Outcome::Matched {
-                    let topup = decision
-                        .topup
-                        .take()
-                        .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
-                    settlements.push((topup, ledger_id));
-                } else if row.category() == Category::Unmatched {
-                    exceptions.push((rows[category].len(), decision));
+                let slot = category_slot(row.category());
+                match row.category() {
+                    Category::Matched => {
+                        let topup = decision.topup.take().ok_or_else(|| {
+                            Error::Internal("a match without a top-up".to_string())
+                        })?;
+                        settlements.push((topup, ledger_id));
+                    }
+                    Category::Unmatched => exceptions.push((rows[slot].len(), decision)),
+                    Category::Ignored => {}
                 }
                 ledger.push(LedgerEntry {
                     id: ledger_id,
                     file_id,
-                    category,
-                    index: rows[category].len(),
+                    category: slot,
+                    index: rows[slot].len(),
                 });
-                rows[category].push(row);
+                rows[slot].push(row);
                 progress.inc(1);
             }
         }
@@ -948,8 +949,8 @@ impl<T> Iterator for Draining<T> {
 
     fn next(&mut self) -> Option<T> {
         let item = self.items.pop_front()?;
-        // A quarter of the room free is given back: a night's transactions are as large as
-        // the rows made from them, and both are held until it is.
+        // Given back when a quarter is free: the transactions and the rows made from them are
+        // about the same size, and the free room is held beside both until then.
         if self.items.capacity() > 4096 && self.items.len() <= self.items.capacity() / 4 * 3 {
             self.items.shrink_to_fit();
         }

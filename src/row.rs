@@ -38,7 +38,7 @@ pub struct Row {
 }
 
 /// A row's texts as given, to make its [`Texts`] from.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(crate) struct TextFields<'a> {
     pub entry_ref: Option<&'a str>,
     pub servicer_ref: Option<&'a str>,
@@ -173,22 +173,27 @@ impl Row {
         self.texts.get(1)
     }
 
+    /// The payer's end-to-end id (`EndToEndId`).
     pub fn end_to_end_id(&self) -> Option<&str> {
         self.texts.get(2)
     }
 
+    /// The bank's transaction id (`TxId`).
     pub fn tx_id(&self) -> Option<&str> {
         self.texts.get(3)
     }
 
+    /// The SWIFT gpi tracking reference (`UETR`).
     pub fn uetr(&self) -> Option<&str> {
         self.texts.get(4)
     }
 
+    /// The payer of a credit, the payee of a debit.
     pub fn counterparty_name(&self) -> Option<&str> {
         self.texts.get(5)
     }
 
+    /// The other party's IBAN or account id.
     pub fn counterparty_iban(&self) -> Option<&str> {
         self.texts.get(6)
     }
