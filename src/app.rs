@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 use uuid::Uuid;
 
 use crate::cli::{
@@ -302,7 +301,7 @@ fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// A file read (or rejected) in the parallel phase.
+/// A file read to its end (its transactions handed over as it was read), or rejected.
 type ReadResult = Result<StatementFile, InputError>;
 
 /// The settlement references a transaction's remittance may name.
@@ -315,9 +314,6 @@ fn candidates(transaction: &Transaction) -> Vec<Candidate> {
             .map(String::as_str),
     )
 }
-
-/// How many transactions' references are looked up at once.
-const LOOKUP_SLICE: usize = 8192;
 
 /// What the store knows of these transactions' candidate references and identities.
 fn lookup(
@@ -526,29 +522,21 @@ fn execute_run(
     tracing::info!(run = %run_id, inputs = files.len(), dry_run = args.dry_run, "run started");
 
     let clock = std::time::Instant::now();
-    let parsed: Vec<ReadResult> = files
-        .par_iter()
-        .map(|p| statement::read_path(p, &options))
-        .collect();
-    tracing::debug!(
-        elapsed_ms = clock.elapsed().as_millis() as u64,
-        "files read"
-    );
     let progress = if settings.progress {
-        let total = parsed
-            .iter()
-            .map(|r| r.as_ref().map_or(0, |f| f.transactions.len()))
-            .sum::<usize>();
-        let bar = indicatif::ProgressBar::new(total as u64);
+        // How many transactions the files hold is known only once they are read.
+        let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} transactions {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} transactions read and decided {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
+        bar.enable_steady_tick(Duration::from_millis(200));
         bar
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let result = decide_all(&tx, run_id, started, &files, parsed, &progress)?;
+    let result = decide_all(&tx, run_id, started, &files, &options, &progress)?;
     give_back_memory();
     progress.finish_and_clear();
     tracing::debug!(
@@ -692,67 +680,261 @@ fn execute_run(
     Ok((code, summary))
 }
 
-/// Decides every transaction in file order and makes its row at once (the transaction is not
-/// kept), settles what matched, then writes the exceptions' suggestions; the rows are recorded
-/// by [`record_ledger`].
+/// Reads the files and decides every transaction in file order, a batch at a time as it is
+/// read: the transactions are not kept, only their rows. Then settles what matched and writes
+/// the exceptions' suggestions; the rows are recorded by [`record_ledger`].
+///
+/// With more than one thread (rayon's count), the files are read on a thread of their own
+/// while the batches before are decided; with one, everything happens on this thread. Either
+/// way the decisions are the same: they follow file order.
 fn decide_all(
     tx: &rusqlite::Transaction,
     run_id: RunId,
     at: DateTime<Utc>,
     files: &[PathBuf],
-    parsed: Vec<ReadResult>,
+    options: &ReadOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<RunResult, Error> {
-    let mut matcher = Matcher::new();
-    let mut totals = report::summary::Totals::default();
-    let mut inputs = Vec::with_capacity(files.len());
-    let mut rows: [Vec<Row>; 3] = Default::default();
-    let mut ledger = Vec::new();
+    let mut deciding = Deciding::new(runs::next_ledger_id(tx)?);
+    if rayon::current_num_threads() > 1 {
+        read_beside(files, options, |read| {
+            deciding.take(tx, run_id, read, progress)
+        })?;
+    } else {
+        for (position, path) in files.iter().enumerate() {
+            let mut failed = None;
+            let result = statement::read_path_in_batches(path, options, &mut |batch| {
+                let read = Read::Batch(path, with_candidates(batch));
+                match deciding.take(tx, run_id, read, progress) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            });
+            if let Some(error) = failed {
+                return Err(error);
+            }
+            let done = Read::Done(position, path, result);
+            deciding.take(tx, run_id, done, progress)?;
+        }
+    }
+    // The reading's memory (freed into its thread's arena) goes back before the settling.
+    give_back_memory();
+    deciding.finish(tx, at)
+}
+
+/// What the reading hands to the deciding, in file order.
+enum Read<'p> {
+    /// The next transactions of the file being read, with their candidate references.
+    Batch(&'p Path, Vec<(Transaction, Vec<Candidate>)>),
+    /// The file at this position was read to its end, or rejected.
+    Done(usize, &'p Path, ReadResult),
+}
+
+/// Finds each transaction's candidate references (on the reading thread, beside the deciding).
+fn with_candidates(batch: Vec<Transaction>) -> Vec<(Transaction, Vec<Candidate>)> {
+    batch
+        .into_iter()
+        .map(|transaction| {
+            let candidates = candidates(&transaction);
+            (transaction, candidates)
+        })
+        .collect()
+}
+
+/// Reads `files` in order on a thread of its own and hands each batch to `decide` on this one.
+/// At most two batches wait between them, so memory does not grow with the files. An error
+/// from `decide` stops the reading.
+fn read_beside<'p>(
+    files: &'p [PathBuf],
+    options: &ReadOptions,
+    mut decide: impl FnMut(Read<'p>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Read<'p>>(1);
+        scope.spawn(move || {
+            for (position, path) in files.iter().enumerate() {
+                let result = statement::read_path_in_batches(path, options, &mut |batch| {
+                    send.send(Read::Batch(path, with_candidates(batch))).is_ok()
+                });
+                if send.send(Read::Done(position, path, result)).is_err() {
+                    return;
+                }
+            }
+        });
+        // Returning early drops the receiver, and the reader's next send fails and stops it.
+        for read in receive {
+            decide(read)?;
+        }
+        Ok(())
+    })
+}
+
+/// A file's place in what was decided when it began: a file rejected after some of its
+/// transactions were decided is taken out again to here.
+struct FileStart {
+    rows: [usize; 3],
+    ledger: usize,
+    next_ledger_id: i64,
+    settlements: usize,
+    exceptions: usize,
+    totals: report::summary::Totals,
+    progress: u64,
+}
+
+/// The decisions of a run so far, made in file order.
+struct Deciding {
+    matcher: Matcher,
+    totals: report::summary::Totals,
+    inputs: Vec<InputSummary>,
+    rows: [Vec<Row>; 3],
+    ledger: Vec<LedgerEntry>,
     // Ledger ids are handed out in document order before any row is written, so that the
     // settlements can point at their transactions and be applied in table order (the
     // foreign keys are checked at commit).
-    let mut ledger_ids = runs::next_ledger_id(tx)?..;
+    next_ledger_id: i64,
     // The matched top-ups in document order (as the matched rows), with their ledger ids.
-    let mut settlements = Vec::new();
+    settlements: Vec<(crate::topup::TopUp, i64)>,
     // Each exception's decision, by its place among the unmatched rows: its suggestion needs
     // the top-ups as the run leaves them.
-    let mut exceptions = Vec::new();
-    let mut controls = Vec::new();
-    let mut chains: HashMap<String, crate::controls::ChainPoint> = HashMap::new();
-    for (position, (path, result)) in files.iter().zip(parsed).enumerate() {
-        let file_name = path.display().to_string();
-        let file = match result {
-            Ok(read) => read,
-            Err(error) => {
-                let sha256 = statement::hash_file(path).unwrap_or_default();
-                let message = error.to_string();
-                tracing::warn!(file = file_name.as_str(), "rejected: {message}");
-                runs::record_file(
-                    tx,
-                    run_id,
-                    &runs::FileRecord {
-                        position,
-                        path: &file_name,
-                        sha256: &sha256,
-                        format: None,
-                        statement_ids: &[],
-                        transactions: 0,
-                        error: Some(&message),
-                    },
-                )?;
-                inputs.push(InputSummary {
-                    path: file_name,
-                    sha256: Some(sha256).filter(|s| !s.is_empty()),
-                    format: None,
-                    statements: Vec::new(),
-                    transactions: 0,
-                    rejected: true,
-                    error: Some(message),
-                    bad_rows: Vec::new(),
-                });
-                continue;
+    exceptions: Vec<(usize, crate::matching::Decision)>,
+    controls: Vec<crate::controls::Control>,
+    chains: HashMap<String, crate::controls::ChainPoint>,
+    /// Where the file being read began; `None` before its first batch.
+    file_start: Option<FileStart>,
+    /// The path of the file being read, shared by its rows.
+    file_name: Option<Arc<str>>,
+}
+
+impl Deciding {
+    fn new(next_ledger_id: i64) -> Self {
+        Deciding {
+            matcher: Matcher::new(),
+            totals: report::summary::Totals::default(),
+            inputs: Vec::new(),
+            rows: Default::default(),
+            ledger: Vec::new(),
+            next_ledger_id,
+            settlements: Vec::new(),
+            exceptions: Vec::new(),
+            controls: Vec::new(),
+            chains: HashMap::new(),
+            file_start: None,
+            file_name: None,
+        }
+    }
+
+    fn take(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        read: Read,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        match read {
+            Read::Batch(path, batch) => self.batch(tx, path, batch, progress),
+            Read::Done(position, path, Ok(file)) => {
+                self.file_read(tx, run_id, position, path, file)
             }
+            Read::Done(position, path, Err(error)) => {
+                self.file_rejected(tx, run_id, position, path, error, progress)
+            }
+        }
+    }
+
+    /// Decides the next transactions of the file being read and makes their rows.
+    fn batch(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        path: &Path,
+        batch: Vec<(Transaction, Vec<Candidate>)>,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        if self.file_start.is_none() {
+            self.file_name = Some(Arc::from(path.display().to_string()));
+            self.file_start = Some(FileStart {
+                rows: [0, 1, 2].map(|slot| self.rows[slot].len()),
+                ledger: self.ledger.len(),
+                next_ledger_id: self.next_ledger_id,
+                settlements: self.settlements.len(),
+                exceptions: self.exceptions.len(),
+                totals: self.totals.clone(),
+                progress: progress.position(),
+            });
+        }
+        // Nothing is written before the settlements, so every batch sees the store as the run
+        // found it.
+        let known = lookup(tx, &batch)?;
+        let file_name = self.file_name.clone().unwrap_or_else(|| Arc::from(""));
+        for (transaction, candidates) in batch {
+            let mut decision = self.matcher.decide(&transaction, &candidates, &known);
+            let ledger_id = self.next_ledger_id;
+            self.next_ledger_id += 1;
+            let row = Row::new(transaction, &decision, &file_name);
+            self.totals.add(&row);
+            let category = row.category();
+            let slot = category_slot(category);
+            match category {
+                Category::Matched => {
+                    let topup = decision
+                        .topup
+                        .take()
+                        .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
+                    self.settlements.push((topup, ledger_id));
+                }
+                Category::Unmatched => self.exceptions.push((self.rows[slot].len(), decision)),
+                Category::Ignored => {}
+            }
+            self.ledger.push(LedgerEntry {
+                id: ledger_id,
+                // Known once the file is recorded, at its end.
+                file_id: 0,
+                category: slot,
+                index: self.rows[slot].len(),
+            });
+            self.rows[slot].push(row);
+            progress.inc(1);
+        }
+        Ok(())
+    }
+
+    /// Forgets what was decided of the file being read, if anything.
+    fn roll_back_file(&mut self, progress: &indicatif::ProgressBar) {
+        self.file_name = None;
+        let Some(start) = self.file_start.take() else {
+            return;
         };
+        for (rows, len) in self.rows.iter_mut().zip(start.rows) {
+            for row in &rows[len..] {
+                self.matcher.forget(row.identity, row.outcome, row.topup_id);
+            }
+            rows.truncate(len);
+        }
+        self.ledger.truncate(start.ledger);
+        self.next_ledger_id = start.next_ledger_id;
+        self.settlements.truncate(start.settlements);
+        self.exceptions.truncate(start.exceptions);
+        self.totals = start.totals;
+        progress.set_position(start.progress);
+    }
+
+    /// A file read to its end: recorded with its statements and their controls, and its rows
+    /// pointed at it.
+    fn file_read(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        position: usize,
+        path: &Path,
+        file: StatementFile,
+    ) -> Result<(), Error> {
+        let file_name = path.display().to_string();
+        let start = self.file_start.take();
+        self.file_name = None;
+        let first_entry = start.as_ref().map_or(self.ledger.len(), |s| s.ledger);
+        let transactions = self.ledger.len() - first_entry;
         let statement_ids: Vec<String> = file
             .statements
             .iter()
@@ -767,21 +949,25 @@ fn decide_all(
                 sha256: &file.sha256,
                 format: Some(&file.format),
                 statement_ids: &statement_ids,
-                transactions: file.transactions.len(),
+                transactions,
                 error: None,
             },
         )?;
-        totals.read(file.transactions.len());
+        for entry in &mut self.ledger[first_entry..] {
+            entry.file_id = file_id;
+        }
+        self.totals.read(transactions);
         tracing::info!(
-            file = file_name.as_str(), format = %file.format, transactions = file.transactions.len(), "read");
+            file = file_name.as_str(), format = %file.format, transactions, "read");
         for info in &file.statements {
-            controls.extend(crate::controls::check_statement(&file_name, info));
+            self.controls
+                .extend(crate::controls::check_statement(&file_name, info));
             if let Some(account) = &info.account {
-                let previous = match chains.get(account) {
+                let previous = match self.chains.get(account) {
                     Some(point) => Some(point.clone()),
                     None => runs::last_chain_point(tx, account)?,
                 };
-                controls.extend(crate::controls::check_chain(
+                self.controls.extend(crate::controls::check_chain(
                     &file_name,
                     info,
                     previous.as_ref(),
@@ -792,129 +978,139 @@ fn decide_all(
                     _ => true,
                 };
                 if advances {
-                    chains.insert(account.clone(), next);
+                    self.chains.insert(account.clone(), next);
                 }
             }
             runs::record_statement(tx, run_id, file_id, info)?;
         }
-        inputs.push(InputSummary {
-            path: file_name.clone(),
-            sha256: Some(file.sha256.clone()),
-            format: Some(file.format.clone()),
-            statements: file.statements.clone(),
-            transactions: file.transactions.len(),
+        self.inputs.push(InputSummary {
+            path: file_name,
+            sha256: Some(file.sha256),
+            format: Some(file.format),
+            statements: file.statements,
+            transactions,
             rejected: false,
             error: None,
-            bad_rows: file.bad_rows.clone(),
+            bad_rows: file.bad_rows,
         });
-        let file_name: Arc<str> = Arc::from(file_name);
-        // The references are found and the store asked about them a slice of the file at a
-        // time: all of a night's at once would be as large again as its rows. Nothing is
-        // written before the settlements, so every slice sees the store as the run found it.
-        let mut pending = Draining::from(file.transactions);
-        loop {
-            let slice: Vec<_> = pending
-                .by_ref()
-                .take(LOOKUP_SLICE)
-                .map(|transaction| {
-                    let candidates = candidates(&transaction);
-                    (transaction, candidates)
-                })
-                .collect();
-            if slice.is_empty() {
-                break;
-            }
-            let known = lookup(tx, &slice)?;
-            for (transaction, candidates) in slice {
-                let mut decision = matcher.decide(&transaction, &candidates, &known);
-                let ledger_id = ledger_ids.next().expect("ledger ids do not run out");
-                let row = Row::new(transaction, &decision, &file_name);
-                totals.add(&row);
-                let slot = category_slot(row.category());
-                match row.category() {
-                    Category::Matched => {
-                        let topup = decision.topup.take().ok_or_else(|| {
-                            Error::Internal("a match without a top-up".to_string())
-                        })?;
-                        settlements.push((topup, ledger_id));
-                    }
-                    Category::Unmatched => exceptions.push((rows[slot].len(), decision)),
-                    Category::Ignored => {}
-                }
-                ledger.push(LedgerEntry {
-                    id: ledger_id,
-                    file_id,
-                    category: slot,
-                    index: rows[slot].len(),
-                });
-                rows[slot].push(row);
-                progress.inc(1);
+        Ok(())
+    }
+
+    /// A rejected file: what was decided of it is forgotten, and it is recorded with its error.
+    fn file_rejected(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        position: usize,
+        path: &Path,
+        error: InputError,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        self.roll_back_file(progress);
+        let file_name = path.display().to_string();
+        let sha256 = statement::hash_file(path).unwrap_or_default();
+        let message = error.to_string();
+        tracing::warn!(file = file_name.as_str(), "rejected: {message}");
+        runs::record_file(
+            tx,
+            run_id,
+            &runs::FileRecord {
+                position,
+                path: &file_name,
+                sha256: &sha256,
+                format: None,
+                statement_ids: &[],
+                transactions: 0,
+                error: Some(&message),
+            },
+        )?;
+        self.inputs.push(InputSummary {
+            path: file_name,
+            sha256: Some(sha256).filter(|s| !s.is_empty()),
+            format: None,
+            statements: Vec::new(),
+            transactions: 0,
+            rejected: true,
+            error: Some(message),
+            bad_rows: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Settles what matched, then writes the exceptions' suggestions.
+    fn finish(self, tx: &rusqlite::Transaction, at: DateTime<Utc>) -> Result<RunResult, Error> {
+        let Deciding {
+            mut rows,
+            ledger,
+            settlements,
+            exceptions,
+            inputs,
+            totals,
+            controls,
+            ..
+        } = self;
+        // Suggestions name a payer's account groups from the payer's matched payments of this
+        // run (the newest in the ledger) first.
+        let [matched, unmatched, _] = &mut rows;
+        let mut payer_groups: HashMap<String, Vec<String>> = exceptions
+            .iter()
+            .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
+            .filter_map(|(index, _)| unmatched[*index].counterparty_iban().map(str::to_string))
+            .map(|iban| (iban, Vec::new()))
+            .collect();
+        for (row, (topup, _)) in matched.iter().zip(&settlements).rev() {
+            if let Some(iban) = row.counterparty_iban()
+                && let Some(groups) = payer_groups.get_mut(iban)
+                && groups.len() < crate::store::hints::PAYER_PAYMENTS
+            {
+                groups.push(topup.account_group_id.to_string());
             }
         }
-    }
-    drop(matcher);
+        // The transactions of this run that settled a top-up paid again later in it.
+        let settled_earlier: HashSet<TxIdentity> = exceptions
+            .iter()
+            .filter_map(|(_, decision)| match decision.earlier {
+                Some(EarlierSettlement::ThisRun(identity)) => Some(identity),
+                _ => None,
+            })
+            .collect();
+        let settled_here: HashMap<TxIdentity, String> = matched
+            .iter()
+            .filter(|row| settled_earlier.contains(&row.identity))
+            .map(|row| {
+                let place = format!("{} {}", row.statement_file, row.position_text());
+                (row.identity, place)
+            })
+            .collect();
 
-    // Suggestions name a payer's account groups from the payer's matched payments of this run
-    // (the newest in the ledger) first.
-    let [matched, unmatched, _] = &mut rows;
-    let mut payer_groups: HashMap<String, Vec<String>> = exceptions
-        .iter()
-        .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
-        .filter_map(|(index, _)| unmatched[*index].counterparty_iban().map(str::to_string))
-        .map(|iban| (iban, Vec::new()))
-        .collect();
-    for (row, (topup, _)) in matched.iter().zip(&settlements).rev() {
-        if let Some(iban) = row.counterparty_iban()
-            && let Some(groups) = payer_groups.get_mut(iban)
-            && groups.len() < crate::store::hints::PAYER_PAYMENTS
-        {
-            groups.push(topup.account_group_id.to_string());
+        let clock = std::time::Instant::now();
+        let settled = topups::settle_all(tx, settlements, at)?;
+        tracing::debug!(
+            elapsed_ms = clock.elapsed().as_millis() as u64,
+            "matched top-ups settled"
+        );
+
+        // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
+        // never offered for another payment.
+        for (index, decision) in exceptions {
+            let row = &mut unmatched[index];
+            let this_run = row
+                .counterparty_iban()
+                .and_then(|iban| payer_groups.get(iban))
+                .map_or(&[][..], Vec::as_slice);
+            let hints = crate::store::hints::for_exception(tx, row, decision.reference, this_run)?;
+            let suggestion = crate::suggest::suggest(row, &decision, &hints, &settled_here);
+            row.set_suggestion(suggestion.as_deref());
         }
-    }
-    // The transactions of this run that settled a top-up paid again later in it.
-    let settled_earlier: HashSet<TxIdentity> = exceptions
-        .iter()
-        .filter_map(|(_, decision)| match decision.earlier {
-            Some(EarlierSettlement::ThisRun(identity)) => Some(identity),
-            _ => None,
+        Ok(RunResult {
+            rows,
+            ledger,
+            settled,
+            inputs,
+            totals,
+            controls,
         })
-        .collect();
-    let settled_here: HashMap<TxIdentity, String> = matched
-        .iter()
-        .filter(|row| settled_earlier.contains(&row.identity))
-        .map(|row| {
-            let place = format!("{} {}", row.statement_file, row.position_text());
-            (row.identity, place)
-        })
-        .collect();
-
-    let clock = std::time::Instant::now();
-    let settled = topups::settle_all(tx, settlements, at)?;
-    tracing::debug!(
-        elapsed_ms = clock.elapsed().as_millis() as u64,
-        "matched top-ups settled"
-    );
-
-    // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
-    // never offered for another payment.
-    for (index, decision) in exceptions {
-        let row = &mut unmatched[index];
-        let this_run = row
-            .counterparty_iban()
-            .and_then(|iban| payer_groups.get(iban))
-            .map_or(&[][..], Vec::as_slice);
-        let hints = crate::store::hints::for_exception(tx, row, decision.reference, this_run)?;
-        let suggestion = crate::suggest::suggest(row, &decision, &hints, &settled_here);
-        row.set_suggestion(suggestion.as_deref());
     }
-    Ok(RunResult {
-        rows,
-        ledger,
-        settled,
-        inputs,
-        totals,
-        controls,
-    })
 }
 
 /// Returns freed memory to the system. glibc keeps what a thread freed in that thread's arena
@@ -926,35 +1122,6 @@ fn give_back_memory() {
     // is touched.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Yields a list's items in order and gives their memory back as it goes (whenever a quarter
-/// of it is free), so that the rows made from a night's transactions never need room beside all
-/// of them.
-struct Draining<T> {
-    items: std::collections::VecDeque<T>,
-}
-
-impl<T> From<Vec<T>> for Draining<T> {
-    fn from(items: Vec<T>) -> Self {
-        Draining {
-            items: items.into(),
-        }
-    }
-}
-
-impl<T> Iterator for Draining<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        let item = self.items.pop_front()?;
-        // Given back when a quarter is free: the transactions and the rows made from them are
-        // about the same size, and the free room is held beside both until then.
-        if self.items.capacity() > 4096 && self.items.len() <= self.items.capacity() / 4 * 3 {
-            self.items.shrink_to_fit();
-        }
-        Some(item)
     }
 }
 
@@ -1480,23 +1647,4 @@ fn serve(settings: &Settings) -> Result<u8, Error> {
         wait: Duration::from_secs(settings.wait_secs),
     })?;
     Ok(exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Draining;
-
-    #[test]
-    fn draining_yields_every_item_in_order_and_frees_what_it_yielded() {
-        let mut draining = Draining::from((0..100_000u64).collect::<Vec<_>>());
-        let first: Vec<u64> = draining.by_ref().take(90_000).collect();
-        assert!(first.iter().copied().eq(0..90_000));
-        // Ten thousand items are left: the room for the ninety thousand taken is given back.
-        assert!(
-            draining.items.capacity() <= 13_334,
-            "{}",
-            draining.items.capacity()
-        );
-        assert!(draining.eq(90_000..100_000));
-    }
 }

@@ -171,6 +171,18 @@ impl Matcher {
         Matcher::default()
     }
 
+    /// Forgets one decision, as if its transaction had never been seen (its file was rejected
+    /// after it was decided): its identity, and the outcome and top-up it was given.
+    pub fn forget(&mut self, identity: TxIdentity, outcome: Outcome, topup: Option<TopUpId>) {
+        // Only these outcomes claimed the identity; an earlier transaction holds it otherwise.
+        if !matches!(outcome, Outcome::NotBooked | Outcome::AlreadyProcessed) {
+            self.seen.remove(&identity);
+        }
+        if let (Outcome::Matched, Some(topup)) = (outcome, topup) {
+            self.settled.remove(&topup);
+        }
+    }
+
     /// The outcome of the next transaction of the run.
     pub fn decide(
         &mut self,
@@ -428,6 +440,31 @@ mod tests {
         assert_eq!(decide(&mut m, &pending, &open), Outcome::NotBooked);
         assert_eq!(decide(&mut m, &paid, &open), Outcome::Matched);
         assert_eq!(decide(&mut m, &paid, &open), Outcome::AlreadyProcessed);
+    }
+
+    #[test]
+    fn a_forgotten_decision_is_undone_and_nothing_else() {
+        let k = known(&[
+            topup(REF_A, "200.00", Status::Confirmed),
+            topup(REF_B, "50.00", Status::Confirmed),
+        ]);
+        let first = tx("200.00", "EUR", &format!("topup {REF_A}"));
+        let second = tx("50.00", "EUR", &format!("topup {REF_B}"));
+        let mut m = Matcher::new();
+        assert_eq!(decide(&mut m, &first, &k), Outcome::Matched);
+        let again = tx("200.00", "EUR", &format!("topup {REF_A}"));
+        let settled_b = REF_B.parse().unwrap();
+        // A rejected file: the second payment, and the first one repeated in it.
+        assert_eq!(decide(&mut m, &second, &k), Outcome::Matched);
+        assert_eq!(decide(&mut m, &again, &k), Outcome::AlreadyProcessed);
+        m.forget(again.identity, Outcome::AlreadyProcessed, None);
+        m.forget(second.identity, Outcome::Matched, Some(settled_b));
+        // The rejected file's payment was never seen: it settles when it comes again.
+        assert_eq!(decide(&mut m, &second, &k), Outcome::Matched);
+        // What was decided before stays decided.
+        assert_eq!(decide(&mut m, &first, &k), Outcome::AlreadyProcessed);
+        let paid_again = tx("200", "EUR", &format!("again {REF_A}"));
+        assert_eq!(decide(&mut m, &paid_again, &k), Outcome::AlreadySettled);
     }
 
     #[test]

@@ -409,6 +409,42 @@ fn a_malformed_file_is_rejected_with_its_position_and_the_others_are_processed()
 }
 
 #[test]
+fn a_file_cut_off_after_thousands_of_entries_leaves_no_trace_and_its_payments_count_elsewhere() {
+    // Transactions are decided as a file is read; one that turns out truncated at its end
+    // must be taken out whole: no ledger row, no settlement, no identity claimed.
+    let env = Env::new().with_demo_topups();
+    let mut entries = vec![credit("200.00", "EUR", &format!("topup {T1}"), "R0")];
+    entries.extend((1..=9000).map(|i| credit("1.00", "EUR", "gift", &format!("G{i}"))));
+    let whole = camt("S1", &entries);
+    let cut = &whole[..whole.rfind("<Ntry>").unwrap() + 20];
+    let broken = env.write("cut.xml", cut);
+    let good = env.write("whole.xml", &whole);
+    let out = env.run("r", &[broken.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_code(&out, 65);
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs"][0]["rejected"], true);
+    assert_eq!(summary["counts"]["read"], 9001);
+    // The payments of the cut file come again, whole, in the next file: they count there.
+    assert_eq!(outcome_count(&summary, "MATCHED"), 1);
+    assert_eq!(outcome_count(&summary, "NO_REFERENCE"), 9000);
+    assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 0);
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM bank_transactions"),
+        9001
+    );
+    assert_eq!(
+        env.sql_count(
+            "SELECT count(*) FROM bank_transactions b JOIN statement_files f ON f.id = b.file_id
+             WHERE f.path LIKE '%whole.xml'"
+        ),
+        9001
+    );
+    assert_eq!(env.topup(T1)["status"], "SETTLED");
+    assert_eq!(env.csv("r", "matched.csv").len(), 1);
+    assert_eq!(env.csv("r", "unmatched.csv").len(), 9000);
+}
+
+#[test]
 fn bad_documents_are_rejected_with_a_message_naming_the_problem() {
     let cases: &[(&str, String, &str)] = &[
         ("pain.xml", r#"<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn><GrpHdr/></CstmrCdtTrfInitn></Document>"#.into(), "pain.001"),

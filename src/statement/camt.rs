@@ -120,7 +120,27 @@ tags!(
 pub fn read<R: BufRead>(
     input: R,
     limits: &Limits,
+    on_encoding: impl FnMut(&mut R, &'static encoding_rs::Encoding) -> Result<(), String>,
+) -> Result<StatementFile, CamtError> {
+    let mut transactions = Vec::new();
+    let mut file = read_in_batches(input, limits, on_encoding, usize::MAX, &mut |batch| {
+        transactions.extend(batch);
+        true
+    })?;
+    file.transactions = transactions;
+    Ok(file)
+}
+
+/// Reads a camt document as [`read`] does, handing its transactions to `sink` in document
+/// order, `batch` at a time, as they are read (the returned file holds none of them). The
+/// document can still turn out malformed after some were handed over. `sink` returns false to
+/// stop the reading, which then ends with an `Interrupted` I/O error.
+pub fn read_in_batches<R: BufRead>(
+    input: R,
+    limits: &Limits,
     mut on_encoding: impl FnMut(&mut R, &'static encoding_rs::Encoding) -> Result<(), String>,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
 ) -> Result<StatementFile, CamtError> {
     let mut reader = Reader::from_reader(input);
     let config = reader.config_mut();
@@ -171,6 +191,12 @@ pub fn read<R: BufRead>(
             return Err(state.error_at(offset, message));
         }
         buf.clear();
+        if state.transactions.len() >= batch && !sink(std::mem::take(&mut state.transactions)) {
+            return Err(CamtError::Io(io::ErrorKind::Interrupted.into()));
+        }
+    }
+    if !state.transactions.is_empty() && !sink(std::mem::take(&mut state.transactions)) {
+        return Err(CamtError::Io(io::ErrorKind::Interrupted.into()));
     }
     let offset = reader.buffer_position();
     let element = state.element_path();
@@ -271,7 +297,10 @@ struct State {
     entry: Option<EntryAcc>,
     detail: Option<DetailAcc>,
     entries_seen: u32,
+    /// Read and not yet handed over.
     transactions: Vec<Transaction>,
+    /// Read in all, for the limit.
+    transactions_read: usize,
     statement_ids: Repeated,
     accounts: Repeated,
     status_codes: Repeated,
@@ -293,6 +322,7 @@ impl State {
             detail: None,
             entries_seen: 0,
             transactions: Vec::new(),
+            transactions_read: 0,
             statement_ids: Repeated::default(),
             accounts: Repeated::default(),
             status_codes: Repeated::default(),
@@ -787,6 +817,7 @@ impl State {
             {
                 counterparty = other;
             }
+            self.transactions_read += 1;
             self.transactions.push(Transaction {
                 position: Position {
                     entry: n,
@@ -809,7 +840,7 @@ impl State {
                 identity: TxIdentity::default(),
             });
         }
-        if self.transactions.len() > self.limits.max_transactions {
+        if self.transactions_read > self.limits.max_transactions {
             return Err(format!(
                 "the file holds more than the limit of {} transactions",
                 self.limits.max_transactions

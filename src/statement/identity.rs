@@ -32,15 +32,28 @@ impl fmt::Debug for TxIdentity {
 
 /// Sets the identity of every transaction of one file, in file order.
 pub fn assign(transactions: &mut [Transaction]) {
-    let mut occurrences: HashMap<[u8; 32], u32> = HashMap::with_capacity(transactions.len());
-    for tx in transactions {
-        let content = fingerprint(tx);
-        let seen = occurrences.entry(content).or_insert(0);
-        let mut hasher = Sha256::new();
-        hasher.update(content);
-        hasher.update(seen.to_be_bytes());
-        tx.identity = TxIdentity(hasher.finalize().into());
-        *seen += 1;
+    Assigner::default().assign(transactions);
+}
+
+/// Sets identities of one file's transactions as they are read, a batch at a time: the
+/// occurrence numbers run on across batches, so they match [`assign`] over the whole file.
+#[derive(Default)]
+pub struct Assigner {
+    occurrences: HashMap<[u8; 32], u32>,
+}
+
+impl Assigner {
+    /// Sets the identities of the file's next transactions, in file order.
+    pub fn assign(&mut self, transactions: &mut [Transaction]) {
+        for tx in transactions {
+            let content = fingerprint(tx);
+            let seen = self.occurrences.entry(content).or_insert(0);
+            let mut hasher = Sha256::new();
+            hasher.update(content);
+            hasher.update(seen.to_be_bytes());
+            tx.identity = TxIdentity(hasher.finalize().into());
+            *seen += 1;
+        }
     }
 }
 
@@ -84,4 +97,51 @@ fn fingerprint(tx: &Transaction) -> [u8; 32] {
         field(&crate::text::fold_whitespace(&text));
     }
     hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statement::{BankRefs, Counterparty, Direction, Position, Remittance};
+
+    fn payment(amount: &str, text: &str) -> Transaction {
+        Transaction {
+            position: Position::default(),
+            statement_id: None,
+            account: Some("DE89370400440532013000".into()),
+            direction: Direction::Credit,
+            booked: true,
+            status_code: "BOOK".into(),
+            reversal: false,
+            amount: amount.parse().unwrap(),
+            currency: "EUR".parse().unwrap(),
+            booking_date: None,
+            value_date: None,
+            refs: BankRefs::default(),
+            counterparty: Counterparty::default(),
+            remittance: Remittance {
+                unstructured: vec![text.into()],
+                ..Remittance::default()
+            },
+            identity: TxIdentity::default(),
+        }
+    }
+
+    #[test]
+    fn identities_set_batch_by_batch_are_those_of_the_whole_file() {
+        // Identical payments on both sides of a batch boundary keep counting on.
+        let file: Vec<Transaction> = (0..7)
+            .map(|i| payment(if i % 3 == 0 { "5.00" } else { "7.00" }, "gift"))
+            .collect();
+        let mut whole = file.clone();
+        assign(&mut whole);
+        let mut batched = file;
+        let mut assigner = Assigner::default();
+        let (first, rest) = batched.split_at_mut(4);
+        assigner.assign(first);
+        assigner.assign(rest);
+        assert_eq!(batched, whole);
+        let distinct: std::collections::HashSet<_> = whole.iter().map(|t| t.identity).collect();
+        assert_eq!(distinct.len(), 7);
+    }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::detect::{self, Format};
 use super::profile::{Profile, ProfileSet};
-use super::{StatementFile, camt, csv, identity, mt940};
+use super::{StatementFile, Transaction, camt, csv, identity, mt940};
 
 /// Limits that protect a run from hostile or broken files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +90,27 @@ pub enum InputErrorKind {
 /// Reads one statement file whole; any problem rejects the whole file (bad CSV rows only
 /// when `skip_bad_rows` is off).
 pub fn read_path(path: &Path, options: &ReadOptions) -> Result<StatementFile, InputError> {
+    let mut transactions = Vec::new();
+    let mut file = read_path_in_batches(path, options, &mut |batch| {
+        transactions.extend(batch);
+        true
+    })?;
+    file.transactions = transactions;
+    Ok(file)
+}
+
+/// How many transactions [`read_path_in_batches`] hands over at a time.
+pub const BATCH: usize = 4096;
+
+/// Reads one statement file as [`read_path`] does, handing its transactions (identities set)
+/// to `sink` in file order as they are read, [`BATCH`] at a time; the returned file holds none
+/// of them. An error can still reject the file after some were handed over. `sink` returns
+/// false to stop the reading (which then fails).
+pub fn read_path_in_batches(
+    path: &Path,
+    options: &ReadOptions,
+    sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
+) -> Result<StatementFile, InputError> {
     let limits = &options.limits;
     let fail = |kind: InputErrorKind| InputError {
         path: path.to_path_buf(),
@@ -111,34 +132,48 @@ pub fn read_path(path: &Path, options: &ReadOptions) -> Result<StatementFile, In
     let head = &head[..head_len];
     let file = File::open(path).map_err(|e| fail(e.into()))?;
     if detect::sniff(head) != Format::Xml {
-        return read_lines(path, file, head, options);
+        return read_lines(path, file, head, options, sink);
     }
     let mut hashing = HashingReader::new(LimitedReader::new(file, limits.max_text_bytes));
     let buffered = BufReader::with_capacity(1 << 16, &mut hashing);
+    let mut identities = identity::Assigner::default();
+    let mut sink = |mut batch: Vec<Transaction>| {
+        identities.assign(&mut batch);
+        sink(batch)
+    };
     let mut statement = match detect::declared_encoding(head) {
         // Only documents that declare another encoding pay for transcoding.
-        Some(encoding) if encoding != encoding_rs::UTF_8 => {
-            camt::read(DecodingReader::new(buffered), limits, |source, declared| {
+        Some(encoding) if encoding != encoding_rs::UTF_8 => camt::read_in_batches(
+            DecodingReader::new(buffered),
+            limits,
+            |source, declared| {
                 source.set_encoding(declared);
                 Ok(())
-            })
-        }
-        _ => camt::read(buffered, limits, |_, declared| {
-            if declared == encoding_rs::UTF_8 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the encoding declaration ({}) must come first in the file",
-                    declared.name()
-                ))
-            }
-        }),
+            },
+            BATCH,
+            &mut sink,
+        ),
+        _ => camt::read_in_batches(
+            buffered,
+            limits,
+            |_, declared| {
+                if declared == encoding_rs::UTF_8 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the encoding declaration ({}) must come first in the file",
+                        declared.name()
+                    ))
+                }
+            },
+            BATCH,
+            &mut sink,
+        ),
     }
     .map_err(|e| fail(position_error(path, e)))?;
     // The parser stops at the end of the document; hash whatever follows it too.
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
     statement.sha256 = hashing.finish();
-    identity::assign(&mut statement.transactions);
     Ok(statement)
 }
 
@@ -148,6 +183,7 @@ fn read_lines(
     file: File,
     head: &[u8],
     options: &ReadOptions,
+    sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
 ) -> Result<StatementFile, InputError> {
     let fail = |kind: InputErrorKind| InputError {
         path: path.to_path_buf(),
@@ -193,8 +229,20 @@ fn read_lines(
     };
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
     statement.sha256 = hashing.finish();
-    identity::assign(&mut statement.transactions);
-    Ok(statement)
+    // A line-based file is read whole (bank CSV exports are small beside camt files); it is
+    // handed over in batches all the same.
+    let mut transactions = std::mem::take(&mut statement.transactions);
+    identity::assign(&mut transactions);
+    let mut transactions = transactions.into_iter();
+    loop {
+        let batch: Vec<Transaction> = transactions.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
+            return Ok(statement);
+        }
+        if !sink(batch) {
+            return Err(fail(io::Error::from(io::ErrorKind::Interrupted).into()));
+        }
+    }
 }
 
 fn read_head(mut file: &File, head: &mut [u8]) -> io::Result<usize> {

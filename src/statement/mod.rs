@@ -17,7 +17,10 @@ use rust_decimal::Decimal;
 use crate::money::Currency;
 
 pub use identity::TxIdentity;
-pub use input::{InputError, InputErrorKind, Limits, ReadOptions, hash_file, read_path};
+pub use input::{
+    BATCH, InputError, InputErrorKind, Limits, ReadOptions, hash_file, read_path,
+    read_path_in_batches,
+};
 
 /// Which way the money moved on our account.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
