@@ -602,6 +602,10 @@ fn execute_run(
         &mut |each| topups::for_each_open(&tx, each),
         || -> Result<(), Error> {
             settled.announce(&tx)?;
+            tracing::debug!(
+                elapsed_ms = clock.elapsed().as_millis() as u64,
+                "settlements announced"
+            );
             record_ledger(&tx, run_id, &rows, &ledger)?;
             runs::finish(
                 &tx,
@@ -633,6 +637,7 @@ fn execute_run(
         tracing::info!(run = %run_id, "dry run: database left unchanged");
     } else {
         crate::store::commit(tx, "committing the run")?;
+        tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "committed");
         tracing::info!(run = %run_id, matched = summary.counts.matched, "committed");
     }
     created.keep();
@@ -695,6 +700,7 @@ fn decide_all(
     options: &ReadOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<RunResult, Error> {
+    let clock = std::time::Instant::now();
     let mut deciding = Deciding::new(runs::next_ledger_id(tx)?);
     if rayon::current_num_threads() > 1 {
         read_beside(files, options, |read| {
@@ -720,6 +726,10 @@ fn decide_all(
             deciding.take(tx, run_id, done, progress)?;
         }
     }
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "files read and their transactions decided"
+    );
     // The reading's memory (freed into its thread's arena) goes back before the settling.
     give_back_memory();
     deciding.finish(tx, at)
