@@ -1,5 +1,6 @@
-//! The same inputs give the same reports however many threads read them: files are read in
-//! parallel, but outcomes are decided in file order.
+//! The same inputs give the same reports however many threads a run has: with more than one,
+//! files are read on a thread of their own while the batches before are decided, but outcomes
+//! are decided in file order either way.
 
 use std::path::Path;
 use std::process::Command;
