@@ -277,36 +277,13 @@ impl Matcher {
 mod tests {
     use super::*;
     use crate::reference::find_candidates;
-    use crate::statement::{BankRefs, Counterparty, Position, Remittance, Transaction, identity};
+    use crate::statement::{Transaction, identity};
 
     const REF_A: &str = "1ab4fef9-a097-4c6f-9345-647025d5fde6";
     const REF_B: &str = "0b7c4e8a-55a1-4c2e-8d7f-2a9e1c3b4d5f";
 
     fn tx(amount: &str, currency: &str, text: &str) -> Transaction {
-        let mut txs = vec![Transaction {
-            position: Position {
-                entry: 1,
-                detail: None,
-                line: None,
-            },
-            statement_id: None,
-            account: Some("DE89370400440532013000".into()),
-            direction: Direction::Credit,
-            booked: true,
-            status_code: "BOOK".into(),
-            reversal: false,
-            amount: amount.parse().unwrap(),
-            currency: currency.parse().unwrap(),
-            booking_date: None,
-            value_date: None,
-            refs: BankRefs::default(),
-            counterparty: Counterparty::default(),
-            remittance: Remittance {
-                unstructured: vec![text.into()],
-                ..Remittance::default()
-            },
-            identity: TxIdentity::default(),
-        }];
+        let mut txs = vec![Transaction::test_credit(amount, currency, text)];
         identity::assign(&mut txs);
         txs.pop().unwrap()
     }

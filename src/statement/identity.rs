@@ -102,29 +102,9 @@ fn fingerprint(tx: &Transaction) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::statement::{BankRefs, Counterparty, Direction, Position, Remittance};
 
     fn payment(amount: &str, text: &str) -> Transaction {
-        Transaction {
-            position: Position::default(),
-            statement_id: None,
-            account: Some("DE89370400440532013000".into()),
-            direction: Direction::Credit,
-            booked: true,
-            status_code: "BOOK".into(),
-            reversal: false,
-            amount: amount.parse().unwrap(),
-            currency: "EUR".parse().unwrap(),
-            booking_date: None,
-            value_date: None,
-            refs: BankRefs::default(),
-            counterparty: Counterparty::default(),
-            remittance: Remittance {
-                unstructured: vec![text.into()],
-                ..Remittance::default()
-            },
-            identity: TxIdentity::default(),
-        }
+        Transaction::test_credit(amount, "EUR", text)
     }
 
     #[test]

@@ -166,6 +166,37 @@ pub struct Transaction {
     pub identity: TxIdentity,
 }
 
+#[cfg(test)]
+impl Transaction {
+    /// A booked credit to our account with `text` as its remittance, identity not yet set: the
+    /// unit tests' payment.
+    pub(crate) fn test_credit(amount: &str, currency: &str, text: &str) -> Transaction {
+        Transaction {
+            position: Position {
+                entry: 1,
+                ..Position::default()
+            },
+            statement_id: None,
+            account: Some("DE89370400440532013000".into()),
+            direction: Direction::Credit,
+            booked: true,
+            status_code: "BOOK".into(),
+            reversal: false,
+            amount: amount.parse().unwrap(),
+            currency: currency.parse().unwrap(),
+            booking_date: None,
+            value_date: None,
+            refs: BankRefs::default(),
+            counterparty: Counterparty::default(),
+            remittance: Remittance {
+                unstructured: vec![text.into()],
+                ..Remittance::default()
+            },
+            identity: TxIdentity::default(),
+        }
+    }
+}
+
 /// A balance as the bank states it: signed (a debit balance is negative), in its currency.
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Balance {
