@@ -785,6 +785,8 @@ fn read_beside<'p>(
 /// A file's place in what was decided when it began: a file rejected after some of its
 /// transactions were decided is taken out again to here.
 struct FileStart {
+    /// The file's path as given, shared by its rows.
+    name: Arc<str>,
     rows: [usize; 3],
     ledger: usize,
     next_ledger_id: i64,
@@ -814,8 +816,6 @@ struct Deciding {
     chains: HashMap<String, crate::controls::ChainPoint>,
     /// Where the file being read began; `None` before its first batch.
     file_start: Option<FileStart>,
-    /// The path of the file being read, shared by its rows.
-    file_name: Option<Arc<str>>,
 }
 
 impl Deciding {
@@ -832,10 +832,10 @@ impl Deciding {
             controls: Vec::new(),
             chains: HashMap::new(),
             file_start: None,
-            file_name: None,
         }
     }
 
+    /// Takes the next thing the reading handed over.
     fn take(
         &mut self,
         tx: &rusqlite::Transaction,
@@ -862,22 +862,20 @@ impl Deciding {
         batch: Vec<(Transaction, Vec<Candidate>)>,
         progress: &indicatif::ProgressBar,
     ) -> Result<(), Error> {
-        if self.file_start.is_none() {
-            self.file_name = Some(Arc::from(path.display().to_string()));
-            self.file_start = Some(FileStart {
-                rows: [0, 1, 2].map(|slot| self.rows[slot].len()),
-                ledger: self.ledger.len(),
-                next_ledger_id: self.next_ledger_id,
-                settlements: self.settlements.len(),
-                exceptions: self.exceptions.len(),
-                totals: self.totals.clone(),
-                progress: progress.position(),
-            });
-        }
+        let start = self.file_start.get_or_insert_with(|| FileStart {
+            name: Arc::from(path.display().to_string()),
+            rows: [0, 1, 2].map(|slot| self.rows[slot].len()),
+            ledger: self.ledger.len(),
+            next_ledger_id: self.next_ledger_id,
+            settlements: self.settlements.len(),
+            exceptions: self.exceptions.len(),
+            totals: self.totals.clone(),
+            progress: progress.position(),
+        });
+        let file_name = start.name.clone();
         // Nothing is written before the settlements, so every batch sees the store as the run
         // found it.
         let known = lookup(tx, &batch)?;
-        let file_name = self.file_name.clone().unwrap_or_else(|| Arc::from(""));
         for (transaction, candidates) in batch {
             let mut decision = self.matcher.decide(&transaction, &candidates, &known);
             let ledger_id = self.next_ledger_id;
@@ -912,7 +910,6 @@ impl Deciding {
 
     /// Forgets what was decided of the file being read, if anything.
     fn roll_back_file(&mut self, progress: &indicatif::ProgressBar) {
-        self.file_name = None;
         let Some(start) = self.file_start.take() else {
             return;
         };
@@ -942,7 +939,6 @@ impl Deciding {
     ) -> Result<(), Error> {
         let file_name = path.display().to_string();
         let start = self.file_start.take();
-        self.file_name = None;
         let first_entry = start.as_ref().map_or(self.ledger.len(), |s| s.ledger);
         let transactions = self.ledger.len() - first_entry;
         let statement_ids: Vec<String> = file
