@@ -39,7 +39,13 @@ pub struct TopUpRecord {
 
 /// Reads a top-up from the first seven columns of a row.
 pub(crate) fn topup_from_row(row: &Row) -> rusqlite::Result<Result<TopUp, String>> {
-    let text = |i: usize| row.get::<_, String>(i);
+    // Borrowed from SQLite's row: a listing of millions makes no string per column.
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        let value = row.get_ref(i)?;
+        value
+            .as_str()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), e.into()))
+    };
     let (id, created, group, amount, currency, status, reference) = (
         text(0)?,
         text(1)?,
@@ -53,8 +59,7 @@ pub(crate) fn topup_from_row(row: &Row) -> rusqlite::Result<Result<TopUp, String
         let currency = currency.parse().map_err(|e| format!("{e}"))?;
         Ok(TopUp {
             id: id.parse().map_err(|e| format!("{e}"))?,
-            created_at: created
-                .parse::<DateTime<Utc>>()
+            created_at: crate::topup::parse_timestamp(created)
                 .map_err(|e| format!("created_at {created:?}: {e}"))?,
             account_group_id: group.parse().map_err(|e| format!("{e}"))?,
             cash_amount: amount
