@@ -203,9 +203,16 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> 
         })
     };
     let written = b.len() == 20
-        && [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'Z')]
-            .iter()
-            .all(|&(i, c)| b[i] == c);
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'Z'),
+        ]
+        .iter()
+        .all(|&(i, c)| b[i] == c);
     let fast = written
         .then(|| {
             let date = chrono::NaiveDate::from_ymd_opt(
@@ -243,6 +250,25 @@ impl Serialize for TopUp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_timestamp_reads_back_the_same_by_hand_or_through_chrono() {
+        let at: DateTime<Utc> = "2026-11-01T08:05:09Z".parse().unwrap();
+        assert_eq!(parse_timestamp(&format_timestamp(at)).unwrap(), at);
+        // Other RFC 3339 forms still read, through chrono.
+        assert_eq!(parse_timestamp("2026-11-01T09:05:09+01:00").unwrap(), at);
+        let fraction = parse_timestamp("2026-11-01T08:05:09.250Z").unwrap();
+        assert_eq!(fraction.timestamp_subsec_millis(), 250);
+        for bad in [
+            "2026-13-01T08:05:09Z",
+            "2026-02-30T08:05:09Z",
+            "2026-11-01T24:05:09Z",
+            "2026-11-0aT08:05:09Z",
+            "",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn lifecycle_allows_only_documented_transitions() {

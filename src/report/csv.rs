@@ -106,7 +106,12 @@ impl<'w> OpenTopUpsWriter<'w> {
         let mut group = uuid::Uuid::encode_buffer();
         let mut reference = uuid::Uuid::encode_buffer();
         self.writer.write_record([
-            topup.id.uuid().hyphenated().encode_lower(&mut id).as_bytes(),
+            topup
+                .id
+                .uuid()
+                .hyphenated()
+                .encode_lower(&mut id)
+                .as_bytes(),
             format_timestamp(topup.created_at).as_bytes(),
             topup
                 .account_group_id
