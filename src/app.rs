@@ -514,7 +514,8 @@ fn execute_run(
         skip_bad_rows: settings.skip_bad_rows,
     };
     let mut store = open(settings, OpenMode::MustExist)?;
-    let database = store.path().display().to_string();
+    let db_path = store.path().to_path_buf();
+    let database = db_path.display().to_string();
     let started = Utc::now();
     let run_id = RunId::from_uuid(Uuid::now_v7());
     let tx = store.write()?;
@@ -536,7 +537,24 @@ fn execute_run(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let result = decide_all(&tx, run_id, started, &files, &options, &progress)?;
+    let deciding = read_and_decide(&tx, run_id, &files, &options, &progress)?;
+    // A run that fails from here on leaves no report directory it created. Declared before
+    // `open` and `pending`, so the report's temporary files are gone before it looks.
+    let mut created = CreatedDir::new(report_dir);
+    let settling = deciding.settling();
+    let stale_after_days = settings.stale_after_days;
+    let (result, open) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| {
+            render_open_after(&db_path, report_dir, started, stale_after_days, &settling)
+        });
+        let result = deciding.finish(&tx, started);
+        let open = listing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (result, open)
+    });
+    let (result, open) = (result?, open?);
+    drop(settling);
     give_back_memory();
     progress.finish_and_clear();
     tracing::debug!(
@@ -562,6 +580,13 @@ fn execute_run(
         )));
     }
     let open_topups = topups::count_open(&tx)?;
+    if open_topups != open.total() {
+        return Err(Error::Internal(format!(
+            "the run leaves {open_topups} top-ups open but {} were listed; nothing was \
+             committed; please report this",
+            open.total()
+        )));
+    }
     let finished = Utc::now();
     let summary = Summary {
         run_id: run_id.to_string(),
@@ -584,9 +609,6 @@ fn execute_run(
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
     let [matched, unmatched, ignored] = &rows;
-    // A run that fails from here on leaves no report directory it created. Declared before
-    // `pending`, so the report's temporary files are gone before it looks.
-    let mut created = CreatedDir::new(report_dir);
     // The events and the ledger are written while the report renders (the connection stays on
     // this thread); nothing is committed before both are done.
     let (pending, recorded) = report::prepare_alongside(
@@ -599,7 +621,7 @@ fn execute_run(
             as_of: started,
             generated_at: finished,
         },
-        &mut |each| topups::for_each_open(&tx, each),
+        open,
         || -> Result<(), Error> {
             settled.announce(&tx)?;
             tracing::debug!(
@@ -686,20 +708,19 @@ fn execute_run(
 }
 
 /// Reads the files and decides every transaction in file order, a batch at a time as it is
-/// read: the transactions are not kept, only their rows. Then settles what matched and writes
-/// the exceptions' suggestions; the rows are recorded by [`record_ledger`].
+/// read: the transactions are not kept, only their rows. [`Deciding::finish`] then settles
+/// what matched; the rows are recorded by [`record_ledger`].
 ///
 /// With more than one thread (rayon's count), the files are read on a thread of their own
 /// while the batches before are decided; with one, everything happens on this thread. Either
 /// way the decisions are the same: they follow file order.
-fn decide_all(
+fn read_and_decide(
     tx: &rusqlite::Transaction,
     run_id: RunId,
-    at: DateTime<Utc>,
     files: &[PathBuf],
     options: &ReadOptions,
     progress: &indicatif::ProgressBar,
-) -> Result<RunResult, Error> {
+) -> Result<Deciding, Error> {
     let clock = std::time::Instant::now();
     let mut deciding = Deciding::new(runs::next_ledger_id(tx)?);
     if rayon::current_num_threads() > 1 {
@@ -732,7 +753,30 @@ fn decide_all(
     );
     // The reading's memory (freed into its thread's arena) goes back before the settling.
     give_back_memory();
-    deciding.finish(tx, at)
+    Ok(deciding)
+}
+
+/// Lists the open top-ups the run leaves into `open_topups.csv`, from a connection of its own
+/// while the run's settles: those open before the run (it holds the write lock, so nothing
+/// else changes them) less the ones it settles.
+fn render_open_after(
+    db: &Path,
+    dir: &Path,
+    as_of: DateTime<Utc>,
+    stale_after_days: i64,
+    settling: &HashSet<TopUpId>,
+) -> Result<report::OpenRendered, Error> {
+    let conn = crate::store::open_reader(db)?;
+    let open = report::render_open(dir, as_of, stale_after_days, &mut |each| {
+        topups::for_each_open(&conn, &mut |topup| {
+            if settling.contains(&topup.id) {
+                Ok(())
+            } else {
+                each(topup)
+            }
+        })
+    })?;
+    Ok(open)
 }
 
 /// What the reading hands to the deciding, in file order.
@@ -1041,6 +1085,11 @@ impl Deciding {
             bad_rows: Vec::new(),
         });
         Ok(())
+    }
+
+    /// The top-ups this run settles.
+    fn settling(&self) -> HashSet<TopUpId> {
+        self.settlements.iter().map(|(topup, _)| topup.id).collect()
     }
 
     /// Settles what matched, then writes the exceptions' suggestions.

@@ -231,6 +231,44 @@ fn run_settles_matched_topups_and_records_which_transaction_did() {
     assert_eq!(row["extracted_reference"], T1);
     assert_eq!(row["booking_date"], "2026-11-20");
     assert_eq!(row["amount"], "200.00");
+    // The open top-ups are those open before the run less those it settled: exactly what the
+    // database lists as open once it committed.
+    let listed: Vec<String> = env
+        .csv("r1", "open_topups.csv")
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert!(!listed.contains(&T1.to_string()));
+    let list = |status: &str| {
+        env.recon(&[
+            "topups",
+            "list",
+            "--db",
+            &env.db(),
+            "--status",
+            status,
+            "--format",
+            "csv",
+        ])
+    };
+    let still_open = list("confirmed");
+    assert_ok(&still_open);
+    let mut expected: Vec<String> = csv::Reader::from_reader(&still_open.stdout[..])
+        .deserialize::<BTreeMap<String, String>>()
+        .map(|r| r.unwrap()["id"].clone())
+        .collect();
+    let new = list("new");
+    assert_ok(&new);
+    expected.extend(
+        csv::Reader::from_reader(&new.stdout[..])
+            .deserialize::<BTreeMap<String, String>>()
+            .map(|r| r.unwrap()["id"].clone()),
+    );
+    let (mut listed, mut expected) = (listed, expected);
+    listed.sort();
+    expected.sort();
+    assert!(!listed.is_empty());
+    assert_eq!(listed, expected);
 }
 
 #[test]

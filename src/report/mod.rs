@@ -165,32 +165,61 @@ pub fn prepare(
     report: &Report,
     open: &mut ForEachOpen,
 ) -> Result<Pending, ReportError> {
+    let open = render_open(dir, report.as_of, report.summary.stale_after_days, open)?;
     prepare_alongside(dir, report, open, || ()).map(|(pending, ())| pending)
 }
 
-/// [`prepare`], calling `alongside` on this thread (e.g. work on a database connection, which
-/// cannot move) while the files other than `open_topups.csv` are rendered on others.
-/// `alongside` is not called when `open_topups.csv` cannot be written.
-pub fn prepare_alongside<T>(
+/// `open_topups.csv` rendered under a temporary name, and what the page and the workbook
+/// show of the open top-ups.
+pub struct OpenRendered {
+    file: (NamedTempFile, PathBuf),
+    overview: OpenTopUps,
+}
+
+impl OpenRendered {
+    /// How many open top-ups the file lists.
+    pub fn total(&self) -> usize {
+        self.overview.total
+    }
+}
+
+/// Streams the open top-ups (oldest first) into `open_topups.csv` under a temporary name in
+/// `dir`, gathering what the other files show of them; ages are measured at `as_of`.
+pub fn render_open(
     dir: &Path,
-    report: &Report,
+    as_of: DateTime<Utc>,
+    stale_after_days: i64,
     open: &mut ForEachOpen,
-    alongside: impl FnOnce() -> T,
-) -> Result<(Pending, T), ReportError> {
+) -> Result<OpenRendered, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError {
         path: dir.to_path_buf(),
         source,
     })?;
     let mut overview = OpenTopUps::new();
-    let stale_after = report.summary.stale_after_days;
-    let open_csv = render_aside(dir, "open_topups.csv", &mut |w| {
-        let mut writer = csv::OpenTopUpsWriter::new(w, report.as_of)?;
+    let file = render_aside(dir, "open_topups.csv", &mut |w| {
+        let mut writer = csv::OpenTopUpsWriter::new(w, as_of)?;
         open(&mut |topup| {
-            overview.add(topup, report.as_of, stale_after);
+            overview.add(topup, as_of, stale_after_days);
             writer.write(topup)
         })?;
         writer.finish()
     })?;
+    Ok(OpenRendered { file, overview })
+}
+
+/// Renders the report files other than `open_topups.csv` (already rendered: `open`) side by
+/// side, calling `alongside` on this thread meanwhile (e.g. work on a database connection,
+/// which cannot move).
+pub fn prepare_alongside<T>(
+    dir: &Path,
+    report: &Report,
+    open: OpenRendered,
+    alongside: impl FnOnce() -> T,
+) -> Result<(Pending, T), ReportError> {
+    let OpenRendered {
+        file: open_csv,
+        overview,
+    } = open;
     let overview = &overview;
     type Render<'r> = Box<dyn Fn(&mut (dyn io::Write + Send)) -> io::Result<()> + Send + Sync + 'r>;
     let renders: Vec<(&str, Render)> = vec![

@@ -236,6 +236,15 @@ pub fn commit(tx: rusqlite::Transaction<'_>, doing: &'static str) -> Result<(), 
     tx.commit().doing(doing)
 }
 
+/// A read-only connection to the database at `path`, to read beside this process's writer
+/// (SQLite's default 2 MB page cache: it is for reading through once). In WAL mode it sees
+/// what was last committed and never waits for the writer.
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags)
+        .map_err(|e| classify(path, e, "opening the database to read"))
+}
+
 /// Every row of a query with three text columns.
 pub(crate) fn text_triples(
     conn: &Connection,
