@@ -728,23 +728,22 @@ fn read_and_decide(
             deciding.take(tx, run_id, read, progress)
         })?;
     } else {
-        for (position, path) in files.iter().enumerate() {
-            let mut failed = None;
-            let result = statement::read_path_in_batches(path, options, &mut |batch| {
-                let read = Read::Batch(path, with_candidates(batch));
-                match deciding.take(tx, run_id, read, progress) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                }
-            });
-            if let Some(error) = failed {
-                return Err(error);
+        let mut failed = None;
+        read_in_order(files, options, &mut |read| {
+            // Nothing more is taken after an error, not even the end of the file it stopped.
+            if failed.is_some() {
+                return false;
             }
-            let done = Read::Done(position, path, result);
-            deciding.take(tx, run_id, done, progress)?;
+            match deciding.take(tx, run_id, read, progress) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        });
+        if let Some(error) = failed {
+            return Err(error);
         }
     }
     tracing::debug!(
@@ -798,6 +797,23 @@ fn with_candidates(batch: Vec<Transaction>) -> Vec<(Transaction, Vec<Candidate>)
         .collect()
 }
 
+/// Reads `files` in order, handing `hand` each batch of a file, then the file's end; stops when
+/// `hand` returns false.
+fn read_in_order<'p>(
+    files: &'p [PathBuf],
+    options: &ReadOptions,
+    hand: &mut dyn FnMut(Read<'p>) -> bool,
+) {
+    for (position, path) in files.iter().enumerate() {
+        let result = statement::read_path_in_batches(path, options, &mut |batch| {
+            hand(Read::Batch(path, with_candidates(batch)))
+        });
+        if !hand(Read::Done(position, path, result)) {
+            return;
+        }
+    }
+}
+
 /// Reads `files` in order on a thread of its own and hands each batch to `decide` on this one.
 /// At most two batches wait between them, so memory does not grow with the files. An error
 /// from `decide` stops the reading.
@@ -808,16 +824,7 @@ fn read_beside<'p>(
 ) -> Result<(), Error> {
     std::thread::scope(|scope| {
         let (send, receive) = std::sync::mpsc::sync_channel::<Read<'p>>(1);
-        scope.spawn(move || {
-            for (position, path) in files.iter().enumerate() {
-                let result = statement::read_path_in_batches(path, options, &mut |batch| {
-                    send.send(Read::Batch(path, with_candidates(batch))).is_ok()
-                });
-                if send.send(Read::Done(position, path, result)).is_err() {
-                    return;
-                }
-            }
-        });
+        scope.spawn(move || read_in_order(files, options, &mut |read| send.send(read).is_ok()));
         // Returning early drops the receiver, and the reader's next send fails and stops it.
         for read in receive {
             decide(read)?;
@@ -833,7 +840,6 @@ struct FileStart {
     name: Arc<str>,
     rows: [usize; 3],
     ledger: usize,
-    next_ledger_id: i64,
     settlements: usize,
     exceptions: usize,
     totals: report::summary::Totals,
@@ -849,8 +855,8 @@ struct Deciding {
     ledger: Vec<LedgerEntry>,
     // Ledger ids are handed out in document order before any row is written, so that the
     // settlements can point at their transactions and be applied in table order (the
-    // foreign keys are checked at commit).
-    next_ledger_id: i64,
+    // foreign keys are checked at commit): the entry at index i gets `first_ledger_id + i`.
+    first_ledger_id: i64,
     // The matched top-ups in document order (as the matched rows), with their ledger ids.
     settlements: Vec<(crate::topup::TopUp, i64)>,
     // Each exception's decision, by its place among the unmatched rows: its suggestion needs
@@ -863,14 +869,14 @@ struct Deciding {
 }
 
 impl Deciding {
-    fn new(next_ledger_id: i64) -> Self {
+    fn new(first_ledger_id: i64) -> Self {
         Deciding {
             matcher: Matcher::new(),
             totals: report::summary::Totals::default(),
             inputs: Vec::new(),
             rows: Default::default(),
             ledger: Vec::new(),
-            next_ledger_id,
+            first_ledger_id,
             settlements: Vec::new(),
             exceptions: Vec::new(),
             controls: Vec::new(),
@@ -910,7 +916,6 @@ impl Deciding {
             name: Arc::from(path.display().to_string()),
             rows: [0, 1, 2].map(|slot| self.rows[slot].len()),
             ledger: self.ledger.len(),
-            next_ledger_id: self.next_ledger_id,
             settlements: self.settlements.len(),
             exceptions: self.exceptions.len(),
             totals: self.totals.clone(),
@@ -922,8 +927,7 @@ impl Deciding {
         let known = lookup(tx, &batch)?;
         for (transaction, candidates) in batch {
             let mut decision = self.matcher.decide(&transaction, &candidates, &known);
-            let ledger_id = self.next_ledger_id;
-            self.next_ledger_id += 1;
+            let ledger_id = self.first_ledger_id + self.ledger.len() as i64;
             let row = Row::new(transaction, &decision, &file_name);
             self.totals.add(&row);
             let category = row.category();
@@ -964,7 +968,6 @@ impl Deciding {
             rows.truncate(len);
         }
         self.ledger.truncate(start.ledger);
-        self.next_ledger_id = start.next_ledger_id;
         self.settlements.truncate(start.settlements);
         self.exceptions.truncate(start.exceptions);
         self.totals = start.totals;
