@@ -23,10 +23,11 @@ use crate::matching::{Category, EarlierSettlement, Known, Matcher, Outcome};
 use crate::reference::{Candidate, find_candidates};
 use crate::report::{self, InputSummary, Report, Summary};
 use crate::row::Row;
+use crate::row::spill::{Mark, Spill, Spilled};
 use crate::statement::profile::{Origin, ProfileSet};
 use crate::statement::{self, InputError, ReadOptions, StatementFile, Transaction, TxIdentity};
 use crate::store::{OpenMode, Store, StoreError, runs, topups};
-use crate::topup::{Status, format_timestamp};
+use crate::topup::{Status, TopUp, format_timestamp};
 
 /// Runs a parsed command line; output for the user goes to `out`. Returns the exit status.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
@@ -371,7 +372,7 @@ struct LedgerEntry {
 
 /// What a run produced, before it is committed and published.
 struct RunResult {
-    rows: [Vec<Row>; 3],
+    rows: RunRows,
     /// Where each transaction goes in the ledger, in document order.
     ledger: Vec<LedgerEntry>,
     /// The settlements, whose events are still to be written.
@@ -537,10 +538,15 @@ fn execute_run(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let deciding = read_and_decide(&tx, run_id, &files, &options, &progress)?;
-    // A run that fails from here on leaves no report directory it created. Declared before
-    // `open` and `pending`, so the report's temporary files are gone before it looks.
+    // A run that fails leaves no report directory it created. Declared before the rows
+    // written aside, `open` and `pending`, so the report's temporary files are gone before it
+    // looks.
     let mut created = CreatedDir::new(report_dir);
+    fs::create_dir_all(report_dir).map_err(|source| report::ReportError {
+        path: report_dir.to_path_buf(),
+        source,
+    })?;
+    let deciding = read_and_decide(&tx, run_id, &files, &options, report_dir, &progress)?;
     let settling = deciding.settling();
     let stale_after_days = settings.stale_after_days;
     let (result, open) = std::thread::scope(|scope| {
@@ -608,16 +614,15 @@ fn execute_run(
         stale_after_days: settings.stale_after_days,
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
-    let [matched, unmatched, ignored] = &rows;
     // The events and the ledger are written while the report renders (the connection stays on
     // this thread); nothing is committed before both are done.
     let (pending, recorded) = report::prepare_alongside(
         report_dir,
         &Report {
             summary: &summary,
-            matched,
-            unmatched,
-            ignored,
+            matched: report::Rows::Spilled(&rows.matched),
+            unmatched: &rows.unmatched,
+            ignored: report::Rows::Spilled(&rows.ignored),
             as_of: started,
             generated_at: finished,
         },
@@ -719,10 +724,11 @@ fn read_and_decide(
     run_id: RunId,
     files: &[PathBuf],
     options: &ReadOptions,
+    report_dir: &Path,
     progress: &indicatif::ProgressBar,
 ) -> Result<Deciding, Error> {
     let clock = std::time::Instant::now();
-    let mut deciding = Deciding::new(runs::next_ledger_id(tx)?);
+    let mut deciding = Deciding::new(runs::next_ledger_id(tx)?, report_dir)?;
     if rayon::current_num_threads() > 1 {
         read_beside(files, options, |read| {
             deciding.take(tx, run_id, read, progress)
@@ -838,7 +844,7 @@ fn read_beside<'p>(
 struct FileStart {
     /// The file's path as given, shared by its rows.
     name: Arc<str>,
-    rows: [usize; 3],
+    rows: RowsMark,
     ledger: usize,
     settlements: usize,
     exceptions: usize,
@@ -846,12 +852,102 @@ struct FileStart {
     progress: u64,
 }
 
+/// The rows of a run as they are decided. The matched and the ignored are most of a night and
+/// are only read again to be recorded and reported, so they are written aside as they come; the
+/// unmatched stay, for their suggestions.
+struct DecidedRows {
+    matched: Spill,
+    unmatched: Vec<Row>,
+    ignored: Spill,
+}
+
+/// How far [`DecidedRows`] had got.
+#[derive(Clone, Copy)]
+struct RowsMark {
+    matched: Mark,
+    unmatched: usize,
+    ignored: Mark,
+}
+
+/// The rows of a run, all decided.
+struct RunRows {
+    matched: Spilled,
+    unmatched: Vec<Row>,
+    ignored: Spilled,
+}
+
+/// A failure of the temporary file that rows are written aside to (in the report directory).
+fn aside_failed(source: std::io::Error) -> Error {
+    Error::Io {
+        doing: "writing the run's rows aside to a temporary file in the report directory, or \
+                reading them back"
+            .to_string(),
+        source,
+    }
+}
+
+impl DecidedRows {
+    /// Rows written aside in `dir`.
+    fn new(dir: &Path) -> Result<Self, Error> {
+        Ok(DecidedRows {
+            matched: Spill::new_in(dir).map_err(aside_failed)?,
+            unmatched: Vec::new(),
+            ignored: Spill::new_in(dir).map_err(aside_failed)?,
+        })
+    }
+
+    fn mark(&self) -> RowsMark {
+        RowsMark {
+            matched: self.matched.mark(),
+            unmatched: self.unmatched.len(),
+            ignored: self.ignored.mark(),
+        }
+    }
+
+    /// Adds the next row; returns its place among the rows of its category.
+    fn push(&mut self, row: Row) -> Result<usize, Error> {
+        let (index, spill) = match row.category() {
+            Category::Unmatched => {
+                self.unmatched.push(row);
+                return Ok(self.unmatched.len() - 1);
+            }
+            Category::Matched => (self.matched.len(), &mut self.matched),
+            Category::Ignored => (self.ignored.len(), &mut self.ignored),
+        };
+        spill.push(&row).map_err(aside_failed)?;
+        Ok(index)
+    }
+
+    /// Takes out every row added since `mark`, showing each to `each` first (in no particular
+    /// order).
+    fn cut_back(&mut self, mark: RowsMark, each: &mut dyn FnMut(&Row)) -> Result<(), Error> {
+        self.unmatched[mark.unmatched..].iter().for_each(&mut *each);
+        self.unmatched.truncate(mark.unmatched);
+        let mut spilled = |spill: &mut Spill, mark: Mark| -> std::io::Result<()> {
+            for row in spill.since(mark)? {
+                each(&row?);
+            }
+            spill.truncate(mark)
+        };
+        spilled(&mut self.matched, mark.matched).map_err(aside_failed)?;
+        spilled(&mut self.ignored, mark.ignored).map_err(aside_failed)
+    }
+
+    fn finish(self) -> Result<RunRows, Error> {
+        Ok(RunRows {
+            matched: self.matched.finish().map_err(aside_failed)?,
+            unmatched: self.unmatched,
+            ignored: self.ignored.finish().map_err(aside_failed)?,
+        })
+    }
+}
+
 /// The decisions of a run so far, made in file order.
 struct Deciding {
     matcher: Matcher,
     totals: report::summary::Totals,
     inputs: Vec<InputSummary>,
-    rows: [Vec<Row>; 3],
+    rows: DecidedRows,
     ledger: Vec<LedgerEntry>,
     // Ledger ids are handed out in document order before any row is written, so that the
     // settlements can point at their transactions and be applied in table order (the
@@ -869,12 +965,12 @@ struct Deciding {
 }
 
 impl Deciding {
-    fn new(first_ledger_id: i64) -> Self {
-        Deciding {
+    fn new(first_ledger_id: i64, dir: &Path) -> Result<Self, Error> {
+        Ok(Deciding {
             matcher: Matcher::new(),
             totals: report::summary::Totals::default(),
             inputs: Vec::new(),
-            rows: Default::default(),
+            rows: DecidedRows::new(dir)?,
             ledger: Vec::new(),
             first_ledger_id,
             settlements: Vec::new(),
@@ -882,7 +978,7 @@ impl Deciding {
             controls: Vec::new(),
             chains: HashMap::new(),
             file_start: None,
-        }
+        })
     }
 
     /// Takes the next thing the reading handed over.
@@ -914,7 +1010,7 @@ impl Deciding {
     ) -> Result<(), Error> {
         let start = self.file_start.get_or_insert_with(|| FileStart {
             name: Arc::from(path.display().to_string()),
-            rows: [0, 1, 2].map(|slot| self.rows[slot].len()),
+            rows: self.rows.mark(),
             ledger: self.ledger.len(),
             settlements: self.settlements.len(),
             exceptions: self.exceptions.len(),
@@ -931,7 +1027,7 @@ impl Deciding {
             let row = Row::new(transaction, &decision, &file_name);
             self.totals.add(&row);
             let category = row.category();
-            let slot = category_slot(category);
+            let index = self.rows.push(row)?;
             match category {
                 Category::Matched => {
                     let topup = decision
@@ -940,38 +1036,36 @@ impl Deciding {
                         .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
                     self.settlements.push((topup, ledger_id));
                 }
-                Category::Unmatched => self.exceptions.push((self.rows[slot].len(), decision)),
+                Category::Unmatched => self.exceptions.push((index, decision)),
                 Category::Ignored => {}
             }
             self.ledger.push(LedgerEntry {
                 id: ledger_id,
                 // Known once the file is recorded, at its end.
                 file_id: 0,
-                category: slot,
-                index: self.rows[slot].len(),
+                category: category_slot(category),
+                index,
             });
-            self.rows[slot].push(row);
             progress.inc(1);
         }
         Ok(())
     }
 
     /// Forgets what was decided of the file being read, if anything.
-    fn roll_back_file(&mut self, progress: &indicatif::ProgressBar) {
+    fn roll_back_file(&mut self, progress: &indicatif::ProgressBar) -> Result<(), Error> {
         let Some(start) = self.file_start.take() else {
-            return;
+            return Ok(());
         };
-        for (rows, len) in self.rows.iter_mut().zip(start.rows) {
-            for row in &rows[len..] {
-                self.matcher.forget(row.identity, row.outcome, row.topup_id);
-            }
-            rows.truncate(len);
-        }
+        let matcher = &mut self.matcher;
+        self.rows.cut_back(start.rows, &mut |row| {
+            matcher.forget(row.identity, row.outcome, row.topup_id);
+        })?;
         self.ledger.truncate(start.ledger);
         self.settlements.truncate(start.settlements);
         self.exceptions.truncate(start.exceptions);
         self.totals = start.totals;
         progress.set_position(start.progress);
+        Ok(())
     }
 
     /// A file read to its end: recorded with its statements and their controls, and its rows
@@ -1059,7 +1153,7 @@ impl Deciding {
         error: InputError,
         progress: &indicatif::ProgressBar,
     ) -> Result<(), Error> {
-        self.roll_back_file(progress);
+        self.roll_back_file(progress)?;
         let file_name = path.display().to_string();
         let sha256 = statement::hash_file(path).unwrap_or_default();
         let message = error.to_string();
@@ -1098,7 +1192,7 @@ impl Deciding {
     /// Settles what matched, then writes the exceptions' suggestions.
     fn finish(self, tx: &rusqlite::Transaction, at: DateTime<Utc>) -> Result<RunResult, Error> {
         let Deciding {
-            mut rows,
+            rows,
             ledger,
             settlements,
             exceptions,
@@ -1107,23 +1201,19 @@ impl Deciding {
             controls,
             ..
         } = self;
+        let mut rows = rows.finish()?;
         // Suggestions name a payer's account groups from the payer's matched payments of this
         // run (the newest in the ledger) first.
-        let [matched, unmatched, _] = &mut rows;
         let mut payer_groups: HashMap<String, Vec<String>> = exceptions
             .iter()
             .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
-            .filter_map(|(index, _)| unmatched[*index].counterparty_iban().map(str::to_string))
+            .filter_map(|(index, _)| {
+                rows.unmatched[*index]
+                    .counterparty_iban()
+                    .map(str::to_string)
+            })
             .map(|iban| (iban, Vec::new()))
             .collect();
-        for (row, (topup, _)) in matched.iter().zip(&settlements).rev() {
-            if let Some(iban) = row.counterparty_iban()
-                && let Some(groups) = payer_groups.get_mut(iban)
-                && groups.len() < crate::store::hints::PAYER_PAYMENTS
-            {
-                groups.push(topup.account_group_id.to_string());
-            }
-        }
         // The transactions of this run that settled a top-up paid again later in it.
         let settled_earlier: HashSet<TxIdentity> = exceptions
             .iter()
@@ -1132,14 +1222,40 @@ impl Deciding {
                 _ => None,
             })
             .collect();
-        let settled_here: HashMap<TxIdentity, String> = matched
-            .iter()
-            .filter(|row| settled_earlier.contains(&row.identity))
-            .map(|row| {
-                let place = format!("{} {}", row.statement_file, row.position_text());
-                (row.identity, place)
-            })
-            .collect();
+        let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
+        if !payer_groups.is_empty() || !settled_earlier.is_empty() {
+            // Read forwards, so each payer keeps a window of its newest payments.
+            let mut newest: HashMap<&str, std::collections::VecDeque<&TopUp>> = HashMap::new();
+            for (row, (topup, _)) in rows.matched.iter().zip(&settlements) {
+                let row = row.map_err(aside_failed)?;
+                if let Some(iban) = row.counterparty_iban()
+                    && let Some((iban, _)) = payer_groups.get_key_value(iban)
+                {
+                    let window = newest.entry(iban.as_str()).or_default();
+                    if window.len() == crate::store::hints::PAYER_PAYMENTS {
+                        window.pop_front();
+                    }
+                    window.push_back(topup);
+                }
+                if settled_earlier.contains(&row.identity) {
+                    let place = format!("{} {}", row.statement_file, row.position_text());
+                    settled_here.insert(row.identity, place);
+                }
+            }
+            let newest: Vec<(String, Vec<String>)> = newest
+                .into_iter()
+                .map(|(iban, window)| {
+                    let groups = window.iter().rev();
+                    (
+                        iban.to_string(),
+                        groups.map(|t| t.account_group_id.to_string()).collect(),
+                    )
+                })
+                .collect();
+            for (iban, groups) in newest {
+                payer_groups.insert(iban, groups);
+            }
+        }
 
         let clock = std::time::Instant::now();
         let settled = topups::settle_all(tx, settlements, at)?;
@@ -1151,7 +1267,7 @@ impl Deciding {
         // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
         // never offered for another payment.
         for (index, decision) in exceptions {
-            let row = &mut unmatched[index];
+            let row = &mut rows.unmatched[index];
             let this_run = row
                 .counterparty_iban()
                 .and_then(|iban| payer_groups.get(iban))
@@ -1187,12 +1303,24 @@ fn give_back_memory() {
 fn record_ledger(
     tx: &rusqlite::Transaction,
     run_id: RunId,
-    rows: &[Vec<Row>; 3],
+    rows: &RunRows,
     ledger: &[LedgerEntry],
 ) -> Result<(), Error> {
+    let (mut matched, mut ignored) = (rows.matched.iter(), rows.ignored.iter());
     for entry in ledger {
-        let row = &rows[entry.category][entry.index];
-        runs::record_row(tx, run_id, entry.file_id, entry.id, row)?;
+        let spilled = match entry.category {
+            0 => matched.next(),
+            1 => {
+                let row = &rows.unmatched[entry.index];
+                runs::record_row(tx, run_id, entry.file_id, entry.id, row)?;
+                continue;
+            }
+            _ => ignored.next(),
+        };
+        let row = spilled
+            .ok_or_else(|| Error::Internal("the ledger has more rows than were decided".into()))?
+            .map_err(aside_failed)?;
+        runs::record_row(tx, run_id, entry.file_id, entry.id, &row)?;
     }
     Ok(())
 }
@@ -1283,9 +1411,9 @@ fn rerender(settings: &Settings, args: &ReportArgs, out: &mut dyn Write) -> Resu
         &args.out,
         &Report {
             summary: &summary,
-            matched,
+            matched: report::Rows::Memory(matched),
             unmatched,
-            ignored,
+            ignored: report::Rows::Memory(ignored),
             as_of,
             generated_at: Utc::now(),
         },

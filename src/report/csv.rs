@@ -4,7 +4,7 @@ use std::io;
 
 use chrono::{DateTime, Utc};
 
-use crate::row::Row;
+use crate::row::spill::Rows;
 use crate::store::topups::age_days;
 use crate::topup::{TopUp, format_timestamp};
 
@@ -50,10 +50,11 @@ fn text(value: Option<&str>) -> std::borrow::Cow<'_, str> {
 }
 
 /// Writes transaction rows with the header.
-pub fn write_rows(out: &mut dyn io::Write, rows: &[Row]) -> io::Result<()> {
+pub fn write_rows(out: &mut dyn io::Write, rows: Rows) -> io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);
     writer.write_record(ROW_HEADER)?;
-    for row in rows {
+    for row in rows.iter() {
+        let row = row?;
         let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
         let money = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
         writer.write_record([

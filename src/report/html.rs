@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::summary::sum_text;
-use super::{OpenTopUps, Report};
+use super::{OpenTopUps, Report, Rows};
 use crate::matching::{Category, Outcome};
 use crate::money::{Currency, format_amount};
 use crate::row::Row;
@@ -325,13 +325,13 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
     controls.sort_by_key(|c| c.ok);
     let stale_count = open.stale;
     let (line, class) = status_line(report);
-    let views = |rows: &[Row]| {
+    let views = |rows: Rows| {
         rows.iter()
             .take(PAGE_ROWS)
-            .map(RowObject::value)
-            .collect::<Vec<_>>()
+            .map(|row| Ok(RowObject::value(&*row?)))
+            .collect::<io::Result<Vec<_>>>()
     };
-    let (matched, ignored) = (views(report.matched), views(report.ignored));
+    let (matched, ignored) = (views(report.matched)?, views(report.ignored)?);
     let template = env.get_template("report.html").map_err(io::Error::other)?;
     // Written as it renders: the page of a large night is megabytes, never held whole.
     template

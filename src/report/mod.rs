@@ -21,15 +21,17 @@ use rust_decimal::Decimal;
 
 use crate::money::Currency;
 use crate::row::Row;
+pub use crate::row::spill::Rows;
 use crate::topup::TopUp;
 pub use summary::{InputSummary, Summary};
 
 /// Everything a report shows.
 pub struct Report<'a> {
     pub summary: &'a Summary,
-    pub matched: &'a [Row],
+    pub matched: Rows<'a>,
+    /// Always in memory: their suggestions are made after every transaction is decided.
     pub unmatched: &'a [Row],
-    pub ignored: &'a [Row],
+    pub ignored: Rows<'a>,
     /// The moment ages of open top-ups are measured at (the run's start).
     pub as_of: DateTime<Utc>,
     /// When these files are written (differs when a past run's report is rendered again).
@@ -229,7 +231,7 @@ pub fn prepare_alongside<T>(
         ),
         (
             "unmatched.csv",
-            Box::new(|w| csv::write_rows(w, report.unmatched)),
+            Box::new(|w| csv::write_rows(w, Rows::Memory(report.unmatched))),
         ),
         (
             "ignored.csv",

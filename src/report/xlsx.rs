@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
 
-use super::{OpenTopUps, Report};
+use super::{OpenTopUps, Report, Rows};
 use crate::row::Row;
 use crate::store::topups::age_days;
 use crate::topup::{TopUp, format_timestamp};
@@ -225,16 +225,17 @@ fn rows_sheet(
     workbook: &mut Workbook,
     formats: &Formats,
     name: &str,
-    rows: &[Row],
+    rows: Rows,
     csv_file: &str,
 ) -> Result<(), XlsxError> {
+    // Rows written aside are read twice rather than held: once to size the columns.
     let mut widths = Widths::new(&ROW_HEADER);
     for r in rows.iter().take(SHEET_ROWS) {
-        widths.measure(&row_cells(r));
+        widths.measure(&row_cells(&*r?));
     }
     let mut sheet = Sheet::new(workbook, formats, name, &ROW_HEADER, &widths)?;
     for r in rows.iter().take(SHEET_ROWS) {
-        sheet.push(&row_cells(r))?;
+        sheet.push(&row_cells(&*r?))?;
     }
     sheet.overflow(rows.len(), SHEET_ROWS, csv_file)?;
     sheet.finish()
@@ -359,7 +360,7 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         &mut workbook,
         &formats,
         "Exceptions",
-        report.unmatched,
+        Rows::Memory(report.unmatched),
         "unmatched.csv",
     )?;
     rows_sheet(

@@ -1,5 +1,7 @@
 //! One transaction's outcome, flattened: what the ledger stores and every report shows.
 
+pub mod spill;
+
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -288,7 +290,7 @@ mod tests {
         assert_eq!(row.tx_id(), Some("T-ü"));
     }
 
-    fn sample_row() -> crate::row::Row {
+    pub(super) fn sample_row() -> crate::row::Row {
         use crate::matching::Outcome;
         use crate::statement::{Direction, TxIdentity};
         crate::row::Row {
