@@ -27,7 +27,7 @@ use crate::row::spill::{Mark, Spill, Spilled};
 use crate::statement::profile::{Origin, ProfileSet};
 use crate::statement::{self, InputError, ReadOptions, StatementFile, Transaction, TxIdentity};
 use crate::store::{OpenMode, Store, StoreError, runs, topups};
-use crate::topup::{Status, TopUp, format_timestamp};
+use crate::topup::{Status, format_timestamp};
 
 /// Runs a parsed command line; output for the user goes to `out`. Returns the exit status.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
@@ -362,21 +362,29 @@ impl Drop for CreatedDir<'_> {
     }
 }
 
-/// A decided transaction's place in the ledger: its id, its file, and its row in `rows`.
-struct LedgerEntry {
-    id: i64,
-    file_id: i64,
-    category: usize,
-    index: usize,
+/// Where each decided transaction goes in the ledger, in document order, in a byte each (a
+/// night has up to a million): the rows of each category are in that same order, so the n-th
+/// transaction of a category is its n-th row.
+struct Ledger {
+    /// The ledger id of the first transaction; the others follow without gaps.
+    first_id: i64,
+    categories: Vec<Category>,
+    /// Where each file recorded begins among the transactions, with its id in
+    /// `statement_files`; the files follow each other without gaps too.
+    files: Vec<(usize, i64)>,
+}
+
+impl Ledger {
+    /// The ledger id the next transaction gets.
+    fn next_id(&self) -> i64 {
+        self.first_id + self.categories.len() as i64
+    }
 }
 
 /// What a run produced, before it is committed and published.
 struct RunResult {
     rows: RunRows,
-    /// Where each transaction goes in the ledger, in document order.
-    ledger: Vec<LedgerEntry>,
-    /// The settlements, whose events are still to be written.
-    settled: topups::Settled,
+    ledger: Ledger,
     inputs: Vec<InputSummary>,
     totals: report::summary::Totals,
     controls: Vec<crate::controls::Control>,
@@ -570,7 +578,6 @@ fn execute_run(
     let RunResult {
         rows,
         ledger,
-        settled,
         inputs,
         mut totals,
         controls,
@@ -628,11 +635,6 @@ fn execute_run(
         },
         open,
         || -> Result<(), Error> {
-            settled.announce(&tx)?;
-            tracing::debug!(
-                elapsed_ms = clock.elapsed().as_millis() as u64,
-                "settlements announced"
-            );
             record_ledger(&tx, run_id, &rows, &ledger)?;
             runs::finish(
                 &tx,
@@ -948,13 +950,12 @@ struct Deciding {
     totals: report::summary::Totals,
     inputs: Vec<InputSummary>,
     rows: DecidedRows,
-    ledger: Vec<LedgerEntry>,
     // Ledger ids are handed out in document order before any row is written, so that the
     // settlements can point at their transactions and be applied in table order (the
-    // foreign keys are checked at commit): the entry at index i gets `first_ledger_id + i`.
-    first_ledger_id: i64,
-    // The matched top-ups in document order (as the matched rows), with their ledger ids.
-    settlements: Vec<(crate::topup::TopUp, i64)>,
+    // foreign keys are checked at commit).
+    ledger: Ledger,
+    // The matched top-ups in document order (as the matched rows).
+    settlements: Vec<topups::ToSettle>,
     // Each exception's decision, by its place among the unmatched rows: its suggestion needs
     // the top-ups as the run leaves them.
     exceptions: Vec<(usize, crate::matching::Decision)>,
@@ -971,8 +972,11 @@ impl Deciding {
             totals: report::summary::Totals::default(),
             inputs: Vec::new(),
             rows: DecidedRows::new(dir)?,
-            ledger: Vec::new(),
-            first_ledger_id,
+            ledger: Ledger {
+                first_id: first_ledger_id,
+                categories: Vec::new(),
+                files: Vec::new(),
+            },
             settlements: Vec::new(),
             exceptions: Vec::new(),
             controls: Vec::new(),
@@ -1011,7 +1015,7 @@ impl Deciding {
         let start = self.file_start.get_or_insert_with(|| FileStart {
             name: Arc::from(path.display().to_string()),
             rows: self.rows.mark(),
-            ledger: self.ledger.len(),
+            ledger: self.ledger.categories.len(),
             settlements: self.settlements.len(),
             exceptions: self.exceptions.len(),
             totals: self.totals.clone(),
@@ -1023,7 +1027,7 @@ impl Deciding {
         let known = lookup(tx, &batch)?;
         for (transaction, candidates) in batch {
             let mut decision = self.matcher.decide(&transaction, &candidates, &known);
-            let ledger_id = self.first_ledger_id + self.ledger.len() as i64;
+            let ledger_id = self.ledger.next_id();
             let row = Row::new(transaction, &decision, &file_name);
             self.totals.add(&row);
             let category = row.category();
@@ -1034,18 +1038,13 @@ impl Deciding {
                         .topup
                         .take()
                         .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
-                    self.settlements.push((topup, ledger_id));
+                    self.settlements
+                        .push(topups::ToSettle::new(&topup, ledger_id));
                 }
                 Category::Unmatched => self.exceptions.push((index, decision)),
                 Category::Ignored => {}
             }
-            self.ledger.push(LedgerEntry {
-                id: ledger_id,
-                // Known once the file is recorded, at its end.
-                file_id: 0,
-                category: category_slot(category),
-                index,
-            });
+            self.ledger.categories.push(category);
             progress.inc(1);
         }
         Ok(())
@@ -1060,7 +1059,7 @@ impl Deciding {
         self.rows.cut_back(start.rows, &mut |row| {
             matcher.forget(row.identity, row.outcome, row.topup_id);
         })?;
-        self.ledger.truncate(start.ledger);
+        self.ledger.categories.truncate(start.ledger);
         self.settlements.truncate(start.settlements);
         self.exceptions.truncate(start.exceptions);
         self.totals = start.totals;
@@ -1080,8 +1079,9 @@ impl Deciding {
     ) -> Result<(), Error> {
         let file_name = path.display().to_string();
         let start = self.file_start.take();
-        let first_entry = start.as_ref().map_or(self.ledger.len(), |s| s.ledger);
-        let transactions = self.ledger.len() - first_entry;
+        let decided = self.ledger.categories.len();
+        let first_entry = start.as_ref().map_or(decided, |s| s.ledger);
+        let transactions = decided - first_entry;
         let statement_ids: Vec<String> = file
             .statements
             .iter()
@@ -1100,9 +1100,7 @@ impl Deciding {
                 error: None,
             },
         )?;
-        for entry in &mut self.ledger[first_entry..] {
-            entry.file_id = file_id;
-        }
+        self.ledger.files.push((first_entry, file_id));
         self.totals.read(transactions);
         tracing::info!(
             file = file_name.as_str(), format = %file.format, transactions, "read");
@@ -1186,7 +1184,7 @@ impl Deciding {
 
     /// The top-ups this run settles.
     fn settling(&self) -> HashSet<TopUpId> {
-        self.settlements.iter().map(|(topup, _)| topup.id).collect()
+        self.settlements.iter().map(|s| s.id).collect()
     }
 
     /// Settles what matched, then writes the exceptions' suggestions.
@@ -1225,11 +1223,12 @@ impl Deciding {
         let mut settled_here: HashMap<TxIdentity, String> = HashMap::new();
         if !payer_groups.is_empty() || !settled_earlier.is_empty() {
             // Read forwards, so each payer keeps a window of its newest payments.
-            let mut newest: HashMap<&str, std::collections::VecDeque<&TopUp>> = HashMap::new();
-            for (row, (topup, _)) in rows.matched.iter().zip(&settlements) {
+            let mut newest: HashMap<&str, std::collections::VecDeque<TopUpId>> = HashMap::new();
+            for row in rows.matched.iter() {
                 let row = row.map_err(aside_failed)?;
                 if let Some(iban) = row.counterparty_iban()
                     && let Some((iban, _)) = payer_groups.get_key_value(iban)
+                    && let Some(topup) = row.topup_id
                 {
                     let window = newest.entry(iban.as_str()).or_default();
                     if window.len() == crate::store::hints::PAYER_PAYMENTS {
@@ -1242,26 +1241,22 @@ impl Deciding {
                     settled_here.insert(row.identity, place);
                 }
             }
-            let newest: Vec<(String, Vec<String>)> = newest
-                .into_iter()
-                .map(|(iban, window)| {
-                    let groups = window.iter().rev();
-                    (
-                        iban.to_string(),
-                        groups.map(|t| t.account_group_id.to_string()).collect(),
-                    )
-                })
-                .collect();
-            for (iban, groups) in newest {
-                payer_groups.insert(iban, groups);
+            let mut groups = Vec::new();
+            for (iban, window) in newest {
+                let mut newest_first = Vec::with_capacity(window.len());
+                for topup in window.iter().rev() {
+                    newest_first.push(topups::group_of(tx, *topup)?.to_string());
+                }
+                groups.push((iban.to_string(), newest_first));
             }
+            payer_groups.extend(groups);
         }
 
         let clock = std::time::Instant::now();
-        let settled = topups::settle_all(tx, settlements, at)?;
+        topups::settle_all(tx, settlements, at)?;
         tracing::debug!(
             elapsed_ms = clock.elapsed().as_millis() as u64,
-            "matched top-ups settled"
+            "matched top-ups settled and announced"
         );
 
         // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
@@ -1279,7 +1274,6 @@ impl Deciding {
         Ok(RunResult {
             rows,
             ledger,
-            settled,
             inputs,
             totals,
             controls,
@@ -1304,23 +1298,33 @@ fn record_ledger(
     tx: &rusqlite::Transaction,
     run_id: RunId,
     rows: &RunRows,
-    ledger: &[LedgerEntry],
+    ledger: &Ledger,
 ) -> Result<(), Error> {
     let (mut matched, mut ignored) = (rows.matched.iter(), rows.ignored.iter());
-    for entry in ledger {
-        let spilled = match entry.category {
-            0 => matched.next(),
-            1 => {
-                let row = &rows.unmatched[entry.index];
-                runs::record_row(tx, run_id, entry.file_id, entry.id, row)?;
-                continue;
+    let mut unmatched = rows.unmatched.iter();
+    let mut files = ledger.files.iter().peekable();
+    let mut file_id = None;
+    for (i, category) in ledger.categories.iter().enumerate() {
+        while let Some((_, id)) = files.next_if(|(start, _)| *start <= i) {
+            file_id = Some(*id);
+        }
+        let missing = || Error::Internal("the ledger has more rows than were decided".into());
+        let file_id = file_id.ok_or_else(missing)?;
+        let id = ledger.first_id + i as i64;
+        match category {
+            Category::Unmatched => {
+                let row = unmatched.next().ok_or_else(missing)?;
+                runs::record_row(tx, run_id, file_id, id, row)?;
             }
-            _ => ignored.next(),
-        };
-        let row = spilled
-            .ok_or_else(|| Error::Internal("the ledger has more rows than were decided".into()))?
-            .map_err(aside_failed)?;
-        runs::record_row(tx, run_id, entry.file_id, entry.id, &row)?;
+            Category::Matched | Category::Ignored => {
+                let spilled = match category {
+                    Category::Matched => matched.next(),
+                    _ => ignored.next(),
+                };
+                let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
+                runs::record_row(tx, run_id, file_id, id, &row)?;
+            }
+        }
     }
     Ok(())
 }

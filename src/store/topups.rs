@@ -110,7 +110,7 @@ pub fn insert_many(
         None
     };
     let mut in_order: Vec<&(u64, TopUp)> = topups.iter().collect();
-    in_order.sort_by_key(|(_, t)| table_order(t));
+    in_order.sort_by_key(|(_, t)| table_order(t.created_at, t.id));
     for (line, topup) in in_order {
         insert_row(conn, topup, now).map_err(|e| match e {
             StoreError::Import { message, .. } => StoreError::Import {
@@ -132,8 +132,8 @@ pub fn insert_many(
 }
 
 /// The order top-ups are inserted in, and so (close to) their rowid order.
-fn table_order(topup: &TopUp) -> (DateTime<Utc>, uuid::Uuid) {
-    (topup.created_at, topup.id.uuid())
+fn table_order(created_at: DateTime<Utc>, id: TopUpId) -> (DateTime<Utc>, uuid::Uuid) {
+    (created_at, id.uuid())
 }
 
 /// Records that `topup` has just reached its status: its history row and its events.
@@ -195,6 +195,19 @@ fn insert_row(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
         }
         Err(e) => Err(e).doing("inserting a top-up"),
     }
+}
+
+/// The account group of a top-up (which never changes).
+pub fn group_of(conn: &Connection, id: TopUpId) -> Result<crate::ids::AccountGroupId, StoreError> {
+    let group: String = conn
+        .prepare_cached("SELECT account_group_id FROM topups WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)))
+        .optional()
+        .doing("reading a top-up's account group")?
+        .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?;
+    group
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("top-up {id}'s account group: {e}")))
 }
 
 /// Looks a top-up up by id.
@@ -435,23 +448,49 @@ pub fn transition(
 /// copied the same pages over and over (twice as slow); 200 to 5000 measured alike.
 const SETTLE_CHUNK: usize = 500;
 
+/// A top-up a run settles, as little of it as settling needs: a night has up to a million.
+#[derive(Clone, Copy, Debug)]
+pub struct ToSettle {
+    pub id: TopUpId,
+    pub created_at: DateTime<Utc>,
+    /// The status it was read with.
+    pub status: Status,
+    /// The ledger id of the bank transaction that settles it.
+    pub ledger_id: i64,
+}
+
+impl ToSettle {
+    /// `topup` (as read in this write transaction), settled by the ledger's `ledger_id`.
+    pub fn new(topup: &TopUp, ledger_id: i64) -> ToSettle {
+        ToSettle {
+            id: topup.id,
+            created_at: topup.created_at,
+            status: topup.status,
+            ledger_id,
+        }
+    }
+}
+
 /// Settles many top-ups read in this same write transaction, each by its bank transaction's
 /// ledger id (which may be recorded later in the transaction: foreign keys are then checked at
-/// commit). They are changed in table order, [`SETTLE_CHUNK`] per UPDATE from a temporary
-/// table, with their history; their events are written by [`Settled::announce`].
+/// commit), with their history and events. They are changed in table order, [`SETTLE_CHUNK`]
+/// per UPDATE from a temporary table, and each chunk is read back for its events just before:
+/// the run keeps only what it needs to find them.
 pub fn settle_all(
     conn: &Connection,
-    mut settlements: Vec<(TopUp, i64)>,
+    mut settlements: Vec<ToSettle>,
     at: DateTime<Utc>,
-) -> Result<Settled, StoreError> {
+) -> Result<(), StoreError> {
     let doing = "settling top-ups";
     conn.pragma_update(None, "defer_foreign_keys", true)
         .doing("deferring foreign keys")?;
     // Top-up ids are unique, so the unstable sort gives the same order without a buffer of
     // half the settlements.
-    settlements.sort_unstable_by_key(|(topup, _)| table_order(topup));
-    for (topup, _) in &settlements {
-        topup.status.check_transition(topup.id, Status::Settled)?;
+    settlements.sort_unstable_by_key(|s| table_order(s.created_at, s.id));
+    for settling in &settlements {
+        settling
+            .status
+            .check_transition(settling.id, Status::Settled)?;
     }
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS settling (
@@ -466,7 +505,14 @@ pub fn settle_all(
             "INSERT INTO temp.settling (n, topup_id, status, ledger_id) VALUES (?1, ?2, ?3, ?4)",
         )
         .doing(doing)?;
-    // Guarded by the status each top-up was read with: a stale read changes fewer rows.
+    // Guarded by the status each top-up was read with: a stale read finds and changes fewer.
+    let mut read = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM temp.settling s JOIN topups t
+                 ON t.id = s.topup_id AND t.status = s.status
+             ORDER BY s.n"
+        ))
+        .doing(doing)?;
     let mut update = conn
         .prepare_cached(
             "UPDATE topups SET status = 'SETTLED', updated_at = ?1, settled_at = ?1,
@@ -484,60 +530,44 @@ pub fn settle_all(
     let mut clear = conn
         .prepare_cached("DELETE FROM temp.settling")
         .doing(doing)?;
+    let mut balances = super::outbox::Balances::default();
+    let mut topups = Vec::with_capacity(SETTLE_CHUNK);
     // The temporary table holds one chunk at a time: the whole night's was 60 MB at a million.
-    let mut changed = 0;
+    let (mut found, mut changed) = (0, 0);
     for (chunk, settling) in settlements.chunks(SETTLE_CHUNK).enumerate() {
-        for (i, (topup, ledger_id)) in settling.iter().enumerate() {
+        for (i, s) in settling.iter().enumerate() {
             add.execute(params![
                 (chunk * SETTLE_CHUNK + i) as i64,
-                topup.id.to_string(),
-                topup.status.as_str(),
-                ledger_id
+                s.id.to_string(),
+                s.status.as_str(),
+                s.ledger_id
             ])
             .doing(doing)?;
         }
+        topups.clear();
+        let mut rows = read.query([]).doing(doing)?;
+        while let Some(row) = rows.next().doing(doing)? {
+            topups.push(corrupt(topup_from_row(row).doing(doing)?)?);
+        }
+        found += topups.len();
         changed += update.execute([&at_text]).doing(doing)?;
         history
             .execute([&at_text])
             .doing("recording the top-ups' history")?;
+        for topup in &mut topups {
+            topup.status = Status::Settled;
+            super::outbox::announce(conn, topup, at, &mut balances)?;
+        }
         clear.execute([]).doing(doing)?;
     }
-    if changed != settlements.len() {
+    if found != settlements.len() || changed != settlements.len() {
         return Err(StoreError::Corrupt(format!(
             "{} of {} top-ups changed status while they were being settled",
-            settlements.len() - changed.min(settlements.len()),
+            settlements.len() - found.min(changed).min(settlements.len()),
             settlements.len()
         )));
     }
-    Ok(Settled {
-        topups: settlements
-            .into_iter()
-            .map(|(mut topup, _)| {
-                topup.status = Status::Settled;
-                topup
-            })
-            .collect(),
-        at,
-    })
-}
-
-/// Top-ups [`settle_all`] settled whose events are still to be written, in the same write
-/// transaction (a run writes them while its report renders).
-#[must_use = "a settlement without its events must not be committed"]
-pub struct Settled {
-    topups: Vec<TopUp>,
-    at: DateTime<Utc>,
-}
-
-impl Settled {
-    /// Writes each settlement's events and each changed cash balance once.
-    pub fn announce(self, conn: &Connection) -> Result<(), StoreError> {
-        let mut balances = super::outbox::Balances::default();
-        for topup in &self.topups {
-            super::outbox::announce(conn, topup, self.at, &mut balances)?;
-        }
-        balances.write(conn, self.at)
-    }
+    balances.write(conn, at)
 }
 
 /// Checks the lifecycle and writes the change of a top-up read in this same write
