@@ -1197,8 +1197,12 @@ impl Deciding {
             inputs,
             totals,
             controls,
-            ..
+            matcher,
+            chains,
+            file_start: _,
         } = self;
+        // What the deciding remembered is not needed to settle: its memory goes first.
+        drop((matcher, chains));
         let mut rows = rows.finish()?;
         // Suggestions name a payer's account groups from the payer's matched payments of this
         // run (the newest in the ledger) first.

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 
 use rust_decimal::Decimal;
 
@@ -159,10 +160,19 @@ impl Decision {
 }
 
 /// Decides outcomes in the order it is called and remembers what this run already did.
+///
+/// A night's identities are most of what it remembers (32 bytes each, a million of them), so
+/// each is kept once, in `claimed`, and the set and the map hold its place there.
 #[derive(Default)]
 pub struct Matcher {
-    settled: HashMap<TopUpId, TxIdentity>,
-    seen: HashSet<TxIdentity>,
+    /// Every identity claimed so far, in order (a forgotten one stays, unreferenced).
+    claimed: Vec<TxIdentity>,
+    /// The places in `claimed` of the identities this run holds, by identity.
+    seen: hashbrown::HashTable<u32>,
+    /// Keyed by default: the identities hash bank text, which is not ours to trust.
+    hasher: std::hash::RandomState,
+    /// The top-ups this run settled, with the place of the settling transaction's identity.
+    settled: HashMap<TopUpId, u32>,
 }
 
 impl Matcher {
@@ -176,7 +186,14 @@ impl Matcher {
     pub fn forget(&mut self, identity: TxIdentity, outcome: Outcome, topup: Option<TopUpId>) {
         // Only these outcomes claimed the identity; an earlier transaction holds it otherwise.
         if !matches!(outcome, Outcome::NotBooked | Outcome::AlreadyProcessed) {
-            self.seen.remove(&identity);
+            let claimed = &self.claimed;
+            let hash = self.hasher.hash_one(identity);
+            if let Ok(entry) = self
+                .seen
+                .find_entry(hash, |&at| claimed[at as usize] == identity)
+            {
+                entry.remove();
+            }
         }
         if let (Outcome::Matched, Some(topup)) = (outcome, topup) {
             self.settled.remove(&topup);
@@ -194,9 +211,12 @@ impl Matcher {
             // Pending entries claim no identity: the same payment will come again, booked.
             return Decision::bare(Outcome::NotBooked);
         }
-        if known.processed.contains(&tx.identity) || !self.seen.insert(tx.identity) {
+        if known.processed.contains(&tx.identity) {
             return Decision::bare(Outcome::AlreadyProcessed);
         }
+        let Some(claim) = self.claim(tx.identity) else {
+            return Decision::bare(Outcome::AlreadyProcessed);
+        };
         if tx.reversal {
             return Decision::bare(Outcome::Reversal);
         }
@@ -233,18 +253,38 @@ impl Matcher {
                 ..decision
             };
         }
-        self.settle_or_explain(tx, found, decision)
+        self.settle_or_explain(tx, claim, found, decision)
+    }
+
+    /// Claims `identity` for this run; returns its place, or `None` when it was claimed before.
+    fn claim(&mut self, identity: TxIdentity) -> Option<u32> {
+        // A run would run out of memory long before four billion transactions.
+        let at = u32::try_from(self.claimed.len()).expect("fewer than 2^32 transactions");
+        let (claimed, hasher) = (&self.claimed, &self.hasher);
+        match self.seen.entry(
+            hasher.hash_one(identity),
+            |&other| claimed[other as usize] == identity,
+            |&other| hasher.hash_one(claimed[other as usize]),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => None,
+            hashbrown::hash_table::Entry::Vacant(place) => {
+                place.insert(at);
+                self.claimed.push(identity);
+                Some(at)
+            }
+        }
     }
 
     fn settle_or_explain(
         &mut self,
         tx: &Transaction,
+        claim: u32,
         found: &KnownTopUp,
         decision: Decision,
     ) -> Decision {
         let topup = &found.topup;
         let earlier = match (topup.status, self.settled.get(&topup.id)) {
-            (_, Some(identity)) => Some(EarlierSettlement::ThisRun(*identity)),
+            (_, Some(&at)) => Some(EarlierSettlement::ThisRun(self.claimed[at as usize])),
             (Status::Settled, None) => Some(
                 found
                     .settled_by
@@ -262,7 +302,7 @@ impl Matcher {
         } else if topup.cash_amount != tx.amount {
             Outcome::AmountMismatch
         } else {
-            self.settled.insert(topup.id, tx.identity);
+            self.settled.insert(topup.id, claim);
             Outcome::Matched
         };
         Decision {
@@ -442,6 +482,32 @@ mod tests {
         assert_eq!(decide(&mut m, &first, &k), Outcome::AlreadyProcessed);
         let paid_again = tx("200", "EUR", &format!("again {REF_A}"));
         assert_eq!(decide(&mut m, &paid_again, &k), Outcome::AlreadySettled);
+    }
+
+    #[test]
+    fn a_topup_paid_twice_in_one_run_names_the_payment_that_settled_it() {
+        let k = known(&[
+            topup(REF_A, "200.00", Status::Confirmed),
+            topup(REF_B, "50.00", Status::Confirmed),
+        ]);
+        let other = tx("50.00", "EUR", &format!("topup {REF_B}"));
+        let first = tx("200.00", "EUR", &format!("topup {REF_A}"));
+        let rejected = tx("1.00", "EUR", "pending refund");
+        let again = tx("200.00", "EUR", &format!("paid twice {REF_A}"));
+        let mut m = Matcher::new();
+        assert_eq!(decide(&mut m, &other, &k), Outcome::Matched);
+        assert_eq!(decide(&mut m, &first, &k), Outcome::Matched);
+        // A transaction claimed and forgotten between them changes nothing.
+        assert_eq!(decide(&mut m, &rejected, &k), Outcome::NoReference);
+        m.forget(rejected.identity, Outcome::NoReference, None);
+        let candidates =
+            find_candidates(again.remittance.search_fields().iter().map(String::as_str));
+        let twice = m.decide(&again, &candidates, &k);
+        assert_eq!(twice.outcome, Outcome::AlreadySettled);
+        assert_eq!(
+            twice.earlier,
+            Some(EarlierSettlement::ThisRun(first.identity))
+        );
     }
 
     #[test]
