@@ -449,9 +449,14 @@ fn a_malformed_file_is_rejected_with_its_position_and_the_others_are_processed()
 #[test]
 fn a_file_cut_off_after_thousands_of_entries_leaves_no_trace_and_its_payments_count_elsewhere() {
     // Transactions are decided as a file is read; one that turns out truncated at its end
-    // must be taken out whole: no ledger row, no settlement, no identity claimed.
+    // must be taken out whole: no ledger row, no settlement, no identity claimed, and none of
+    // the rows written aside (its debits are far more than one write buffer of them).
     let env = Env::new().with_demo_topups();
+    // The debits come first, so they are decided (and written aside) before the cut is found.
     let mut entries = vec![credit("200.00", "EUR", &format!("topup {T1}"), "R0")];
+    entries.extend(
+        (1..=3000).map(|i| credit("2.00", "EUR", "fee", &format!("D{i}")).replace("CRDT", "DBIT")),
+    );
     entries.extend((1..=9000).map(|i| credit("1.00", "EUR", "gift", &format!("G{i}"))));
     let whole = camt("S1", &entries);
     let cut = &whole[..whole.rfind("<Ntry>").unwrap() + 20];
@@ -461,25 +466,52 @@ fn a_file_cut_off_after_thousands_of_entries_leaves_no_trace_and_its_payments_co
     assert_code(&out, 65);
     let summary = env.summary("r");
     assert_eq!(summary["inputs"][0]["rejected"], true);
-    assert_eq!(summary["counts"]["read"], 9001);
+    assert_eq!(summary["counts"]["read"], 12001);
     // The payments of the cut file come again, whole, in the next file: they count there.
     assert_eq!(outcome_count(&summary, "MATCHED"), 1);
     assert_eq!(outcome_count(&summary, "NO_REFERENCE"), 9000);
+    assert_eq!(outcome_count(&summary, "DEBIT"), 3000);
     assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 0);
     assert_eq!(
         env.sql_count("SELECT count(*) FROM bank_transactions"),
-        9001
+        12001
     );
     assert_eq!(
         env.sql_count(
             "SELECT count(*) FROM bank_transactions b JOIN statement_files f ON f.id = b.file_id
              WHERE f.path LIKE '%whole.xml'"
         ),
-        9001
+        12001
     );
     assert_eq!(env.topup(T1)["status"], "SETTLED");
     assert_eq!(env.csv("r", "matched.csv").len(), 1);
     assert_eq!(env.csv("r", "unmatched.csv").len(), 9000);
+    let ignored = env.csv("r", "ignored.csv");
+    assert_eq!(ignored.len(), 3000);
+    assert!(
+        ignored
+            .iter()
+            .all(|row| row["statement_file"].ends_with("whole.xml")),
+        "every ignored row comes from the whole file"
+    );
+    // The report directory holds the report and nothing else.
+    let mut names: Vec<String> = fs::read_dir(env.path("r"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ignored.csv",
+            "matched.csv",
+            "open_topups.csv",
+            "report.html",
+            "report.xlsx",
+            "summary.json",
+            "unmatched.csv"
+        ]
+    );
 }
 
 #[test]

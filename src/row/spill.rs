@@ -260,13 +260,9 @@ fn read_at(file: &File, buffer: &mut [u8], at: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buffer, at)
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
 fn read_at(file: &File, buffer: &mut [u8], at: u64) -> io::Result<usize> {
-    // Without positioned reads, a clone of the handle is moved to the offset each time.
-    use std::io::Read;
-    let mut file = file.try_clone()?;
-    file.seek(SeekFrom::Start(at))?;
-    file.read(buffer)
+    std::os::windows::fs::FileExt::seek_read(file, buffer, at)
 }
 
 fn damaged(what: &str) -> io::Error {
