@@ -576,7 +576,7 @@ fn execute_run(
         "transactions decided"
     );
     let RunResult {
-        rows,
+        mut rows,
         ledger,
         inputs,
         mut totals,
@@ -621,6 +621,8 @@ fn execute_run(
         stale_after_days: settings.stale_after_days,
     };
     let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
+    // Shared with the page's template, which reads them without a copy.
+    let unmatched: Arc<[Row]> = std::mem::take(&mut rows.unmatched).into();
     // The events and the ledger are written while the report renders (the connection stays on
     // this thread); nothing is committed before both are done.
     let (pending, recorded) = report::prepare_alongside(
@@ -628,14 +630,14 @@ fn execute_run(
         &Report {
             summary: &summary,
             matched: report::Rows::Spilled(&rows.matched),
-            unmatched: &rows.unmatched,
+            unmatched: &unmatched,
             ignored: report::Rows::Spilled(&rows.ignored),
             as_of: started,
             generated_at: finished,
         },
         open,
         || -> Result<(), Error> {
-            record_ledger(&tx, run_id, &rows, &ledger)?;
+            record_ledger(&tx, run_id, &rows, &unmatched, &ledger)?;
             runs::finish(
                 &tx,
                 run_id,
@@ -1302,10 +1304,11 @@ fn record_ledger(
     tx: &rusqlite::Transaction,
     run_id: RunId,
     rows: &RunRows,
+    unmatched: &[Row],
     ledger: &Ledger,
 ) -> Result<(), Error> {
     let (mut matched, mut ignored) = (rows.matched.iter(), rows.ignored.iter());
-    let mut unmatched = rows.unmatched.iter();
+    let mut unmatched = unmatched.iter();
     let mut files = ledger.files.iter().peekable();
     let mut file_id = None;
     for (i, category) in ledger.categories.iter().enumerate() {
@@ -1414,14 +1417,15 @@ fn rerender(settings: &Settings, args: &ReportArgs, out: &mut dyn Write) -> Resu
     for row in rows {
         by_category[category_slot(row.category())].push(row);
     }
-    let [matched, unmatched, ignored] = &by_category;
+    let [matched, unmatched, ignored] = by_category;
+    let unmatched: Arc<[Row]> = unmatched.into();
     report::prepare(
         &args.out,
         &Report {
             summary: &summary,
-            matched: report::Rows::Memory(matched),
-            unmatched,
-            ignored: report::Rows::Memory(ignored),
+            matched: report::Rows::Memory(&matched),
+            unmatched: &unmatched,
+            ignored: report::Rows::Memory(&ignored),
             as_of,
             generated_at: Utc::now(),
         },

@@ -75,10 +75,14 @@ struct TotalLine {
     sum: String,
 }
 
-/// A row as the page shows it. Its texts are made when the template reads them, so the page
-/// of a large night never holds every exception's texts at once.
+/// A row as the page shows it: one of rows shared with the report (the exceptions of a
+/// night are not copied). Its texts are made when the template reads them, so the page of a
+/// large night never holds every exception's texts at once.
 #[derive(Debug)]
-struct RowObject(Row);
+struct RowObject {
+    rows: Arc<[Row]>,
+    index: usize,
+}
 
 impl RowObject {
     const FIELDS: [&'static str; 16] = [
@@ -100,14 +104,17 @@ impl RowObject {
         "position",
     ];
 
-    fn value(row: &Row) -> Value {
-        Value::from_object(RowObject(row.clone()))
+    fn value(rows: &Arc<[Row]>, index: usize) -> Value {
+        Value::from_object(RowObject {
+            rows: rows.clone(),
+            index,
+        })
     }
 }
 
 impl Object for RowObject {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let row = &self.0;
+        let row = &self.rows[self.index];
         let text = |v: Option<&str>| v.unwrap_or_default().to_string();
         let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
         let decimal = |d: Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
@@ -274,10 +281,8 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
         .into_iter()
         .filter(|o| o.category() == Category::Unmatched)
         .filter_map(|outcome| {
-            let rows: Vec<&Row> = report
-                .unmatched
-                .iter()
-                .filter(|r| r.outcome == outcome)
+            let rows: Vec<usize> = (0..report.unmatched.len())
+                .filter(|&i| report.unmatched[i].outcome == outcome)
                 .collect();
             if rows.is_empty() {
                 return None;
@@ -287,8 +292,14 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
                 outcome => outcome.as_str(),
                 explanation,
                 action,
-                sums => sums_text(rows.iter().map(|r| (r.currency, r.amount))),
-                rows => rows.into_iter().map(RowObject::value).collect::<Vec<_>>(),
+                sums => sums_text(rows.iter().map(|&i| {
+                    let row = &report.unmatched[i];
+                    (row.currency, row.amount)
+                })),
+                rows => rows
+                    .into_iter()
+                    .map(|i| RowObject::value(report.unmatched, i))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -326,10 +337,16 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
     let stale_count = open.stale;
     let (line, class) = status_line(report);
     let views = |rows: Rows| {
-        rows.iter()
+        let shown: Arc<[Row]> = rows
+            .iter()
             .take(PAGE_ROWS)
-            .map(|row| Ok(RowObject::value(&*row?)))
-            .collect::<io::Result<Vec<_>>>()
+            .map(|row| Ok(row?.into_owned()))
+            .collect::<io::Result<_>>()?;
+        io::Result::Ok(
+            (0..shown.len())
+                .map(|i| RowObject::value(&shown, i))
+                .collect::<Vec<_>>(),
+        )
     };
     let (matched, ignored) = (views(report.matched)?, views(report.ignored)?);
     let template = env.get_template("report.html").map_err(io::Error::other)?;

@@ -10,6 +10,7 @@ mod xlsx;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -29,8 +30,9 @@ pub use summary::{InputSummary, Summary};
 pub struct Report<'a> {
     pub summary: &'a Summary,
     pub matched: Rows<'a>,
-    /// Always in memory: their suggestions are made after every transaction is decided.
-    pub unmatched: &'a [Row],
+    /// Always in memory: their suggestions are made after every transaction is decided. Shared,
+    /// so the page's template reads them without a copy.
+    pub unmatched: &'a Arc<[Row]>,
     pub ignored: Rows<'a>,
     /// The moment ages of open top-ups are measured at (the run's start).
     pub as_of: DateTime<Utc>,
@@ -231,7 +233,7 @@ pub fn prepare_alongside<T>(
         ),
         (
             "unmatched.csv",
-            Box::new(|w| csv::write_rows(w, Rows::Memory(report.unmatched))),
+            Box::new(|w| csv::write_rows(w, Rows::Memory(&report.unmatched[..]))),
         ),
         (
             "ignored.csv",

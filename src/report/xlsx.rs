@@ -360,7 +360,7 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         &mut workbook,
         &formats,
         "Exceptions",
-        Rows::Memory(report.unmatched),
+        Rows::Memory(&report.unmatched[..]),
         "unmatched.csv",
     )?;
     rows_sheet(
