@@ -851,7 +851,6 @@ struct FileStart {
     rows: RowsMark,
     ledger: usize,
     settlements: usize,
-    exceptions: usize,
     totals: report::summary::Totals,
     progress: u64,
 }
@@ -908,18 +907,17 @@ impl DecidedRows {
         }
     }
 
-    /// Adds the next row; returns its place among the rows of its category.
-    fn push(&mut self, row: Row) -> Result<usize, Error> {
-        let (index, spill) = match row.category() {
+    /// Adds the next row.
+    fn push(&mut self, row: Row) -> Result<(), Error> {
+        let spill = match row.category() {
             Category::Unmatched => {
                 self.unmatched.push(row);
-                return Ok(self.unmatched.len() - 1);
+                return Ok(());
             }
-            Category::Matched => (self.matched.len(), &mut self.matched),
-            Category::Ignored => (self.ignored.len(), &mut self.ignored),
+            Category::Matched => &mut self.matched,
+            Category::Ignored => &mut self.ignored,
         };
-        spill.push(&row).map_err(aside_failed)?;
-        Ok(index)
+        spill.push(&row).map_err(aside_failed)
     }
 
     /// Takes out every row added since `mark`, showing each to `each` first (in no particular
@@ -958,9 +956,9 @@ struct Deciding {
     ledger: Ledger,
     // The matched top-ups in document order (as the matched rows).
     settlements: Vec<topups::ToSettle>,
-    // Each exception's decision, by its place among the unmatched rows: its suggestion needs
-    // the top-ups as the run leaves them.
-    exceptions: Vec<(usize, crate::matching::Decision)>,
+    // Each unmatched row's decision, in the same order: its suggestion needs the top-ups as
+    // the run leaves them.
+    exceptions: Vec<crate::matching::Decision>,
     controls: Vec<crate::controls::Control>,
     chains: HashMap<String, crate::controls::ChainPoint>,
     /// Where the file being read began; `None` before its first batch.
@@ -1019,7 +1017,6 @@ impl Deciding {
             rows: self.rows.mark(),
             ledger: self.ledger.categories.len(),
             settlements: self.settlements.len(),
-            exceptions: self.exceptions.len(),
             totals: self.totals.clone(),
             progress: progress.position(),
         });
@@ -1033,7 +1030,7 @@ impl Deciding {
             let row = Row::new(transaction, &decision, &file_name);
             self.totals.add(&row);
             let category = row.category();
-            let index = self.rows.push(row)?;
+            self.rows.push(row)?;
             match category {
                 Category::Matched => {
                     let topup = decision
@@ -1043,7 +1040,7 @@ impl Deciding {
                     self.settlements
                         .push(topups::ToSettle::new(&topup, ledger_id));
                 }
-                Category::Unmatched => self.exceptions.push((index, decision)),
+                Category::Unmatched => self.exceptions.push(decision),
                 Category::Ignored => {}
             }
             self.ledger.categories.push(category);
@@ -1063,7 +1060,7 @@ impl Deciding {
         })?;
         self.ledger.categories.truncate(start.ledger);
         self.settlements.truncate(start.settlements);
-        self.exceptions.truncate(start.exceptions);
+        self.exceptions.truncate(start.rows.unmatched);
         self.totals = start.totals;
         progress.set_position(start.progress);
         Ok(())
@@ -1210,18 +1207,15 @@ impl Deciding {
         // run (the newest in the ledger) first.
         let mut payer_groups: HashMap<String, Vec<String>> = exceptions
             .iter()
-            .filter(|(_, decision)| decision.outcome == Outcome::NoReference)
-            .filter_map(|(index, _)| {
-                rows.unmatched[*index]
-                    .counterparty_iban()
-                    .map(str::to_string)
-            })
+            .zip(&rows.unmatched)
+            .filter(|(decision, _)| decision.outcome == Outcome::NoReference)
+            .filter_map(|(_, row)| row.counterparty_iban().map(str::to_string))
             .map(|iban| (iban, Vec::new()))
             .collect();
         // The transactions of this run that settled a top-up paid again later in it.
         let settled_earlier: HashSet<TxIdentity> = exceptions
             .iter()
-            .filter_map(|(_, decision)| match decision.earlier {
+            .filter_map(|decision| match decision.earlier {
                 Some(EarlierSettlement::ThisRun(identity)) => Some(identity),
                 _ => None,
             })
@@ -1267,8 +1261,7 @@ impl Deciding {
 
         // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
         // never offered for another payment.
-        for (index, decision) in exceptions {
-            let row = &mut rows.unmatched[index];
+        for (row, decision) in rows.unmatched.iter_mut().zip(exceptions) {
             let this_run = row
                 .counterparty_iban()
                 .and_then(|iban| payer_groups.get(iban))
