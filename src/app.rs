@@ -775,6 +775,7 @@ fn render_open_after(
     stale_after_days: i64,
     settling: &HashSet<TopUpId>,
 ) -> Result<report::OpenRendered, Error> {
+    let clock = std::time::Instant::now();
     let conn = crate::store::open_reader(db)?;
     let open = report::render_open(dir, as_of, stale_after_days, &mut |each| {
         topups::for_each_open(&conn, &mut |topup| {
@@ -785,6 +786,11 @@ fn render_open_after(
             }
         })
     })?;
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        open = open.total(),
+        "open top-ups listed"
+    );
     Ok(open)
 }
 

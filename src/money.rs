@@ -127,10 +127,16 @@ pub fn parse_topup_amount(text: &str, currency: Currency) -> Result<Decimal, Mon
 /// Renders an amount with at least the currency's minor-unit decimals (`200` EUR -> `200.00`),
 /// keeping any finer precision the bank sent.
 pub fn format_amount(amount: Decimal, currency: Currency) -> String {
+    canonical_amount(amount, currency).to_string()
+}
+
+/// The amount as [`format_amount`] shows it (its `Display`), for writers that spell it into
+/// a buffer of their own without a string each.
+pub fn canonical_amount(amount: Decimal, currency: Currency) -> Decimal {
     let mut shown = amount.normalize();
     let scale = shown.scale().max(currency.minor_units());
     shown.rescale(scale);
-    shown.to_string()
+    shown
 }
 
 /// Keeps error messages short when the offending text is huge.

@@ -192,6 +192,33 @@ pub fn format_timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Appends `at` spelled as [`format_timestamp`] spells it, without a string of its own (a
+/// listing writes millions); years that form cannot hold go through it.
+pub fn push_timestamp(out: &mut Vec<u8>, at: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let year = at.year();
+    if !(0..=9999).contains(&year) {
+        out.extend_from_slice(format_timestamp(at).as_bytes());
+        return;
+    }
+    let mut digits = |n: u32, width: usize, then: u8| {
+        let mut place = 10u32.pow(width as u32 - 1);
+        for _ in 0..width {
+            out.push(b'0' + (n / place % 10) as u8);
+            place /= 10;
+        }
+        out.push(then);
+    };
+    digits(year as u32, 4, b'-');
+    digits(at.month(), 2, b'-');
+    digits(at.day(), 2, b'T');
+    digits(at.hour(), 2, b':');
+    digits(at.minute(), 2, b':');
+    // chrono keeps a leap second as second 59 with a second's more nanoseconds, and writes 60.
+    let leap = u32::from(at.nanosecond() >= 1_000_000_000);
+    digits(at.second() + leap, 2, b'Z');
+}
+
 /// Reads a stored timestamp: the form [`format_timestamp`] writes is read by hand (chrono's
 /// general RFC 3339 parser cost more than the rest of a listed top-up), any other RFC 3339
 /// form through chrono.
@@ -267,6 +294,43 @@ mod tests {
             "",
         ] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_timestamp_spelled_by_hand_is_spelled_as_format_timestamp_spells_it() {
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        let mut cases: Vec<DateTime<Utc>> = [
+            "2026-11-01T08:05:09Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "2024-02-29T12:00:00.5Z",
+            "1970-01-01T00:00:00Z",
+        ]
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+        cases.extend([
+            leap,
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::from_timestamp(-62_200_000_000, 0).unwrap(),
+        ]);
+        // A day's worth of seconds spread over centuries, every field through each digit.
+        cases.extend(
+            (0..5000).map(|i| DateTime::from_timestamp(i * 1_234_567 + i % 60, 0).unwrap()),
+        );
+        for at in cases {
+            let mut by_hand = Vec::new();
+            push_timestamp(&mut by_hand, at);
+            assert_eq!(
+                String::from_utf8(by_hand).unwrap(),
+                format_timestamp(at),
+                "{at:?}"
+            );
         }
     }
 
