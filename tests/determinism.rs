@@ -31,6 +31,37 @@ fn run(dir: &Path, name: &str, threads: &str, inputs: &[&Path]) -> std::path::Pa
     out
 }
 
+/// What a run leaves in its database, up to its ids and timestamps: the ledger, the top-ups'
+/// status, history and events, in order.
+fn recorded(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let queries = [
+        "SELECT id, file_id, entry_number, detail_number, line_number, hex(identity),
+                hex(dedup_key), outcome, topup_id, direction, amount, currency, booking_date,
+                counterparty_iban, remittance, extracted_reference, expected_amount, difference,
+                suggestion
+         FROM bank_transactions ORDER BY id",
+        "SELECT id, status, settled_by_transaction FROM topups ORDER BY id",
+        "SELECT topup_id, status FROM topup_history ORDER BY id",
+        "SELECT type, json_remove(payload, '$.updated_at') FROM events ORDER BY seq",
+    ];
+    let mut out = Vec::new();
+    for sql in queries {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                let values: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+                    .collect();
+                Ok(values.join("|"))
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}
+
 #[test]
 fn parallel_and_single_threaded_runs_give_byte_identical_reports() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,4 +100,16 @@ fn parallel_and_single_threaded_runs_give_byte_identical_reports() {
     };
     assert_eq!(summary(&one), summary(&many));
     assert!(summary(&one)["counts"]["read"].as_u64().unwrap() > 5000);
+    // The database too: the same ledger, top-ups, history and events.
+    let (x, y) = (
+        recorded(&dir.path().join("one.sqlite")),
+        recorded(&dir.path().join("many.sqlite")),
+    );
+    assert!(
+        x.iter().any(|row| row.contains("\"MATCHED\"")),
+        "{:?}",
+        &x[..3]
+    );
+    assert!(x.iter().any(|row| row.contains("cash_balance.updated")));
+    assert_eq!(x, y);
 }
