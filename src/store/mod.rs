@@ -355,6 +355,72 @@ mod tests {
     }
 
     #[test]
+    fn the_settlement_keys_are_checked_at_commit_and_still_refuse_a_missing_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(
+            &dir.path().join("db.sqlite"),
+            OpenMode::CreateIfMissing,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let deferred: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'
+                     AND sql LIKE '%REFERENCES %(id) DEFERRABLE INITIALLY DEFERRED%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(deferred, 2, "topups and topup_history");
+        const TOPUP: &str = "00000000-0000-4000-8000-000000000001";
+        store
+            .conn()
+            .execute(
+                "INSERT INTO topups (id, created_at, account_group_id, cash_amount, currency,
+                     status, settlement_reference, updated_at)
+                 VALUES (?1, '2026-11-01T00:00:00Z', '1ea60f56-b67b-61fc-829a-0242ac130003',
+                         '1.00', 'EUR', 'CONFIRMED', ?1, '2026-11-01T00:00:00Z')",
+                [TOPUP],
+            )
+            .unwrap();
+        for (write, names) in [
+            (
+                "UPDATE topups SET status = 'SETTLED', settled_by_transaction = 42",
+                "a settlement by a transaction that is not in the ledger",
+            ),
+            (
+                "INSERT INTO topup_history (topup_id, at, status)
+                 VALUES ('00000000-0000-4000-8000-000000000009', '2026-11-01T00:00:00Z', 'NEW')",
+                "history of a top-up that does not exist",
+            ),
+        ] {
+            let tx = store.write().unwrap();
+            // Accepted by the statement, refused by the commit, and nothing of it stays.
+            tx.execute(write, []).unwrap();
+            let refused = tx.commit().unwrap_err();
+            assert!(
+                refused.to_string().contains("FOREIGN KEY"),
+                "{names}: {refused}"
+            );
+            let (status, history): (String, i64) = store
+                .conn()
+                .query_row(
+                    "SELECT status, (SELECT count(*) FROM topup_history) FROM topups",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((status.as_str(), history), ("CONFIRMED", 0), "{names}");
+        }
+        let check: String = store
+            .conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    #[test]
     fn the_rewritten_check_constraints_still_refuse_what_they_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(

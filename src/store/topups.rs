@@ -513,9 +513,13 @@ pub fn settle_all(
              ORDER BY s.n"
         ))
         .doing(doing)?;
+    // OR FAIL, with the foreign keys checked at commit (migration 7): a constraint that could
+    // abort a statement halfway makes SQLite copy every page the statement touches into a
+    // statement journal, to undo that statement alone (a quarter of settling against 2.5M open
+    // top-ups). A failure here fails the run, whose transaction is rolled back whole anyway.
     let mut update = conn
         .prepare_cached(
-            "UPDATE topups SET status = 'SETTLED', updated_at = ?1, settled_at = ?1,
+            "UPDATE OR FAIL topups SET status = 'SETTLED', updated_at = ?1, settled_at = ?1,
                  settled_by_transaction = s.ledger_id
              FROM temp.settling s
              WHERE topups.id = s.topup_id AND topups.status = s.status",
@@ -523,7 +527,7 @@ pub fn settle_all(
         .doing(doing)?;
     let mut history = conn
         .prepare_cached(
-            "INSERT INTO topup_history (topup_id, at, status)
+            "INSERT OR FAIL INTO topup_history (topup_id, at, status)
              SELECT topup_id, ?1, 'SETTLED' FROM temp.settling ORDER BY n",
         )
         .doing(doing)?;
