@@ -1317,20 +1317,17 @@ fn record_ledger(
         let missing = || Error::Internal("the ledger has more rows than were decided".into());
         let file_id = file_id.ok_or_else(missing)?;
         let id = ledger.first_id + i as i64;
-        match category {
+        let spilled = match category {
             Category::Unmatched => {
                 let row = unmatched.next().ok_or_else(missing)?;
                 runs::record_row(tx, run_id, file_id, id, row)?;
+                continue;
             }
-            Category::Matched | Category::Ignored => {
-                let spilled = match category {
-                    Category::Matched => matched.next(),
-                    _ => ignored.next(),
-                };
-                let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
-                runs::record_row(tx, run_id, file_id, id, &row)?;
-            }
-        }
+            Category::Matched => matched.next(),
+            Category::Ignored => ignored.next(),
+        };
+        let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
+        runs::record_row(tx, run_id, file_id, id, &row)?;
     }
     Ok(())
 }
