@@ -7,7 +7,7 @@ use common::assert_ok;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -2073,4 +2073,101 @@ fn many_open_topups_are_all_in_the_csv_while_the_workbook_lists_the_oldest_ten_t
     );
     let page = fs::read_to_string(env.path("report/report.html")).unwrap();
     assert!(page.contains(&format!("Open top-ups ({open})")));
+}
+
+/// The `sqlite_floor` example, which `cargo test` builds beside this test's own binary.
+fn floor_example() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let profile = deps.parent().unwrap().parent().unwrap();
+    let example = profile
+        .join("examples")
+        .join(format!("sqlite_floor{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        example.exists(),
+        "{} is missing: `cargo test` builds the examples, `cargo test --test cli` alone does not",
+        example.display()
+    );
+    example
+}
+
+#[test]
+fn the_floor_example_replays_a_nights_rows_into_a_copy_and_leaves_both_databases_alone() {
+    let env = Env::new();
+    let night = env.path("night").display().to_string();
+    assert_ok(&env.recon(&[
+        "bench-data",
+        "--topups",
+        "1200",
+        "--transactions",
+        "1000",
+        "--out",
+        &night,
+    ]));
+    let db = env.db();
+    assert_ok(&env.recon(&[
+        "topups",
+        "import",
+        "--db",
+        &db,
+        &format!("{night}/topups.csv"),
+    ]));
+    let before = env.path("before.sqlite");
+    fs::copy(&db, &before).unwrap();
+    let history_before = env.sql_count("SELECT count(*) FROM topup_history");
+    assert_ok(&env.run("report", &[&format!("{night}/statement.xml")]));
+    let settled = env.sql_count("SELECT count(*) FROM topup_history") - history_before;
+    assert!(
+        settled > 500,
+        "most of the night's payments settle: {settled}"
+    );
+    let (before_bytes, after_bytes) = (fs::read(&before).unwrap(), fs::read(&db).unwrap());
+
+    let floor = |args: &[&Path]| Command::new(floor_example()).args(args).output().unwrap();
+    let out = floor(&[&before, Path::new(&db)]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "replaying 0 new top-ups, 1000 ledger rows, {settled} history rows and {} events",
+            2 * settled
+        )),
+        "two events per settlement: {text}"
+    );
+    for phase in ["settling the top-ups", "ledger rows", "commit", "all"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(phase)),
+            "{phase}: {text}"
+        );
+    }
+    // The import's floor: the database as the import left it, replayed into a new one.
+    let out = floor(&[Path::new("--from-empty"), &before]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains(&format!(
+            "replaying 1200 new top-ups, 0 ledger rows, {history_before} history rows"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        fs::read(&before).unwrap(),
+        before_bytes,
+        "BEFORE is only read"
+    );
+    assert_eq!(fs::read(&db).unwrap(), after_bytes, "AFTER is only read");
+    let leftovers: Vec<_> = fs::read_dir(env.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "the copy is removed: {leftovers:?}");
+
+    // A database is not its own night: nothing to replay is an error, not a floor of zero.
+    let out = floor(&[Path::new(&db), Path::new(&db)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("AFTER holds no rows BEFORE does not"),
+        "{}",
+        stderr(&out)
+    );
 }
