@@ -561,13 +561,16 @@ fn execute_run(
         let listing = scope.spawn(|| {
             render_open_after(&db_path, report_dir, started, stale_after_days, &settling)
         });
-        let result = deciding.finish(&tx, started);
+        // Counted here, while a long listing may still be running, to check it against.
+        let result = deciding
+            .finish(&tx, started)
+            .and_then(|result| Ok((result, topups::count_open(&tx)?)));
         let open = listing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (result, open)
     });
-    let (result, open) = (result?, open?);
+    let ((result, open_topups), open) = (result?, open?);
     drop(settling);
     give_back_memory();
     progress.finish_and_clear();
@@ -592,7 +595,6 @@ fn execute_run(
             totals.counts.ignored
         )));
     }
-    let open_topups = topups::count_open(&tx)?;
     if open_topups != open.total() {
         return Err(Error::Internal(format!(
             "the run leaves {open_topups} top-ups open but {} were listed; nothing was \
