@@ -105,15 +105,24 @@ impl<'w> OpenTopUpsWriter<'w> {
     const BUFFER: usize = 1 << 16;
 
     pub fn new(out: &'w mut dyn io::Write, as_of: DateTime<Utc>) -> io::Result<Self> {
-        let mut lines = Vec::with_capacity(Self::BUFFER + 512);
+        let mut writer = Self::continuing(out, as_of);
         for (i, field) in TopUp::FIELDS.iter().chain(&["age_days"]).enumerate() {
             if i > 0 {
-                lines.push(b',');
+                writer.lines.push(b',');
             }
-            lines.extend_from_slice(field.as_bytes());
+            writer.lines.extend_from_slice(field.as_bytes());
         }
-        lines.push(b'\n');
-        Ok(OpenTopUpsWriter { out, lines, as_of })
+        writer.lines.push(b'\n');
+        Ok(writer)
+    }
+
+    /// A writer of lines only, for the part of a listing that follows another's.
+    pub fn continuing(out: &'w mut dyn io::Write, as_of: DateTime<Utc>) -> Self {
+        OpenTopUpsWriter {
+            out,
+            lines: Vec::with_capacity(Self::BUFFER + 512),
+            as_of,
+        }
     }
 
     pub fn write(&mut self, topup: &TopUp) -> io::Result<()> {

@@ -85,6 +85,21 @@ impl OpenTopUps {
             self.oldest.push(topup.clone());
         }
     }
+
+    /// Adds the counts of the open top-ups that follow these in the listing.
+    fn extend(&mut self, later: OpenTopUps) {
+        self.total += later.total;
+        self.stale += later.stale;
+        for ((count, sums), (later_count, later_sums)) in self.buckets.iter_mut().zip(later.buckets)
+        {
+            *count += later_count;
+            for (currency, sum) in later_sums {
+                *sums.entry(currency).or_default() += sum;
+            }
+        }
+        let room = OPEN_LISTED.saturating_sub(self.oldest.len());
+        self.oldest.extend(later.oldest.into_iter().take(room));
+    }
 }
 
 /// Calls its argument once per open top-up, oldest first (from the database, or a list).
@@ -185,6 +200,44 @@ impl OpenRendered {
     pub fn total(&self) -> usize {
         self.overview.total
     }
+
+    /// The file as rendered so far.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        fs::read(self.file.0.path()).unwrap()
+    }
+
+    /// What the other files show of the open top-ups.
+    #[cfg(test)]
+    pub(crate) fn overview(&self) -> &OpenTopUps {
+        &self.overview
+    }
+
+    /// Appends the rest of the listing (see [`render_open_rest`]) to the file, synced again.
+    pub fn then(mut self, rest: OpenRest) -> Result<OpenRendered, ReportError> {
+        use io::Seek as _;
+        let OpenRest { mut file, overview } = rest;
+        let path = self.file.1.clone();
+        let fail = |source| ReportError {
+            path: path.clone(),
+            source,
+        };
+        file.rewind().map_err(fail)?;
+        let target = self.file.0.as_file_mut();
+        target.seek(io::SeekFrom::End(0)).map_err(fail)?;
+        // File to file: the kernel copies (copy_file_range), nothing passes through here.
+        io::copy(&mut file, target).map_err(fail)?;
+        target.sync_all().map_err(fail)?;
+        self.overview.extend(overview);
+        Ok(self)
+    }
+}
+
+/// The open top-ups that follow those of a [`render_open`], listed beside it into an unnamed
+/// temporary file, with their counts.
+pub struct OpenRest {
+    file: fs::File,
+    overview: OpenTopUps,
 }
 
 /// Streams the open top-ups (oldest first) into `open_topups.csv` under a temporary name in
@@ -209,6 +262,31 @@ pub fn render_open(
         writer.finish()
     })?;
     Ok(OpenRendered { file, overview })
+}
+
+/// Streams open top-ups that follow those of a [`render_open`] into an unnamed temporary file
+/// in `dir`, lines only, for [`OpenRendered::then`]: two connections can list a half each.
+pub fn render_open_rest(
+    dir: &Path,
+    as_of: DateTime<Utc>,
+    stale_after_days: i64,
+    open: &mut ForEachOpen,
+) -> Result<OpenRest, ReportError> {
+    let fail = |source| ReportError {
+        path: dir.join("open_topups.csv"),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(fail)?;
+    let mut file = tempfile::tempfile_in(dir).map_err(fail)?;
+    let mut overview = OpenTopUps::new();
+    let mut writer = csv::OpenTopUpsWriter::continuing(&mut file, as_of);
+    open(&mut |topup| {
+        overview.add(topup, as_of, stale_after_days);
+        writer.write(topup)
+    })
+    .and_then(|()| writer.finish())
+    .map_err(fail)?;
+    Ok(OpenRest { file, overview })
 }
 
 /// Renders the report files other than `open_topups.csv` (already rendered: `open`) side by

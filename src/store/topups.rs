@@ -323,14 +323,59 @@ pub fn count_open(conn: &Connection) -> Result<usize, StoreError> {
     .doing("counting open top-ups")
 }
 
-/// Calls `each` for every open top-up, oldest first, without holding them all in memory (for
-/// writing a report file: a database error comes back as an I/O error carrying it).
+/// Where an open top-up sits in the listing's order (`created_at`, then `id`), as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenKey {
+    created_at: String,
+    id: String,
+}
+
+/// Which open top-ups a listing covers: all, those before a key, or the key and those after.
+#[derive(Clone, Copy, Debug)]
+pub enum OpenRange<'k> {
+    All,
+    Before(&'k OpenKey),
+    From(&'k OpenKey),
+}
+
+/// The key halving the open top-ups in the listing's order, when there are at least `min` of
+/// them (so that two connections can list a half each). Counting them reads their whole index:
+/// about 0.3 s for 2.5M.
+pub fn open_midpoint(conn: &Connection, min: usize) -> Result<Option<OpenKey>, StoreError> {
+    let open = count_open(conn)?;
+    if open < min.max(2) {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT created_at, id FROM topups WHERE status IN ('NEW', 'CONFIRMED')
+         ORDER BY created_at, id LIMIT 1 OFFSET ?1",
+        [(open / 2) as i64],
+        |r| {
+            Ok(OpenKey {
+                created_at: r.get(0)?,
+                id: r.get(1)?,
+            })
+        },
+    )
+    .optional()
+    .doing("finding the middle of the open top-ups")
+}
+
+/// Calls `each` for every open top-up in `range`, oldest first, without holding them all in
+/// memory (for writing a report file: a database error comes back as an I/O error carrying it).
 pub fn for_each_open(
     conn: &Connection,
+    range: OpenRange,
     each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    // Row values use the listing's index for the range (`SEARCH … USING INDEX topups_open`).
+    let (bound, key) = match range {
+        OpenRange::All => ("", None),
+        OpenRange::Before(key) => ("AND (t.created_at, t.id) < (?1, ?2)", Some(key)),
+        OpenRange::From(key) => ("AND (t.created_at, t.id) >= (?1, ?2)", Some(key)),
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED')
+        "SELECT {COLUMNS} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED') {bound}
          ORDER BY t.created_at, t.id"
     );
     let failed = |e: rusqlite::Error| {
@@ -340,7 +385,11 @@ pub fn for_each_open(
         })
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(failed)?;
-    let mut rows = stmt.query([]).map_err(failed)?;
+    let mut rows = match key {
+        Some(key) => stmt.query([&key.created_at, &key.id]),
+        None => stmt.query([]),
+    }
+    .map_err(failed)?;
     while let Some(row) = rows.next().map_err(failed)? {
         let topup = topup_from_row(row)
             .map_err(failed)?
