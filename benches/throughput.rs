@@ -23,6 +23,7 @@ fn night() -> (tempfile::TempDir, usize) {
         topups: transactions * 6 / 5,
         transactions,
         seed: 1,
+        created_at: None,
     };
     recon::benchdata::generate(&spec, dir.path()).unwrap();
     (dir, transactions)

@@ -1556,6 +1556,7 @@ fn bench_data(args: &crate::cli::BenchDataArgs, out: &mut dyn Write) -> Result<u
         topups: args.topups,
         transactions: args.transactions,
         seed: args.seed,
+        created_at: args.created_at,
     };
     let expected = crate::benchdata::generate(&spec, &args.out).map_err(|source| Error::Io {
         doing: format!("writing the generated night into {}", args.out.display()),

@@ -7,6 +7,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
@@ -16,6 +17,8 @@ pub struct Spec {
     pub topups: usize,
     pub transactions: usize,
     pub seed: u64,
+    /// When the top-ups were created (default: 2026-11-01T08:00:00Z, before the statement).
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// One generated bank transaction.
@@ -47,6 +50,10 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
         })
         .collect();
     let group = Uuid::from_u128(0x1ea6_0f56_b67b_61fc_829a_0242_ac13_0003);
+    let created_at = match spec.created_at {
+        Some(at) => crate::topup::format_timestamp(at),
+        None => "2026-11-01T08:00:00Z".to_string(),
+    };
     let mut csv = BufWriter::new(File::create(dir.join("topups.csv"))?);
     writeln!(
         csv,
@@ -55,7 +62,7 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
     for (id, cents) in &topups {
         writeln!(
             csv,
-            "{id},2026-11-01T08:00:00Z,{group},{},EUR,CONFIRMED,{id}",
+            "{id},{created_at},{group},{},EUR,CONFIRMED,{id}",
             money(*cents)
         )?;
     }

@@ -199,6 +199,10 @@ pub struct BenchDataArgs {
     /// Seed: the same seed gives the same files.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// When the top-ups were created: a later day (with another seed) makes a second night's
+    /// top-ups, imported after the first night's run [default: 2026-11-01T08:00:00Z].
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

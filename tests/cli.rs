@@ -2075,6 +2075,68 @@ fn many_open_topups_are_all_in_the_csv_while_the_workbook_lists_the_oldest_ten_t
     assert!(page.contains(&format!("Open top-ups ({open})")));
 }
 
+#[test]
+fn a_second_generated_night_finds_its_expected_outcomes_among_the_first_nights_topups() {
+    let env = Env::new();
+    let db = env.db();
+    let mut open_before = 0;
+    for (night, seed, created_at) in [
+        ("first", "1", "2026-11-01T08:00:00Z"),
+        ("second", "2", "2026-11-02T08:00:00Z"),
+    ] {
+        let dir = env.path(night).display().to_string();
+        assert_ok(&env.recon(&[
+            "bench-data",
+            "--topups",
+            "1200",
+            "--transactions",
+            "1000",
+            "--seed",
+            seed,
+            "--created-at",
+            created_at,
+            "--out",
+            &dir,
+        ]));
+        let csv = fs::read_to_string(format!("{dir}/topups.csv")).unwrap();
+        assert!(
+            csv.lines().skip(1).all(|l| l.contains(created_at)),
+            "{night}"
+        );
+        assert_ok(&env.recon(&[
+            "topups",
+            "import",
+            "--db",
+            &db,
+            &format!("{dir}/topups.csv"),
+        ]));
+        let report = format!("{night}-report");
+        assert_ok(&env.run(&report, &[&format!("{dir}/statement.xml")]));
+        let expected: BTreeMap<String, u64> =
+            serde_json::from_str(&fs::read_to_string(format!("{dir}/expected.json")).unwrap())
+                .unwrap();
+        let summary = env.summary(&report);
+        for (outcome, count) in &expected {
+            assert_eq!(
+                outcome_count(&summary, outcome),
+                *count,
+                "{night}: {outcome}"
+            );
+        }
+        // The second night's statement pays none of the first night's top-ups.
+        let open = summary["open_topups"].as_u64().unwrap();
+        assert_eq!(open, open_before + 1200 - expected["MATCHED"], "{night}");
+        open_before = open;
+    }
+    let open = env.csv("second-report", "open_topups.csv");
+    let newer = open
+        .iter()
+        .filter(|r| r["created_at"] == "2026-11-02T08:00:00Z")
+        .count();
+    assert!(newer > 0 && newer < open.len(), "{newer} of {}", open.len());
+    assert_ok(&env.recon(&["check", "--db", &db]));
+}
+
 /// The `sqlite_floor` example, which `cargo test` builds beside this test's own binary.
 fn floor_example() -> PathBuf {
     let deps = std::env::current_exe().unwrap();

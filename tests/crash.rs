@@ -72,6 +72,7 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
         topups: 3600,
         transactions: 3000,
         seed: 7,
+        created_at: None,
     };
     recon::benchdata::generate(&spec, &night).unwrap();
     let statement = night.join("statement.xml");

@@ -70,6 +70,7 @@ fn parallel_and_single_threaded_runs_give_byte_identical_reports() {
         topups: 3000,
         transactions: 2500,
         seed: 11,
+        created_at: None,
     };
     recon::benchdata::generate(&spec, &night).unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
