@@ -105,6 +105,35 @@ impl Env {
         let conn = rusqlite::Connection::open(self.db()).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
+
+    /// `recon bench-data` into the directory `name` (with `more` flags); returns its path.
+    fn bench_night(&self, name: &str, topups: &str, transactions: &str, more: &[&str]) -> String {
+        let dir = self.path(name).display().to_string();
+        let mut args = vec![
+            "bench-data",
+            "--topups",
+            topups,
+            "--transactions",
+            transactions,
+            "--out",
+            &dir,
+        ];
+        args.extend_from_slice(more);
+        assert_ok(&self.recon(&args));
+        dir
+    }
+
+    /// Imports the top-ups of a generated night into the database.
+    fn import_night(&self, dir: &str) {
+        let db = self.db();
+        assert_ok(&self.recon(&[
+            "topups",
+            "import",
+            "--db",
+            &db,
+            &format!("{dir}/topups.csv"),
+        ]));
+    }
 }
 
 fn demo(name: &str) -> String {
@@ -1960,16 +1989,7 @@ fn a_report_that_cannot_be_written_exits_70_and_settles_nothing() {
 fn a_large_import_builds_the_same_indexes_and_refuses_a_duplicate_with_nothing_imported() {
     // Large loads set the plain indexes aside and build them at the end, in the same transaction.
     let env = Env::new();
-    let night = env.path("night").display().to_string();
-    assert_ok(&env.recon(&[
-        "bench-data",
-        "--topups",
-        "12000",
-        "--transactions",
-        "10",
-        "--out",
-        &night,
-    ]));
+    let night = env.bench_night("night", "12000", "10", &[]);
     let indexes = |db: &str| -> Vec<String> {
         let conn = rusqlite::Connection::open(db).unwrap();
         let mut stmt = conn
@@ -2023,24 +2043,8 @@ fn a_large_import_builds_the_same_indexes_and_refuses_a_duplicate_with_nothing_i
 fn many_open_topups_are_all_in_the_csv_while_the_workbook_lists_the_oldest_ten_thousand() {
     use calamine::{Reader, Xlsx, open_workbook};
     let env = Env::new();
-    let night = env.path("night").display().to_string();
-    assert_ok(&env.recon(&[
-        "bench-data",
-        "--topups",
-        "10050",
-        "--transactions",
-        "20",
-        "--out",
-        &night,
-    ]));
-    let db = env.db();
-    assert_ok(&env.recon(&[
-        "topups",
-        "import",
-        "--db",
-        &db,
-        &format!("{night}/topups.csv"),
-    ]));
+    let night = env.bench_night("night", "10050", "20", &[]);
+    env.import_night(&night);
     let out = env.run("report", &[&format!("{night}/statement.xml")]);
     assert_ok(&out);
     let open = env.sql_count("SELECT count(*) FROM topups WHERE status IN ('NEW', 'CONFIRMED')");
@@ -2084,32 +2088,18 @@ fn a_second_generated_night_finds_its_expected_outcomes_among_the_first_nights_t
         ("first", "1", "2026-11-01T08:00:00Z"),
         ("second", "2", "2026-11-02T08:00:00Z"),
     ] {
-        let dir = env.path(night).display().to_string();
-        assert_ok(&env.recon(&[
-            "bench-data",
-            "--topups",
+        let dir = env.bench_night(
+            night,
             "1200",
-            "--transactions",
             "1000",
-            "--seed",
-            seed,
-            "--created-at",
-            created_at,
-            "--out",
-            &dir,
-        ]));
+            &["--seed", seed, "--created-at", created_at],
+        );
         let csv = fs::read_to_string(format!("{dir}/topups.csv")).unwrap();
         assert!(
             csv.lines().skip(1).all(|l| l.contains(created_at)),
             "{night}"
         );
-        assert_ok(&env.recon(&[
-            "topups",
-            "import",
-            "--db",
-            &db,
-            &format!("{dir}/topups.csv"),
-        ]));
+        env.import_night(&dir);
         let report = format!("{night}-report");
         assert_ok(&env.run(&report, &[&format!("{dir}/statement.xml")]));
         let expected: BTreeMap<String, u64> =
@@ -2155,24 +2145,9 @@ fn floor_example() -> PathBuf {
 #[test]
 fn the_floor_example_replays_a_nights_rows_into_a_copy_and_leaves_both_databases_alone() {
     let env = Env::new();
-    let night = env.path("night").display().to_string();
-    assert_ok(&env.recon(&[
-        "bench-data",
-        "--topups",
-        "1200",
-        "--transactions",
-        "1000",
-        "--out",
-        &night,
-    ]));
+    let night = env.bench_night("night", "1200", "1000", &[]);
+    env.import_night(&night);
     let db = env.db();
-    assert_ok(&env.recon(&[
-        "topups",
-        "import",
-        "--db",
-        &db,
-        &format!("{night}/topups.csv"),
-    ]));
     let before = env.path("before.sqlite");
     fs::copy(&db, &before).unwrap();
     let history_before = env.sql_count("SELECT count(*) FROM topup_history");
