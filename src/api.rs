@@ -1,5 +1,5 @@
 //! `recon serve`: the small top-up HTTP API. Every request opens the same store the command line
-//! uses and goes through the same lifecycle code and write lock, so the API and a nightly run
+//! uses and calls the same `ops::topups` functions under the same write lock, so the API and a nightly run
 //! never settle or cancel the same top-up twice.
 
 use std::path::PathBuf;
@@ -14,13 +14,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::ids::TopUpId;
-use crate::store::{OpenMode, Store, StoreError, idempotency, topups};
+use crate::ops::{self, topups::CreateError, topups::Created};
+use crate::store::{OpenMode, Store, StoreError};
 use crate::topup::{NewTopUp, Status};
 
 /// What `recon serve` was told.
@@ -266,7 +266,7 @@ async fn show(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Resp
         Err(e) => return bad_id(e),
     };
     with_store(&shared, move |store| {
-        let record = topups::get(store.conn(), id)?;
+        let record = ops::topups::show(store, id)?;
         Ok(json_response(StatusCode::OK, to_json(&record.topup)))
     })
     .await
@@ -323,7 +323,7 @@ async fn list(
         Err(e) => return bad_id(e),
     };
     with_store(&shared, move |store| {
-        let (items, more) = match topups::page(store.conn(), status, after, limit) {
+        let (items, more) = match ops::topups::page(store, status, after, limit) {
             Ok(page) => page,
             Err(StoreError::TopUpNotFound(_)) => {
                 return Ok(problem(
@@ -370,66 +370,56 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             );
         }
     };
-    let topup = match request.confirm(Utc::now()) {
-        Ok(topup) => topup,
-        Err(errors) => {
+    let shared = shared.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        let open = || Ok(Store::open(&shared.db, OpenMode::MustExist, shared.wait)?);
+        ops::topups::create(&request, key.as_deref(), open)
+    })
+    .await;
+    match created {
+        Ok(Ok(Created::New(topup))) => {
+            let mut response = json_response(StatusCode::CREATED, ops::topups::body(&topup));
+            if let Ok(location) = HeaderValue::from_str(&format!("/payments/topups/{}", topup.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Ok(Ok(Created::Replayed { status, body })) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = json_response(status, body);
+            response
+                .headers_mut()
+                .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Err(CreateError::Invalid(errors))) => {
             let detail = errors
                 .iter()
                 .map(|e| format!("{}: {}", e.field, e.message))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return problem_with(
+            problem_with(
                 StatusCode::BAD_REQUEST,
                 "Invalid top-up",
                 Some(&detail),
                 json!({ "errors": errors }),
-            );
+            )
         }
-    };
-    // The same request is the same three fields, however the client spaced its JSON.
-    let fingerprint = hex::encode(Sha256::digest(
-        format!(
-            "{}\n{}\n{}",
-            request.account_group_id, request.cash_amount, request.currency
-        )
-        .as_bytes(),
-    ));
-    with_store(&shared, move |store| {
-        let tx = store.write()?;
-        if let Some(key) = &key {
-            match idempotency::lookup(&tx, key)? {
-                Some(stored) if stored.fingerprint == fingerprint => {
-                    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-                    let mut response = json_response(status, stored.body);
-                    response
-                        .headers_mut()
-                        .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
-                    return Ok(response);
-                }
-                Some(_) => {
-                    return Ok(problem(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "Idempotency-Key reused",
-                        Some("this key was used for a different request; use a new key"),
-                    ));
-                }
-                None => {}
-            }
+        Ok(Err(CreateError::KeyReused)) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key reused",
+            Some("this key was used for a different request; use a new key"),
+        ),
+        Ok(Err(CreateError::Failed(Error::Store(error)))) => store_problem(error),
+        Ok(Err(CreateError::Failed(error))) => {
+            tracing::error!("{error}");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", None)
         }
-        let now = Utc::now();
-        topups::insert(&tx, &topup, now)?;
-        let body = to_json(&topup);
-        if let Some(key) = &key {
-            idempotency::remember(&tx, key, &fingerprint, 201, &body, now)?;
+        Err(join) => {
+            tracing::error!("request task failed: {join}");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", None)
         }
-        crate::store::commit(tx, "committing a new top-up")?;
-        let mut response = json_response(StatusCode::CREATED, body);
-        if let Ok(location) = HeaderValue::from_str(&format!("/payments/topups/{}", topup.id)) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
-    })
-    .await
+    }
 }
 
 async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -438,9 +428,7 @@ async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
         Err(e) => return bad_id(e),
     };
     with_store(&shared, move |store| {
-        let tx = store.write()?;
-        let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
-        crate::store::commit(tx, "committing a cancel")?;
+        let topup = ops::topups::cancel(store, id)?;
         Ok(json_response(StatusCode::OK, to_json(&topup)))
     })
     .await

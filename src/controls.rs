@@ -190,6 +190,42 @@ pub fn check_chain(
     out
 }
 
+/// The chains of the accounts a run has read statements of: where each stands after the
+/// statements read so far, so that a run holding several days of one account chains them in
+/// order. A statement read again (its sequence not past the chain's) leaves the chain alone.
+#[derive(Debug, Default)]
+pub struct Chains {
+    points: std::collections::HashMap<String, ChainPoint>,
+}
+
+impl Chains {
+    /// Where `account`'s chain stands after this run's statements, if the run read one.
+    pub fn get(&self, account: &str) -> Option<&ChainPoint> {
+        self.points.get(account)
+    }
+
+    /// Checks `info` against `previous` (this run's point for the account, else the stored
+    /// one) and advances the account's chain past it.
+    pub fn check(
+        &mut self,
+        file: &str,
+        account: &str,
+        info: &StatementInfo,
+        previous: Option<ChainPoint>,
+    ) -> Vec<Control> {
+        let controls = check_chain(file, info, previous.as_ref());
+        let next = chain_point(info);
+        let advances = match (&previous, next.sequence) {
+            (Some(p), Some(now)) => p.sequence.is_none_or(|before| now > before),
+            _ => true,
+        };
+        if advances {
+            self.points.insert(account.to_string(), next);
+        }
+        controls
+    }
+}
+
 /// The chain point a statement leaves behind.
 pub fn chain_point(info: &StatementInfo) -> ChainPoint {
     ChainPoint {

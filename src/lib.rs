@@ -19,6 +19,7 @@ pub mod ids;
 pub mod import;
 pub mod matching;
 pub mod money;
+pub mod ops;
 pub mod reference;
 pub mod report;
 pub mod row;

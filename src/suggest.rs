@@ -1,6 +1,6 @@
 //! What a person should do about an exception: one sentence per unmatched transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::matching::{Decision, EarlierSettlement, Outcome};
 use crate::money::format_amount;
@@ -24,6 +24,45 @@ pub struct Hints {
     pub nearest: Option<(TopUp, usize)>,
     /// For a payment without reference: open top-ups it may be for, best first.
     pub likely: Vec<Likely>,
+}
+
+/// Each asked-about payer's newest matched payments, at most `window` of them, fed forwards
+/// through a run's matched payments: a suggestion names the account groups a payer paid
+/// before, newest first.
+pub struct PayerWindows<'p, T> {
+    payers: &'p HashSet<String>,
+    window: usize,
+    newest: HashMap<&'p str, VecDeque<T>>,
+}
+
+impl<'p, T> PayerWindows<'p, T> {
+    /// Windows for the IBANs in `payers`, each keeping the newest `window` payments.
+    pub fn new(payers: &'p HashSet<String>, window: usize) -> Self {
+        PayerWindows {
+            payers,
+            window,
+            newest: HashMap::new(),
+        }
+    }
+
+    /// The next matched payment, `iban` paying `topup`; ignored unless the payer was asked about.
+    pub fn add(&mut self, iban: &str, topup: T) {
+        let Some(iban) = self.payers.get(iban) else {
+            return;
+        };
+        let payments = self.newest.entry(iban.as_str()).or_default();
+        if payments.len() == self.window {
+            payments.pop_front();
+        }
+        payments.push_back(topup);
+    }
+
+    /// Each payer that paid, with its payments newest first.
+    pub fn newest_first(self) -> impl Iterator<Item = (&'p str, Vec<T>)> {
+        self.newest
+            .into_iter()
+            .map(|(iban, payments)| (iban, payments.into_iter().rev().collect()))
+    }
 }
 
 /// The suggestion for a decided transaction's row; `this_run` names transactions settled
@@ -148,4 +187,20 @@ pub fn suggest(
             .to_string(),
     };
     Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payers_window_keeps_its_newest_payments_newest_first_and_only_for_payers_asked_about() {
+        let payers: HashSet<String> = ["DE01".to_string()].into();
+        let mut windows = PayerWindows::new(&payers, 2);
+        for (iban, topup) in [("DE01", 1), ("DE02", 2), ("DE01", 3), ("DE01", 4)] {
+            windows.add(iban, topup);
+        }
+        let found: Vec<_> = windows.newest_first().collect();
+        assert_eq!(found, vec![("DE01", vec![4, 3])]);
+    }
 }

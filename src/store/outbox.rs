@@ -162,7 +162,11 @@ pub fn announce(
     let key = (topup.account_group_id.to_string(), topup.currency);
     let before = match balances.changed.get(&key) {
         Some(balance) => *balance,
-        None => balance(conn, &key.0, currency)?.unwrap_or(Decimal::ZERO),
+        None => {
+            let stored = balance(conn, &key.0, currency)?.unwrap_or(Decimal::ZERO);
+            balances.read.insert(key.clone(), stored);
+            stored
+        }
     };
     let after = before + topup.cash_amount;
     let payload = serde_json::to_string(&BalanceUpdated {
@@ -196,11 +200,22 @@ struct BalanceUpdated<'a> {
 #[derive(Default)]
 pub struct Balances {
     changed: std::collections::BTreeMap<(String, crate::money::Currency), Decimal>,
+    /// Each changed balance as it was read, before the first change.
+    read: std::collections::BTreeMap<(String, crate::money::Currency), Decimal>,
 }
 
+/// How much the settled cash balances grew in one write, per currency.
+pub type Growth = std::collections::BTreeMap<crate::money::Currency, Decimal>;
+
 impl Balances {
-    /// Stores every changed balance.
-    pub fn write(self, conn: &Connection, at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Stores every changed balance; returns how much they grew, per currency, to be checked
+    /// against the money that settled them.
+    pub fn write(self, conn: &Connection, at: DateTime<Utc>) -> Result<Growth, StoreError> {
+        let mut growth = Growth::new();
+        for (key, settled) in &self.changed {
+            let before = self.read.get(key).copied().unwrap_or(Decimal::ZERO);
+            *growth.entry(key.1).or_default() += settled - before;
+        }
         let mut upsert = conn
             .prepare_cached(
                 "INSERT INTO cash_balances (account_group_id, currency, settled, updated_at)
@@ -215,7 +230,7 @@ impl Balances {
                 .execute(params![group, currency.as_str(), settled, at])
                 .doing("updating a cash balance")?;
         }
-        Ok(())
+        Ok(growth)
     }
 }
 

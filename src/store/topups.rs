@@ -82,7 +82,8 @@ pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
     insert_row(conn, topup, now)?;
     let mut balances = super::outbox::Balances::default();
     announce(conn, topup, now, &mut balances)?;
-    balances.write(conn, now)
+    balances.write(conn, now)?;
+    Ok(())
 }
 
 /// Inserts many top-ups (each with the line it came from): the rows oldest first, as they
@@ -524,12 +525,12 @@ impl ToSettle {
 /// ledger id (which may be recorded later in the transaction: foreign keys are then checked at
 /// commit), with their history and events. They are changed in table order, [`SETTLE_CHUNK`]
 /// per UPDATE from a temporary table, and each chunk is read back for its events just before:
-/// the run keeps only what it needs to find them.
+/// the run keeps only what it needs to find them. Returns how much the cash balances grew.
 pub fn settle_all(
     conn: &Connection,
     mut settlements: Vec<ToSettle>,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<super::outbox::Growth, StoreError> {
     let doing = "settling top-ups";
     conn.pragma_update(None, "defer_foreign_keys", true)
         .doing("deferring foreign keys")?;

@@ -1,0 +1,142 @@
+//! `recon topups create | import | cancel | list | show`.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{open, parse_id, to_json, to_json_lines, write_out};
+use crate::cli::{CreateArgs, IdArgs, ListArgs, ListFormat};
+use crate::config::Settings;
+use crate::error::{Error, exit};
+use crate::ops::topups::{self, CreateError, Created};
+use crate::store::OpenMode;
+use crate::topup::{NewTopUp, Status, TopUp, format_timestamp};
+
+pub(super) fn create(
+    settings: &Settings,
+    args: &CreateArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let request = NewTopUp {
+        account_group_id: args.account_group_id.clone(),
+        cash_amount: args.amount.clone(),
+        currency: args.currency.clone(),
+    };
+    let created = topups::create(&request, None, || open(settings, OpenMode::CreateIfMissing));
+    let topup = match created {
+        Ok(Created::New(topup)) => topup,
+        Ok(Created::Replayed { .. }) => unreachable!("no idempotency key was given"),
+        Err(CreateError::Invalid(errors)) => {
+            let flag = |field| match field {
+                "cash_amount" => "--amount",
+                "currency" => "--currency",
+                _ => "--account-group-id",
+            };
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", flag(e.field), e.message))
+                .collect();
+            return Err(Error::Usage(lines.join("; ")));
+        }
+        Err(CreateError::KeyReused) => unreachable!("no idempotency key was given"),
+        Err(CreateError::Failed(error)) => return Err(error),
+    };
+    write_out(out, &to_json(&topup))?;
+    Ok(exit::OK)
+}
+
+pub(super) fn import(settings: &Settings, file: &Path, out: &mut dyn Write) -> Result<u8, Error> {
+    let imported = topups::import(file, || open(settings, OpenMode::CreateIfMissing))?;
+    let text = format!("imported {imported} top-up(s) from {}\n", file.display());
+    write_out(out, &text)?;
+    Ok(exit::OK)
+}
+
+pub(super) fn cancel(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let id = parse_id(&args.id)?;
+    let mut store = open(settings, OpenMode::MustExist)?;
+    let topup = topups::cancel(&mut store, id)?;
+    write_out(out, &to_json(&topup))?;
+    Ok(exit::OK)
+}
+
+pub(super) fn list(settings: &Settings, args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let status = match &args.status {
+        Some(text) => Some(
+            text.parse::<Status>()
+                .map_err(|e| Error::Usage(format!("--status: {e}")))?,
+        ),
+        None => None,
+    };
+    let store = open(settings, OpenMode::MustExist)?;
+    let all = topups::list(&store, status)?;
+    let text = match args.format {
+        ListFormat::Json => to_json(&all),
+        ListFormat::Jsonl => to_json_lines(&all),
+        ListFormat::Csv => csv_listing(&all)?,
+        ListFormat::Table => table(&all),
+    };
+    write_out(out, &text)?;
+    Ok(exit::OK)
+}
+
+/// The top-ups as CSV, with the JSON field names as header (what `topups import` reads).
+fn csv_listing(all: &[TopUp]) -> Result<String, Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut write = || -> csv::Result<()> {
+        w.write_record(TopUp::FIELDS)?;
+        for t in all {
+            w.write_record([
+                t.id.to_string(),
+                format_timestamp(t.created_at),
+                t.account_group_id.to_string(),
+                t.cash_amount_text(),
+                t.currency.to_string(),
+                t.status.to_string(),
+                t.settlement_reference.to_string(),
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    };
+    write().map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
+    let bytes = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8"))
+}
+
+/// The top-ups as a table for a person.
+fn table(all: &[TopUp]) -> String {
+    let mut text = format!(
+        "{:<36}  {:<20}  {:>12}  {:<3}  {:<9}  {}\n",
+        "ID", "CREATED", "AMOUNT", "CCY", "STATUS", "REFERENCE"
+    );
+    for t in all {
+        text.push_str(&format!(
+            "{:<36}  {:<20}  {:>12}  {:<3}  {:<9}  {}\n",
+            t.id,
+            format_timestamp(t.created_at),
+            t.cash_amount_text(),
+            t.currency,
+            t.status,
+            t.settlement_reference
+        ));
+    }
+    text.push_str(&format!("{} top-up(s)\n", all.len()));
+    text
+}
+
+pub(super) fn show(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {
+    let id = parse_id(&args.id)?;
+    let store = open(settings, OpenMode::MustExist)?;
+    let record = topups::show(&store, id)?;
+    let mut value = serde_json::to_value(&record.topup).expect("plain data serialises");
+    let extra = serde_json::json!({
+        "updated_at": record.updated_at,
+        "cancelled_at": record.cancelled_at,
+        "settlement": record.settlement,
+    });
+    if let (Some(map), Some(more)) = (value.as_object_mut(), extra.as_object()) {
+        map.extend(more.clone());
+    }
+    write_out(out, &to_json(&value))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,57 @@
+//! A past run's report, written again from the ledger: the same rows, totals, controls and
+//! open top-ups as then; only the generation time differs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::error::Error;
+use crate::matching::Category;
+use crate::report::{self, Report, Summary};
+use crate::row::Row;
+use crate::store::{Store, StoreError, runs, topups};
+
+/// A stored run's summary and the history mark of its end.
+pub fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
+    let (json, mark) = runs::stored(store.conn(), run)?.ok_or_else(|| {
+        Error::Data(format!(
+            "no run with id {run}; `recon runs list` shows the runs"
+        ))
+    })?;
+    let summary = serde_json::from_str(&json)
+        .map_err(|e| Error::Store(StoreError::Corrupt(format!("run {run}'s summary: {e}"))))?;
+    Ok((summary, mark))
+}
+
+/// Writes run `run`'s report into `out` (which the caller has checked may be written).
+pub fn rerender(store: &Store, run: &str, out: &Path) -> Result<(), Error> {
+    let (summary, mark) = stored_run(store, run)?;
+    let rows = runs::rows(store.conn(), run)?;
+    let open_topups = topups::open_at(store.conn(), mark)?;
+    let as_of = super::run::started_at(&summary)?;
+    let mut by_category: [Vec<Row>; 3] = Default::default();
+    for row in rows {
+        let slot = match row.category() {
+            Category::Matched => 0,
+            Category::Unmatched => 1,
+            Category::Ignored => 2,
+        };
+        by_category[slot].push(row);
+    }
+    let [matched, unmatched, ignored] = by_category;
+    let unmatched: Arc<[Row]> = unmatched.into();
+    let report = Report {
+        summary: &summary,
+        matched: report::Rows::Memory(&matched),
+        unmatched: &unmatched,
+        ignored: report::Rows::Memory(&ignored),
+        as_of,
+        generated_at: Utc::now(),
+    };
+    report::prepare(out, &report, &mut |each| {
+        open_topups.iter().try_for_each(&mut *each)
+    })?
+    .publish()?;
+    Ok(())
+}

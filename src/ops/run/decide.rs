@@ -1,0 +1,419 @@
+//! Deciding: one outcome per transaction, in file order, by the pure matcher, with what the
+//! store knew when the run began; each transaction becomes its row at once (matched and
+//! ignored rows written aside, unmatched ones kept for their suggestions). A file rejected
+//! after some of its transactions were decided is taken out again whole.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::read::{FileEnd, Read};
+use super::record::Ledger;
+use crate::controls::{Chains, Control};
+use crate::error::Error;
+use crate::ids::RunId;
+use crate::matching::{Category, Decision, Known, Matcher};
+use crate::reference::Candidate;
+use crate::report::InputSummary;
+use crate::report::summary::Totals;
+use crate::row::Row;
+use crate::row::spill::{Mark, Spill, Spilled};
+use crate::statement::{self, InputError, StatementFile, Transaction};
+use crate::store::{runs, topups};
+
+/// The decisions of a run so far, made in file order.
+pub(super) struct Deciding {
+    matcher: Matcher,
+    totals: Totals,
+    inputs: Vec<InputSummary>,
+    rows: DecidedRows,
+    // Ledger ids are handed out in document order before any row is written, so that the
+    // settlements can point at their transactions and be applied in table order (the
+    // foreign keys are checked at commit).
+    ledger: Ledger,
+    // The matched top-ups in document order (as the matched rows).
+    settlements: Vec<topups::ToSettle>,
+    // Each unmatched row's decision, in the same order: its suggestion needs the top-ups as
+    // the run leaves them.
+    exceptions: Vec<Decision>,
+    controls: Vec<Control>,
+    chains: Chains,
+    /// Where the file being read began; `None` before its first batch.
+    file_start: Option<FileStart>,
+    /// Transactions the reader handed over for the files read to their end.
+    handed: usize,
+}
+
+/// A file's place in what was decided when it began: a file rejected after some of its
+/// transactions were decided is taken out again to here.
+struct FileStart {
+    /// The file's path as given, shared by its rows.
+    name: Arc<str>,
+    rows: RowsMark,
+    ledger: usize,
+    settlements: usize,
+    totals: Totals,
+    progress: u64,
+}
+
+/// Everything a run decided, for the settling, the ledger and the report.
+pub(super) struct Decided {
+    pub rows: RunRows,
+    /// Each unmatched row's decision, in the rows' order.
+    pub exceptions: Vec<Decision>,
+    pub ledger: Ledger,
+    pub settlements: Vec<topups::ToSettle>,
+    pub inputs: Vec<InputSummary>,
+    pub totals: Totals,
+    pub controls: Vec<Control>,
+    /// Transactions the reader handed over for the files read to their end.
+    pub handed: usize,
+}
+
+impl Deciding {
+    pub fn new(first_ledger_id: i64, dir: &Path) -> Result<Self, Error> {
+        Ok(Deciding {
+            matcher: Matcher::new(),
+            totals: Totals::default(),
+            inputs: Vec::new(),
+            rows: DecidedRows::new(dir)?,
+            ledger: Ledger::new(first_ledger_id),
+            settlements: Vec::new(),
+            exceptions: Vec::new(),
+            controls: Vec::new(),
+            chains: Chains::default(),
+            file_start: None,
+            handed: 0,
+        })
+    }
+
+    /// Takes the next thing the reading handed over.
+    pub fn take(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        read: Read,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        match read {
+            Read::Batch(path, batch) => self.batch(tx, path, batch, progress),
+            Read::Done(FileEnd {
+                position,
+                path,
+                result: Ok(file),
+                handed,
+            }) => {
+                self.handed += handed;
+                self.file_read(tx, run_id, position, path, file)
+            }
+            Read::Done(FileEnd {
+                position,
+                path,
+                result: Err(error),
+                ..
+            }) => self.file_rejected(tx, run_id, position, path, error, progress),
+        }
+    }
+
+    /// The top-ups this run settles.
+    pub fn settling(&self) -> HashSet<crate::ids::TopUpId> {
+        self.settlements.iter().map(|s| s.id).collect()
+    }
+
+    /// Decides the next transactions of the file being read and makes their rows.
+    fn batch(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        path: &Path,
+        batch: Vec<(Transaction, Vec<Candidate>)>,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        let start = self.file_start.get_or_insert_with(|| FileStart {
+            name: Arc::from(path.display().to_string()),
+            rows: self.rows.mark(),
+            ledger: self.ledger.len(),
+            settlements: self.settlements.len(),
+            totals: self.totals.clone(),
+            progress: progress.position(),
+        });
+        let file_name = start.name.clone();
+        // Nothing is written before the settlements, so every batch sees the store as the run
+        // found it.
+        let known = lookup(tx, &batch)?;
+        for (transaction, candidates) in batch {
+            let mut decision = self.matcher.decide(&transaction, &candidates, &known);
+            let ledger_id = self.ledger.next_id();
+            let row = Row::new(transaction, &decision, &file_name);
+            self.totals.add(&row);
+            let category = row.category();
+            self.rows.push(row)?;
+            match category {
+                Category::Matched => {
+                    let topup = decision
+                        .topup
+                        .take()
+                        .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
+                    self.settlements
+                        .push(topups::ToSettle::new(&topup, ledger_id));
+                }
+                Category::Unmatched => self.exceptions.push(decision),
+                Category::Ignored => {}
+            }
+            self.ledger.push(category);
+            progress.inc(1);
+        }
+        Ok(())
+    }
+
+    /// Forgets what was decided of the file being read, if anything.
+    fn roll_back_file(&mut self, progress: &indicatif::ProgressBar) -> Result<(), Error> {
+        let Some(start) = self.file_start.take() else {
+            return Ok(());
+        };
+        let matcher = &mut self.matcher;
+        self.rows.cut_back(start.rows, &mut |row| {
+            matcher.forget(row.identity, row.outcome, row.topup_id);
+        })?;
+        self.ledger.truncate(start.ledger);
+        self.settlements.truncate(start.settlements);
+        self.exceptions.truncate(start.rows.unmatched);
+        self.totals = start.totals;
+        progress.set_position(start.progress);
+        Ok(())
+    }
+
+    /// A file read to its end: recorded with its statements and their controls, and its rows
+    /// pointed at it.
+    fn file_read(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        position: usize,
+        path: &Path,
+        file: StatementFile,
+    ) -> Result<(), Error> {
+        let file_name = path.display().to_string();
+        let start = self.file_start.take();
+        let decided = self.ledger.len();
+        let first_entry = start.as_ref().map_or(decided, |s| s.ledger);
+        let transactions = decided - first_entry;
+        let statement_ids: Vec<String> = file
+            .statements
+            .iter()
+            .filter_map(|s| s.id.clone())
+            .collect();
+        let record = runs::FileRecord {
+            position,
+            path: &file_name,
+            sha256: &file.sha256,
+            format: Some(&file.format),
+            statement_ids: &statement_ids,
+            transactions,
+            error: None,
+        };
+        let file_id = runs::record_file(tx, run_id, &record)?;
+        self.ledger.file_begins(first_entry, file_id);
+        self.totals.read(transactions);
+        tracing::info!(
+            file = file_name.as_str(), format = %file.format, transactions, "read");
+        for info in &file.statements {
+            self.controls
+                .extend(crate::controls::check_statement(&file_name, info));
+            if let Some(account) = &info.account {
+                let previous = match self.chains.get(account) {
+                    Some(point) => Some(point.clone()),
+                    None => runs::last_chain_point(tx, account)?,
+                };
+                let chained = self.chains.check(&file_name, account, info, previous);
+                self.controls.extend(chained);
+            }
+            runs::record_statement(tx, run_id, file_id, info)?;
+        }
+        self.inputs.push(InputSummary {
+            path: file_name,
+            sha256: Some(file.sha256),
+            format: Some(file.format),
+            statements: file.statements,
+            transactions,
+            rejected: false,
+            error: None,
+            bad_rows: file.bad_rows,
+        });
+        Ok(())
+    }
+
+    /// A rejected file: what was decided of it is forgotten, and it is recorded with its error.
+    fn file_rejected(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        position: usize,
+        path: &Path,
+        error: InputError,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        self.roll_back_file(progress)?;
+        let file_name = path.display().to_string();
+        let sha256 = statement::hash_file(path).unwrap_or_default();
+        let message = error.to_string();
+        tracing::warn!(file = file_name.as_str(), "rejected: {message}");
+        let record = runs::FileRecord {
+            position,
+            path: &file_name,
+            sha256: &sha256,
+            format: None,
+            statement_ids: &[],
+            transactions: 0,
+            error: Some(&message),
+        };
+        runs::record_file(tx, run_id, &record)?;
+        self.inputs.push(InputSummary {
+            path: file_name,
+            sha256: Some(sha256).filter(|s| !s.is_empty()),
+            format: None,
+            statements: Vec::new(),
+            transactions: 0,
+            rejected: true,
+            error: Some(message),
+            bad_rows: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// What was decided; the matcher's memory is not needed to settle and goes first.
+    pub fn finish(self) -> Result<Decided, Error> {
+        let Deciding {
+            matcher,
+            totals,
+            inputs,
+            rows,
+            ledger,
+            settlements,
+            exceptions,
+            controls,
+            chains,
+            file_start: _,
+            handed,
+        } = self;
+        drop((matcher, chains));
+        Ok(Decided {
+            rows: rows.finish()?,
+            exceptions,
+            ledger,
+            settlements,
+            inputs,
+            totals,
+            controls,
+            handed,
+        })
+    }
+}
+
+/// What the store knows of these transactions' candidate references and identities.
+fn lookup(
+    conn: &rusqlite::Connection,
+    slice: &[(Transaction, Vec<Candidate>)],
+) -> Result<Known, Error> {
+    let mut asked = HashSet::new();
+    let references: Vec<_> = slice
+        .iter()
+        .flat_map(|(_, candidates)| candidates)
+        .map(|c| c.reference)
+        .filter(|r| asked.insert(*r))
+        .collect();
+    let mut known = Known {
+        topups: topups::by_references(conn, &references)?,
+        ..Known::default()
+    };
+    known.processed = runs::processed(conn, slice.iter().map(|(t, _)| &t.identity))?;
+    Ok(known)
+}
+
+/// The rows of a run as they are decided. The matched and the ignored are most of a night and
+/// are only read again to be recorded and reported, so they are written aside as they come; the
+/// unmatched stay, for their suggestions.
+struct DecidedRows {
+    matched: Spill,
+    unmatched: Vec<Row>,
+    ignored: Spill,
+}
+
+/// How far [`DecidedRows`] had got.
+#[derive(Clone, Copy)]
+struct RowsMark {
+    matched: Mark,
+    unmatched: usize,
+    ignored: Mark,
+}
+
+/// The rows of a run, all decided.
+pub(super) struct RunRows {
+    pub matched: Spilled,
+    pub unmatched: Vec<Row>,
+    pub ignored: Spilled,
+}
+
+/// A failure of the temporary file that rows are written aside to (in the report directory).
+pub(super) fn aside_failed(source: std::io::Error) -> Error {
+    Error::Io {
+        doing: "writing the run's rows aside to a temporary file in the report directory, or \
+                reading them back"
+            .to_string(),
+        source,
+    }
+}
+
+impl DecidedRows {
+    /// Rows written aside in `dir`.
+    fn new(dir: &Path) -> Result<Self, Error> {
+        Ok(DecidedRows {
+            matched: Spill::new_in(dir).map_err(aside_failed)?,
+            unmatched: Vec::new(),
+            ignored: Spill::new_in(dir).map_err(aside_failed)?,
+        })
+    }
+
+    fn mark(&self) -> RowsMark {
+        RowsMark {
+            matched: self.matched.mark(),
+            unmatched: self.unmatched.len(),
+            ignored: self.ignored.mark(),
+        }
+    }
+
+    /// Adds the next row.
+    fn push(&mut self, row: Row) -> Result<(), Error> {
+        let spill = match row.category() {
+            Category::Unmatched => {
+                self.unmatched.push(row);
+                return Ok(());
+            }
+            Category::Matched => &mut self.matched,
+            Category::Ignored => &mut self.ignored,
+        };
+        spill.push(&row).map_err(aside_failed)
+    }
+
+    /// Takes out every row added since `mark`, showing each to `each` first (in no particular
+    /// order).
+    fn cut_back(&mut self, mark: RowsMark, each: &mut dyn FnMut(&Row)) -> Result<(), Error> {
+        self.unmatched[mark.unmatched..].iter().for_each(&mut *each);
+        self.unmatched.truncate(mark.unmatched);
+        let mut spilled = |spill: &mut Spill, mark: Mark| -> std::io::Result<()> {
+            for row in spill.since(mark)? {
+                each(&row?);
+            }
+            spill.truncate(mark)
+        };
+        spilled(&mut self.matched, mark.matched).map_err(aside_failed)?;
+        spilled(&mut self.ignored, mark.ignored).map_err(aside_failed)
+    }
+
+    fn finish(self) -> Result<RunRows, Error> {
+        Ok(RunRows {
+            matched: self.matched.finish().map_err(aside_failed)?,
+            unmatched: self.unmatched,
+            ignored: self.ignored.finish().map_err(aside_failed)?,
+        })
+    }
+}
