@@ -36,43 +36,81 @@ struct Payment {
 pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, usize>> {
     fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let uuid = |rng: &mut ChaCha8Rng| {
-        let mut bytes = [0u8; 16];
-        rng.fill_bytes(&mut bytes);
-        uuid::Builder::from_random_bytes(bytes).into_uuid()
-    };
     let topups: Vec<(Uuid, u64)> = (0..spec.topups)
         .map(|_| {
             (
-                uuid(&mut rng),
+                random_uuid(&mut rng),
                 rng.random_range(5..=500) * 100 + [0, 50, 99][rng.random_range(0..3)],
             )
         })
         .collect();
+    write_topups(&dir.join("topups.csv"), &topups, spec.created_at)?;
+    let mut night = Night {
+        rng,
+        topups: &topups,
+        next_topup: 0,
+        settled: Vec::new(),
+    };
+    let mut expected: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut payments = Vec::with_capacity(spec.transactions);
+    for i in 0..spec.transactions {
+        let (payment, outcome) = night.payment(i);
+        *expected.entry(outcome).or_default() += 1;
+        payments.push(payment);
+    }
+    write_camt(&dir.join("statement.xml"), &payments)?;
+    write_csv(&dir.join("statement.csv"), &payments)?;
+    let json = serde_json::to_string_pretty(&expected).map_err(io::Error::other)?;
+    fs::write(dir.join("expected.json"), json + "\n")?;
+    Ok(expected)
+}
+
+fn random_uuid(rng: &mut ChaCha8Rng) -> Uuid {
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// The top-ups as `topups import` reads them, all confirmed, of one account group.
+fn write_topups(
+    path: &Path,
+    topups: &[(Uuid, u64)],
+    created_at: Option<DateTime<Utc>>,
+) -> io::Result<()> {
     let group = Uuid::from_u128(0x1ea6_0f56_b67b_61fc_829a_0242_ac13_0003);
-    let created_at = match spec.created_at {
+    let created_at = match created_at {
         Some(at) => crate::topup::format_timestamp(at),
         None => "2026-11-01T08:00:00Z".to_string(),
     };
-    let mut csv = BufWriter::new(File::create(dir.join("topups.csv"))?);
+    let mut csv = BufWriter::new(File::create(path)?);
     writeln!(
         csv,
         "id,created_at,account_group_id,cash_amount,currency,status,settlement_reference"
     )?;
-    for (id, cents) in &topups {
+    for (id, cents) in topups {
         writeln!(
             csv,
             "{id},{created_at},{group},{},EUR,CONFIRMED,{id}",
             money(*cents)
         )?;
     }
-    csv.flush()?;
+    csv.flush()
+}
 
-    let mut expected: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut next_topup = 0usize;
-    let mut settled: Vec<usize> = Vec::new();
-    let mut payments = Vec::with_capacity(spec.transactions);
-    for i in 0..spec.transactions {
+/// The night being generated: the random source and which top-ups were paid so far.
+struct Night<'t> {
+    rng: ChaCha8Rng,
+    topups: &'t [(Uuid, u64)],
+    /// The next top-up a payment pays (each is paid in order, at most once correctly).
+    next_topup: usize,
+    /// The top-ups paid with the right amount, which a later payment may pay again.
+    settled: Vec<usize>,
+}
+
+impl Night<'_> {
+    /// The `i`-th payment of the night and the outcome recon must find for it.
+    fn payment(&mut self, i: usize) -> (Payment, &'static str) {
+        let rng = &mut self.rng;
         let roll = rng.random_range(0..1000);
         let payer = rng.random_range(0..10_000);
         let mut payment = Payment {
@@ -83,6 +121,8 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
             remittance: Vec::new(),
             payer,
         };
+        let invoice =
+            |rng: &mut ChaCha8Rng| format!("Invoice {} thank you", rng.random_range(1000..99_999));
         let outcome = match roll {
             0..=39 => {
                 payment.debit = true;
@@ -91,7 +131,9 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
             }
             40..=59 => {
                 payment.pending = true;
-                payment.remittance.push(format!("topup {}", uuid(&mut rng)));
+                payment
+                    .remittance
+                    .push(format!("topup {}", random_uuid(rng)));
                 "NOT_BOOKED"
             }
             60..=69 => {
@@ -101,53 +143,40 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
                 "REVERSAL"
             }
             70..=99 => {
-                payment
-                    .remittance
-                    .push(format!("topup {}", mangle(&uuid(&mut rng), &mut rng)));
+                let reference = mangle(&random_uuid(rng), rng);
+                payment.remittance.push(format!("topup {reference}"));
                 "UNKNOWN_REFERENCE"
             }
             100..=129 => {
-                payment.remittance.push(format!(
-                    "Invoice {} thank you",
-                    rng.random_range(1000..99_999)
-                ));
+                payment.remittance.push(invoice(rng));
                 "NO_REFERENCE"
             }
-            130..=149 if !settled.is_empty() => {
-                let k = settled[rng.random_range(0..settled.len())];
-                payment.amount_cents = topups[k].1;
-                payment.remittance = reference_text(&topups[k].0, &mut rng);
+            130..=149 if !self.settled.is_empty() => {
+                let k = self.settled[rng.random_range(0..self.settled.len())];
+                payment.amount_cents = self.topups[k].1;
+                payment.remittance = reference_text(&self.topups[k].0, rng);
                 "ALREADY_SETTLED"
             }
-            _ if next_topup < topups.len() => {
-                let k = next_topup;
-                next_topup += 1;
-                payment.remittance = reference_text(&topups[k].0, &mut rng);
+            _ if self.next_topup < self.topups.len() => {
+                let k = self.next_topup;
+                self.next_topup += 1;
+                payment.remittance = reference_text(&self.topups[k].0, rng);
                 if roll < 190 {
-                    payment.amount_cents = topups[k].1 + rng.random_range(1..2_000);
+                    payment.amount_cents = self.topups[k].1 + rng.random_range(1..2_000);
                     "AMOUNT_MISMATCH"
                 } else {
-                    payment.amount_cents = topups[k].1;
-                    settled.push(k);
+                    payment.amount_cents = self.topups[k].1;
+                    self.settled.push(k);
                     "MATCHED"
                 }
             }
             _ => {
-                payment.remittance.push(format!(
-                    "Invoice {} thank you",
-                    rng.random_range(1000..99_999)
-                ));
+                payment.remittance.push(invoice(rng));
                 "NO_REFERENCE"
             }
         };
-        *expected.entry(outcome).or_default() += 1;
-        payments.push(payment);
+        (payment, outcome)
     }
-    write_camt(&dir.join("statement.xml"), &payments)?;
-    write_csv(&dir.join("statement.csv"), &payments)?;
-    let json = serde_json::to_string_pretty(&expected).map_err(io::Error::other)?;
-    fs::write(dir.join("expected.json"), json + "\n")?;
-    Ok(expected)
 }
 
 fn money(cents: u64) -> String {

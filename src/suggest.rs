@@ -73,62 +73,13 @@ pub fn suggest(
     hints: &Hints,
     this_run: &HashMap<TxIdentity, String>,
 ) -> Option<String> {
-    let paid = format!(
-        "{} {}",
-        format_amount(row.amount, row.currency),
-        row.currency
-    );
-    let to_payer = row
-        .counterparty_iban()
-        .map(|iban| format!(" to {iban}"))
-        .unwrap_or_default();
-    let reference = decision
-        .reference
-        .map(|r| r.to_string())
-        .unwrap_or_default();
+    let paid = Paid::of(row);
     let text = match decision.outcome {
         Outcome::Matched | Outcome::Debit | Outcome::NotBooked | Outcome::AlreadyProcessed => {
             return None;
         }
-        Outcome::NoReference if !hints.likely.is_empty() => {
-            let list: Vec<String> = hints
-                .likely
-                .iter()
-                .map(|l| {
-                    let why = match (l.same_payer, l.same_amount) {
-                        (true, true) => "same payer and amount",
-                        (false, true) => "same amount",
-                        _ => "same payer",
-                    };
-                    format!(
-                        "{} ({} {}, {why})",
-                        l.topup.id,
-                        l.topup.cash_amount_text(),
-                        l.topup.currency
-                    )
-                })
-                .collect();
-            format!(
-                "no reference; possibly top-up {}: confirm with the payer and settle by hand",
-                list.join(" or ")
-            )
-        }
-        Outcome::NoReference => "no top-up reference in the remittance and no open top-up of \
-                                 this amount: contact the payer, or return the money"
-            .to_string(),
-        Outcome::UnknownReference => match &hints.nearest {
-            Some((topup, edits)) => format!(
-                "did you mean top-up {} (reference {}, {} {}, {edits} edit(s) away)? If so, \
-                 settle it by hand; otherwise return {paid}{to_payer}",
-                topup.id,
-                topup.settlement_reference,
-                topup.cash_amount_text(),
-                topup.currency
-            ),
-            None => format!(
-                "no top-up has reference {reference}: check it for a typo, or return {paid}{to_payer}"
-            ),
-        },
+        Outcome::NoReference => no_reference(&hints.likely),
+        Outcome::UnknownReference => unknown_reference(decision, hints, &paid),
         Outcome::AmbiguousReference => {
             let refs: Vec<String> = decision
                 .other_references
@@ -140,53 +91,147 @@ pub fn suggest(
                 refs.join(", ")
             )
         }
-        Outcome::AmountMismatch => {
-            let topup = decision.topup.as_ref()?;
-            let expected = format_amount(topup.cash_amount, topup.currency);
-            let diff = row.difference?;
-            let diff_text = format_amount(diff.abs(), row.currency);
-            if diff.is_sign_negative() {
-                format!(
-                    "underpaid by {diff_text} {} (expected {expected}): ask the payer for the rest \
-                     or return {paid}{to_payer}",
-                    row.currency
-                )
-            } else {
-                format!(
-                    "overpaid by {diff_text} {} (expected {expected}): settle by hand and return \
-                     the difference{to_payer}",
-                    row.currency
-                )
-            }
-        }
+        Outcome::AmountMismatch => amount_mismatch(row, decision.topup.as_ref()?, &paid)?,
         Outcome::CurrencyMismatch => {
             let topup = decision.topup.as_ref()?;
             format!(
-                "paid in {}, the top-up expects {} {}: return {paid}{to_payer} or convert by hand",
+                "paid in {}, the top-up expects {} {}: return {}{} or convert by hand",
                 row.currency,
                 topup.cash_amount_text(),
-                topup.currency
+                topup.currency,
+                paid.amount,
+                paid.to_payer
             )
         }
-        Outcome::AlreadySettled => {
-            let earlier = match &decision.earlier {
-                Some(EarlierSettlement::Stored(desc)) => format!("settled before by {desc}"),
-                Some(EarlierSettlement::ThisRun(identity)) => match this_run.get(identity) {
-                    Some(desc) => format!("settled earlier in this run by {desc}"),
-                    None => "settled earlier in this run".to_string(),
-                },
-                Some(EarlierSettlement::Unknown) | None => "settled before".to_string(),
-            };
-            format!("paid twice: refund {paid}{to_payer}; the top-up was {earlier}")
-        }
+        Outcome::AlreadySettled => already_settled(decision, this_run, &paid),
         Outcome::TopupCancelled => {
-            format!("the top-up was cancelled: refund {paid}{to_payer}")
+            format!(
+                "the top-up was cancelled: refund {}{}",
+                paid.amount, paid.to_payer
+            )
         }
         Outcome::Reversal => "the bank reversed an earlier payment: check whether that payment \
                               settled a top-up and correct it by hand"
             .to_string(),
     };
     Some(text)
+}
+
+/// What was paid (`300.50 EUR`) and to whom money would go back (` to DE…`, or nothing).
+struct Paid {
+    amount: String,
+    to_payer: String,
+}
+
+impl Paid {
+    fn of(row: &Row) -> Paid {
+        Paid {
+            amount: format!(
+                "{} {}",
+                format_amount(row.amount, row.currency),
+                row.currency
+            ),
+            to_payer: row
+                .counterparty_iban()
+                .map(|iban| format!(" to {iban}"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A payment without a reference: the open top-ups it may be for, or what to do without one.
+fn no_reference(likely: &[Likely]) -> String {
+    if likely.is_empty() {
+        return "no top-up reference in the remittance and no open top-up of this amount: \
+                contact the payer, or return the money"
+            .to_string();
+    }
+    let list: Vec<String> = likely
+        .iter()
+        .map(|l| {
+            let why = match (l.same_payer, l.same_amount) {
+                (true, true) => "same payer and amount",
+                (false, true) => "same amount",
+                _ => "same payer",
+            };
+            format!(
+                "{} ({} {}, {why})",
+                l.topup.id,
+                l.topup.cash_amount_text(),
+                l.topup.currency
+            )
+        })
+        .collect();
+    format!(
+        "no reference; possibly top-up {}: confirm with the payer and settle by hand",
+        list.join(" or ")
+    )
+}
+
+/// A reference no top-up has: the nearest open one, or a typo to look for.
+fn unknown_reference(decision: &Decision, hints: &Hints, paid: &Paid) -> String {
+    let Paid { amount, to_payer } = paid;
+    match &hints.nearest {
+        Some((topup, edits)) => format!(
+            "did you mean top-up {} (reference {}, {} {}, {edits} edit(s) away)? If so, \
+             settle it by hand; otherwise return {amount}{to_payer}",
+            topup.id,
+            topup.settlement_reference,
+            topup.cash_amount_text(),
+            topup.currency
+        ),
+        None => {
+            let reference = decision
+                .reference
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            format!(
+                "no top-up has reference {reference}: check it for a typo, or return \
+                 {amount}{to_payer}"
+            )
+        }
+    }
+}
+
+/// Too little or too much for the top-up: ask for the rest, or settle and return the rest.
+fn amount_mismatch(row: &Row, topup: &TopUp, paid: &Paid) -> Option<String> {
+    let expected = format_amount(topup.cash_amount, topup.currency);
+    let diff = row.difference?;
+    let diff_text = format_amount(diff.abs(), row.currency);
+    let Paid { amount, to_payer } = paid;
+    Some(if diff.is_sign_negative() {
+        format!(
+            "underpaid by {diff_text} {} (expected {expected}): ask the payer for the rest \
+             or return {amount}{to_payer}",
+            row.currency
+        )
+    } else {
+        format!(
+            "overpaid by {diff_text} {} (expected {expected}): settle by hand and return \
+             the difference{to_payer}",
+            row.currency
+        )
+    })
+}
+
+/// Paid twice: refund, naming what settled the top-up first.
+fn already_settled(
+    decision: &Decision,
+    this_run: &HashMap<TxIdentity, String>,
+    paid: &Paid,
+) -> String {
+    let earlier = match &decision.earlier {
+        Some(EarlierSettlement::Stored(desc)) => format!("settled before by {desc}"),
+        Some(EarlierSettlement::ThisRun(identity)) => match this_run.get(identity) {
+            Some(desc) => format!("settled earlier in this run by {desc}"),
+            None => "settled earlier in this run".to_string(),
+        },
+        Some(EarlierSettlement::Unknown) | None => "settled before".to_string(),
+    };
+    format!(
+        "paid twice: refund {}{}; the top-up was {earlier}",
+        paid.amount, paid.to_payer
+    )
 }
 
 #[cfg(test)]
