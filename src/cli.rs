@@ -22,7 +22,8 @@ pub struct Cli {
     /// directory). Every setting in it is also a flag; flags win.
     #[arg(long, global = true, env = "RECON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Only errors on stderr (for cron); the one-line summary still goes to stdout.
+    /// Only errors on stderr (for cron); `run` prints its summary only when something needs a
+    /// person (an exception, a rejected input, a failed control), so cron mails only then.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// More detail on stderr (-v debug, -vv trace).
@@ -362,6 +363,10 @@ pub struct RunArgs {
     pub stale_after_days: Option<i64>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// What to print: a summary for people (its last line the counts), or the run's
+    /// summary.json as one JSON document for scripts.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
     /// Statement files (camt.052/053/054 XML, MT940, or a bank's CSV export), or directories of
     /// them (read in name order).
     #[arg(
@@ -417,6 +422,13 @@ pub struct IdArgs {
     /// The top-up's id.
     #[arg(value_name = "ID")]
     pub id: String,
+}
+
+/// Output formats of `run`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunFormat {
+    Text,
+    Json,
 }
 
 /// Output formats of `topups list`.

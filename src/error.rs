@@ -13,8 +13,16 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Bad data: an input rejected, an import refused, a lifecycle change not allowed.
     pub const DATA: u8 = 65;
-    /// Internal error (a bug, or the disk failed): nothing was committed.
+    /// A file or folder that must exist does not (sysexits' EX_NOINPUT).
+    pub const NO_INPUT: u8 = 66;
+    /// Internal error (a bug, or an invariant broken): nothing was committed.
     pub const INTERNAL: u8 = 70;
+    /// A file or folder cannot be created where it was asked for (EX_CANTCREAT).
+    pub const CANT_CREATE: u8 = 73;
+    /// Reading or writing failed: a full disk, a failing device (EX_IOERR).
+    pub const IO: u8 = 74;
+    /// recon may not read or write there (EX_NOPERM).
+    pub const NO_PERMISSION: u8 = 77;
     /// Another recon process holds the database, or a webhook receiver is unreachable:
     /// try again later.
     pub const LOCKED: u8 = 75;
@@ -43,18 +51,88 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Data(_) => exit::DATA,
-            Error::Store(e) => match e {
-                StoreError::Missing(_) | StoreError::NotOurs(_) | StoreError::Newer { .. } => {
-                    exit::USAGE
-                }
-                StoreError::Locked(_) => exit::LOCKED,
-                StoreError::TopUpNotFound(_)
-                | StoreError::Lifecycle(_)
-                | StoreError::Import { .. }
-                | StoreError::Refused(_) => exit::DATA,
-                StoreError::Corrupt(_) | StoreError::Sqlite { .. } => exit::INTERNAL,
-            },
-            Error::Report(_) | Error::Io { .. } | Error::Internal(_) => exit::INTERNAL,
+            Error::Store(e) => store_code(e),
+            Error::Report(e) => io_code(e.source.kind(), true),
+            Error::Io { doing, source } => {
+                let writing = ["creating", "writing", "moving", "updating"]
+                    .iter()
+                    .any(|verb| doing.starts_with(verb));
+                io_code(source.kind(), writing)
+            }
+            Error::Internal(_) => exit::INTERNAL,
         }
+    }
+
+    /// What to do, where the message itself names only the cause.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.exit_code() {
+            exit::NO_PERMISSION => Some(
+                "recon may not read or write the path named above: check its permissions and \
+                 owner, or choose another path",
+            ),
+            exit::CANT_CREATE => Some(
+                "the folder named above does not exist or is not a folder: create it first, or \
+                 choose another path",
+            ),
+            exit::NO_INPUT => Some("the path named above does not exist: check it"),
+            exit::IO => Some(
+                "reading or writing failed: check the free space and the health of the disk \
+                 holding the path named above, then run again",
+            ),
+            exit::DATA if self.is_damaged_database() => Some(
+                "the database file is damaged: restore it from a backup (`recon backup` makes \
+                 them; see Backups in the README), then run `recon check`",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Standard output was closed by its reader (`recon topups list | head -1`): not an error.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// SQLite found the database file damaged.
+    pub fn is_damaged_database(&self) -> bool {
+        matches!(self, Error::Store(StoreError::Sqlite { source, .. }) if is_damage(source))
+    }
+}
+
+fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+fn store_code(error: &StoreError) -> u8 {
+    use rusqlite::ErrorCode;
+    match error {
+        StoreError::Missing(_) | StoreError::NotOurs(_) | StoreError::Newer { .. } => exit::USAGE,
+        StoreError::Locked(_) => exit::LOCKED,
+        StoreError::TopUpNotFound(_)
+        | StoreError::Lifecycle(_)
+        | StoreError::Import { .. }
+        | StoreError::Refused(_) => exit::DATA,
+        StoreError::Sqlite { source, .. } => match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => exit::DATA,
+            Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => exit::IO,
+            Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => exit::NO_PERMISSION,
+            Some(ErrorCode::CannotOpen) => exit::CANT_CREATE,
+            _ => exit::INTERNAL,
+        },
+        StoreError::Corrupt(_) => exit::INTERNAL,
+    }
+}
+
+/// The sysexits status of a failed file operation; `writing` when recon was creating or
+/// writing the path (a missing folder is then one it cannot create in).
+fn io_code(kind: io::ErrorKind, writing: bool) -> u8 {
+    use io::ErrorKind::*;
+    match kind {
+        PermissionDenied | ReadOnlyFilesystem => exit::NO_PERMISSION,
+        NotFound | NotADirectory | IsADirectory | AlreadyExists if writing => exit::CANT_CREATE,
+        NotFound | NotADirectory => exit::NO_INPUT,
+        _ => exit::IO,
     }
 }

@@ -15,11 +15,17 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     match recon::app::run(cli, &mut stdout.lock()) {
         Ok(code) => ExitCode::from(code),
+        // The reader of our output went away (`| head`): quietly done, as cargo and ripgrep.
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {
+            let hint = error.hint();
             if json {
-                tracing::error!(exit_status = error.exit_code(), "{error}");
+                tracing::error!(exit_status = error.exit_code(), hint, "{error}");
             } else {
                 eprintln!("recon: error: {error}");
+                if let Some(hint) = hint {
+                    eprintln!("recon: {hint}");
+                }
             }
             ExitCode::from(error.exit_code())
         }

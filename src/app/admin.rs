@@ -12,8 +12,17 @@ use crate::store::OpenMode;
 
 /// Runs the database's invariants as queries; 65 when one is broken.
 pub(super) fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
-    let store = open(settings, OpenMode::MustExist)?;
-    let findings = crate::store::check::run(store.conn())?;
+    let checked = open(settings, OpenMode::MustExist)
+        .and_then(|store| Ok(crate::store::check::run(store.conn())?));
+    let findings = match checked {
+        Ok(findings) => findings,
+        // SQLite could not even read it: that is the first check failing, not an internal error.
+        Err(error) if error.is_damaged_database() => vec![crate::store::check::Finding {
+            invariant: crate::store::check::INTEGRITY,
+            problems: vec![error.to_string()],
+        }],
+        Err(error) => return Err(error),
+    };
     let mut text = String::new();
     let mut broken = 0;
     for finding in &findings {

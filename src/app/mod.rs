@@ -20,7 +20,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
     let settings = crate::config::resolve(&cli)?;
     let s = &settings;
     match cli.command {
-        Command::Run(args) => runs::run(s, &args, out),
+        Command::Run(args) => runs::run(s, &args, cli.quiet, out),
         Command::Topups(cmd) => match cmd {
             TopupsCommand::Create(args) => topups::create(s, &args, out),
             TopupsCommand::Import(args) => topups::import(s, &args.file, out),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{open, to_json, write_out};
-use crate::cli::{DemoArgs, ReportArgs, RunArgs, RunIdArgs, RunsFormat, RunsListArgs};
+use crate::cli::{DemoArgs, ReportArgs, RunArgs, RunFormat, RunIdArgs, RunsFormat, RunsListArgs};
 use crate::config::Settings;
 use crate::error::{Error, exit};
 use crate::ops::inbox::{self, InboxDirs};
@@ -16,7 +16,12 @@ use crate::ops::run::{RunOutcome, RunPlan};
 use crate::statement::ReadOptions;
 use crate::store::{OpenMode, runs};
 
-pub(super) fn run(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> Result<u8, Error> {
+pub(super) fn run(
+    settings: &Settings,
+    args: &RunArgs,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
     let plan = |files, report_dir| plan(settings, args.dry_run, files, report_dir);
     let outcome = match (&args.inbox, &args.out) {
         (Some(inbox), _) => {
@@ -33,8 +38,10 @@ pub(super) fn run(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
                 reports: reports.clone(),
             };
             let Some(outcome) = inbox::run(&dirs, plan)? else {
-                let text = format!("inbox {} is empty: nothing to do\n", inbox.display());
-                write_out(out, &text)?;
+                if !quiet && args.format == RunFormat::Text {
+                    let text = format!("inbox {} is empty: nothing to do\n", inbox.display());
+                    write_out(out, &text)?;
+                }
                 return Ok(exit::OK);
             };
             outcome
@@ -50,8 +57,24 @@ pub(super) fn run(settings: &Settings, args: &RunArgs, out: &mut dyn Write) -> R
             ));
         }
     };
-    write_out(out, &outcome_text(&outcome, args.dry_run))?;
-    Ok(status(settings, &outcome))
+    let code = status(settings, &outcome);
+    match args.format {
+        RunFormat::Json => write_out(out, &to_json(&outcome.summary))?,
+        // Quiet: silent on a night that needs nobody, so that cron mails only when one does.
+        RunFormat::Text if quiet && code == exit::OK && !needs_a_person(&outcome) => {}
+        RunFormat::Text => write_out(out, &outcome_text(&outcome, args.dry_run))?,
+    }
+    Ok(code)
+}
+
+/// Whether anything in the run waits for a person: an exception, a rejected input, a failed
+/// control or a skipped row.
+fn needs_a_person(outcome: &RunOutcome) -> bool {
+    let summary = &outcome.summary;
+    summary.counts.unmatched > 0
+        || summary.inputs_rejected > 0
+        || summary.controls.failed > 0
+        || outcome.bad_rows() > 0
 }
 
 /// The run's settings as a plan; the caller names the files and the report directory.
@@ -99,20 +122,11 @@ fn progress(shown: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// What a run tells the user: one line of counts, then what needs attention.
+/// What a run tells the user: what needs attention, then one line of counts (the last line,
+/// for scripts that read only that).
 fn outcome_text(outcome: &RunOutcome, dry_run: bool) -> String {
     let summary = &outcome.summary;
-    let c = &summary.counts;
-    let mut text = format!(
-        "{}run {}: read {}, matched {}, need a human {}, ignored {}; report in {}\n",
-        if dry_run { "dry " } else { "" },
-        summary.run_id,
-        c.read,
-        c.matched,
-        c.unmatched,
-        c.ignored,
-        outcome.report_dir.display()
-    );
+    let mut text = String::new();
     for input in summary.inputs.iter().filter(|i| i.rejected) {
         let why = input.error.as_deref().unwrap_or(&input.path);
         text.push_str(&format!("rejected {why}\n"));
@@ -129,6 +143,17 @@ fn outcome_text(outcome: &RunOutcome, dry_run: bool) -> String {
             "skipped {skipped} bad CSV row(s); they are listed in summary.json and report.html\n"
         ));
     }
+    let c = &summary.counts;
+    text.push_str(&format!(
+        "{}run {}: read {}, matched {}, need a human {}, ignored {}; report in {}\n",
+        if dry_run { "dry " } else { "" },
+        summary.run_id,
+        c.read,
+        c.matched,
+        c.unmatched,
+        c.ignored,
+        outcome.report_dir.display()
+    ));
     text
 }
 

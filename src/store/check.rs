@@ -83,6 +83,9 @@ const INVARIANTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The first check: SQLite's own.
+pub const INTEGRITY: &str = "the database file is intact (PRAGMA integrity_check)";
+
 /// Runs every check; the first finding is SQLite's own integrity check.
 pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
     let mut findings = Vec::new();
@@ -91,7 +94,7 @@ pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
         .filter(|line| line != "ok")
         .collect();
     findings.push(Finding {
-        invariant: "the database file is intact (PRAGMA integrity_check)",
+        invariant: INTEGRITY,
         problems: integrity,
     });
     let foreign = collect(
