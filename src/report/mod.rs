@@ -2,6 +2,7 @@
 //! place only when all of them are ready ([`Pending::publish`]), so a reader never sees half a
 //! report.
 
+pub mod columns;
 mod csv;
 pub mod html;
 pub mod summary;
