@@ -13,7 +13,6 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::columns::{self, Style};
-use super::summary::sum_text;
 use super::{OpenTopUps, Report, Rows};
 use crate::matching::{Category, Outcome};
 use crate::money::{Currency, format_amount};
@@ -70,8 +69,8 @@ pub fn explain(outcome: Outcome) -> (&'static str, &'static str) {
 
 #[derive(Serialize)]
 struct TotalLine {
-    outcome: String,
-    currency: String,
+    outcome: &'static str,
+    currency: Currency,
     count: usize,
     sum: String,
 }
@@ -260,13 +259,13 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
     env.add_template("report.html", TEMPLATE)
         .map_err(io::Error::other)?;
     let mut totals = Vec::new();
-    for (name, total) in &report.summary.outcomes {
-        for (cur, t) in &total.by_currency {
+    for (outcome, total) in &report.summary.outcomes {
+        for (&currency, t) in &total.by_currency {
             totals.push(TotalLine {
-                outcome: name.clone(),
-                currency: cur.clone(),
+                outcome: outcome.0.as_str(),
+                currency,
                 count: t.count,
-                sum: sum_text(t, cur),
+                sum: format_amount(t.sum, currency),
             });
         }
     }

@@ -303,15 +303,11 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
     }
     for (outcome, total) in &s.outcomes {
         for (currency, t) in &total.by_currency {
-            let decimals = currency
-                .parse::<crate::money::Currency>()
-                .map_or(2, |c| c.minor_units())
-                .max(t.sum.scale());
             summary.push(vec![
-                Cell::Text(outcome.as_str().into()),
+                Cell::Text(outcome.0.as_str().into()),
                 Cell::Text(currency.as_str().into()),
                 Cell::Count(t.count),
-                Cell::Money(Some(t.sum), decimals),
+                Cell::Money(Some(t.sum), columns::sheet_decimals(t.sum, *currency)),
             ]);
         }
     }
