@@ -634,7 +634,7 @@ fn execute_run(
         open_topups,
         stale_after_days: settings.stale_after_days,
     };
-    let summary_json = serde_json::to_string(&summary).expect("plain data serialises");
+    let summary_json = summary.to_stored();
     // Shared with the page's template, which reads them without a copy.
     let unmatched: Arc<[Row]> = std::mem::take(&mut rows.unmatched).into();
     // The events and the ledger are written while the report renders (the connection stays on
@@ -1431,7 +1431,7 @@ fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
             "no run with id {run}; `recon runs list` shows the runs"
         ))
     })?;
-    let summary = serde_json::from_str(&json)
+    let summary = Summary::from_stored(&json)
         .map_err(|e| Error::Store(StoreError::Corrupt(format!("run {run}'s summary: {e}"))))?;
     Ok((summary, mark))
 }

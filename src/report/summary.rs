@@ -1,4 +1,5 @@
-//! `summary.json`: what a run read, what came of it, and the conservation check.
+//! `summary.json`: what a run read, what came of it, and the conservation check; and the
+//! versioned form a run keeps it in (`runs.summary_json`).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -168,11 +169,70 @@ pub fn write(out: &mut dyn io::Write, summary: &Summary) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// The version of the form a run stores its summary in. Version 1 is the shape of
+/// `summary.json` as it is; summaries stored before the version was recorded are version 1.
+pub const STORED_VERSION: u32 = 1;
+
+/// A stored summary: `summary.json`'s fields, with the version beside them rather than around
+/// them, so that the database's checks read `$.outcomes` of old and new runs alike.
+#[derive(Serialize)]
+struct Stored<'a> {
+    summary_version: u32,
+    #[serde(flatten)]
+    summary: &'a Summary,
+}
+
+/// The version of a stored summary, read before the rest, whose shape depends on it.
+#[derive(Deserialize)]
+struct StoredVersion {
+    #[serde(default = "unversioned")]
+    summary_version: u32,
+}
+
+fn unversioned() -> u32 {
+    1
+}
+
+/// Why a stored summary cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredSummaryError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "it was stored by a newer recon (summary version {0}; this one reads up to \
+         {STORED_VERSION}): use that recon"
+    )]
+    Newer(u32),
+}
+
+impl Summary {
+    /// The summary as a run stores it (`runs.summary_json`).
+    pub fn to_stored(&self) -> String {
+        let stored = Stored {
+            summary_version: STORED_VERSION,
+            summary: self,
+        };
+        serde_json::to_string(&stored).expect("plain data serialises")
+    }
+
+    /// Reads a summary a run stored, in any version up to [`STORED_VERSION`].
+    pub fn from_stored(json: &str) -> Result<Summary, StoredSummaryError> {
+        let StoredVersion { summary_version } = serde_json::from_str(json)?;
+        if summary_version > STORED_VERSION {
+            return Err(StoredSummaryError::Newer(summary_version));
+        }
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::row::Texts;
     use crate::statement::{Direction, TxIdentity};
+
+    /// What recon 0.1.0 (before the version was recorded) stored for the demo's run.
+    const UNVERSIONED: &str = include_str!("testdata/summary_unversioned.json");
 
     fn row(outcome: Outcome, amount: &str, currency: &str) -> Row {
         Row {
@@ -196,6 +256,51 @@ mod tests {
             difference: None,
             identity: TxIdentity::default(),
         }
+    }
+
+    fn pretty(summary: &Summary) -> String {
+        let mut out = Vec::new();
+        write(&mut out, summary).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn an_unversioned_stored_summary_reads_back_to_the_same_summary_json() {
+        let summary = Summary::from_stored(UNVERSIONED).unwrap();
+        assert_eq!(summary.outcomes.len(), Outcome::ALL.len());
+        assert_eq!(
+            summary.outcomes[&OutcomeKey(Outcome::Matched)].by_currency[&"EUR".parse().unwrap()]
+                .sum
+                .to_string(),
+            "415.00"
+        );
+        // The JSON as stored, only laid out as summary.json is: nothing lost, nothing moved.
+        let stored: serde_json::Value = serde_json::from_str(UNVERSIONED).unwrap();
+        let expected = serde_json::to_string_pretty(&stored).unwrap() + "\n";
+        assert_eq!(pretty(&summary), expected);
+    }
+
+    #[test]
+    fn a_stored_summary_carries_its_version_beside_the_fields_and_reads_back() {
+        let summary = Summary::from_stored(UNVERSIONED).unwrap();
+        let stored = summary.to_stored();
+        assert!(
+            stored.starts_with(r#"{"summary_version":1,"run_id":"#),
+            "{stored}"
+        );
+        // `recon check` reads `$.outcomes.<OUTCOME>.count` of every run.
+        let value: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(value["outcomes"]["MATCHED"]["count"], 5);
+        let again = Summary::from_stored(&stored).unwrap();
+        assert_eq!(pretty(&again), pretty(&summary));
+    }
+
+    #[test]
+    fn a_summary_stored_by_a_newer_recon_is_refused_with_its_version() {
+        let newer = UNVERSIONED.replacen('{', r#"{"summary_version":2,"#, 1);
+        let error = Summary::from_stored(&newer).unwrap_err();
+        assert!(matches!(error, StoredSummaryError::Newer(2)), "{error}");
+        assert!(Summary::from_stored(r#"{"run_id": 3}"#).is_err());
     }
 
     #[test]
