@@ -129,6 +129,11 @@ impl TopUp {
     pub fn cash_amount_text(&self) -> String {
         money::format_amount(self.cash_amount, self.currency)
     }
+
+    /// Whole days between the top-up's creation and `now`: how long it has waited for money.
+    pub fn age_days(&self, now: DateTime<Utc>) -> i64 {
+        (now - self.created_at).num_days()
+    }
 }
 
 /// What a client asks for when it creates a top-up, as typed (API body or command line).

@@ -19,7 +19,7 @@ pub fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
             "no run with id {run}; `recon runs list` shows the runs"
         ))
     })?;
-    let summary = serde_json::from_str(&json)
+    let summary = Summary::from_stored(&json)
         .map_err(|e| Error::Store(StoreError::Corrupt(format!("run {run}'s summary: {e}"))))?;
     Ok((summary, mark))
 }

@@ -1,90 +1,41 @@
 //! `matched.csv`, `unmatched.csv`, `ignored.csv` and `open_topups.csv`.
 
+use std::borrow::Cow;
 use std::io;
 
 use chrono::{DateTime, Utc};
 
+use super::columns::{self, Value};
 use crate::money::canonical_amount;
 use crate::row::spill::Rows;
-use crate::store::topups::age_days;
 use crate::topup::{TopUp, push_timestamp};
 
-/// The columns of the three transaction files, in order.
-pub const ROW_HEADER: [&str; 25] = [
-    "outcome",
-    "amount",
-    "currency",
-    "direction",
-    "booking_date",
-    "value_date",
-    "statement_file",
-    "statement_id",
-    "account",
-    "position",
-    "entry_ref",
-    "bank_ref",
-    "end_to_end_id",
-    "tx_id",
-    "uetr",
-    "counterparty_name",
-    "counterparty_iban",
-    "remittance",
-    "extracted_reference",
-    "topup_id",
-    "expected_amount",
-    "difference",
-    "suggestion",
-    "status",
-    "identity",
-];
-
-/// Text that a spreadsheet would run as a formula gets a leading apostrophe.
-pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
-        _ => text.into(),
+/// A value as the CSV files spell it: text from outside that a spreadsheet would run as a
+/// formula gets a leading apostrophe.
+fn field(value: Value<'_>) -> Cow<'_, str> {
+    match value {
+        Value::Foreign(text) if runs_as_formula(&text) => format!("'{text}").into(),
+        value => value.into_text(),
     }
 }
 
-fn text(value: Option<&str>) -> std::borrow::Cow<'_, str> {
-    neutralise(value.unwrap_or(""))
+fn runs_as_formula(text: &str) -> bool {
+    matches!(
+        text.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
 }
 
 /// Writes transaction rows with the header.
 pub fn write_rows(out: &mut dyn io::Write, rows: Rows) -> io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);
-    writer.write_record(ROW_HEADER)?;
+    writer.write_record(columns::csv_header())?;
     for row in rows.iter() {
         let row = row?;
-        let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-        let money = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
-        writer.write_record([
-            row.outcome.as_str(),
-            &row.amount_text(),
-            row.currency.as_str(),
-            row.direction.code(),
-            &date(row.booking_date),
-            &date(row.value_date),
-            &neutralise(&row.statement_file),
-            &text(row.statement_id.as_deref()),
-            &text(row.account.as_deref()),
-            &row.position_text(),
-            &text(row.entry_ref()),
-            &text(row.servicer_ref()),
-            &text(row.end_to_end_id()),
-            &text(row.tx_id()),
-            &text(row.uetr()),
-            &text(row.counterparty_name()),
-            &text(row.counterparty_iban()),
-            &neutralise(row.remittance()),
-            row.extracted_reference().unwrap_or(""),
-            &row.topup_id.map(|id| id.to_string()).unwrap_or_default(),
-            &money(row.expected_amount),
-            &money(row.difference),
-            &text(row.suggestion()),
-            &neutralise(&row.status_code),
-            &row.identity.to_string(),
-        ])?;
+        for column in columns::csv_columns() {
+            writer.write_field(&*field((column.value)(&row)))?;
+        }
+        writer.write_record(None::<&[u8]>)?;
     }
     writer.flush()
 }
@@ -167,7 +118,7 @@ impl<'w> OpenTopUpsWriter<'w> {
                 .encode_lower(&mut id)
                 .as_bytes(),
         );
-        writeln!(line, ",{}", age_days(topup, self.as_of))?;
+        writeln!(line, ",{}", topup.age_days(self.as_of))?;
         if line.len() >= Self::BUFFER {
             self.out.write_all(line)?;
             line.clear();
@@ -184,6 +135,26 @@ impl<'w> OpenTopUpsWriter<'w> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transaction_rows_neutralise_bank_text_that_a_spreadsheet_would_run() {
+        let row = super::super::columns::hostile_row();
+        let mut out = Vec::new();
+        write_rows(&mut out, Rows::Memory(std::slice::from_ref(&row))).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = format!(
+            "outcome,amount,currency,direction,booking_date,value_date,statement_file,\
+             statement_id,account,position,entry_ref,bank_ref,end_to_end_id,tx_id,uetr,\
+             counterparty_name,counterparty_iban,remittance,extracted_reference,topup_id,\
+             expected_amount,difference,suggestion,status,identity\n\
+             AMOUNT_MISMATCH,40.00,EUR,CRDT,2026-11-20,,in/2026-11-20.xml,'=1+1,,\
+             entry 5 detail 2,E1,,'@x,,,\"'=HYPERLINK(\"\"http://evil\"\")\",\
+             DE02120300000000202051,\"topup <b>1</b>, thanks\",-not-bank-text,,45.5,-5.5,\
+             '+ask for 5.5,BOOK,{}\n",
+            row.identity
+        );
+        assert_eq!(text, expected);
+    }
 
     fn topup(id: u128, created_at: &str, amount: &str, currency: &str, status: &str) -> TopUp {
         TopUp {

@@ -12,12 +12,11 @@ use minijinja::{Environment, Value, context};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::summary::sum_text;
+use super::columns::{self, Style};
 use super::{OpenTopUps, Report, Rows};
 use crate::matching::{Category, Outcome};
 use crate::money::{Currency, format_amount};
 use crate::row::Row;
-use crate::store::topups::age_days;
 use crate::topup::format_timestamp;
 
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -69,8 +68,8 @@ pub fn explain(outcome: Outcome) -> (&'static str, &'static str) {
 
 #[derive(Serialize)]
 struct TotalLine {
-    outcome: String,
-    currency: String,
+    outcome: &'static str,
+    currency: Currency,
     count: usize,
     sum: String,
 }
@@ -85,25 +84,6 @@ struct RowObject {
 }
 
 impl RowObject {
-    const FIELDS: [&'static str; 16] = [
-        "outcome",
-        "amount",
-        "currency",
-        "booking_date",
-        "value_date",
-        "counterparty_name",
-        "counterparty_iban",
-        "remittance",
-        "extracted_reference",
-        "topup_id",
-        "expected_amount",
-        "difference",
-        "suggestion",
-        "statement_file",
-        "file_name",
-        "position",
-    ];
-
     fn value(rows: &Arc<[Row]>, index: usize) -> Value {
         Value::from_object(RowObject {
             rows: rows.clone(),
@@ -114,40 +94,49 @@ impl RowObject {
 
 impl Object for RowObject {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let row = &self.rows[self.index];
-        let text = |v: Option<&str>| v.unwrap_or_default().to_string();
-        let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-        let decimal = |d: Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
-        let value = match key.as_str()? {
-            "outcome" => row.outcome.as_str().to_string(),
-            "amount" => row.amount_text(),
-            "currency" => row.currency.to_string(),
-            "booking_date" => date(row.booking_date),
-            "value_date" => date(row.value_date),
-            "counterparty_name" => text(row.counterparty_name()),
-            "counterparty_iban" => text(row.counterparty_iban()),
-            "remittance" => row.remittance().to_string(),
-            "extracted_reference" => text(row.extracted_reference()),
-            "topup_id" => row.topup_id.map(|t| t.to_string()).unwrap_or_default(),
-            "expected_amount" => decimal(row.expected_amount),
-            "difference" => decimal(row.difference),
-            "suggestion" => text(row.suggestion()),
-            "statement_file" => row.statement_file.to_string(),
-            "file_name" => std::path::Path::new(&*row.statement_file)
-                .file_name()
-                .map_or_else(
-                    || row.statement_file.to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                ),
-            "position" => row.position_text(),
-            _ => return None,
-        };
-        Some(Value::from(value))
+        let key = key.as_str()?;
+        let column = columns::page_fields().find(|c| c.name == key)?;
+        let value = (column.value)(&self.rows[self.index]).into_text();
+        Some(Value::from(value.into_owned()))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&Self::FIELDS)
+        Enumerator::Values(
+            columns::page_fields()
+                .map(|c| Value::from(c.name))
+                .collect(),
+        )
     }
+}
+
+/// The `rows_table` macro the page's template imports: a table of transaction rows with the
+/// page's columns (see [`columns::TRANSACTION_COLUMNS`]).
+fn rows_table_template() -> String {
+    let (mut head, mut cells) = (String::new(), String::new());
+    for (column, page) in columns::page_columns() {
+        let (th, td) = match page.style {
+            Style::Text => ("", ""),
+            // A header is set as text; only the cells of a mono column are monospace.
+            Style::Mono => ("", r#" class="mono""#),
+            Style::Number => (r#" class="num""#, r#" class="num""#),
+        };
+        let name = column.name;
+        let default = format!("{{{{ r.{name} }}}}");
+        let (attributes, content) = page.cell.unwrap_or(("", &default));
+        head.push_str(&format!("<th{th}>{}</th>", page.header));
+        cells.push_str(&format!("<td{td}{attributes}>{content}</td>"));
+    }
+    format!(
+        "{{% macro rows_table(rows) %}}
+<table class=\"searchable sortable-table\">
+<thead><tr>{head}</tr></thead>
+<tbody>
+{{% for r in rows %}}<tr>{cells}</tr>
+{{% endfor %}}
+</tbody>
+</table>
+{{% endmacro %}}"
+    )
 }
 
 #[derive(Serialize)]
@@ -264,16 +253,18 @@ fn chart(report: &Report) -> Chart {
 /// Renders the page.
 pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io::Result<()> {
     let mut env = Environment::new();
+    env.add_template_owned("rows.html", rows_table_template())
+        .map_err(io::Error::other)?;
     env.add_template("report.html", TEMPLATE)
         .map_err(io::Error::other)?;
     let mut totals = Vec::new();
-    for (name, total) in &report.summary.outcomes {
-        for (cur, t) in &total.by_currency {
+    for (outcome, total) in &report.summary.outcomes {
+        for (&currency, t) in &total.by_currency {
             totals.push(TotalLine {
-                outcome: name.clone(),
-                currency: cur.clone(),
+                outcome: outcome.0.as_str(),
+                currency,
                 count: t.count,
-                sum: sum_text(t, cur),
+                sum: format_amount(t.sum, currency),
             });
         }
     }
@@ -309,7 +300,7 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
         .iter()
         .take(PAGE_ROWS)
         .map(|t| {
-            let age = age_days(t, report.as_of);
+            let age = t.age_days(report.as_of);
             OpenView {
                 id: t.id.to_string(),
                 created_at: format_timestamp(t.created_at),
@@ -374,4 +365,54 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
         )
         .map_err(io::Error::other)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rows_table_escapes_bank_text_and_shows_amount_and_place_in_their_cells() {
+        let rows: Arc<[Row]> = vec![columns::hostile_row()].into();
+        let mut env = Environment::new();
+        env.add_template_owned("rows.html", rows_table_template())
+            .unwrap();
+        env.add_template(
+            "t.html",
+            r#"{% from "rows.html" import rows_table %}{{ rows_table(rows) }}"#,
+        )
+        .unwrap();
+        let page = env
+            .get_template("t.html")
+            .unwrap()
+            .render(context! { rows => vec![RowObject::value(&rows, 0)] })
+            .unwrap();
+        assert!(page.starts_with("\n<table class=\"searchable sortable-table\">\n<thead><tr><th>Outcome</th><th class=\"num\">Amount</th>"), "{page}");
+        assert!(
+            page.contains("<th>Payer / payee</th><th>IBAN</th>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                r#"<td class="num" data-sort="40.00">40.00 EUR</td><td>2026-11-20</td><td></td>"#
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>topup &lt;b&gt;1&lt;&#x2f;b&gt;, thanks</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>=HYPERLINK(&quot;http:&#x2f;&#x2f;evil&quot;)</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<td class="num">45.5</td><td class="num">-5.5</td>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<td class="mono" title="in&#x2f;2026-11-20.xml">2026-11-20.xml · entry 5 detail 2</td></tr>"#),
+            "{page}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! place only when all of them are ready ([`Pending::publish`]), so a reader never sees half a
 //! report.
 
+pub mod columns;
 mod csv;
 pub mod html;
 pub mod summary;
@@ -69,7 +70,7 @@ impl OpenTopUps {
 
     /// Counts one more open top-up (given oldest first).
     fn add(&mut self, topup: &TopUp, as_of: DateTime<Utc>, stale_after_days: i64) {
-        let age = crate::store::topups::age_days(topup, as_of);
+        let age = topup.age_days(as_of);
         let bucket = match age {
             ..=3 => 0,
             4..=7 => 1,

@@ -1,5 +1,7 @@
-//! `summary.json`: what a run read, what came of it, and the conservation check.
+//! `summary.json`: what a run read, what came of it, and the conservation check; and the
+//! versioned form a run keeps it in (`runs.summary_json`).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::io;
 
@@ -7,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::matching::{Category, Outcome};
-use crate::money::format_amount;
+use crate::money::Currency;
 use crate::row::Row;
 use crate::statement::StatementInfo;
 
@@ -36,7 +38,39 @@ pub struct CurrencyTotal {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OutcomeTotal {
     pub count: usize,
-    pub by_currency: BTreeMap<String, CurrencyTotal>,
+    pub by_currency: BTreeMap<Currency, CurrencyTotal>,
+}
+
+/// An outcome as a key of the totals. Ordered by its name, not by [`Outcome`]'s report order:
+/// `summary.json`, the page and the workbook have always listed the outcomes alphabetically.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct OutcomeKey(pub Outcome);
+
+impl Ord for OutcomeKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.as_str().cmp(other.0.as_str())
+    }
+}
+
+impl PartialOrd for OutcomeKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for OutcomeKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OutcomeKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Outcome::from_name(&name)
+            .map(OutcomeKey)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown outcome {name:?}")))
+    }
 }
 
 /// The conservation counts: read = matched + unmatched + ignored.
@@ -69,7 +103,7 @@ pub struct Summary {
     pub inputs: Vec<InputSummary>,
     pub inputs_rejected: usize,
     pub counts: Counts,
-    pub outcomes: BTreeMap<String, OutcomeTotal>,
+    pub outcomes: BTreeMap<OutcomeKey, OutcomeTotal>,
     pub controls: Controls,
     pub open_topups: usize,
     /// Open top-ups older than this many days are flagged as stale.
@@ -80,7 +114,7 @@ pub struct Summary {
 #[derive(Clone, Debug)]
 pub struct Totals {
     pub counts: Counts,
-    pub outcomes: BTreeMap<String, OutcomeTotal>,
+    pub outcomes: BTreeMap<OutcomeKey, OutcomeTotal>,
 }
 
 impl Default for Totals {
@@ -89,7 +123,7 @@ impl Default for Totals {
             counts: Counts::default(),
             outcomes: Outcome::ALL
                 .iter()
-                .map(|o| (o.as_str().to_string(), OutcomeTotal::default()))
+                .map(|&o| (OutcomeKey(o), OutcomeTotal::default()))
                 .collect(),
         }
     }
@@ -103,15 +137,9 @@ impl Totals {
             Category::Unmatched => self.counts.unmatched += 1,
             Category::Ignored => self.counts.ignored += 1,
         }
-        let total = self
-            .outcomes
-            .entry(row.outcome.as_str().to_string())
-            .or_default();
+        let total = self.outcomes.entry(OutcomeKey(row.outcome)).or_default();
         total.count += 1;
-        let cur = total
-            .by_currency
-            .entry(row.currency.as_str().to_string())
-            .or_default();
+        let cur = total.by_currency.entry(row.currency).or_default();
         cur.count += 1;
         cur.sum += row.amount;
         // Show sums with the currency's decimals (200 -> 200.00), never dropping precision.
@@ -135,16 +163,182 @@ impl Totals {
     }
 }
 
-/// Shows a sum with its currency's decimals.
-pub fn sum_text(total: &CurrencyTotal, currency: &str) -> String {
-    match currency.parse() {
-        Ok(currency) => format_amount(total.sum, currency),
-        Err(_) => total.sum.to_string(),
-    }
-}
-
 /// Writes the summary as pretty JSON.
 pub fn write(out: &mut dyn io::Write, summary: &Summary) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, summary)?;
     out.write_all(b"\n")
+}
+
+/// The version of the form a run stores its summary in. Version 1 is the shape of
+/// `summary.json` as it is; summaries stored before the version was recorded are version 1.
+pub const STORED_VERSION: u32 = 1;
+
+/// A stored summary: `summary.json`'s fields, with the version beside them rather than around
+/// them, so that the database's checks read `$.outcomes` of old and new runs alike.
+#[derive(Serialize)]
+struct Stored<'a> {
+    summary_version: u32,
+    #[serde(flatten)]
+    summary: &'a Summary,
+}
+
+/// The version of a stored summary, read before the rest, whose shape depends on it.
+#[derive(Deserialize)]
+struct StoredVersion {
+    #[serde(default = "unversioned")]
+    summary_version: u32,
+}
+
+fn unversioned() -> u32 {
+    1
+}
+
+/// Why a stored summary cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredSummaryError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "it was stored by a newer recon (summary version {0}; this one reads up to \
+         {STORED_VERSION}): use that recon"
+    )]
+    Newer(u32),
+}
+
+impl Summary {
+    /// The summary as a run stores it (`runs.summary_json`).
+    pub fn to_stored(&self) -> String {
+        let stored = Stored {
+            summary_version: STORED_VERSION,
+            summary: self,
+        };
+        serde_json::to_string(&stored).expect("plain data serialises")
+    }
+
+    /// Reads a summary a run stored, in any version up to [`STORED_VERSION`].
+    pub fn from_stored(json: &str) -> Result<Summary, StoredSummaryError> {
+        let StoredVersion { summary_version } = serde_json::from_str(json)?;
+        if summary_version > STORED_VERSION {
+            return Err(StoredSummaryError::Newer(summary_version));
+        }
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row::Texts;
+    use crate::statement::{Direction, TxIdentity};
+
+    /// What recon 0.1.0 (before the version was recorded) stored for the demo's run.
+    const UNVERSIONED: &str = include_str!("testdata/summary_unversioned.json");
+
+    fn row(outcome: Outcome, amount: &str, currency: &str) -> Row {
+        Row {
+            outcome,
+            amount: amount.parse().unwrap(),
+            currency: currency.parse().unwrap(),
+            direction: Direction::Credit,
+            status_code: "BOOK".into(),
+            reversal: false,
+            booking_date: None,
+            value_date: None,
+            statement_file: "s.xml".into(),
+            statement_id: None,
+            account: None,
+            entry_number: 1,
+            detail_number: None,
+            line_number: None,
+            texts: Texts::default(),
+            topup_id: None,
+            expected_amount: None,
+            difference: None,
+            identity: TxIdentity::default(),
+        }
+    }
+
+    fn pretty(summary: &Summary) -> String {
+        let mut out = Vec::new();
+        write(&mut out, summary).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn an_unversioned_stored_summary_reads_back_to_the_same_summary_json() {
+        let summary = Summary::from_stored(UNVERSIONED).unwrap();
+        assert_eq!(summary.outcomes.len(), Outcome::ALL.len());
+        assert_eq!(
+            summary.outcomes[&OutcomeKey(Outcome::Matched)].by_currency[&"EUR".parse().unwrap()]
+                .sum
+                .to_string(),
+            "415.00"
+        );
+        // The JSON as stored, only laid out as summary.json is: nothing lost, nothing moved.
+        let stored: serde_json::Value = serde_json::from_str(UNVERSIONED).unwrap();
+        let expected = serde_json::to_string_pretty(&stored).unwrap() + "\n";
+        assert_eq!(pretty(&summary), expected);
+    }
+
+    #[test]
+    fn a_stored_summary_carries_its_version_beside_the_fields_and_reads_back() {
+        let summary = Summary::from_stored(UNVERSIONED).unwrap();
+        let stored = summary.to_stored();
+        assert!(
+            stored.starts_with(r#"{"summary_version":1,"run_id":"#),
+            "{stored}"
+        );
+        // `recon check` reads `$.outcomes.<OUTCOME>.count` of every run.
+        let value: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(value["outcomes"]["MATCHED"]["count"], 5);
+        let again = Summary::from_stored(&stored).unwrap();
+        assert_eq!(pretty(&again), pretty(&summary));
+    }
+
+    #[test]
+    fn a_summary_stored_by_a_newer_recon_is_refused_with_its_version() {
+        let newer = UNVERSIONED.replacen('{', r#"{"summary_version":2,"#, 1);
+        let error = Summary::from_stored(&newer).unwrap_err();
+        assert!(matches!(error, StoredSummaryError::Newer(2)), "{error}");
+        assert!(Summary::from_stored(r#"{"run_id": 3}"#).is_err());
+    }
+
+    #[test]
+    fn totals_list_outcomes_and_currencies_by_name_with_the_currencys_decimals() {
+        let mut totals = Totals::default();
+        for (outcome, amount, currency) in [
+            (Outcome::NoReference, "1", "USD"),
+            (Outcome::Matched, "200", "EUR"),
+            (Outcome::Matched, "1500", "JPY"),
+            (Outcome::Matched, "0.125", "EUR"),
+            (Outcome::AmountMismatch, "12.5", "KWD"),
+            (Outcome::Matched, "7", "CHF"),
+        ] {
+            totals.add(&row(outcome, amount, currency));
+        }
+        totals.read(6);
+        assert!(totals.check());
+        let json = serde_json::to_value(&totals.outcomes).unwrap();
+        let outcomes: Vec<&str> = json.as_object().unwrap().keys().map(|k| &**k).collect();
+        let mut names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        names.sort();
+        assert_eq!(outcomes, names);
+        let matched = &json["MATCHED"]["by_currency"];
+        let currencies: Vec<&str> = matched.as_object().unwrap().keys().map(|k| &**k).collect();
+        assert_eq!(currencies, ["CHF", "EUR", "JPY"]);
+        assert_eq!(matched["EUR"]["sum"], "200.125");
+        assert_eq!(matched["EUR"]["count"], 2);
+        assert_eq!(matched["CHF"]["sum"], "7.00");
+        assert_eq!(matched["JPY"]["sum"], "1500");
+        assert_eq!(
+            json["AMOUNT_MISMATCH"]["by_currency"]["KWD"]["sum"],
+            "12.500"
+        );
+    }
+
+    #[test]
+    fn an_unknown_outcome_name_is_not_read_as_an_outcome() {
+        let error = serde_json::from_str::<OutcomeKey>(r#""PAID_TWICE""#).unwrap_err();
+        assert!(error.to_string().contains("unknown outcome"), "{error}");
+    }
 }

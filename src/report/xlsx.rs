@@ -3,6 +3,7 @@
 //! dates, header rows are frozen with filters, and bank text is always written as a string, so
 //! a spreadsheet never runs it as a formula.
 
+use std::borrow::Cow;
 use std::io;
 
 use chrono::NaiveDate;
@@ -10,9 +11,9 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
 
+use super::columns::{self, Column, Value};
 use super::{OpenTopUps, Report, Rows};
 use crate::row::Row;
-use crate::store::topups::age_days;
 use crate::topup::{TopUp, format_timestamp};
 
 fn money_format(decimals: u32) -> Format {
@@ -26,8 +27,7 @@ fn money_format(decimals: u32) -> Format {
 
 /// A cell value; money stays a decimal until the moment it becomes a spreadsheet number.
 enum Cell<'a> {
-    Text(&'a str),
-    Owned(String),
+    Text(Cow<'a, str>),
     Money(Option<Decimal>, u32),
     Date(Option<NaiveDate>),
     Count(usize),
@@ -60,7 +60,6 @@ impl Cell<'_> {
     fn width(&self) -> usize {
         match self {
             Cell::Text(text) => text.chars().count(),
-            Cell::Owned(text) => text.chars().count(),
             Cell::Money(Some(value), _) => value.to_string().len() + 3,
             Cell::Date(Some(_)) => 10,
             Cell::Count(n) => n.to_string().len(),
@@ -125,10 +124,7 @@ impl<'w> Sheet<'w> {
             let col = i as u16;
             match cell {
                 Cell::Text(text) => {
-                    self.sheet.write_string(self.row, col, *text)?;
-                }
-                Cell::Owned(text) => {
-                    self.sheet.write_string(self.row, col, text.as_str())?;
+                    self.sheet.write_string(self.row, col, text.as_ref())?;
                 }
                 Cell::Money(Some(value), decimals) => {
                     // Spreadsheets hold doubles: exact to the cent far beyond any real amount.
@@ -161,7 +157,7 @@ impl<'w> Sheet<'w> {
     fn overflow(&mut self, total: usize, shown: usize, csv_file: &str) -> Result<(), XlsxError> {
         if total > shown {
             let note = format!("{} more rows are in {csv_file}", total - shown);
-            self.push(&[Cell::Owned(note)])?;
+            self.push(&[Cell::Text(note.into())])?;
         }
         Ok(())
     }
@@ -175,50 +171,19 @@ impl<'w> Sheet<'w> {
     }
 }
 
-const ROW_HEADER: [&str; 18] = [
-    "outcome",
-    "amount",
-    "currency",
-    "direction",
-    "booking_date",
-    "value_date",
-    "counterparty_name",
-    "counterparty_iban",
-    "remittance",
-    "extracted_reference",
-    "topup_id",
-    "expected_amount",
-    "difference",
-    "suggestion",
-    "statement_file",
-    "position",
-    "entry_ref",
-    "bank_ref",
-];
-
-fn row_cells(r: &Row) -> [Cell<'_>; 18] {
-    let decimals = r.currency.minor_units().max(r.amount.scale());
-    let text = |v: Option<&str>| v.unwrap_or_default().to_string();
-    [
-        Cell::Text(r.outcome.as_str()),
-        Cell::Money(Some(r.amount), decimals),
-        Cell::Text(r.currency.as_str()),
-        Cell::Text(r.direction.code()),
-        Cell::Date(r.booking_date),
-        Cell::Date(r.value_date),
-        Cell::Owned(text(r.counterparty_name())),
-        Cell::Owned(text(r.counterparty_iban())),
-        Cell::Text(r.remittance()),
-        Cell::Owned(text(r.extracted_reference())),
-        Cell::Owned(r.topup_id.map(|t| t.to_string()).unwrap_or_default()),
-        Cell::Money(r.expected_amount, decimals),
-        Cell::Money(r.difference, decimals),
-        Cell::Owned(text(r.suggestion())),
-        Cell::Text(&r.statement_file),
-        Cell::Owned(r.position_text()),
-        Cell::Owned(text(r.entry_ref())),
-        Cell::Owned(text(r.servicer_ref())),
-    ]
+/// A row's cells, in the order of `columns`.
+fn row_cells<'r>(columns: &[&Column], row: &'r Row) -> Vec<Cell<'r>> {
+    columns
+        .iter()
+        .map(|column| match (column.value)(row) {
+            Value::Text(text) | Value::Foreign(text) => Cell::Text(text),
+            Value::Date(date) => Cell::Date(date),
+            Value::Amount(amount, currency) => {
+                Cell::Money(Some(amount), columns::sheet_decimals(amount, currency))
+            }
+            Value::Money(money, decimals) => Cell::Money(money, decimals),
+        })
+        .collect()
 }
 
 fn rows_sheet(
@@ -228,14 +193,16 @@ fn rows_sheet(
     rows: Rows,
     csv_file: &str,
 ) -> Result<(), XlsxError> {
+    let columns = columns::sheet_columns();
+    let header: Vec<&str> = columns.iter().map(|c| c.name).collect();
     // Rows written aside are read twice rather than held: once to size the columns.
-    let mut widths = Widths::new(&ROW_HEADER);
+    let mut widths = Widths::new(&header);
     for r in rows.iter().take(SHEET_ROWS) {
-        widths.measure(&row_cells(&*r?));
+        widths.measure(&row_cells(&columns, &*r?));
     }
-    let mut sheet = Sheet::new(workbook, formats, name, &ROW_HEADER, &widths)?;
+    let mut sheet = Sheet::new(workbook, formats, name, &header, &widths)?;
     for r in rows.iter().take(SHEET_ROWS) {
-        sheet.push(&row_cells(&*r?))?;
+        sheet.push(&row_cells(&columns, &*r?))?;
     }
     sheet.overflow(rows.len(), SHEET_ROWS, csv_file)?;
     sheet.finish()
@@ -269,20 +236,21 @@ const SHEET_ROWS: usize = 1_048_576 - 2;
 const OPEN_SHEET_ROWS: usize = super::OPEN_LISTED;
 
 fn open_cells<'t>(t: &'t TopUp, report: &Report) -> [Cell<'t>; 8] {
-    let age = age_days(t, report.as_of);
+    let age = t.age_days(report.as_of);
+    let stale = if age > report.summary.stale_after_days {
+        "yes"
+    } else {
+        ""
+    };
     [
-        Cell::Owned(t.id.to_string()),
+        Cell::Text(t.id.to_string().into()),
         Cell::Date(Some(t.created_at.date_naive())),
         Cell::Money(Some(t.cash_amount), t.currency.minor_units()),
-        Cell::Text(t.currency.as_str()),
-        Cell::Text(t.status.as_str()),
-        Cell::Owned(t.settlement_reference.to_string()),
+        Cell::Text(t.currency.as_str().into()),
+        Cell::Text(t.status.as_str().into()),
+        Cell::Text(t.settlement_reference.to_string().into()),
         Cell::Count(age.max(0) as usize),
-        Cell::Text(if age > report.summary.stale_after_days {
-            "yes"
-        } else {
-            ""
-        }),
+        Cell::Text(stale.into()),
     ]
 }
 
@@ -318,7 +286,7 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         ("controls failed", s.controls.failed.to_string()),
         ("generated", format_timestamp(report.generated_at)),
     ] {
-        summary.push(vec![Cell::Text(label), Cell::Owned(value)]);
+        summary.push(vec![Cell::Text(label.into()), Cell::Text(value.into())]);
     }
     for (label, n) in [
         ("read", s.counts.read),
@@ -326,19 +294,19 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         ("needs a human", s.counts.unmatched),
         ("ignored", s.counts.ignored),
     ] {
-        summary.push(vec![Cell::Text(label), Cell::Text(""), Cell::Count(n)]);
+        summary.push(vec![
+            Cell::Text(label.into()),
+            Cell::Text("".into()),
+            Cell::Count(n),
+        ]);
     }
     for (outcome, total) in &s.outcomes {
         for (currency, t) in &total.by_currency {
-            let decimals = currency
-                .parse::<crate::money::Currency>()
-                .map_or(2, |c| c.minor_units())
-                .max(t.sum.scale());
             summary.push(vec![
-                Cell::Text(outcome),
-                Cell::Text(currency),
+                Cell::Text(outcome.0.as_str().into()),
+                Cell::Text(currency.as_str().into()),
                 Cell::Count(t.count),
-                Cell::Money(Some(t.sum), decimals),
+                Cell::Money(Some(t.sum), columns::sheet_decimals(t.sum, *currency)),
             ]);
         }
     }

@@ -711,8 +711,3 @@ pub fn open_at(conn: &Connection, mark: i64) -> Result<Vec<TopUp>, StoreError> {
     }
     Ok(out)
 }
-
-/// Whole days between a top-up's creation and `now`.
-pub fn age_days(topup: &TopUp, now: DateTime<Utc>) -> i64 {
-    (now - topup.created_at).num_days()
-}

@@ -62,7 +62,7 @@ pub(super) fn render_and_record(
         mut decided, open, ..
     } = settled;
     let finished: DateTime<Utc> = summary.finished_at.parse().unwrap_or_else(|_| Utc::now());
-    let summary_json = serde_json::to_string(summary).expect("plain data serialises");
+    let summary_json = summary.to_stored();
     // Shared with the page's template, which reads them without a copy.
     let unmatched: Arc<[Row]> = std::mem::take(&mut decided.rows.unmatched).into();
     let rows = &decided.rows;

@@ -13,6 +13,7 @@ use super::{RunPlan, give_back_memory};
 use crate::error::Error;
 use crate::matching::{EarlierSettlement, Outcome};
 use crate::report::OpenRendered;
+use crate::report::summary::OutcomeKey;
 use crate::statement::TxIdentity;
 use crate::store::outbox::Growth;
 use crate::store::{hints, topups};
@@ -92,18 +93,18 @@ impl Settled {
                 self.open.total()
             )));
         }
-        let matched: HashMap<String, _> = totals
+        let matched: Growth = totals
             .outcomes
-            .get(Outcome::Matched.as_str())
+            .get(&OutcomeKey(Outcome::Matched))
             .into_iter()
             .flat_map(|total| &total.by_currency)
             .filter(|(_, total)| !total.sum.is_zero())
-            .map(|(currency, total)| (currency.to_string(), total.sum))
+            .map(|(currency, total)| (*currency, total.sum))
             .collect();
-        let grew: HashMap<String, _> = growth
+        let grew: Growth = growth
             .iter()
             .filter(|(_, sum)| !sum.is_zero())
-            .map(|(currency, sum)| (currency.to_string(), *sum))
+            .map(|(currency, sum)| (*currency, *sum))
             .collect();
         if matched != grew {
             return Err(breach(format!(
