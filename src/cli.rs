@@ -12,8 +12,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about,
     long_about = None,
     after_help = "Exit status: 0 done (exceptions are in the report), 2 usage or configuration \
-                  error, 65 an input rejected or bad data, 70 internal error, 75 another recon \
-                  process holds the database (or a webhook receiver stayed unreachable)."
+                  error, 65 an input rejected or bad data, 66 a path that must exist does not, 70 \
+                  internal error (nothing committed), 73 a file or folder cannot be created, 74 \
+                  reading or writing failed (disk full), 75 another recon process holds the \
+                  database (or a webhook receiver stayed unreachable), 77 permission denied."
 )]
 pub struct Cli {
     #[command(subcommand)]
