@@ -23,6 +23,8 @@ pub mod exit {
     pub const IO: u8 = 74;
     /// recon may not read or write there (EX_NOPERM).
     pub const NO_PERMISSION: u8 = 77;
+    /// Stopped by SIGINT or SIGTERM before the commit (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
     /// Another recon process holds the database, or a webhook receiver is unreachable:
     /// try again later.
     pub const LOCKED: u8 = 75;
@@ -43,6 +45,8 @@ pub enum Error {
     Io { doing: String, source: io::Error },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("stopped by a signal before the commit: nothing was committed and no report written")]
+    Interrupted,
 }
 
 impl Error {
@@ -60,6 +64,7 @@ impl Error {
                 io_code(source.kind(), writing)
             }
             Error::Internal(_) => exit::INTERNAL,
+            Error::Interrupted => exit::INTERRUPTED,
         }
     }
 

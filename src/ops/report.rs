@@ -1,7 +1,7 @@
 //! A past run's report, written again from the ledger: the same rows, totals, controls and
 //! open top-ups as then; only the generation time differs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -22,6 +22,46 @@ pub fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
     let summary = Summary::from_stored(&json)
         .map_err(|e| Error::Store(StoreError::Corrupt(format!("run {run}'s summary: {e}"))))?;
     Ok((summary, mark))
+}
+
+/// A run whose report was published late, by [`publish_pending`].
+pub struct Published {
+    pub run_id: String,
+    pub report_dir: PathBuf,
+}
+
+/// Publishes the report of every committed run whose process stopped before publishing it
+/// (rendered again from the ledger into its directory, its temporary files removed), and
+/// records each as published.
+pub fn publish_pending(store: &mut Store) -> Result<Vec<Published>, Error> {
+    let mut done = Vec::new();
+    for (run_id, report_dir) in runs::unpublished(store.conn())? {
+        report::remove_leftovers(&report_dir).map_err(|source| Error::Io {
+            doing: format!("removing temporary files from {}", report_dir.display()),
+            source,
+        })?;
+        std::fs::create_dir_all(&report_dir).map_err(|source| report::ReportError {
+            path: report_dir.clone(),
+            source,
+        })?;
+        rerender(store, &run_id, &report_dir)?;
+        mark_published(store, &run_id)?;
+        tracing::warn!(
+            run = run_id.as_str(),
+            dir = %report_dir.display(),
+            "published the report of a run that committed but stopped before publishing it"
+        );
+        done.push(Published { run_id, report_dir });
+    }
+    Ok(done)
+}
+
+/// Records in a write of its own that `run`'s report is published.
+pub fn mark_published(store: &mut Store, run: &str) -> Result<(), Error> {
+    let tx = store.write()?;
+    runs::published(&tx, run, Utc::now())?;
+    crate::store::commit(tx, "recording the report's publication")?;
+    Ok(())
 }
 
 /// Writes run `run`'s report into `out` (which the caller has checked may be written).

@@ -144,6 +144,31 @@ pub const FILES: [&str; 7] = [
     "report.xlsx",
 ];
 
+/// Removes the temporary files a report left in `dir` when its process was stopped before
+/// publishing them (named after the report's files, so nothing else is touched); returns how
+/// many there were.
+pub fn remove_leftovers(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = FILES
+            .iter()
+            .any(|file| name.starts_with(&format!(".{file}.")));
+        if ours && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Renders one file into `dir` under a temporary name, synced to disk.
 fn render_aside(
     dir: &Path,

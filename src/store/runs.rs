@@ -2,8 +2,10 @@
 //! identity, outcome and top-up.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Doing, StoreError};
@@ -217,18 +219,20 @@ pub struct RunTotals {
     pub ignored: usize,
 }
 
-/// Records the end of a run with its totals and summary.
+/// Records the end of a run with its totals, its summary and where its report goes (to be
+/// published after the commit: [`published`] marks that done).
 pub fn finish(
     conn: &Connection,
     run: RunId,
     finished_at: DateTime<Utc>,
     totals: &RunTotals,
     summary_json: &str,
+    report_dir: &Path,
 ) -> Result<(), StoreError> {
     let mark = super::topups::history_mark(conn)?;
     conn.execute(
         "UPDATE runs SET finished_at = ?2, transactions_read = ?3, matched = ?4, unmatched = ?5,
-             ignored = ?6, summary_json = ?7, history_mark = ?8
+             ignored = ?6, summary_json = ?7, history_mark = ?8, report_dir = ?9
          WHERE id = ?1",
         params![
             run.to_string(),
@@ -238,11 +242,57 @@ pub fn finish(
             totals.unmatched as i64,
             totals.ignored as i64,
             summary_json,
-            mark
+            mark,
+            report_dir.to_string_lossy()
         ],
     )
     .doing("recording the end of the run")?;
     Ok(())
+}
+
+/// Records that a run's report was published into its directory.
+pub fn published(conn: &Connection, run: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE runs SET published_at = ?2 WHERE id = ?1",
+        params![run, format_timestamp(at)],
+    )
+    .doing("recording the report's publication")?;
+    Ok(())
+}
+
+/// Committed runs whose report was never published (the process stopped between the commit
+/// and the renames), oldest first, with their report directories.
+pub fn unpublished(conn: &Connection) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, report_dir FROM runs
+             WHERE report_dir IS NOT NULL AND published_at IS NULL ORDER BY started_at, id",
+        )
+        .doing("looking for unpublished reports")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, PathBuf::from(r.get::<_, String>(1)?)))
+        })
+        .doing("looking for unpublished reports")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .doing("looking for unpublished reports")
+}
+
+/// The inputs a run read (not rejected) and rejected, by path and SHA-256.
+pub fn inputs(conn: &Connection, run: &str) -> Result<Vec<(PathBuf, String, bool)>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT path, sha256, error IS NOT NULL FROM statement_files
+             WHERE run_id = ?1 ORDER BY position",
+        )
+        .doing("reading a run's inputs")?;
+    let rows = stmt
+        .query_map([run], |r| {
+            Ok((PathBuf::from(r.get::<_, String>(0)?), r.get(1)?, r.get(2)?))
+        })
+        .doing("reading a run's inputs")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .doing("reading a run's inputs")
 }
 
 /// A past run as `runs list` shows it.

@@ -225,6 +225,13 @@ CREATE INDEX topups_open ON topups (created_at, id) WHERE status IN ('NEW', 'CON
         sql: "",
         then: Some(defer_settlement_keys),
     },
+    // 8: where each run's report went and when it was published, so that a report whose run
+    // committed but whose publication was interrupted is published by the next command.
+    Migration {
+        sql: "ALTER TABLE runs ADD COLUMN report_dir TEXT;
+              ALTER TABLE runs ADD COLUMN published_at TEXT;",
+        then: None,
+    },
 ];
 
 /// The CHECK constraints that migration 5 rewrites: table, as created, as rewritten.

@@ -95,6 +95,9 @@ impl Deciding {
         read: Read,
         progress: &indicatif::ProgressBar,
     ) -> Result<(), Error> {
+        if crate::ops::interrupt::requested() {
+            return Err(Error::Interrupted);
+        }
         match read {
             Read::Batch(path, batch) => self.batch(tx, path, batch, progress),
             Read::Done(FileEnd {

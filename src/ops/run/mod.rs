@@ -68,27 +68,48 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome, Error> {
     // A run that fails leaves no report directory it created. Declared before the rows
     // written aside and the report's temporary files, so that they are gone before it looks.
     let mut created = CreatedDir::new(&plan.report_dir);
-    fs::create_dir_all(&plan.report_dir).map_err(|source| report::ReportError {
+    let report_error = |source| report::ReportError {
         path: plan.report_dir.clone(),
         source,
-    })?;
+    };
+    fs::create_dir_all(&plan.report_dir).map_err(report_error)?;
+    // What a process killed before its commit left there.
+    report::remove_leftovers(&plan.report_dir).map_err(report_error)?;
     let deciding = read::read_and_decide(&tx, run_id, plan)?;
     let settled = settle::settle_beside_listing(&tx, plan, &db_path, started, deciding)?;
     elapsed(&clock, "transactions decided");
     let summary = render::summary(plan, run_id, &db_path, started, &settled)?;
     let pending = render::render_and_record(&tx, plan, run_id, &summary, settled, started)?;
     elapsed(&clock, "report rendered");
+    if super::interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
     commit(tx, plan.dry_run, run_id, summary.counts.matched)?;
     elapsed(&clock, "committed");
     created.keep();
     for failed in summary.controls.results.iter().filter(|c| !c.ok) {
         tracing::warn!(file = %failed.file, check = %failed.check, "statement control failed: {}", failed.message);
     }
+    // The crash test stops here: committed, not yet published (the next command publishes).
+    if std::env::var_os("RECON_CRASH_AFTER_COMMIT").is_some() {
+        std::process::abort();
+    }
     pending.publish()?;
+    if !plan.dry_run {
+        publish_recorded(&mut store, run_id);
+    }
     Ok(RunOutcome {
         summary,
         report_dir: plan.report_dir.clone(),
     })
+}
+
+/// Records the report as published. Should that fail (another writer took the database the
+/// moment the run let go), the next command publishes the report again from the ledger.
+fn publish_recorded(store: &mut Store, run_id: RunId) {
+    if let Err(error) = super::report::mark_published(store, &run_id.to_string()) {
+        tracing::warn!(run = %run_id, "the report is published but could not be recorded as such ({error}); the next run writes it again");
+    }
 }
 
 /// Commits the run, or rolls a dry run back.

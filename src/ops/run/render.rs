@@ -83,7 +83,8 @@ pub(super) fn render_and_record(
             unmatched: c.unmatched,
             ignored: c.ignored,
         };
-        runs::finish(tx, run_id, finished, &totals, &summary_json)?;
+        let dir = std::path::absolute(&plan.report_dir).unwrap_or(plan.report_dir.clone());
+        runs::finish(tx, run_id, finished, &totals, &summary_json, &dir)?;
         tracing::debug!("run recorded");
         Ok::<_, Error>(())
     })?;
