@@ -111,30 +111,81 @@ pub struct Settings {
     pub webhook_url: Option<String>,
     pub webhook_secret_file: Option<PathBuf>,
     /// (key, value, source) for `config show`, in a stable order.
-    pub shown: Vec<(String, String, Source)>,
+    pub shown: Vec<(String, SettingValue, Source)>,
     /// Show a progress bar: stderr is a terminal and -q was not given.
     pub progress: bool,
 }
 
-/// A setting's value as `recon config show` prints it.
-trait Shown {
-    fn shown(&self) -> String;
+/// A setting's value as `recon.toml` holds it, so that `recon config show` prints a file recon
+/// reads back. (An integer above TOML's largest, 2^63 - 1, can only come from a flag, and is
+/// printed as it is; recon refuses it in a file.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingValue {
+    Integer(i128),
+    Boolean(bool),
+    String(String),
 }
 
-macro_rules! shown_by_display {
-    ($($t:ty),*) => {
-        $(impl Shown for $t {
-            fn shown(&self) -> String {
-                self.to_string()
+impl fmt::Display for SettingValue {
+    /// TOML, on one line: a string is a basic string with its control characters escaped.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingValue::Integer(n) => write!(f, "{n}"),
+            SettingValue::Boolean(b) => write!(f, "{b}"),
+            SettingValue::String(text) => {
+                f.write_str("\"")?;
+                for c in text.chars() {
+                    match c {
+                        '"' | '\\' => write!(f, "\\{c}")?,
+                        c if c.is_control() => write!(f, "\\u{:04X}", u32::from(c))?,
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("\"")
             }
-        })*
-    };
+        }
+    }
 }
-shown_by_display!(u64, usize, i64, bool, String);
+
+/// The value of a setting as `recon config show` prints it.
+trait Shown {
+    fn shown(&self) -> SettingValue;
+}
+
+impl Shown for u64 {
+    fn shown(&self) -> SettingValue {
+        SettingValue::Integer(i128::from(*self))
+    }
+}
+
+impl Shown for usize {
+    fn shown(&self) -> SettingValue {
+        // usize is at most 64 bits on every target recon builds for.
+        SettingValue::Integer(*self as i128)
+    }
+}
+
+impl Shown for i64 {
+    fn shown(&self) -> SettingValue {
+        SettingValue::Integer(i128::from(*self))
+    }
+}
+
+impl Shown for bool {
+    fn shown(&self) -> SettingValue {
+        SettingValue::Boolean(*self)
+    }
+}
+
+impl Shown for String {
+    fn shown(&self) -> SettingValue {
+        SettingValue::String(self.clone())
+    }
+}
 
 impl Shown for PathBuf {
-    fn shown(&self) -> String {
-        self.display().to_string()
+    fn shown(&self) -> SettingValue {
+        SettingValue::String(self.display().to_string())
     }
 }
 
@@ -156,7 +207,7 @@ struct EndpointSettings {
 
 /// Picks each setting from its candidates and notes in `shown` where the value came from.
 struct Picker {
-    shown: Vec<(String, String, Source)>,
+    shown: Vec<(String, SettingValue, Source)>,
     /// The source of a value read from `recon.toml`.
     file: Source,
     /// The file's directory: relative paths in the file are relative to the file.
@@ -590,16 +641,27 @@ mod tests {
         let shown: Vec<_> = picker
             .shown
             .iter()
-            .map(|(k, v, s)| (k.as_str(), v.as_str(), s))
+            .map(|(k, v, s)| (k.as_str(), v.to_string(), s))
             .collect();
         assert_eq!(
             shown,
             [
-                ("a", "1", &Source::Flag("--a")),
-                ("b", "2", &file),
-                ("c", "3", &Source::Default),
-                ("e", "/etc/recon/secret", &file),
+                ("a", "1".to_string(), &Source::Flag("--a")),
+                ("b", "2".to_string(), &file),
+                ("c", "3".to_string(), &Source::Default),
+                ("e", "\"/etc/recon/secret\"".to_string(), &file),
             ]
         );
+    }
+
+    #[test]
+    fn a_shown_value_is_toml_on_one_line_that_reads_back_the_same() {
+        let text = "C:\\recon \"night\"\nbell\u{7} ü";
+        let shown = SettingValue::String(text.to_string()).to_string();
+        assert_eq!(shown, r#""C:\\recon \"night\"\u000Abell\u0007 ü""#);
+        let table: toml::Table = toml::from_str(&format!("k = {shown}")).unwrap();
+        assert_eq!(table["k"].as_str(), Some(text));
+        assert_eq!(SettingValue::Integer(-3).to_string(), "-3");
+        assert_eq!(SettingValue::Boolean(true).to_string(), "true");
     }
 }
