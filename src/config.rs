@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DbArgs, LimitArgs, ProfilesCommand, RunsCommand, TopupsCommand,
-    WebhooksCommand,
+    Cli, Command, ConfigCommand, DbArgs, LimitArgs, ProfilesCommand, RunArgs, RunsCommand,
+    TopupsCommand, WebhooksCommand,
 };
 use crate::error::Error;
 use crate::statement::Limits;
@@ -111,24 +111,343 @@ pub struct Settings {
     pub webhook_url: Option<String>,
     pub webhook_secret_file: Option<PathBuf>,
     /// (key, value, source) for `config show`, in a stable order.
-    pub shown: Vec<(String, String, Source)>,
+    pub shown: Vec<(String, SettingValue, Source)>,
     /// Show a progress bar: stderr is a terminal and -q was not given.
     pub progress: bool,
 }
 
-/// Picks the first value given: flag, environment, file, default; and notes where it came from.
-fn pick<T: Clone + fmt::Display>(
-    shown: &mut Vec<(String, String, Source)>,
-    key: &str,
-    candidates: [(Option<T>, Source); 3],
-    default: T,
-) -> T {
-    let (value, source) = candidates
-        .into_iter()
-        .find_map(|(v, s)| v.map(|v| (v, s)))
-        .unwrap_or((default, Source::Default));
-    shown.push((key.to_string(), value.to_string(), source));
-    value
+/// A setting's value as `recon.toml` holds it, so that `recon config show` prints a file recon
+/// reads back. (An integer above TOML's largest, 2^63 - 1, can only come from a flag, and is
+/// printed as it is; recon refuses it in a file.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingValue {
+    Integer(i128),
+    Boolean(bool),
+    String(String),
+}
+
+impl fmt::Display for SettingValue {
+    /// TOML, on one line: a string is a basic string with its control characters escaped.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingValue::Integer(n) => write!(f, "{n}"),
+            SettingValue::Boolean(b) => write!(f, "{b}"),
+            SettingValue::String(text) => {
+                f.write_str("\"")?;
+                for c in text.chars() {
+                    match c {
+                        '"' | '\\' => write!(f, "\\{c}")?,
+                        c if c.is_control() => write!(f, "\\u{:04X}", u32::from(c))?,
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("\"")
+            }
+        }
+    }
+}
+
+/// The value of a setting as `recon config show` prints it.
+trait Shown {
+    fn shown(&self) -> SettingValue;
+}
+
+impl Shown for u64 {
+    fn shown(&self) -> SettingValue {
+        SettingValue::Integer(i128::from(*self))
+    }
+}
+
+impl Shown for usize {
+    fn shown(&self) -> SettingValue {
+        // usize is at most 64 bits on every target recon builds for.
+        SettingValue::Integer(*self as i128)
+    }
+}
+
+impl Shown for i64 {
+    fn shown(&self) -> SettingValue {
+        SettingValue::Integer(i128::from(*self))
+    }
+}
+
+impl Shown for bool {
+    fn shown(&self) -> SettingValue {
+        SettingValue::Boolean(*self)
+    }
+}
+
+impl Shown for String {
+    fn shown(&self) -> SettingValue {
+        SettingValue::String(self.clone())
+    }
+}
+
+impl Shown for PathBuf {
+    fn shown(&self) -> SettingValue {
+        SettingValue::String(self.display().to_string())
+    }
+}
+
+/// The settings of `recon run` (`[run]`).
+struct RunSettings {
+    stale_after_days: i64,
+    strict_controls: bool,
+    skip_bad_rows: bool,
+    profile: Option<String>,
+}
+
+/// The settings of `recon serve` and `recon webhooks deliver` (`[serve]`, `[webhooks]`).
+struct EndpointSettings {
+    api_token_file: Option<PathBuf>,
+    webhook_secret_file: Option<PathBuf>,
+    serve_listen: String,
+    webhook_url: Option<String>,
+}
+
+/// Picks each setting from its candidates and notes in `shown` where the value came from.
+struct Picker {
+    shown: Vec<(String, SettingValue, Source)>,
+    /// The source of a value read from `recon.toml`.
+    file: Source,
+    /// The file's directory: relative paths in the file are relative to the file.
+    base: PathBuf,
+}
+
+impl Picker {
+    fn new(config_file: Option<&Path>) -> Picker {
+        Picker {
+            shown: Vec::new(),
+            file: config_file.map_or(Source::Default, |p| Source::File(p.to_path_buf())),
+            base: config_file
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Notes a value in force and where it came from.
+    fn show<T: Shown>(&mut self, key: &str, value: T, source: Source) -> T {
+        self.shown.push((key.to_string(), value.shown(), source));
+        value
+    }
+
+    /// The value given (a flag, or the environment), else the one in the file.
+    fn given_or_file<T>(
+        &self,
+        given: Option<(T, Source)>,
+        in_file: Option<T>,
+    ) -> Option<(T, Source)> {
+        given.or_else(|| in_file.map(|v| (v, self.file.clone())))
+    }
+
+    /// A setting without a default: given, in the file, or none.
+    fn pick<T: Shown>(
+        &mut self,
+        key: &str,
+        given: Option<(T, Source)>,
+        in_file: Option<T>,
+    ) -> Option<T> {
+        let (value, source) = self.given_or_file(given, in_file)?;
+        Some(self.show(key, value, source))
+    }
+
+    /// A setting with a default: given, in the file, else the default.
+    fn pick_or<T: Shown>(
+        &mut self,
+        key: &str,
+        given: Option<(T, Source)>,
+        in_file: Option<T>,
+        default: T,
+    ) -> T {
+        let (value, source) = self
+            .given_or_file(given, in_file)
+            .unwrap_or((default, Source::Default));
+        self.show(key, value, source)
+    }
+
+    /// A path without a default; a relative path in the file is relative to the file.
+    fn path(
+        &mut self,
+        key: &str,
+        given: Option<(PathBuf, Source)>,
+        in_file: Option<&PathBuf>,
+    ) -> Option<PathBuf> {
+        let in_file = in_file.map(|p| self.base.join(p));
+        self.pick(key, given, in_file)
+    }
+
+    fn limits(&mut self, flags: &LimitArgs, file: &LimitSection) -> Result<Limits, Error> {
+        let d = Limits::default();
+        let limits = Limits {
+            max_file_bytes: self.pick_or(
+                "limits.max_file_bytes",
+                flag(flags.max_file_bytes, "--max-file-bytes"),
+                file.max_file_bytes,
+                d.max_file_bytes,
+            ),
+            max_transactions: self.pick_or(
+                "limits.max_transactions",
+                flag(flags.max_transactions, "--max-transactions"),
+                file.max_transactions,
+                d.max_transactions,
+            ),
+            max_text_bytes: self.pick_or(
+                "limits.max_text_bytes",
+                flag(flags.max_text_bytes, "--max-text-bytes"),
+                file.max_text_bytes,
+                d.max_text_bytes,
+            ),
+            max_depth: self.pick_or(
+                "limits.max_depth",
+                flag(flags.max_depth, "--max-depth"),
+                file.max_depth,
+                d.max_depth,
+            ),
+        };
+        let Limits {
+            max_file_bytes,
+            max_transactions,
+            max_text_bytes,
+            max_depth,
+        } = limits;
+        if max_text_bytes == 0 || max_depth == 0 || max_transactions == 0 || max_file_bytes == 0 {
+            return Err(Error::Usage("limits must be greater than zero".to_string()));
+        }
+        Ok(limits)
+    }
+
+    fn run(&mut self, flags: Option<&RunArgs>, file: &RunSection) -> RunSettings {
+        let flag_true = |v: bool| v.then_some(true);
+        RunSettings {
+            stale_after_days: self.pick_or(
+                "run.stale_after_days",
+                flag(flags.and_then(|r| r.stale_after_days), "--stale-after-days"),
+                file.stale_after_days,
+                14,
+            ),
+            strict_controls: self.pick_or(
+                "run.strict_controls",
+                flag(
+                    flags.and_then(|r| flag_true(r.strict_controls)),
+                    "--strict-controls",
+                ),
+                file.strict_controls,
+                false,
+            ),
+            skip_bad_rows: self.pick_or(
+                "run.skip_bad_rows",
+                flag(
+                    flags.and_then(|r| flag_true(r.skip_bad_rows)),
+                    "--skip-bad-rows",
+                ),
+                file.skip_bad_rows,
+                false,
+            ),
+            profile: self.pick(
+                "run.profile",
+                flag(flags.and_then(|r| r.profile.clone()), "--profile"),
+                file.profile.clone(),
+            ),
+        }
+    }
+
+    fn endpoints(&mut self, command: &Command, file: &FileConfig) -> EndpointSettings {
+        let (serve, deliver) = match command {
+            Command::Serve(a) => (Some(a), None),
+            Command::Webhooks(WebhooksCommand::Deliver(a)) => (None, Some(a)),
+            _ => (None, None),
+        };
+        let path_given = |path: Option<&PathBuf>, flag, var| {
+            given(path.map(|p| p.display().to_string()), flag, var)
+                .map(|(p, source)| (PathBuf::from(p), source))
+        };
+        let token_file = serve.and_then(|a| a.token_file.as_ref());
+        let secret_file = deliver.and_then(|a| a.secret_file.as_ref());
+        EndpointSettings {
+            api_token_file: self.path(
+                "serve.token_file",
+                path_given(token_file, "--token-file", "RECON_API_TOKEN_FILE"),
+                file.serve.token_file.as_ref(),
+            ),
+            webhook_secret_file: self.path(
+                "webhooks.secret_file",
+                path_given(secret_file, "--secret-file", "RECON_WEBHOOK_SECRET_FILE"),
+                file.webhooks.secret_file.as_ref(),
+            ),
+            serve_listen: self.pick_or(
+                "serve.listen",
+                given(
+                    serve.and_then(|a| a.listen.clone()),
+                    "--listen",
+                    "RECON_LISTEN",
+                ),
+                file.serve.listen.clone(),
+                "127.0.0.1:8080".to_string(),
+            ),
+            webhook_url: self.pick(
+                "webhooks.url",
+                given(
+                    deliver.and_then(|a| a.url.clone()),
+                    "--url",
+                    "RECON_WEBHOOK_URL",
+                ),
+                file.webhooks.url.clone(),
+            ),
+        }
+    }
+
+    /// The CSV profiles in force, after the settings.
+    fn profiles(&mut self, profiles: &ProfileSet) {
+        for (p, origin) in profiles.iter() {
+            let source = match origin {
+                Origin::BuiltIn => Source::Default,
+                Origin::File(path) => Source::File(PathBuf::from(path)),
+            };
+            let description = p.description.clone().unwrap_or_default();
+            self.show(&format!("profiles.{}", p.name), description, source);
+        }
+    }
+}
+
+/// Whether the environment variable `var` holds `value`.
+fn env_is(var: &str, value: &Path) -> bool {
+    std::env::var_os(var).is_some_and(|v| Path::new(&v) == value)
+}
+
+/// A path flag that clap may also have filled from the environment: its true source.
+fn env_source(value: &Path, flag: &'static str, var: &'static str) -> Source {
+    if env_is(var, value) {
+        Source::Env(var)
+    } else {
+        Source::Flag(flag)
+    }
+}
+
+/// Where the configuration file in use was named: `--config`, `RECON_CONFIG`, or found.
+fn config_source(flag: Option<&PathBuf>) -> Source {
+    match flag {
+        Some(p) => env_source(p, "--config", "RECON_CONFIG"),
+        None => Source::Found,
+    }
+}
+
+/// A flag's value, if given.
+fn flag<T>(value: Option<T>, flag: &'static str) -> Option<(T, Source)> {
+    value.map(|v| (v, Source::Flag(flag)))
+}
+
+/// A flag that clap may also have filled from the environment, with its true source.
+fn given(value: Option<String>, flag: &'static str, var: &'static str) -> Option<(String, Source)> {
+    value.map(|v| {
+        let from_env = std::env::var(var).is_ok_and(|e| e == v);
+        let source = if from_env {
+            Source::Env(var)
+        } else {
+            Source::Flag(flag)
+        };
+        (v, source)
+    })
 }
 
 fn command_args(command: &Command) -> (Option<&DbArgs>, Option<&LimitArgs>) {
@@ -154,298 +473,89 @@ fn command_args(command: &Command) -> (Option<&DbArgs>, Option<&LimitArgs>) {
     }
 }
 
-/// Resolves the settings of a command line.
-pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
-    let (db_args, limit_args) = command_args(&cli.command);
-    let profiles_db = match &cli.command {
+/// The database given on the command line or in the environment.
+fn db_given(command: &Command) -> Option<PathBuf> {
+    let profiles_db = match command {
         Command::Profiles(ProfilesCommand::List(a)) => a.db.clone(),
         Command::Profiles(ProfilesCommand::Show(a)) => a.config.db.clone(),
         _ => None,
     };
-    let db_given = db_args.and_then(|a| a.db.clone()).or(profiles_db);
-    let env_is =
-        |var: &str, value: &Path| std::env::var_os(var).is_some_and(|v| Path::new(&v) == value);
-    let config_file = match &cli.config {
+    let (db_args, _) = command_args(command);
+    db_args.and_then(|a| a.db.clone()).or(profiles_db)
+}
+
+/// `--config FILE`, else `recon.toml` next to the database, else in the current directory.
+fn config_file(flag: Option<&PathBuf>, db: Option<&PathBuf>) -> Option<PathBuf> {
+    match flag {
         Some(path) => Some(path.clone()),
-        None => db_given
-            .as_ref()
+        None => db
             .map(|db| db.parent().unwrap_or(Path::new(".")).join("recon.toml"))
             .filter(|p| p.is_file())
             .or_else(|| Some(PathBuf::from("recon.toml")).filter(|p| p.is_file())),
-    };
+    }
+}
+
+/// Reads `recon.toml` (when one is in use) and adds its profiles to the built-in ones.
+fn read_file(path: Option<&Path>) -> Result<(FileConfig, ProfileSet), Error> {
     let mut profiles = ProfileSet::built_in();
-    let mut file = FileConfig::default();
+    let Some(path) = path else {
+        return Ok((FileConfig::default(), profiles));
+    };
+    let text = fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the configuration {}: {e}",
+            path.display()
+        ))
+    })?;
+    let file =
+        toml::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    profiles
+        .add_toml(&text, Origin::File(path.display().to_string()))
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    Ok((file, profiles))
+}
+
+/// Resolves the settings of a command line.
+pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
+    let (db_args, limit_args) = command_args(&cli.command);
+    let db_given = db_given(&cli.command);
+    let config_file = config_file(cli.config.as_ref(), db_given.as_ref());
+    let (file, profiles) = read_file(config_file.as_deref())?;
+    let mut picker = Picker::new(config_file.as_deref());
     if let Some(path) = &config_file {
-        let text = fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!(
-                "cannot read the configuration {}: {e}",
-                path.display()
-            ))
-        })?;
-        file =
-            toml::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-        profiles
-            .add_toml(&text, Origin::File(path.display().to_string()))
-            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        picker.show("config", path.clone(), config_source(cli.config.as_ref()));
     }
-    let from_file = || {
-        config_file
-            .clone()
-            .map(Source::File)
-            .unwrap_or(Source::Default)
-    };
-    let base = config_file
-        .as_ref()
-        .and_then(|p| p.parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mut shown = Vec::new();
-    if let Some(path) = &config_file {
-        let source = match &cli.config {
-            Some(p) if env_is("RECON_CONFIG", p) => Source::Env("RECON_CONFIG"),
-            Some(_) => Source::Flag("--config"),
-            None => Source::Found,
-        };
-        shown.push(("config".to_string(), path.display().to_string(), source));
-    }
-    let db = match (db_given, file.db.as_ref()) {
-        (Some(db), _) => {
-            let source = if env_is("RECON_DB", &db) {
-                Source::Env("RECON_DB")
-            } else {
-                Source::Flag("--db")
-            };
-            shown.push(("db".into(), db.display().to_string(), source));
-            Some(db)
-        }
-        (None, Some(db)) => {
-            // A relative path in the file is relative to the file.
-            let db = base.join(db);
-            shown.push(("db".into(), db.display().to_string(), from_file()));
-            Some(db)
-        }
-        (None, None) => None,
-    };
-    let wait_secs = pick(
-        &mut shown,
-        "wait",
-        [
-            (db_args.and_then(|a| a.wait), Source::Flag("--wait")),
-            (None, Source::Default),
-            (file.wait, from_file()),
-        ],
-        0,
-    );
-    let defaults = Limits::default();
-    let l = limit_args.cloned().unwrap_or_default();
-    let limits = Limits {
-        max_file_bytes: pick(
-            &mut shown,
-            "limits.max_file_bytes",
-            [
-                (l.max_file_bytes, Source::Flag("--max-file-bytes")),
-                (None, Source::Default),
-                (file.limits.max_file_bytes, from_file()),
-            ],
-            defaults.max_file_bytes,
-        ),
-        max_transactions: pick(
-            &mut shown,
-            "limits.max_transactions",
-            [
-                (l.max_transactions, Source::Flag("--max-transactions")),
-                (None, Source::Default),
-                (file.limits.max_transactions, from_file()),
-            ],
-            defaults.max_transactions,
-        ),
-        max_text_bytes: pick(
-            &mut shown,
-            "limits.max_text_bytes",
-            [
-                (l.max_text_bytes, Source::Flag("--max-text-bytes")),
-                (None, Source::Default),
-                (file.limits.max_text_bytes, from_file()),
-            ],
-            defaults.max_text_bytes,
-        ),
-        max_depth: pick(
-            &mut shown,
-            "limits.max_depth",
-            [
-                (l.max_depth, Source::Flag("--max-depth")),
-                (None, Source::Default),
-                (file.limits.max_depth, from_file()),
-            ],
-            defaults.max_depth,
-        ),
-    };
-    if limits.max_text_bytes == 0
-        || limits.max_depth == 0
-        || limits.max_transactions == 0
-        || limits.max_file_bytes == 0
-    {
-        return Err(Error::Usage("limits must be greater than zero".to_string()));
-    }
-    let run = match &cli.command {
+    let db_given = db_given.map(|db| {
+        let source = env_source(&db, "--db", "RECON_DB");
+        (db, source)
+    });
+    let db = picker.path("db", db_given, file.db.as_ref());
+    let wait = flag(db_args.and_then(|a| a.wait), "--wait");
+    let wait_secs = picker.pick_or("wait", wait, file.wait, 0);
+    let limits = picker.limits(&limit_args.cloned().unwrap_or_default(), &file.limits)?;
+    let run_args = match &cli.command {
         Command::Run(a) => Some(a),
         _ => None,
     };
-    let flag_true = |v: bool| v.then_some(true);
-    let stale_after_days = pick(
-        &mut shown,
-        "run.stale_after_days",
-        [
-            (
-                run.and_then(|r| r.stale_after_days),
-                Source::Flag("--stale-after-days"),
-            ),
-            (None, Source::Default),
-            (file.run.stale_after_days, from_file()),
-        ],
-        14,
-    );
-    let strict_controls = pick(
-        &mut shown,
-        "run.strict_controls",
-        [
-            (
-                run.and_then(|r| flag_true(r.strict_controls)),
-                Source::Flag("--strict-controls"),
-            ),
-            (None, Source::Default),
-            (file.run.strict_controls, from_file()),
-        ],
-        false,
-    );
-    let skip_bad_rows = pick(
-        &mut shown,
-        "run.skip_bad_rows",
-        [
-            (
-                run.and_then(|r| flag_true(r.skip_bad_rows)),
-                Source::Flag("--skip-bad-rows"),
-            ),
-            (None, Source::Default),
-            (file.run.skip_bad_rows, from_file()),
-        ],
-        false,
-    );
-    let profile = match (
-        run.and_then(|r| r.profile.clone()),
-        file.run.profile.clone(),
-    ) {
-        (Some(p), _) => {
-            shown.push(("run.profile".into(), p.clone(), Source::Flag("--profile")));
-            Some(p)
-        }
-        (None, Some(p)) => {
-            shown.push(("run.profile".into(), p.clone(), from_file()));
-            Some(p)
-        }
-        (None, None) => None,
-    };
-    // Flags that clap may also have filled from the environment: name the true source.
-    let given = |value: Option<String>, flag: &'static str, var: &'static str| {
-        value.map(|v| {
-            let from_env = std::env::var(var).is_ok_and(|e| e == v);
-            (
-                v,
-                if from_env {
-                    Source::Env(var)
-                } else {
-                    Source::Flag(flag)
-                },
-            )
-        })
-    };
-    let mut path_setting = |key: &str,
-                            given: Option<(String, Source)>,
-                            in_file: Option<&PathBuf>|
-     -> Option<PathBuf> {
-        let (value, source) = match (given, in_file) {
-            (Some((v, source)), _) => (PathBuf::from(v), source),
-            // A relative path in the file is relative to the file.
-            (None, Some(p)) => (base.join(p), from_file()),
-            (None, None) => return None,
-        };
-        shown.push((key.to_string(), value.display().to_string(), source));
-        Some(value)
-    };
-    let (serve, deliver) = match &cli.command {
-        Command::Serve(a) => (Some(a), None),
-        Command::Webhooks(WebhooksCommand::Deliver(a)) => (None, Some(a)),
-        _ => (None, None),
-    };
-    let api_token_file = path_setting(
-        "serve.token_file",
-        given(
-            serve.and_then(|a| a.token_file.as_ref().map(|p| p.display().to_string())),
-            "--token-file",
-            "RECON_API_TOKEN_FILE",
-        ),
-        file.serve.token_file.as_ref(),
-    );
-    let webhook_secret_file = path_setting(
-        "webhooks.secret_file",
-        given(
-            deliver.and_then(|a| a.secret_file.as_ref().map(|p| p.display().to_string())),
-            "--secret-file",
-            "RECON_WEBHOOK_SECRET_FILE",
-        ),
-        file.webhooks.secret_file.as_ref(),
-    );
-    let listen_given = given(
-        serve.and_then(|a| a.listen.clone()),
-        "--listen",
-        "RECON_LISTEN",
-    );
-    let (listen, listen_source) = match (listen_given, &file.serve.listen) {
-        (Some(given), _) => given,
-        (None, Some(l)) => (l.clone(), from_file()),
-        (None, None) => ("127.0.0.1:8080".to_string(), Source::Default),
-    };
-    shown.push(("serve.listen".into(), listen.clone(), listen_source));
-    let url_given = given(
-        deliver.and_then(|a| a.url.clone()),
-        "--url",
-        "RECON_WEBHOOK_URL",
-    );
-    let webhook_url = match (url_given, &file.webhooks.url) {
-        (Some((url, source)), _) => Some((url, source)),
-        (None, Some(url)) => Some((url.clone(), from_file())),
-        (None, None) => None,
-    };
-    if let Some((url, source)) = &webhook_url {
-        shown.push(("webhooks.url".into(), url.clone(), source.clone()));
-    }
-    for (p, origin) in profiles.iter() {
-        let source = match origin {
-            Origin::BuiltIn => Source::Default,
-            Origin::File(path) => Source::File(PathBuf::from(path)),
-        };
-        shown.push((
-            format!("profiles.{}", p.name),
-            p.description.clone().unwrap_or_default(),
-            source,
-        ));
-    }
+    let run = picker.run(run_args, &file.run);
+    let endpoints = picker.endpoints(&cli.command, &file);
+    picker.profiles(&profiles);
     Ok(Settings {
         progress: !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         config_file,
         db,
         wait_secs,
         limits,
-        stale_after_days,
-        strict_controls,
-        skip_bad_rows,
-        profile,
+        stale_after_days: run.stale_after_days,
+        strict_controls: run.strict_controls,
+        skip_bad_rows: run.skip_bad_rows,
+        profile: run.profile,
         profiles,
-        serve_listen: listen,
-        api_token_file,
-        webhook_url: webhook_url.map(|(url, _)| url),
-        webhook_secret_file,
-        shown,
+        serve_listen: endpoints.serve_listen,
+        api_token_file: endpoints.api_token_file,
+        webhook_url: endpoints.webhook_url,
+        webhook_secret_file: endpoints.webhook_secret_file,
+        shown: picker.shown,
     })
 }
 
@@ -507,5 +617,51 @@ pub fn resolve_profile(arg: &str, profiles: &ProfileSet) -> Result<Profile, Erro
         _ => Err(Error::Usage(format!(
             "{arg} must hold exactly one [profiles.NAME] section to be used with --profile"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_beats_the_file_the_file_beats_the_default_and_each_source_is_noted() {
+        let mut picker = Picker::new(Some(Path::new("/etc/recon/recon.toml")));
+        assert_eq!(picker.pick_or("a", flag(Some(1u64), "--a"), Some(2), 3), 1);
+        assert_eq!(picker.pick_or("b", flag(None, "--b"), Some(2u64), 3), 2);
+        assert_eq!(picker.pick_or("c", flag(None, "--c"), None, 3u64), 3);
+        assert_eq!(picker.pick::<String>("d", None, None), None);
+        // A relative path in the file is relative to the file.
+        let secret = PathBuf::from("secret");
+        assert_eq!(
+            picker.path("e", None, Some(&secret)),
+            Some(PathBuf::from("/etc/recon/secret"))
+        );
+        let file = Source::File(PathBuf::from("/etc/recon/recon.toml"));
+        let shown: Vec<_> = picker
+            .shown
+            .iter()
+            .map(|(k, v, s)| (k.as_str(), v.to_string(), s))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("a", "1".to_string(), &Source::Flag("--a")),
+                ("b", "2".to_string(), &file),
+                ("c", "3".to_string(), &Source::Default),
+                ("e", "\"/etc/recon/secret\"".to_string(), &file),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shown_value_is_toml_on_one_line_that_reads_back_the_same() {
+        let text = "C:\\recon \"night\"\nbell\u{7} ü";
+        let shown = SettingValue::String(text.to_string()).to_string();
+        assert_eq!(shown, r#""C:\\recon \"night\"\u000Abell\u0007 ü""#);
+        let table: toml::Table = toml::from_str(&format!("k = {shown}")).unwrap();
+        assert_eq!(table["k"].as_str(), Some(text));
+        assert_eq!(SettingValue::Integer(-3).to_string(), "-3");
+        assert_eq!(SettingValue::Boolean(true).to_string(), "true");
     }
 }

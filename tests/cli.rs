@@ -1761,11 +1761,11 @@ fn settings_come_from_flags_then_environment_then_recon_toml_then_defaults() {
             .to_string()
     };
     assert!(
-        line("wait").contains("\"9\"") && line("wait").ends_with("# flag --wait"),
+        line("wait").starts_with("wait = 9 ") && line("wait").ends_with("# flag --wait"),
         "{text}"
     );
     assert!(
-        line("limits.max_depth").contains("\"40\"")
+        line("limits.max_depth").starts_with("limits.max_depth = 40 ")
             && line("limits.max_depth").contains("recon.toml"),
         "{text}"
     );
@@ -1773,7 +1773,10 @@ fn settings_come_from_flags_then_environment_then_recon_toml_then_defaults() {
         line("limits.max_text_bytes").ends_with("# default"),
         "{text}"
     );
-    assert!(line("run.stale_after_days").contains("\"7\""), "{text}");
+    assert!(
+        line("run.stale_after_days").starts_with("run.stale_after_days = 7 "),
+        "{text}"
+    );
     assert!(
         line("db").contains("recon.sqlite") && line("db").contains("recon.toml"),
         "{text}"
@@ -1834,6 +1837,70 @@ fn settings_come_from_flags_then_environment_then_recon_toml_then_defaults() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn config_show_prints_a_recon_toml_that_recon_reads_back_with_the_same_settings() {
+    // Issue #23, item 15: `wait = "30"` and the `config =` line were refused when read back.
+    let env = Env::new().with_demo_topups();
+    let first = env.write(
+        "recon.toml",
+        "db = \"recon.sqlite\"\nwait = 30\n\
+         [limits]\nmax_file_bytes = 1000000\nmax_transactions = 500\nmax_text_bytes = 4096\n\
+         max_depth = 20\n\
+         [run]\nstale_after_days = 3\nstrict_controls = true\nskip_bad_rows = true\n\
+         profile = \"dkb\"\n\
+         [serve]\nlisten = \"0.0.0.0:9090\"\n\
+         [webhooks]\nurl = \"https://platform.example/hooks\"\n",
+    );
+    let show = |config: &Path| {
+        let out = env.recon(&["config", "show", "--config", config.to_str().unwrap()]);
+        assert_ok(&out);
+        stdout(&out)
+    };
+    let printed = show(&first);
+    let second = env.write("printed.toml", &printed);
+    let reprinted = show(&second);
+    // The same settings, apart from the source column and the file named in the first line.
+    let settings = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("# config = "))
+            .map(|l| l.rsplit_once(" # ").unwrap().0.trim_end().to_string())
+            .collect()
+    };
+    assert_eq!(settings(&printed), settings(&reprinted));
+    let values = |text: &str| text.parse::<toml::Table>().unwrap();
+    assert_eq!(values(&printed), values(&reprinted));
+    for setting in [
+        "wait = 30",
+        "limits.max_file_bytes = 1000000",
+        "limits.max_transactions = 500",
+        "limits.max_text_bytes = 4096",
+        "limits.max_depth = 20",
+        "run.stale_after_days = 3",
+        "run.strict_controls = true",
+        "run.skip_bad_rows = true",
+        "run.profile = \"dkb\"",
+        "serve.listen = \"0.0.0.0:9090\"",
+        "webhooks.url = \"https://platform.example/hooks\"",
+    ] {
+        assert!(
+            settings(&printed).iter().any(|s| s == setting),
+            "{setting} in {printed}"
+        );
+    }
+    // Every setting now comes from the printed file, and recon works from it.
+    let from_second = format!("# {}", second.display());
+    assert!(
+        reprinted
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.ends_with(&from_second)),
+        "{reprinted}"
+    );
+    let out = env.recon(&["topups", "list", "--config", second.to_str().unwrap()]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("13 top-up(s)"), "{}", stdout(&out));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use super::{open, write_out};
 use crate::cli::ShowProfileArgs;
-use crate::config::Settings;
+use crate::config::{Settings, Source};
 use crate::error::{Error, exit};
 use crate::statement::profile::{Origin, ProfileSet};
 use crate::store::OpenMode;
@@ -129,22 +129,31 @@ pub(super) fn profiles_show(
     Ok(exit::OK)
 }
 
-/// The settings in force, each with where it came from.
+/// The settings in force as a `recon.toml` that recon reads back, each line ending with where
+/// its value came from. The file in use and the CSV profiles are comments.
 pub(super) fn config_show(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
-    let width = settings
+    let lines: Vec<(String, &Source)> = settings
         .shown
         .iter()
-        .map(|(k, v, _)| k.len() + v.len())
+        .map(|(key, value, source)| {
+            let line = if key.starts_with("profiles.") {
+                format!("# [{key}]")
+            } else if key == "config" {
+                format!("# {key} = {value}")
+            } else {
+                format!("{key} = {value}")
+            };
+            (line, source)
+        })
+        .collect();
+    let width = lines
+        .iter()
+        .map(|(line, _)| line.chars().count())
         .max()
         .unwrap_or(0)
-        + 6;
+        + 1;
     let mut text = String::new();
-    for (key, value, source) in &settings.shown {
-        let line = if key.starts_with("profiles.") {
-            format!("[{key}]")
-        } else {
-            format!("{key} = {value:?}")
-        };
+    for (line, source) in &lines {
         text.push_str(&format!("{line:<width$} # {source}\n"));
     }
     if settings.config_file.is_none() {
