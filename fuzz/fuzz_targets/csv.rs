@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use recon::statement::detect::{self, Format};
 use recon::statement::profile::ProfileSet;
 use recon::statement::{Limits, csv, mt940};
 
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         max_text_bytes: 4096,
         ..Limits::default()
     };
-    if let Ok(profile) = csv::detect(data, &profiles) {
+    if let Ok(Format::Csv(profile)) = detect::detect(data, &profiles, None) {
         let _ = csv::read(data, profile, &limits, true);
     }
     for (profile, _) in profiles.iter().take(3) {

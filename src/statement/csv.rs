@@ -1,11 +1,11 @@
-//! Reading a bank's CSV export with a [`Profile`], and recognising which profile a file fits.
+//! Reading a bank's CSV export with a [`Profile`] (detection picks the profile).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::profile::{Col, DirectionRule, Profile, ProfileSet};
+use super::profile::{Col, DirectionRule, Profile};
 use super::{
     BankRefs, Counterparty, Direction, Limits, Position, Remittance, Repeated, Transaction,
     TxIdentity,
@@ -505,67 +505,9 @@ impl<'p> Layout<'p> {
     }
 }
 
-/// How well a file's header fits a profile.
-struct Fit<'p> {
-    profile: &'p Profile,
-    found: usize,
-    missing: Vec<String>,
-}
-
-/// Finds the profile whose header signature the file's head carries; when several fit, the one
-/// with the largest signature (the most specific) wins.
-pub fn detect<'s>(head: &[u8], profiles: &'s ProfileSet) -> Result<&'s Profile, String> {
-    let mut fits: Vec<Fit<'s>> = Vec::new();
-    for (profile, _) in profiles.iter() {
-        let signature = profile.signature();
-        if signature.is_empty() {
-            continue;
-        }
-        let header = head_header(head, profile);
-        let missing: Vec<String> = signature
-            .iter()
-            .filter(|name| !header.iter().any(|h| h == *name))
-            .cloned()
-            .collect();
-        fits.push(Fit {
-            profile,
-            found: signature.len() - missing.len(),
-            missing,
-        });
-    }
-    let best = fits.iter().filter(|f| f.missing.is_empty()).max_by(|a, b| {
-        a.found
-            .cmp(&b.found)
-            .then(b.profile.name.cmp(&a.profile.name))
-    });
-    if let Some(fit) = best {
-        return Ok(fit.profile);
-    }
-    fits.sort_by(|a, b| {
-        let score = |f: &Fit| f.found * 1000 / (f.found + f.missing.len()).max(1);
-        score(b)
-            .cmp(&score(a))
-            .then(a.profile.name.cmp(&b.profile.name))
-    });
-    let closest: Vec<String> = fits
-        .iter()
-        .take(3)
-        .filter(|f| f.found > 0)
-        .map(|f| format!("{} (missing {})", f.profile.name, f.missing.join(", ")))
-        .collect();
-    Err(format!(
-        "no CSV profile fits this file's header{}; write a profile for it (start from `recon \
-         profiles show recon`, put it under [profiles.NAME] in recon.toml) and pass --profile NAME",
-        if closest.is_empty() {
-            String::new()
-        } else {
-            format!("; closest: {}", closest.join("; "))
-        }
-    ))
-}
-
-/// The header row a profile would find in the head of a file (decoded with its encoding).
-fn head_header(head: &[u8], profile: &Profile) -> Vec<String> {
+/// The header row a profile would find in the head of a file (decoded with its encoding), for
+/// detection to try the profile on.
+pub(super) fn header_in(head: &[u8], profile: &Profile) -> Vec<String> {
     let (text, _, _) = profile.encoding().decode(head);
     let mut rest: &str = &text;
     for _ in 0..profile.skip_lines {

@@ -130,10 +130,13 @@ pub fn read_path_in_batches(
     let mut head = vec![0u8; 1 << 16];
     let head_len = read_head(&file, &mut head).map_err(|e| fail(e.into()))?;
     let head = &head[..head_len];
+    let format = detect::detect(head, &options.profiles, options.profile.as_ref())
+        .map_err(|message| fail(InputErrorKind::NotRecognised(message)))?;
     let file = File::open(path).map_err(|e| fail(e.into()))?;
-    if detect::sniff(head) != Format::Xml {
-        return read_lines(path, file, head, options, sink);
-    }
+    let encoding = match format {
+        Format::Camt { encoding } => encoding,
+        Format::Mt940 | Format::Csv(_) => return read_lines(path, file, format, options, sink),
+    };
     let mut hashing = HashingReader::new(LimitedReader::new(file, limits.max_text_bytes));
     let buffered = BufReader::with_capacity(1 << 16, &mut hashing);
     let mut identities = identity::Assigner::default();
@@ -141,7 +144,7 @@ pub fn read_path_in_batches(
         identities.assign(&mut batch);
         sink(batch)
     };
-    let mut statement = match detect::declared_encoding(head) {
+    let mut statement = match encoding {
         // Only documents that declare another encoding pay for transcoding.
         Some(encoding) if encoding != encoding_rs::UTF_8 => camt::read_in_batches(
             DecodingReader::new(buffered),
@@ -177,11 +180,11 @@ pub fn read_path_in_batches(
     Ok(statement)
 }
 
-/// Reads a line-based input: MT940, or CSV with the given or a detected profile.
+/// Reads a line-based input: MT940, or CSV with its profile.
 fn read_lines(
     path: &Path,
     file: File,
-    head: &[u8],
+    format: Format,
     options: &ReadOptions,
     sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
 ) -> Result<StatementFile, InputError> {
@@ -191,40 +194,34 @@ fn read_lines(
     };
     let row = |line: u64, message: String| fail(InputErrorKind::Row { line, message });
     let mut hashing = HashingReader::new(file);
-    let mut statement = if mt940::looks_like(head) {
-        let read = mt940::read(BufReader::new(&mut hashing), &options.limits)
+    let mut statement = match format {
+        Format::Csv(profile) => {
+            let read = csv::read(
+                &mut hashing,
+                profile,
+                &options.limits,
+                options.skip_bad_rows,
+            )
             .map_err(|e| row(e.line, e.message))?;
-        StatementFile {
-            format: "mt940".to_string(),
-            statements: read.statements,
-            transactions: read.transactions,
-            sha256: String::new(),
-            bad_rows: Vec::new(),
+            StatementFile {
+                format: format!("csv ({})", profile.name),
+                statements: Vec::new(),
+                transactions: read.transactions,
+                sha256: String::new(),
+                bad_rows: read.bad_rows,
+            }
         }
-    } else {
-        if head.contains(&0) {
-            return Err(fail(InputErrorKind::NotRecognised(
-                "the file is binary (expected camt XML, MT940 or a bank's CSV export)".to_string(),
-            )));
-        }
-        let profile = match &options.profile {
-            Some(profile) => profile,
-            None => csv::detect(head, &options.profiles)
-                .map_err(|message| fail(InputErrorKind::NotRecognised(message)))?,
-        };
-        let read = csv::read(
-            &mut hashing,
-            profile,
-            &options.limits,
-            options.skip_bad_rows,
-        )
-        .map_err(|e| row(e.line, e.message))?;
-        StatementFile {
-            format: format!("csv ({})", profile.name),
-            statements: Vec::new(),
-            transactions: read.transactions,
-            sha256: String::new(),
-            bad_rows: read.bad_rows,
+        // MT940 (camt is read by the caller).
+        _ => {
+            let read = mt940::read(BufReader::new(&mut hashing), &options.limits)
+                .map_err(|e| row(e.line, e.message))?;
+            StatementFile {
+                format: "mt940".to_string(),
+                statements: read.statements,
+                transactions: read.transactions,
+                sha256: String::new(),
+                bad_rows: Vec::new(),
+            }
         }
     };
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;

@@ -26,15 +26,6 @@ pub struct MtRead {
     pub transactions: Vec<Transaction>,
 }
 
-/// Whether a file's head looks like MT940 (a SWIFT block header or a `:20:` field first).
-pub fn looks_like(head: &[u8]) -> bool {
-    let head = head
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .unwrap_or(head)
-        .trim_ascii_start();
-    head.starts_with(b"{1:") || head.starts_with(b":20:") || head.starts_with(b":940:")
-}
-
 static STATEMENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(\d{6})(\d{4})?(RC|RD|C|D)([A-Z])?(\d{1,15},\d{0,5})([NSF][A-Z0-9]{3})([^/]{0,16}?)(?://(.{0,16}))?$")
         .expect("valid regex")
