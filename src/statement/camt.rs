@@ -6,7 +6,7 @@ use std::io::{self, BufRead};
 
 use chrono::NaiveDate;
 use quick_xml::encoding::DecodingReader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesDecl, BytesStart, Event};
 use quick_xml::reader::Reader;
 use rust_decimal::Decimal;
 
@@ -32,31 +32,15 @@ impl StatementReader for CamtReader {
         sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
     ) -> Result<FormatRead, ReadError> {
         match self.encoding {
-            // Only documents that declare another encoding pay for transcoding.
-            Some(encoding) if encoding != encoding_rs::UTF_8 => parse(
-                DecodingReader::new(input),
-                limits,
-                |source, declared| {
-                    source.set_encoding(declared);
-                    Ok(())
-                },
-                sink,
-            ),
-            _ => parse(
-                input,
-                limits,
-                |_, declared| {
-                    if declared == encoding_rs::UTF_8 {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "the encoding declaration ({}) must come first in the file",
-                            declared.name()
-                        ))
-                    }
-                },
-                sink,
-            ),
+            // Only documents that declare another encoding pay for transcoding. The decoder is
+            // set before the first byte: it can change its encoding only while it holds the
+            // first 64 bytes, and a declaration may end later (white space, attributes).
+            Some(encoding) if encoding != encoding_rs::UTF_8 && encoding.is_ascii_compatible() => {
+                let mut source = DecodingReader::new(input);
+                source.set_encoding(encoding);
+                parse(source, encoding, limits, sink)
+            }
+            _ => parse(input, encoding_rs::UTF_8, limits, sink),
         }
     }
 }
@@ -150,13 +134,12 @@ tags!(
     ToDtTm,
 );
 
-/// Reads a camt document, handing its transactions to `sink` as they are read. `on_encoding`
-/// is told the encoding the XML declaration names, so a transcoding source can switch to it (or
-/// refuse it).
+/// Reads a camt document decoded from `encoding`, handing its transactions to `sink` as they
+/// are read; a declaration naming another encoding is refused.
 fn parse<R: BufRead>(
     input: R,
+    encoding: &'static encoding_rs::Encoding,
     limits: &Limits,
-    mut on_encoding: impl FnMut(&mut R, &'static encoding_rs::Encoding) -> Result<(), String>,
     sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
 ) -> Result<FormatRead, ReadError> {
     let mut reader = Reader::from_reader(input);
@@ -192,16 +175,7 @@ fn parse<R: BufRead>(
                     .to_string(),
             ),
             Event::Eof => break,
-            Event::Decl(decl) => match decl.encoder() {
-                Some(encoding) => on_encoding(reader.get_mut(), encoding),
-                None => match decl.encoding() {
-                    Some(Ok(label)) => Err(format!(
-                        "the document declares the encoding {:?}, which recon cannot read",
-                        crate::text::clip(&label, 30)
-                    )),
-                    _ => Ok(()),
-                },
-            },
+            Event::Decl(decl) => declaration(&decl, encoding),
             Event::PI(_) | Event::Comment(_) => Ok(()),
         };
         if let Err(message) = step {
@@ -211,6 +185,26 @@ fn parse<R: BufRead>(
         state.batches.hand_over_full()?;
     }
     state.finish(reader.buffer_position())
+}
+
+/// Accepts an XML declaration that names the encoding the document is decoded from, or none.
+fn declaration(decl: &BytesDecl, decoding: &'static encoding_rs::Encoding) -> Result<(), String> {
+    let Some(Ok(label)) = decl.encoding() else {
+        return Ok(());
+    };
+    match encoding_rs::Encoding::for_label(label.as_bytes()) {
+        Some(declared) if declared == decoding => Ok(()),
+        Some(declared) if declared.is_ascii_compatible() => Err(format!(
+            "the encoding declaration ({}) must come first in the file",
+            declared.name()
+        )),
+        // Detection reads the declaration as ASCII: a document in UTF-16 (or another encoding
+        // that moves ASCII) is not one recon reads.
+        _ => Err(format!(
+            "the document declares the encoding {:?}, which recon cannot read",
+            crate::text::clip(&label, 30)
+        )),
+    }
 }
 
 /// `YYYY-MM-DD` at the start of `text` (a date, or the date of a date-time), read by hand: a
@@ -989,6 +983,66 @@ fn date(text: &str) -> Result<NaiveDate, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Latin-1 document with `declaration` (which names its encoding) in front.
+    fn latin1_document(declaration: &str) -> Vec<u8> {
+        let mut bytes = declaration.as_bytes().to_vec();
+        bytes.extend(b"<Document><BkToCstmrStmt><Stmt><Id>Gr\xfc\xdfe</Id></Stmt></BkToCstmrStmt></Document>");
+        bytes
+    }
+
+    #[test]
+    fn a_declaration_past_the_decoders_first_64_bytes_is_read_not_a_panic() {
+        let declaration = format!(
+            "{}<?xml version=\"1.0\" encoding=\"ISO-8859-1\" standalone=\"yes\"?>\n",
+            " ".repeat(80)
+        );
+        let reader = CamtReader {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+        };
+        let (file, _) = reader
+            .read_all(&latin1_document(&declaration)[..], &Limits::default())
+            .unwrap();
+        assert_eq!(file.statements[0].id.as_deref(), Some("Grüße"));
+    }
+
+    #[test]
+    fn a_second_declaration_naming_another_encoding_is_refused_not_a_panic() {
+        let mut bytes = latin1_document("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>");
+        let at = bytes.len() - "</Document>".len();
+        let later = format!(
+            "<!--{}--><?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            "x".repeat(200)
+        );
+        bytes.splice(at..at, later.bytes());
+        let reader = CamtReader {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+        };
+        let refused = reader
+            .read_all(&bytes[..], &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("the encoding declaration (UTF-8) must come first"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_declared_encoding_that_moves_ascii_is_refused_by_name() {
+        let doc = b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><Document/>";
+        let reader = CamtReader {
+            encoding: Some(encoding_rs::UTF_16LE),
+        };
+        let refused = reader
+            .read_all(&doc[..], &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("declares the encoding \"UTF-16\", which recon cannot read"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn dates_are_read_by_hand_exactly_as_iso_8601_says() {
