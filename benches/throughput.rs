@@ -10,8 +10,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quick_xml::events::Event;
 use recon::matching::{Known, KnownTopUp, Matcher};
 use recon::reference::find_candidates;
+use recon::statement::camt::CamtReader;
+use recon::statement::csv::CsvReader;
 use recon::statement::profile::ProfileSet;
-use recon::statement::{Limits, camt, csv, identity};
+use recon::statement::{Limits, StatementReader, identity};
 
 fn night() -> (tempfile::TempDir, usize) {
     let transactions = std::env::var("RECON_BENCH_TRANSACTIONS")
@@ -57,31 +59,28 @@ fn benches(c: &mut Criterion) {
     group.bench_function("camt.053 into transactions", |b| {
         b.iter(|| {
             black_box(
-                camt::read(xml.as_slice(), &limits, |_, _| Ok(()))
+                CamtReader::default()
+                    .read_all(xml.as_slice(), &limits)
                     .unwrap()
-                    .transactions
+                    .1
                     .len(),
             )
         })
     });
     let profiles = ProfileSet::built_in();
-    let profile = profiles.get("recon").unwrap();
+    let csv = CsvReader {
+        profile: profiles.get("recon").unwrap(),
+        skip_bad_rows: false,
+    };
     group.throughput(Throughput::Bytes(csv_bytes.len() as u64));
     group.bench_function("canonical CSV into transactions", |b| {
-        b.iter(|| {
-            black_box(
-                csv::read(csv_bytes.as_slice(), profile, &limits, false)
-                    .unwrap()
-                    .transactions
-                    .len(),
-            )
-        })
+        b.iter(|| black_box(csv.read_all(csv_bytes.as_slice(), &limits).unwrap().1.len()))
     });
     group.finish();
 
-    let mut transactions = camt::read(xml.as_slice(), &limits, |_, _| Ok(()))
-        .unwrap()
-        .transactions;
+    let (_, mut transactions) = CamtReader::default()
+        .read_all(xml.as_slice(), &limits)
+        .unwrap();
     identity::assign(&mut transactions);
     let texts: Vec<Vec<String>> = transactions
         .iter()

@@ -3,7 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use recon::statement::{Limits, camt};
+use recon::statement::camt::CamtReader;
+use recon::statement::detect::{self, Format};
+use recon::statement::profile::ProfileSet;
+use recon::statement::{Limits, StatementReader};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -11,8 +14,13 @@ fuzz_target!(|data: &[u8]| {
         max_depth: 32,
         ..Limits::default()
     };
-    if let Ok(file) = camt::read(data, &limits, |_, _| Ok(())) {
-        for tx in &file.transactions {
+    // With the encoding detection finds, so a declared one is transcoded as in a run.
+    let reader = match detect::detect(data, &ProfileSet::empty(), None) {
+        Ok(Format::Camt { encoding }) => CamtReader { encoding },
+        _ => CamtReader::default(),
+    };
+    if let Ok((_, transactions)) = reader.read_all(data, &limits) {
+        for tx in &transactions {
             assert!(!tx.amount.is_sign_negative(), "amounts are unsigned");
         }
     }

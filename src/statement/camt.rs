@@ -5,25 +5,44 @@
 use std::io::{self, BufRead};
 
 use chrono::NaiveDate;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::encoding::DecodingReader;
+use quick_xml::events::{BytesDecl, BytesStart, Event};
 use quick_xml::reader::Reader;
 use rust_decimal::Decimal;
 
+use super::reader::{Batches, FormatRead, Place, ReadError, StatementReader};
 use super::{
     Balance, BankRefs, Counterparty, Direction, Limits, Position, Remittance, Repeated,
-    StatementFile, StatementInfo, Transaction, TxIdentity,
+    StatementInfo, Transaction, TxIdentity,
 };
 use crate::money::{self, Currency, MAX_BANK_DECIMALS};
 
-/// A camt document that cannot be read, with the byte offset and element where it went wrong.
-#[derive(Debug)]
-pub enum CamtError {
-    Io(io::Error),
-    At {
-        offset: u64,
-        element: Option<String>,
-        message: String,
-    },
+/// The camt reader, set up with the encoding the document's XML declaration names (none: UTF-8).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CamtReader {
+    /// From [`detect`](super::detect::detect); a document read without detection is UTF-8.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+impl StatementReader for CamtReader {
+    fn read<R: BufRead>(
+        &self,
+        input: R,
+        limits: &Limits,
+        sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
+    ) -> Result<FormatRead, ReadError> {
+        match self.encoding {
+            // Only documents that declare another encoding pay for transcoding. The decoder is
+            // set before the first byte: it can change its encoding only while it holds the
+            // first 64 bytes, and a declaration may end later (white space, attributes).
+            Some(encoding) if encoding != encoding_rs::UTF_8 && encoding.is_ascii_compatible() => {
+                let mut source = DecodingReader::new(input);
+                source.set_encoding(encoding);
+                parse(source, encoding, limits, sink)
+            }
+            _ => parse(input, encoding_rs::UTF_8, limits, sink),
+        }
+    }
 }
 
 macro_rules! tags {
@@ -115,38 +134,19 @@ tags!(
     ToDtTm,
 );
 
-/// Reads a whole camt document from `input`. `on_encoding` is told the encoding the XML
-/// declaration names, so a transcoding source can switch to it (or refuse it).
-pub fn read<R: BufRead>(
+/// Reads a camt document decoded from `encoding`, handing its transactions to `sink` as they
+/// are read; a declaration naming another encoding is refused.
+fn parse<R: BufRead>(
     input: R,
+    encoding: &'static encoding_rs::Encoding,
     limits: &Limits,
-    on_encoding: impl FnMut(&mut R, &'static encoding_rs::Encoding) -> Result<(), String>,
-) -> Result<StatementFile, CamtError> {
-    let mut transactions = Vec::new();
-    let mut file = read_in_batches(input, limits, on_encoding, usize::MAX, &mut |batch| {
-        transactions.extend(batch);
-        true
-    })?;
-    file.transactions = transactions;
-    Ok(file)
-}
-
-/// Reads a camt document as [`read`] does, handing its transactions to `sink` in document
-/// order, `batch` at a time, as they are read (the returned file holds none of them). The
-/// document can still turn out malformed after some were handed over. `sink` returns false to
-/// stop the reading, which then ends with an `Interrupted` I/O error.
-pub fn read_in_batches<R: BufRead>(
-    input: R,
-    limits: &Limits,
-    mut on_encoding: impl FnMut(&mut R, &'static encoding_rs::Encoding) -> Result<(), String>,
-    batch: usize,
     sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
-) -> Result<StatementFile, CamtError> {
+) -> Result<FormatRead, ReadError> {
     let mut reader = Reader::from_reader(input);
     let config = reader.config_mut();
     config.expand_empty_elements = false;
     config.check_end_names = true;
-    let mut state = State::new(*limits);
+    let mut state = State::new(*limits, Batches::new(sink, limits));
     let mut buf = Vec::with_capacity(1 << 12);
     loop {
         let event = match reader.read_event_into(&mut buf) {
@@ -175,36 +175,36 @@ pub fn read_in_batches<R: BufRead>(
                     .to_string(),
             ),
             Event::Eof => break,
-            Event::Decl(decl) => match decl.encoder() {
-                Some(encoding) => on_encoding(reader.get_mut(), encoding),
-                None => match decl.encoding() {
-                    Some(Ok(label)) => Err(format!(
-                        "the document declares the encoding {:?}, which recon cannot read",
-                        crate::text::clip(&label, 30)
-                    )),
-                    _ => Ok(()),
-                },
-            },
+            Event::Decl(decl) => declaration(&decl, encoding),
             Event::PI(_) | Event::Comment(_) => Ok(()),
         };
         if let Err(message) = step {
             return Err(state.error_at(offset, message));
         }
         buf.clear();
-        if state.transactions.len() >= batch && !sink(std::mem::take(&mut state.transactions)) {
-            return Err(CamtError::Io(io::ErrorKind::Interrupted.into()));
-        }
+        state.batches.hand_over_full()?;
     }
-    if !state.transactions.is_empty() && !sink(std::mem::take(&mut state.transactions)) {
-        return Err(CamtError::Io(io::ErrorKind::Interrupted.into()));
+    state.finish(reader.buffer_position())
+}
+
+/// Accepts an XML declaration that names the encoding the document is decoded from, or none.
+fn declaration(decl: &BytesDecl, decoding: &'static encoding_rs::Encoding) -> Result<(), String> {
+    let Some(Ok(label)) = decl.encoding() else {
+        return Ok(());
+    };
+    match encoding_rs::Encoding::for_label(label.as_bytes()) {
+        Some(declared) if declared == decoding => Ok(()),
+        Some(declared) if declared.is_ascii_compatible() => Err(format!(
+            "the encoding declaration ({}) must come first in the file",
+            declared.name()
+        )),
+        // Detection reads the declaration as ASCII: a document in UTF-16 (or another encoding
+        // that moves ASCII) is not one recon reads.
+        _ => Err(format!(
+            "the document declares the encoding {:?}, which recon cannot read",
+            crate::text::clip(&label, 30)
+        )),
     }
-    let offset = reader.buffer_position();
-    let element = state.element_path();
-    state.finish().map_err(|message| CamtError::At {
-        offset,
-        element,
-        message,
-    })
 }
 
 /// `YYYY-MM-DD` at the start of `text` (a date, or the date of a date-time), read by hand: a
@@ -284,7 +284,7 @@ struct BalanceAcc {
     date: Option<NaiveDate>,
 }
 
-struct State {
+struct State<'s> {
     limits: Limits,
     balance: Option<BalanceAcc>,
     stack: Vec<Tag>,
@@ -297,17 +297,14 @@ struct State {
     entry: Option<EntryAcc>,
     detail: Option<DetailAcc>,
     entries_seen: u32,
-    /// Read and not yet handed over.
-    transactions: Vec<Transaction>,
-    /// Read in all, for the limit.
-    transactions_read: usize,
+    batches: Batches<'s>,
     statement_ids: Repeated,
     accounts: Repeated,
     status_codes: Repeated,
 }
 
-impl State {
-    fn new(limits: Limits) -> Self {
+impl<'s> State<'s> {
+    fn new(limits: Limits, batches: Batches<'s>) -> Self {
         State {
             limits,
             balance: None,
@@ -321,8 +318,7 @@ impl State {
             entry: None,
             detail: None,
             entries_seen: 0,
-            transactions: Vec::new(),
-            transactions_read: 0,
+            batches,
             statement_ids: Repeated::default(),
             accounts: Repeated::default(),
             status_codes: Repeated::default(),
@@ -817,8 +813,7 @@ impl State {
             {
                 counterparty = other;
             }
-            self.transactions_read += 1;
-            self.transactions.push(Transaction {
+            self.batches.push(Transaction {
                 position: Position {
                     entry: n,
                     detail: has_details.then_some(i as u32 + 1),
@@ -840,39 +835,40 @@ impl State {
                 identity: TxIdentity::default(),
             });
         }
-        if self.transactions_read > self.limits.max_transactions {
-            return Err(format!(
-                "the file holds more than the limit of {} transactions",
-                self.limits.max_transactions
-            ));
-        }
-        Ok(())
+        self.batches.within_limit(0)
     }
 
-    fn finish(self) -> Result<StatementFile, String> {
+    /// Ends the document at `offset`: hands the last transactions over, then refuses a
+    /// document that was cut off or is no camt.
+    fn finish(self, offset: u64) -> Result<FormatRead, ReadError> {
+        let element = self.element_path();
+        self.batches.finish()?;
+        let fail = |message: String| ReadError::At {
+            place: Place::Byte(offset),
+            element,
+            message,
+        };
         if let Some(open) = self.stack.last() {
             // A cut-off file is well-formed up to the cut; only the open elements tell.
-            return Err(format!(
+            return Err(fail(format!(
                 "the file ends inside <{}> ({} element(s) still open): it is truncated; ask the \
                  bank to send it again",
                 open.name(),
                 self.stack.len()
-            ));
+            )));
         }
-        if self.format.is_none() {
-            return Err(match self.root {
+        let Some(format) = self.format else {
+            return Err(fail(match self.root {
                 Some(root) => format!(
                     "no camt.052/053/054 document found (the root element is <{root}>); \
                      check that this is a bank statement"
                 ),
                 None => "no XML element found; the file is not a camt document".to_string(),
-            });
-        }
-        Ok(StatementFile {
-            format: self.format.unwrap_or_default(),
+            }));
+        };
+        Ok(FormatRead {
+            format,
             statements: self.statements,
-            transactions: self.transactions,
-            sha256: String::new(),
             bad_rows: Vec::new(),
         })
     }
@@ -894,19 +890,21 @@ impl State {
         Some(path)
     }
 
-    fn error_at(&self, offset: u64, message: String) -> CamtError {
-        CamtError::At {
-            offset,
+    fn error_at(&self, offset: u64, message: String) -> ReadError {
+        ReadError::At {
+            place: Place::Byte(offset),
             element: self.element_path(),
             message,
         }
     }
 
-    fn xml_error(&self, error: quick_xml::Error, offset: u64) -> CamtError {
+    /// A parser error: a failure to read is an I/O error, anything else (bad bytes, the input
+    /// limit, bad XML) is the document's, at its place.
+    fn xml_error(&self, error: quick_xml::Error, offset: u64) -> ReadError {
         if let quick_xml::Error::Io(io) = &error
             && io.kind() != io::ErrorKind::InvalidData
         {
-            return CamtError::Io(io::Error::new(io.kind(), io.to_string()));
+            return ReadError::Io(io::Error::new(io.kind(), io.to_string()));
         }
         let message = match error {
             quick_xml::Error::Io(io) => io.to_string(),
@@ -986,6 +984,66 @@ fn date(text: &str) -> Result<NaiveDate, String> {
 mod tests {
     use super::*;
 
+    /// A Latin-1 document with `declaration` (which names its encoding) in front.
+    fn latin1_document(declaration: &str) -> Vec<u8> {
+        let mut bytes = declaration.as_bytes().to_vec();
+        bytes.extend(b"<Document><BkToCstmrStmt><Stmt><Id>Gr\xfc\xdfe</Id></Stmt></BkToCstmrStmt></Document>");
+        bytes
+    }
+
+    #[test]
+    fn a_declaration_past_the_decoders_first_64_bytes_is_read_not_a_panic() {
+        let declaration = format!(
+            "{}<?xml version=\"1.0\" encoding=\"ISO-8859-1\" standalone=\"yes\"?>\n",
+            " ".repeat(80)
+        );
+        let reader = CamtReader {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+        };
+        let (file, _) = reader
+            .read_all(&latin1_document(&declaration)[..], &Limits::default())
+            .unwrap();
+        assert_eq!(file.statements[0].id.as_deref(), Some("Grüße"));
+    }
+
+    #[test]
+    fn a_second_declaration_naming_another_encoding_is_refused_not_a_panic() {
+        let mut bytes = latin1_document("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>");
+        let at = bytes.len() - "</Document>".len();
+        let later = format!(
+            "<!--{}--><?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            "x".repeat(200)
+        );
+        bytes.splice(at..at, later.bytes());
+        let reader = CamtReader {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+        };
+        let refused = reader
+            .read_all(&bytes[..], &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("the encoding declaration (UTF-8) must come first"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_declared_encoding_that_moves_ascii_is_refused_by_name() {
+        let doc = b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><Document/>";
+        let reader = CamtReader {
+            encoding: Some(encoding_rs::UTF_16LE),
+        };
+        let refused = reader
+            .read_all(&doc[..], &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("declares the encoding \"UTF-16\", which recon cannot read"),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn dates_are_read_by_hand_exactly_as_iso_8601_says() {
         let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day);
@@ -1036,8 +1094,11 @@ mod tests {
             <d:Nm>A &amp; &lt;B&gt;</d:Nm></d:Dbtr></d:RltdPties>\r\n     <d:RmtInf>\r\n      \
             <d:Ustrd>x&amp; &#65;  &lt;y</d:Ustrd>\r\n     </d:RmtInf>\r\n    </d:TxDtls>\
             </d:NtryDtls>\r\n   </d:Ntry>\r\n  </d:Stmt>\r\n </d:BkToCstmrStmt>\r\n</d:Document>\r\n";
-        let file = read(xml.as_bytes(), &Limits::default(), |_, _| Ok(())).unwrap();
-        let tx = &file.transactions[0];
+        let (file, transactions) = CamtReader::default()
+            .read_all(xml.as_bytes(), &Limits::default())
+            .unwrap();
+        assert_eq!(file.format, "camt.053.001.02");
+        let tx = &transactions[0];
         assert_eq!(tx.counterparty.name.as_deref(), Some("A & <B>"));
         assert_eq!(tx.remittance.unstructured, vec!["x& A  <y".to_string()]);
         assert_eq!(tx.statement_id.as_deref(), Some("S1"));

@@ -1,11 +1,12 @@
-//! Reading a bank's CSV export with a [`Profile`], and recognising which profile a file fits.
+//! Reading a bank's CSV export with a [`Profile`] (detection picks the profile).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::profile::{Col, DirectionRule, Profile, ProfileSet};
+use super::profile::{Col, DirectionRule, Profile};
+use super::reader::{Batches, FormatRead, ReadError, StatementReader};
 use super::{
     BankRefs, Counterparty, Direction, Limits, Position, Remittance, Repeated, Transaction,
     TxIdentity,
@@ -19,26 +20,68 @@ pub struct BadRow {
     pub message: String,
 }
 
-/// A file-level problem (header, encoding) or the first bad row when rows are not skipped.
-#[derive(Debug)]
-pub struct CsvError {
-    pub line: u64,
-    pub message: String,
+/// The CSV reader, set up with the profile a file is laid out by.
+pub struct CsvReader<'p> {
+    /// The profile `--profile` names or detection found.
+    pub profile: &'p Profile,
+    /// List bad rows and read the good ones, instead of refusing the file at the first.
+    pub skip_bad_rows: bool,
 }
 
-/// What one CSV file gave.
-pub struct CsvRead {
-    pub transactions: Vec<Transaction>,
-    pub bad_rows: Vec<BadRow>,
+impl StatementReader for CsvReader<'_> {
+    fn read<R: BufRead>(
+        &self,
+        input: R,
+        limits: &Limits,
+        sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
+    ) -> Result<FormatRead, ReadError> {
+        let profile = self.profile;
+        let (buffered, line_offset) = skip_preamble(input, profile)?;
+        let mut reader = csv_reader(profile, buffered);
+        let mut record = csv::ByteRecord::new();
+        let header = if profile.has_header {
+            Some(find_header(&mut reader, &mut record, profile, line_offset)?)
+        } else {
+            None
+        };
+        let layout = Layout::new(profile, header.as_ref())?;
+        let mut batches = Batches::new(sink, limits);
+        let mut bad_rows = Vec::new();
+        let mut ordinal = 0u32;
+        let mut repeated = (Repeated::default(), Repeated::default());
+        while read_record(&mut reader, &mut record, line_offset)? {
+            let line = record.position().map_or(0, |p| p.line()) + line_offset;
+            if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            ordinal += 1;
+            let filled = layout.fill_omitted(&record);
+            let record = filled.as_ref().unwrap_or(&record);
+            match layout.row(record, ordinal, line, limits, &mut repeated) {
+                Ok(tx) => batches.push(tx),
+                Err(message) if self.skip_bad_rows => bad_rows.push(BadRow { line, message }),
+                Err(message) => return Err(ReadError::on_line(line, message)),
+            }
+            batches
+                .within_limit(0)
+                .map_err(|message| ReadError::on_line(line, message))?;
+            batches.hand_over_full()?;
+        }
+        batches.finish()?;
+        Ok(FormatRead {
+            format: format!("csv ({})", profile.name),
+            statements: Vec::new(),
+            bad_rows,
+        })
+    }
 }
 
-/// Reads the whole file with `profile`; with `skip_bad_rows`, bad rows are listed, not fatal.
-pub fn read(
-    input: impl Read,
+/// The input decoded from the profile's encoding, past the lines before the header; and how
+/// many lines that skipped.
+fn skip_preamble<R: BufRead>(
+    input: R,
     profile: &Profile,
-    limits: &Limits,
-    skip_bad_rows: bool,
-) -> Result<CsvRead, CsvError> {
+) -> Result<(BufReader<impl Read + use<R>>, u64), ReadError> {
     let decoded = DecodeReaderBytesBuilder::new()
         .encoding(Some(profile.encoding()))
         .utf8_passthru(true)
@@ -50,60 +93,27 @@ pub fn read(
         let mut skipped = Vec::new();
         let n = buffered
             .read_until(b'\n', &mut skipped)
-            .map_err(|e| CsvError {
-                line: line_offset + 1,
-                message: format!("cannot read: {e}"),
-            })?;
+            .map_err(|e| ReadError::on_line(line_offset + 1, format!("cannot read: {e}")))?;
         if n == 0 {
             break;
         }
         line_offset += 1;
     }
-    let mut reader = csv_reader(profile, buffered);
-    let mut record = csv::ByteRecord::new();
-    let header = if profile.has_header {
-        Some(find_header(&mut reader, &mut record, profile, line_offset)?)
-    } else {
-        None
-    };
-    let layout = Layout::new(profile, header.as_ref())?;
-    let mut out = CsvRead {
-        transactions: Vec::new(),
-        bad_rows: Vec::new(),
-    };
-    let mut ordinal = 0u32;
-    let mut repeated = (Repeated::default(), Repeated::default());
-    loop {
-        let more = reader.read_byte_record(&mut record).map_err(|e| CsvError {
-            line: e.position().map_or(0, |p| p.line()) + line_offset,
-            message: format!("not valid CSV: {e}"),
-        })?;
-        if !more {
-            break;
-        }
-        let line = record.position().map_or(0, |p| p.line()) + line_offset;
-        if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-            continue;
-        }
-        ordinal += 1;
-        let filled = layout.fill_omitted(&record);
-        let record = filled.as_ref().unwrap_or(&record);
-        match layout.row(record, ordinal, line, limits, &mut repeated) {
-            Ok(tx) => out.transactions.push(tx),
-            Err(message) if skip_bad_rows => out.bad_rows.push(BadRow { line, message }),
-            Err(message) => return Err(CsvError { line, message }),
-        }
-        if out.transactions.len() > limits.max_transactions {
-            return Err(CsvError {
-                line,
-                message: format!(
-                    "the file holds more than the limit of {} transactions",
-                    limits.max_transactions
-                ),
-            });
-        }
-    }
-    Ok(out)
+    Ok((buffered, line_offset))
+}
+
+/// The next record, or false at the end of the file.
+fn read_record<R: Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut csv::ByteRecord,
+    line_offset: u64,
+) -> Result<bool, ReadError> {
+    reader.read_byte_record(record).map_err(|e| {
+        ReadError::on_line(
+            e.position().map_or(0, |p| p.line()) + line_offset,
+            format!("not valid CSV: {e}"),
+        )
+    })
 }
 
 fn csv_reader<R: Read>(profile: &Profile, input: R) -> csv::Reader<R> {
@@ -140,20 +150,16 @@ fn find_header<R: Read>(
     record: &mut csv::ByteRecord,
     profile: &Profile,
     line_offset: u64,
-) -> Result<Vec<String>, CsvError> {
+) -> Result<Vec<String>, ReadError> {
     loop {
-        let more = reader.read_byte_record(record).map_err(|e| CsvError {
-            line: e.position().map_or(0, |p| p.line()) + line_offset,
-            message: format!("not valid CSV: {e}"),
-        })?;
-        if !more {
-            return Err(CsvError {
-                line: line_offset,
-                message: match &profile.header_marker {
+        if !read_record(reader, record, line_offset)? {
+            return Err(ReadError::on_line(
+                line_offset,
+                match &profile.header_marker {
                     Some(marker) => format!("no header row starting with {marker:?} found"),
                     None => "the file has no header row".to_string(),
                 },
-            });
+            ));
         }
         let first = record.get(0).map(clean_name).unwrap_or_default();
         let is_header = match &profile.header_marker {
@@ -178,23 +184,23 @@ struct Layout<'p> {
 }
 
 impl<'p> Layout<'p> {
-    fn new(profile: &'p Profile, header: Option<&Vec<String>>) -> Result<Layout<'p>, CsvError> {
-        let resolve = |col: &Col| -> Result<usize, CsvError> {
+    fn new(profile: &'p Profile, header: Option<&Vec<String>>) -> Result<Layout<'p>, ReadError> {
+        let resolve = |col: &Col| -> Result<usize, ReadError> {
             match col {
                 Col::Position(p) if *p >= 1 => Ok(p - 1),
-                Col::Position(_) => Err(CsvError {
-                    line: 1,
-                    message: "column positions start at 1".to_string(),
-                }),
+                Col::Position(_) => Err(ReadError::on_line(1, "column positions start at 1")),
                 Col::Name(name) => header
                     .and_then(|h| h.iter().position(|n| n == name))
-                    .ok_or_else(|| CsvError {
-                        line: 1,
-                        message: format!(
-                            "the header has no column {name:?} that profile {} expects (header: {})",
-                            profile.name,
-                            header.map(|h| h.join(", ")).unwrap_or_default()
-                        ),
+                    .ok_or_else(|| {
+                        ReadError::on_line(
+                            1,
+                            format!(
+                                "the header has no column {name:?} that profile {} expects \
+                                 (header: {})",
+                                profile.name,
+                                header.map(|h| h.join(", ")).unwrap_or_default()
+                            ),
+                        )
                     }),
             }
         };
@@ -505,67 +511,9 @@ impl<'p> Layout<'p> {
     }
 }
 
-/// How well a file's header fits a profile.
-struct Fit<'p> {
-    profile: &'p Profile,
-    found: usize,
-    missing: Vec<String>,
-}
-
-/// Finds the profile whose header signature the file's head carries; when several fit, the one
-/// with the largest signature (the most specific) wins.
-pub fn detect<'s>(head: &[u8], profiles: &'s ProfileSet) -> Result<&'s Profile, String> {
-    let mut fits: Vec<Fit<'s>> = Vec::new();
-    for (profile, _) in profiles.iter() {
-        let signature = profile.signature();
-        if signature.is_empty() {
-            continue;
-        }
-        let header = head_header(head, profile);
-        let missing: Vec<String> = signature
-            .iter()
-            .filter(|name| !header.iter().any(|h| h == *name))
-            .cloned()
-            .collect();
-        fits.push(Fit {
-            profile,
-            found: signature.len() - missing.len(),
-            missing,
-        });
-    }
-    let best = fits.iter().filter(|f| f.missing.is_empty()).max_by(|a, b| {
-        a.found
-            .cmp(&b.found)
-            .then(b.profile.name.cmp(&a.profile.name))
-    });
-    if let Some(fit) = best {
-        return Ok(fit.profile);
-    }
-    fits.sort_by(|a, b| {
-        let score = |f: &Fit| f.found * 1000 / (f.found + f.missing.len()).max(1);
-        score(b)
-            .cmp(&score(a))
-            .then(a.profile.name.cmp(&b.profile.name))
-    });
-    let closest: Vec<String> = fits
-        .iter()
-        .take(3)
-        .filter(|f| f.found > 0)
-        .map(|f| format!("{} (missing {})", f.profile.name, f.missing.join(", ")))
-        .collect();
-    Err(format!(
-        "no CSV profile fits this file's header{}; write a profile for it (start from `recon \
-         profiles show recon`, put it under [profiles.NAME] in recon.toml) and pass --profile NAME",
-        if closest.is_empty() {
-            String::new()
-        } else {
-            format!("; closest: {}", closest.join("; "))
-        }
-    ))
-}
-
-/// The header row a profile would find in the head of a file (decoded with its encoding).
-fn head_header(head: &[u8], profile: &Profile) -> Vec<String> {
+/// The header row a profile would find in the head of a file (decoded with its encoding), for
+/// detection to try the profile on.
+pub(super) fn header_in(head: &[u8], profile: &Profile) -> Vec<String> {
     let (text, _, _) = profile.encoding().decode(head);
     let mut rest: &str = &text;
     for _ in 0..profile.skip_lines {

@@ -1,30 +1,63 @@
-//! Recognising an input's format from its first bytes, never from its name.
+//! Recognising an input's format from its first bytes, never from its name: the one place that
+//! decides which reader reads a file.
 
-/// The formats an input can be.
+use super::csv;
+use super::profile::{Profile, ProfileSet};
+
+/// What a file is, as far as its head tells, with what its reader needs to know.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Format {
-    /// XML; the camt reader decides whether it is a camt.052/053/054 document.
-    Xml,
-    /// Not a format we read.
-    Unknown,
+pub enum Format<'p> {
+    /// XML, read as camt (the camt reader tells other XML documents apart), in the encoding its
+    /// declaration names, if it names one.
+    Camt {
+        encoding: Option<&'static encoding_rs::Encoding>,
+    },
+    /// A SWIFT MT940 statement.
+    Mt940,
+    /// A CSV export laid out as this profile says.
+    Csv(&'p Profile),
 }
 
-/// Looks at the start of a file: byte-order marks and white space are skipped.
-pub fn sniff(head: &[u8]) -> Format {
-    let head = head
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .unwrap_or(head)
-        .trim_ascii_start();
-    if head.starts_with(b"<") {
-        Format::Xml
-    } else {
-        Format::Unknown
+/// Decides the format of a file from its head: XML, then MT940, then CSV with `forced` as its
+/// profile, else with the profile whose header the head carries. The error says why none fits.
+pub fn detect<'p>(
+    head: &[u8],
+    profiles: &'p ProfileSet,
+    forced: Option<&'p Profile>,
+) -> Result<Format<'p>, String> {
+    let text = without_bom(head).trim_ascii_start();
+    if text.starts_with(b"<") {
+        return Ok(Format::Camt {
+            encoding: declared_encoding(head),
+        });
+    }
+    if is_mt940(text) {
+        return Ok(Format::Mt940);
+    }
+    if head.contains(&0) {
+        return Err(
+            "the file is binary (expected camt XML, MT940 or a bank's CSV export)".to_string(),
+        );
+    }
+    match forced {
+        Some(profile) => Ok(Format::Csv(profile)),
+        None => fitting_profile(head, profiles).map(Format::Csv),
     }
 }
 
+fn without_bom(head: &[u8]) -> &[u8] {
+    head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head)
+}
+
+/// A SWIFT block header or a statement's first field at the start (byte-order mark and white
+/// space skipped).
+fn is_mt940(text: &[u8]) -> bool {
+    text.starts_with(b"{1:") || text.starts_with(b":20:") || text.starts_with(b":940:")
+}
+
 /// The encoding an XML declaration at the start names (`<?xml ... encoding="ISO-8859-1"?>`).
-pub fn declared_encoding(head: &[u8]) -> Option<&'static encoding_rs::Encoding> {
-    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+fn declared_encoding(head: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let head = without_bom(head);
     let decl_end = head.windows(2).position(|w| w == b"?>")?;
     let decl = head
         .get(..decl_end)?
@@ -41,16 +74,84 @@ pub fn declared_encoding(head: &[u8]) -> Option<&'static encoding_rs::Encoding> 
     encoding_rs::Encoding::for_label(&value[..end])
 }
 
+/// How well a file's header fits a profile.
+struct Fit<'p> {
+    profile: &'p Profile,
+    found: usize,
+    missing: Vec<String>,
+}
+
+/// Finds the profile whose header signature the file's head carries; when several fit, the one
+/// with the largest signature (the most specific) wins. The error names the closest ones.
+fn fitting_profile<'p>(head: &[u8], profiles: &'p ProfileSet) -> Result<&'p Profile, String> {
+    let mut fits: Vec<Fit<'p>> = Vec::new();
+    for (profile, _) in profiles.iter() {
+        let signature = profile.signature();
+        if signature.is_empty() {
+            continue;
+        }
+        let header = csv::header_in(head, profile);
+        let missing: Vec<String> = signature
+            .iter()
+            .filter(|name| !header.iter().any(|h| h == *name))
+            .cloned()
+            .collect();
+        fits.push(Fit {
+            profile,
+            found: signature.len() - missing.len(),
+            missing,
+        });
+    }
+    let best = fits.iter().filter(|f| f.missing.is_empty()).max_by(|a, b| {
+        a.found
+            .cmp(&b.found)
+            .then(b.profile.name.cmp(&a.profile.name))
+    });
+    match best {
+        Some(fit) => Ok(fit.profile),
+        None => Err(no_profile_fits(fits)),
+    }
+}
+
+fn no_profile_fits(mut fits: Vec<Fit>) -> String {
+    fits.sort_by(|a, b| {
+        let score = |f: &Fit| f.found * 1000 / (f.found + f.missing.len()).max(1);
+        score(b)
+            .cmp(&score(a))
+            .then(a.profile.name.cmp(&b.profile.name))
+    });
+    let closest: Vec<String> = fits
+        .iter()
+        .take(3)
+        .filter(|f| f.found > 0)
+        .map(|f| format!("{} (missing {})", f.profile.name, f.missing.join(", ")))
+        .collect();
+    format!(
+        "no CSV profile fits this file's header{}; write a profile for it (start from `recon \
+         profiles show recon`, put it under [profiles.NAME] in recon.toml) and pass --profile NAME",
+        if closest.is_empty() {
+            String::new()
+        } else {
+            format!("; closest: {}", closest.join("; "))
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn format(head: &[u8]) -> Result<Format<'static>, String> {
+        static PROFILES: std::sync::LazyLock<ProfileSet> =
+            std::sync::LazyLock::new(ProfileSet::built_in);
+        detect(head, &PROFILES, None)
+    }
+
     #[test]
-    fn xml_with_bom_and_space_is_xml() {
-        assert_eq!(sniff(b"\xEF\xBB\xBF  \n<?xml"), Format::Xml);
-        assert_eq!(sniff(b"<Document>"), Format::Xml);
-        assert_eq!(sniff(b"booking_date,amount"), Format::Unknown);
-        assert_eq!(sniff(b"\x00\x01\x02"), Format::Unknown);
+    fn xml_with_bom_and_space_is_camt() {
+        let camt = Ok(Format::Camt { encoding: None });
+        assert_eq!(format(b"\xEF\xBB\xBF  \n<?xml"), camt);
+        assert_eq!(format(b"<Document>"), camt);
     }
 
     #[test]
@@ -59,5 +160,49 @@ mod tests {
         assert_eq!(latin1.map(|e| e.name()), Some("windows-1252"));
         assert_eq!(declared_encoding(b"<?xml version=\"1.0\"?><a/>"), None);
         assert_eq!(declared_encoding(b"<a encoding='latin1'/>"), None);
+        assert_eq!(
+            format(b"<?xml version='1.0' encoding='ISO-8859-1' ?><a/>"),
+            Ok(Format::Camt {
+                encoding: Some(encoding_rs::WINDOWS_1252)
+            })
+        );
+    }
+
+    #[test]
+    fn mt940_is_known_by_its_block_header_or_first_field() {
+        for head in [
+            &b":20:STARTUMSE\n"[..],
+            b"\xEF\xBB\xBF\r\n:20:X",
+            b"{1:F01BANKDEFFXXXX0000000000}{2:O940}{4:\n:20:X",
+            b":940:\n:20:X",
+        ] {
+            assert_eq!(format(head), Ok(Format::Mt940), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn csv_gets_the_profile_its_header_fits() {
+        let head = b"booking_date,value_date,amount,currency,remittance,counterparty_name,\
+                     counterparty_iban,bank_ref,status\n";
+        match format(head) {
+            Ok(Format::Csv(profile)) => assert_eq!(profile.name, "recon"),
+            other => panic!("{other:?}"),
+        }
+        let unknown = format(b"Datum;Betrag;Text\n").unwrap_err();
+        assert!(unknown.starts_with("no CSV profile fits"), "{unknown}");
+    }
+
+    #[test]
+    fn binary_is_refused_before_any_profile_is_tried() {
+        let profiles = ProfileSet::built_in();
+        let forced = profiles.get("recon");
+        for head in [&b"\x00\x01\x02"[..], b"booking_date\x00"] {
+            let refused = detect(head, &profiles, forced).unwrap_err();
+            assert!(refused.contains("binary"), "{refused}");
+        }
+        assert_eq!(
+            detect(b"a,b\n", &profiles, forced),
+            Ok(Format::Csv(forced.unwrap()))
+        );
     }
 }

@@ -4,12 +4,16 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use quick_xml::encoding::DecodingReader;
 use sha2::{Digest, Sha256};
 
+use super::camt::CamtReader;
+use super::csv::CsvReader;
 use super::detect::{self, Format};
+use super::identity;
+use super::mt940::Mt940Reader;
 use super::profile::{Profile, ProfileSet};
-use super::{StatementFile, Transaction, camt, csv, identity, mt940};
+use super::reader::{FormatRead, Place, ReadError, StatementReader};
+use super::{StatementFile, Transaction};
 
 /// Limits that protect a run from hostile or broken files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,23 +72,21 @@ pub struct InputError {
 /// What was wrong with an input file.
 #[derive(Debug, thiserror::Error)]
 pub enum InputErrorKind {
-    #[error("cannot read the file: {0}")]
-    Io(#[from] io::Error),
     #[error("the file is empty")]
     Empty,
     #[error("the file has {size} bytes, more than the limit of {limit} bytes")]
     TooLarge { size: u64, limit: u64 },
     #[error("not a statement format recon reads: {0}")]
     NotRecognised(String),
-    #[error("line {line}: {message}")]
-    Row { line: u64, message: String },
-    #[error("line {line}, column {column}{}: {message}", element.as_ref().map(|e| format!(", in {e}")).unwrap_or_default())]
-    Parse {
-        line: u64,
-        column: u64,
-        element: Option<String>,
-        message: String,
-    },
+    /// The file could not be read, or its format's reader refused it.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+impl From<io::Error> for InputErrorKind {
+    fn from(error: io::Error) -> Self {
+        InputErrorKind::Read(error.into())
+    }
 }
 
 /// Reads one statement file whole; any problem rejects the whole file (bad CSV rows only
@@ -99,153 +101,102 @@ pub fn read_path(path: &Path, options: &ReadOptions) -> Result<StatementFile, In
     Ok(file)
 }
 
-/// How many transactions [`read_path_in_batches`] hands over at a time.
-pub const BATCH: usize = 4096;
-
 /// Reads one statement file as [`read_path`] does, handing its transactions (identities set)
-/// to `sink` in file order as they are read, [`BATCH`] at a time; the returned file holds none
-/// of them. An error can still reject the file after some were handed over. `sink` returns
-/// false to stop the reading (which then fails).
+/// to `sink` in file order as they are read, [`BATCH`](super::BATCH) at a time; the returned
+/// file holds none of them. An error can still reject the file after some were handed over.
+/// `sink` returns false to stop the reading (which then fails).
 pub fn read_path_in_batches(
     path: &Path,
     options: &ReadOptions,
     sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
 ) -> Result<StatementFile, InputError> {
-    let limits = &options.limits;
     let fail = |kind: InputErrorKind| InputError {
         path: path.to_path_buf(),
         kind,
     };
+    let head = read_head(path, &options.limits).map_err(fail)?;
+    let format = detect::detect(&head, &options.profiles, options.profile.as_ref())
+        .map_err(|message| fail(InputErrorKind::NotRecognised(message)))?;
     let file = File::open(path).map_err(|e| fail(e.into()))?;
-    let size = file.metadata().map_err(|e| fail(e.into()))?.len();
-    if size == 0 {
-        return Err(fail(InputErrorKind::Empty));
-    }
-    if size > limits.max_file_bytes {
-        return Err(fail(InputErrorKind::TooLarge {
-            size,
-            limit: limits.max_file_bytes,
-        }));
-    }
-    let mut head = vec![0u8; 1 << 16];
-    let head_len = read_head(&file, &mut head).map_err(|e| fail(e.into()))?;
-    let head = &head[..head_len];
-    let file = File::open(path).map_err(|e| fail(e.into()))?;
-    if detect::sniff(head) != Format::Xml {
-        return read_lines(path, file, head, options, sink);
-    }
-    let mut hashing = HashingReader::new(LimitedReader::new(file, limits.max_text_bytes));
-    let buffered = BufReader::with_capacity(1 << 16, &mut hashing);
     let mut identities = identity::Assigner::default();
     let mut sink = |mut batch: Vec<Transaction>| {
         identities.assign(&mut batch);
         sink(batch)
     };
-    let mut statement = match detect::declared_encoding(head) {
-        // Only documents that declare another encoding pay for transcoding.
-        Some(encoding) if encoding != encoding_rs::UTF_8 => camt::read_in_batches(
-            DecodingReader::new(buffered),
-            limits,
-            |source, declared| {
-                source.set_encoding(declared);
-                Ok(())
-            },
-            BATCH,
-            &mut sink,
-        ),
-        _ => camt::read_in_batches(
-            buffered,
-            limits,
-            |_, declared| {
-                if declared == encoding_rs::UTF_8 {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "the encoding declaration ({}) must come first in the file",
-                        declared.name()
-                    ))
-                }
-            },
-            BATCH,
-            &mut sink,
-        ),
-    }
-    .map_err(|e| fail(position_error(path, e)))?;
-    // The parser stops at the end of the document; hash whatever follows it too.
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
-    statement.sha256 = hashing.finish();
-    Ok(statement)
+    let (read, sha256) =
+        read_format(format, file, options, &mut sink).map_err(|e| fail(locate(path, e).into()))?;
+    Ok(StatementFile {
+        format: read.format,
+        statements: read.statements,
+        transactions: Vec::new(),
+        sha256,
+        bad_rows: read.bad_rows,
+    })
 }
 
-/// Reads a line-based input: MT940, or CSV with the given or a detected profile.
-fn read_lines(
-    path: &Path,
+/// Reads `file` with the reader for its format, hashing it in the same pass; returns what the
+/// reader found and the file's SHA-256.
+fn read_format(
+    format: Format,
     file: File,
-    head: &[u8],
     options: &ReadOptions,
     sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
-) -> Result<StatementFile, InputError> {
-    let fail = |kind: InputErrorKind| InputError {
-        path: path.to_path_buf(),
-        kind,
-    };
-    let row = |line: u64, message: String| fail(InputErrorKind::Row { line, message });
-    let mut hashing = HashingReader::new(file);
-    let mut statement = if mt940::looks_like(head) {
-        let read = mt940::read(BufReader::new(&mut hashing), &options.limits)
-            .map_err(|e| row(e.line, e.message))?;
-        StatementFile {
-            format: "mt940".to_string(),
-            statements: read.statements,
-            transactions: read.transactions,
-            sha256: String::new(),
-            bad_rows: Vec::new(),
-        }
-    } else {
-        if head.contains(&0) {
-            return Err(fail(InputErrorKind::NotRecognised(
-                "the file is binary (expected camt XML, MT940 or a bank's CSV export)".to_string(),
-            )));
-        }
-        let profile = match &options.profile {
-            Some(profile) => profile,
-            None => csv::detect(head, &options.profiles)
-                .map_err(|message| fail(InputErrorKind::NotRecognised(message)))?,
-        };
-        let read = csv::read(
-            &mut hashing,
-            profile,
-            &options.limits,
-            options.skip_bad_rows,
-        )
-        .map_err(|e| row(e.line, e.message))?;
-        StatementFile {
-            format: format!("csv ({})", profile.name),
-            statements: Vec::new(),
-            transactions: read.transactions,
-            sha256: String::new(),
-            bad_rows: read.bad_rows,
-        }
-    };
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(e.into()))?;
-    statement.sha256 = hashing.finish();
-    // A line-based file is read whole (bank CSV exports are small beside camt files); it is
-    // handed over in batches all the same.
-    let mut transactions = std::mem::take(&mut statement.transactions);
-    identity::assign(&mut transactions);
-    let mut transactions = transactions.into_iter();
-    loop {
-        let batch: Vec<Transaction> = transactions.by_ref().take(BATCH).collect();
-        if batch.is_empty() {
-            return Ok(statement);
-        }
-        if !sink(batch) {
-            return Err(fail(io::Error::from(io::ErrorKind::Interrupted).into()));
-        }
+) -> Result<(FormatRead, String), ReadError> {
+    let limits = &options.limits;
+    match format {
+        // The XML parser buffers a text or a tag whole: bound it before the parser sees it.
+        Format::Camt { encoding } => read_hashed(
+            LimitedReader::new(file, limits.max_text_bytes),
+            CamtReader { encoding },
+            limits,
+            sink,
+        ),
+        Format::Mt940 => read_hashed(file, Mt940Reader, limits, sink),
+        Format::Csv(profile) => read_hashed(
+            file,
+            CsvReader {
+                profile,
+                skip_bad_rows: options.skip_bad_rows,
+            },
+            limits,
+            sink,
+        ),
     }
 }
 
-fn read_head(mut file: &File, head: &mut [u8]) -> io::Result<usize> {
+/// Reads `source` with `reader`, and hashes every byte of it, read by the reader or not.
+fn read_hashed(
+    source: impl Read,
+    reader: impl StatementReader,
+    limits: &Limits,
+    sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
+) -> Result<(FormatRead, String), ReadError> {
+    let mut hashing = HashingReader::new(source);
+    let read = reader.read(
+        BufReader::with_capacity(1 << 16, &mut hashing),
+        limits,
+        sink,
+    )?;
+    // A reader stops at the end of its document; hash whatever follows it too.
+    io::copy(&mut hashing, &mut io::sink())?;
+    Ok((read, hashing.finish()))
+}
+
+/// The first 64 KiB of a file, for detection, once the file is known to be neither empty nor
+/// too large.
+fn read_head(path: &Path, limits: &Limits) -> Result<Vec<u8>, InputErrorKind> {
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Err(InputErrorKind::Empty);
+    }
+    if size > limits.max_file_bytes {
+        return Err(InputErrorKind::TooLarge {
+            size,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let mut head = vec![0u8; 1 << 16];
     let mut filled = 0;
     while filled < head.len() {
         match file.read(&mut head[filled..])? {
@@ -253,7 +204,8 @@ fn read_head(mut file: &File, head: &mut [u8]) -> io::Result<usize> {
             n => filled += n,
         }
     }
-    Ok(filled)
+    head.truncate(filled);
+    Ok(head)
 }
 
 /// SHA-256 of a file, hex; used for rejected files, whose reading stopped early.
@@ -264,22 +216,21 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 }
 
 /// Turns a parser's byte offset into the line and column a person can open the file at.
-fn position_error(path: &Path, error: camt::CamtError) -> InputErrorKind {
+fn locate(path: &Path, error: ReadError) -> ReadError {
     match error {
-        camt::CamtError::Io(e) => InputErrorKind::Io(e),
-        camt::CamtError::At {
-            offset,
+        ReadError::At {
+            place: Place::Byte(offset),
             element,
             message,
         } => {
             let (line, column) = line_and_column(path, offset).unwrap_or((0, 0));
-            InputErrorKind::Parse {
-                line,
-                column,
+            ReadError::At {
+                place: Place::LineColumn(line, column),
                 element,
                 message,
             }
         }
+        other => other,
     }
 }
 

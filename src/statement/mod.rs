@@ -1,5 +1,9 @@
 //! Statement inputs. Every format is read into the same [`Transaction`]; the matching core never
 //! sees where a transaction came from beyond the fields here.
+//!
+//! [`detect`] decides a file's format from its head; each format's module (`camt`, `mt940`,
+//! `csv`) is a [`StatementReader`] with the one error type [`ReadError`]; `input` opens the
+//! file, hashes it, and hands the reader's transactions on with their identities set.
 
 pub mod camt;
 pub mod csv;
@@ -8,6 +12,7 @@ pub mod identity;
 mod input;
 pub mod mt940;
 pub mod profile;
+mod reader;
 
 use std::sync::Arc;
 
@@ -18,9 +23,9 @@ use crate::money::Currency;
 
 pub use identity::TxIdentity;
 pub use input::{
-    BATCH, InputError, InputErrorKind, Limits, ReadOptions, hash_file, read_path,
-    read_path_in_batches,
+    InputError, InputErrorKind, Limits, ReadOptions, hash_file, read_path, read_path_in_batches,
 };
+pub use reader::{BATCH, FormatRead, Place, ReadError, StatementReader};
 
 /// Which way the money moved on our account.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

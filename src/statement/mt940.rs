@@ -7,32 +7,56 @@ use std::sync::{Arc, LazyLock};
 use chrono::{Datelike, NaiveDate};
 use regex::Regex;
 
+use super::reader::{Batches, FormatRead, ReadError, StatementReader};
 use super::{
     Balance, BankRefs, Counterparty, Direction, Limits, Position, Remittance, StatementInfo,
     Transaction, TxIdentity,
 };
 use crate::money::Currency;
 
-/// A problem in an MT940 file, with its line.
-#[derive(Debug)]
-pub struct MtError {
-    pub line: u64,
-    pub message: String,
-}
+/// The MT940 reader; bytes that are not UTF-8 are read as Windows-1252 (Latin-1).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mt940Reader;
 
-/// Transactions and statements of one MT940 file.
-pub struct MtRead {
-    pub statements: Vec<StatementInfo>,
-    pub transactions: Vec<Transaction>,
-}
-
-/// Whether a file's head looks like MT940 (a SWIFT block header or a `:20:` field first).
-pub fn looks_like(head: &[u8]) -> bool {
-    let head = head
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .unwrap_or(head)
-        .trim_ascii_start();
-    head.starts_with(b"{1:") || head.starts_with(b":20:") || head.starts_with(b":940:")
+impl StatementReader for Mt940Reader {
+    fn read<R: BufRead>(
+        &self,
+        mut input: R,
+        limits: &Limits,
+        sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
+    ) -> Result<FormatRead, ReadError> {
+        let mut file = MtFile {
+            batches: Batches::new(sink, limits),
+            statements: Vec::new(),
+            ctx: Context::default(),
+            pending: None,
+            open_tx: None,
+        };
+        let mut bytes = Vec::new();
+        let mut number = 0u64;
+        loop {
+            bytes.clear();
+            let n = input
+                .read_until(b'\n', &mut bytes)
+                .map_err(|e| ReadError::on_line(number + 1, format!("cannot read: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if bytes.len() > limits.max_text_bytes {
+                return Err(ReadError::on_line(
+                    number,
+                    format!(
+                        "the line is longer than the limit of {} bytes",
+                        limits.max_text_bytes
+                    ),
+                ));
+            }
+            file.line(&decode_line(&bytes), number)?;
+            file.batches.hand_over_full()?;
+        }
+        file.finish(number)
+    }
 }
 
 static STATEMENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
@@ -58,37 +82,19 @@ struct Context {
     currency: Option<Currency>,
 }
 
-/// Reads a whole MT940 file; bytes that are not UTF-8 are read as Windows-1252 (Latin-1).
-pub fn read(mut input: impl BufRead, limits: &Limits) -> Result<MtRead, MtError> {
-    let mut out = MtRead {
-        statements: Vec::new(),
-        transactions: Vec::new(),
-    };
-    let mut ctx = Context::default();
-    let mut pending: Option<Field> = None;
-    let mut open_tx: Option<Transaction> = None;
-    let mut bytes = Vec::new();
-    let mut number = 0u64;
-    loop {
-        bytes.clear();
-        let n = input.read_until(b'\n', &mut bytes).map_err(|e| MtError {
-            line: number + 1,
-            message: format!("cannot read: {e}"),
-        })?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        if bytes.len() > limits.max_text_bytes {
-            return Err(MtError {
-                line: number,
-                message: format!(
-                    "the line is longer than the limit of {} bytes",
-                    limits.max_text_bytes
-                ),
-            });
-        }
-        let text = decode_line(&bytes);
+/// One MT940 file as it is read: its statements, the field being read and the transaction it
+/// belongs to (`:86:` follows its `:61:`).
+struct MtFile<'s> {
+    batches: Batches<'s>,
+    statements: Vec<StatementInfo>,
+    ctx: Context,
+    pending: Option<Field>,
+    open_tx: Option<Transaction>,
+}
+
+impl MtFile<'_> {
+    /// Takes one line, numbered `number`: a new field, the end of a message, or a continuation.
+    fn line(&mut self, text: &str, number: u64) -> Result<(), ReadError> {
         let text = text.trim_end_matches(['\r', '\n']);
         let text = if number == 1 {
             text.trim_start_matches('\u{feff}')
@@ -98,54 +104,64 @@ pub fn read(mut input: impl BufRead, limits: &Limits) -> Result<MtRead, MtError>
         // SWIFT envelopes put the first field after "{4:" on the same line or the next.
         let text = text.rsplit_once("{4:").map_or(text, |(_, rest)| rest);
         if let Some(caps) = FIELD.captures(text) {
-            if let Some(field) = pending.take() {
-                apply(field, &mut ctx, &mut out, &mut open_tx, limits)?;
-            }
-            pending = Some(Field {
+            self.apply_pending()?;
+            self.pending = Some(Field {
                 tag: caps[1].to_string(),
                 lines: vec![caps[2].to_string()],
                 line: number,
             });
         } else if text.trim() == "-" || text.trim() == "-}" || text.starts_with("-}") {
-            if let Some(field) = pending.take() {
-                apply(field, &mut ctx, &mut out, &mut open_tx, limits)?;
-            }
-            flush(&mut open_tx, &mut out);
-        } else if let Some(field) = pending.as_mut() {
+            self.apply_pending()?;
+            self.flush();
+        } else if let Some(field) = self.pending.as_mut() {
             field.lines.push(text.to_string());
         } else if !text.trim().is_empty() && !text.starts_with('{') {
-            return Err(MtError {
-                line: number,
-                message: format!(
+            return Err(ReadError::on_line(
+                number,
+                format!(
                     "expected a field such as :20: or :61:, found {:?}",
                     crate::text::clip(text, 30)
                 ),
-            });
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends the file, whose last line is `number`.
+    fn finish(mut self, number: u64) -> Result<FormatRead, ReadError> {
+        self.apply_pending()?;
+        self.flush();
+        if self.statements.is_empty() {
+            return Err(ReadError::on_line(
+                number,
+                "no :20: field found; this is not an MT940 statement",
+            ));
+        }
+        self.batches.finish()?;
+        Ok(FormatRead {
+            format: "mt940".to_string(),
+            statements: self.statements,
+            bad_rows: Vec::new(),
+        })
+    }
+
+    fn apply_pending(&mut self) -> Result<(), ReadError> {
+        match self.pending.take() {
+            Some(field) => {
+                let line = field.line;
+                self.apply(field)
+                    .map_err(|message| ReadError::on_line(line, message))
+            }
+            None => Ok(()),
         }
     }
-    if let Some(field) = pending.take() {
-        apply(field, &mut ctx, &mut out, &mut open_tx, limits)?;
-    }
-    flush(&mut open_tx, &mut out);
-    if out.statements.is_empty() {
-        return Err(MtError {
-            line: number,
-            message: "no :20: field found; this is not an MT940 statement".to_string(),
-        });
-    }
-    Ok(out)
-}
 
-fn decode_line(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_string(),
-        Err(_) => encoding_rs::WINDOWS_1252.decode(bytes).0.into_owned(),
-    }
-}
-
-fn flush(open_tx: &mut Option<Transaction>, out: &mut MtRead) {
-    if let Some(tx) = open_tx.take() {
-        if let Some(statement) = out.statements.last_mut() {
+    /// Hands the open transaction on, counted in its statement's totals.
+    fn flush(&mut self) {
+        let Some(tx) = self.open_tx.take() else {
+            return;
+        };
+        if let Some(statement) = self.statements.last_mut() {
             let totals = &mut statement.totals;
             totals.entries += 1;
             totals.entries_sum += tx.amount;
@@ -160,7 +176,75 @@ fn flush(open_tx: &mut Option<Transaction>, out: &mut MtRead) {
                 }
             }
         }
-        out.transactions.push(tx);
+        self.batches.push(tx);
+    }
+
+    /// Acts on one whole field; the error is the field's, for its line.
+    fn apply(&mut self, field: Field) -> Result<(), String> {
+        let first = field.lines[0].trim();
+        match field.tag.as_str() {
+            "20" => {
+                self.flush();
+                self.ctx = Context {
+                    reference: Some(first.to_string()),
+                    ..Context::default()
+                };
+                self.statements.push(StatementInfo {
+                    id: Some(first.to_string()),
+                    ..StatementInfo::default()
+                });
+            }
+            "25" => {
+                self.ctx.account = Some(first.to_string());
+                if let Some(s) = self.statements.last_mut() {
+                    s.account = Some(first.to_string());
+                }
+            }
+            "28C" | "28" => {
+                self.ctx.number = Some(first.to_string());
+                let reference = self.ctx.reference.as_deref().unwrap_or("");
+                if let Some(s) = self.statements.last_mut() {
+                    s.electronic_sequence = Some(first.to_string());
+                    s.id = Some(format!("{reference}/{first}"));
+                }
+            }
+            "60F" | "60M" => {
+                let balance = balance(first)?;
+                self.ctx.currency = Some(balance.currency);
+                if let Some(s) = self.statements.last_mut() {
+                    s.opening = Some(balance);
+                }
+            }
+            "62F" | "62M" => {
+                self.flush();
+                let balance = balance(first)?;
+                if let Some(s) = self.statements.last_mut() {
+                    s.closing = Some(balance);
+                }
+            }
+            "61" => {
+                self.flush();
+                let ordinal = self.batches.read() as u32 + 1;
+                self.open_tx = Some(statement_line(&field, &self.ctx, ordinal)?);
+                // Refused here, at its own line, rather than when the next field hands it on.
+                self.batches.within_limit(1)?;
+            }
+            "86" => {
+                if let Some(tx) = self.open_tx.as_mut() {
+                    information(&field.lines, tx);
+                }
+            }
+            "64" | "65" => self.flush(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn decode_line(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode(bytes).0.into_owned(),
     }
 }
 
@@ -189,83 +273,6 @@ fn balance(text: &str) -> Result<Balance, String> {
         currency,
         date: Some(date),
     })
-}
-
-fn apply(
-    field: Field,
-    ctx: &mut Context,
-    out: &mut MtRead,
-    open_tx: &mut Option<Transaction>,
-    limits: &Limits,
-) -> Result<(), MtError> {
-    let fail = |message: String| MtError {
-        line: field.line,
-        message,
-    };
-    let first = field.lines[0].trim();
-    match field.tag.as_str() {
-        "20" => {
-            flush(open_tx, out);
-            *ctx = Context {
-                reference: Some(first.to_string()),
-                ..Context::default()
-            };
-            out.statements.push(StatementInfo {
-                id: Some(first.to_string()),
-                ..StatementInfo::default()
-            });
-        }
-        "25" => {
-            ctx.account = Some(first.to_string());
-            if let Some(s) = out.statements.last_mut() {
-                s.account = Some(first.to_string());
-            }
-        }
-        "28C" | "28" => {
-            ctx.number = Some(first.to_string());
-            if let Some(s) = out.statements.last_mut() {
-                s.electronic_sequence = Some(first.to_string());
-                s.id = Some(format!(
-                    "{}/{first}",
-                    ctx.reference.as_deref().unwrap_or("")
-                ));
-            }
-        }
-        "60F" | "60M" => {
-            let balance = balance(first).map_err(fail)?;
-            ctx.currency = Some(balance.currency);
-            if let Some(s) = out.statements.last_mut() {
-                s.opening = Some(balance);
-            }
-        }
-        "62F" | "62M" => {
-            flush(open_tx, out);
-            let balance = balance(first).map_err(fail)?;
-            if let Some(s) = out.statements.last_mut() {
-                s.closing = Some(balance);
-            }
-        }
-        "61" => {
-            flush(open_tx, out);
-            let tx =
-                statement_line(&field, ctx, out.transactions.len() as u32 + 1).map_err(fail)?;
-            *open_tx = Some(tx);
-            if out.transactions.len() >= limits.max_transactions {
-                return Err(fail(format!(
-                    "the file holds more than the limit of {} transactions",
-                    limits.max_transactions
-                )));
-            }
-        }
-        "86" => {
-            if let Some(tx) = open_tx.as_mut() {
-                information(&field.lines, tx);
-            }
-        }
-        "64" | "65" => flush(open_tx, out),
-        _ => {}
-    }
-    Ok(())
 }
 
 fn statement_line(field: &Field, ctx: &Context, ordinal: u32) -> Result<Transaction, String> {
@@ -454,6 +461,10 @@ fn swift_codes(joined: &str, tx: &mut Transaction) {
 mod tests {
     use super::*;
 
+    fn read(text: &[u8]) -> Result<(FormatRead, Vec<Transaction>), ReadError> {
+        Mt940Reader.read_all(text, &Limits::default())
+    }
+
     const SAMPLE: &str = ":20:STARTUMSE
 :25:10020030/1234567
 :28C:00001/001
@@ -471,13 +482,13 @@ mod tests {
 
     #[test]
     fn reads_statement_lines_and_german_purpose_subfields() {
-        let read = read(SAMPLE.as_bytes(), &Limits::default()).unwrap();
+        let (read, txs) = read(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(read.format, "mt940");
         assert_eq!(read.statements.len(), 1);
         assert_eq!(
             read.statements[0].id.as_deref(),
             Some("STARTUMSE/00001/001")
         );
-        let txs = &read.transactions;
         assert_eq!(txs.len(), 3);
         let credit = &txs[0];
         assert_eq!(credit.direction, Direction::Credit);
@@ -510,21 +521,29 @@ mod tests {
     #[test]
     fn bad_lines_are_refused_with_their_line() {
         let broken = SAMPLE.replace("2611201120DR12,50", "2611201120XR12,50");
-        let err = read(broken.as_bytes(), &Limits::default()).err().unwrap();
-        assert_eq!(err.line, 9);
+        let err = read(broken.as_bytes()).unwrap_err().to_string();
         assert!(
-            err.message.contains("not a :61: statement line"),
-            "{}",
-            err.message
+            err.starts_with("line 9: ") && err.contains("not a :61: statement line"),
+            "{err}"
         );
         let no_balance = SAMPLE.replace(":60F:C261120EUR1000,00\n", "");
-        let err = read(no_balance.as_bytes(), &Limits::default())
-            .err()
-            .unwrap();
-        assert!(
-            err.message.contains("currency is unknown"),
-            "{}",
-            err.message
+        let err = read(no_balance.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("currency is unknown"), "{err}");
+    }
+
+    #[test]
+    fn the_transaction_past_the_limit_is_refused_at_its_own_line() {
+        let limits = Limits {
+            max_transactions: 2,
+            ..Limits::default()
+        };
+        let err = Mt940Reader
+            .read_all(SAMPLE.as_bytes(), &limits)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "line 11: the file holds more than the limit of 2 transactions"
         );
     }
 
@@ -532,8 +551,8 @@ mod tests {
     fn a_multibyte_character_after_a_subfield_marker_is_text_not_a_panic() {
         // Found by fuzzing: the sub-field code was cut at byte 2, inside 'þ'.
         let text = SAMPLE.replace("?2245647025D5FDE6", "?2\u{fe}\u{ff}245647025D5FDE6");
-        let read = read(text.as_bytes(), &Limits::default()).unwrap();
-        assert_eq!(read.transactions.len(), 3);
+        let (_, txs) = read(text.as_bytes()).unwrap();
+        assert_eq!(txs.len(), 3);
     }
 
     #[test]
