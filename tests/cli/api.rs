@@ -1,7 +1,7 @@
 //! The top-up HTTP API over real HTTP: the real `recon serve` binary on 127.0.0.1 with a real
 //! SQLite file, and the command line on the same database.
 
-mod common;
+use crate::env as common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! the run is finished and the database must equal that of an uninterrupted run.
 //!
 //! Quick by default (8 kills); the long version:
-//! `RECON_CRASH_ITERATIONS=200 cargo test --release --test crash -- --nocapture`
+//! `RECON_CRASH_ITERATIONS=200 cargo test --release --test cli crash:: -- --nocapture`
 //! (`RECON_CRASH_SEED=N` repeats a sequence of kill times).
 
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! read whole with its built-in profile (counts checked with Python's csv module, not recon);
 //! the MIT-licensed ones in `fixtures/csv/` are checked field by field.
 
-mod common;
+use crate::env as common;
 
 use std::path::Path;
 

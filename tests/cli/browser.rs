@@ -1,7 +1,7 @@
 //! The report page in a real headless Chromium: it renders, its script runs, and it shows the
 //! run's totals. Skipped, with a message, where Chromium is not installed (`.ci/run` installs
-//! it). `RECON_SCREENSHOT=docs/report.png cargo test --release --test browser` refreshes the
-//! picture in the README.
+//! it). `RECON_SCREENSHOT=docs/report.png cargo test --release --test cli browser::` refreshes
+//! the picture in the README.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The outbox and webhook delivery: the real binary, the real SQLite file, and a real HTTP
 //! receiver on 127.0.0.1 that fails, times out and succeeds on purpose.
 
-mod common;
+use crate::env as common;
 
 use common::assert_ok;
 

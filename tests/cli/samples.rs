@@ -2,7 +2,7 @@
 //! transactions an independent count gives (per entry: its `TxDtls`, at least one).
 //! The expected counts were computed with Python's ElementTree, not with recon.
 
-mod common;
+use crate::env as common;
 
 use recon::statement::{ReadOptions, read_path};
 

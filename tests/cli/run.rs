@@ -1,7 +1,7 @@
 //! End-to-end tests: the real `recon` binary on real files in a temporary directory, with the
 //! real SQLite database. Each test is named after the behaviour a user relies on.
 
-mod common;
+use crate::env as common;
 
 use common::assert_ok;
 
