@@ -1,12 +1,15 @@
-//! Every camt sample in `../shared/samples/camt053/` is read whole, with the number of
-//! transactions an independent count gives (per entry: its `TxDtls`, at least one).
-//! The expected counts were computed with Python's ElementTree, not with recon.
+//! The shared samples in `../shared/samples/` (SKIPPED, with a message, where that folder is not
+//! beside the checkout). Every camt sample in `camt053/` is read whole, with the number of
+//! transactions an independent count gives (per entry: its `TxDtls`, at least one), computed with
+//! Python's ElementTree, not with recon. Every bank CSV export in `csv/` is recognised by its
+//! header and read whole with its built-in profile (counts checked with Python's csv module).
 
-use crate::env as common;
+use recon::statement::{Direction, ReadOptions, read_path};
 
-use recon::statement::{ReadOptions, read_path};
+use crate::env::{read_statement, shared_samples};
 
-const EXPECTED: &[(&str, usize)] = &[
+/// Transactions per camt sample.
+const CAMT_EXPECTED: &[(&str, usize)] = &[
     (
         "MeinGrundeinkommen__konfipay__failed_debit_with_charges_08.xml",
         1,
@@ -87,13 +90,79 @@ const EXPECTED: &[(&str, usize)] = &[
     ),
 ];
 
+/// Profile and transactions per CSV export.
+const CSV_EXPECTED: &[(&str, &str, usize)] = &[
+    (
+        "bank2ynab__bank2ynab__2019-03-02_11-50-46_bunq-statement.csv",
+        "bunq",
+        7,
+    ),
+    (
+        "bank2ynab__bank2ynab__kbc_export_BE11123456789012_20180304_1422.csv",
+        "kbc",
+        1,
+    ),
+    ("bank2ynab__bank2ynab__n26_20171001-20171106.csv", "n26", 1),
+    (
+        "bank2ynab__bank2ynab__rabobank_CSV_A_20180414_112204.csv",
+        "rabobank",
+        3,
+    ),
+    (
+        "bank2ynab__bank2ynab__sparkasse_20180226-1000594757-umsatz.csv",
+        "sparkasse-mt940",
+        1,
+    ),
+    (
+        "bank2ynab__bank2ynab__test_BOI_TransactionExport.csv",
+        "bank-of-ireland",
+        27,
+    ),
+    (
+        "kedder__ofxstatement-transferwise__wise_sample-statement.csv",
+        "wise",
+        5,
+    ),
+    (
+        "mlaitinen__ofxstatement-revolut__revolut_2022-january.csv",
+        "revolut",
+        9,
+    ),
+    (
+        "nicolettas-muggelbude__RechnungsPilot__commerzbank.csv",
+        "commerzbank",
+        7,
+    ),
+    ("nicolettas-muggelbude__RechnungsPilot__dkb.csv", "dkb", 8),
+    (
+        "nicolettas-muggelbude__RechnungsPilot__ing.csv",
+        "ing-de",
+        20,
+    ),
+    (
+        "nicolettas-muggelbude__RechnungsPilot__sparkasse-lzo-camt-v2.csv",
+        "sparkasse-camt",
+        10,
+    ),
+    (
+        "nicolettas-muggelbude__RechnungsPilot__sparkasse-lzo-mt940.csv",
+        "sparkasse-mt940",
+        10,
+    ),
+    (
+        "nicolettas-muggelbude__RechnungsPilot__vr-teilhaberbank.csv",
+        "volksbank",
+        5,
+    ),
+];
+
 #[test]
 fn every_shared_camt_sample_reads_whole_with_the_expected_transaction_count() {
-    let Some(dir) = common::shared_samples("camt053") else {
+    let Some(dir) = shared_samples("camt053") else {
         return;
     };
     let mut failures = Vec::new();
-    for (name, expected) in EXPECTED {
+    for (name, expected) in CAMT_EXPECTED {
         match read_path(&dir.join(name), &ReadOptions::default()) {
             Ok(file) if file.transactions.len() == *expected => {}
             Ok(file) => failures.push(format!(
@@ -108,16 +177,80 @@ fn every_shared_camt_sample_reads_whole_with_the_expected_transaction_count() {
 
 #[test]
 fn no_shared_camt_sample_is_left_out_of_the_table() {
-    let Some(dir) = common::shared_samples("camt053") else {
+    let Some(dir) = shared_samples("camt053") else {
         return;
     };
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".xml") {
             assert!(
-                EXPECTED.iter().any(|(n, _)| *n == name),
+                CAMT_EXPECTED.iter().any(|(n, _)| *n == name),
                 "{name} is not in the table of expected counts"
             );
         }
     }
+}
+
+#[test]
+fn every_shared_csv_sample_is_recognised_and_read_whole() {
+    let Some(dir) = shared_samples("csv") else {
+        return;
+    };
+    let mut failures = Vec::new();
+    for (name, profile, count) in CSV_EXPECTED {
+        match read_path(&dir.join(name), &ReadOptions::default()) {
+            Ok(file)
+                if file.format == format!("csv ({profile})")
+                    && file.transactions.len() == *count => {}
+            Ok(file) => failures.push(format!(
+                "{name}: {} with {} transactions, expected csv ({profile}) with {count}",
+                file.format,
+                file.transactions.len()
+            )),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".csv") && !CSV_EXPECTED.iter().any(|(n, _, _)| *n == name) {
+            failures.push(format!("{name} is not in the table"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn german_exports_read_preambles_pending_rows_and_payer_columns() {
+    let Some(dir) = shared_samples("csv") else {
+        return;
+    };
+    let dkb = read_statement(dir.join("nicolettas-muggelbude__RechnungsPilot__dkb.csv"));
+    let first = &dkb.transactions[0];
+    assert_eq!(first.amount.to_string(), "200");
+    assert_eq!(first.direction, Direction::Credit);
+    assert_eq!(first.booking_date.unwrap().to_string(), "2025-12-08");
+    assert_eq!(
+        first.counterparty.name.as_deref(),
+        Some("Max Mustermann"),
+        "payer of a credit"
+    );
+    let spk = read_statement(
+        dir.join("nicolettas-muggelbude__RechnungsPilot__sparkasse-lzo-camt-v2.csv"),
+    );
+    assert!(
+        spk.transactions.iter().any(|t| !t.booked),
+        "Umsatz vorgemerkt rows are pending"
+    );
+    assert!(spk.transactions.iter().any(|t| t.booked));
+    let ing = read_statement(dir.join("nicolettas-muggelbude__RechnungsPilot__ing.csv"));
+    let pension = ing
+        .transactions
+        .iter()
+        .find(|t| t.remittance.display().contains("RV-RENTE"))
+        .unwrap();
+    assert_eq!(
+        pension.amount.to_string(),
+        "2647.74",
+        "a row without its Buchungstext field is realigned"
+    );
 }
