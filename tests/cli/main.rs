@@ -19,6 +19,7 @@ mod suggest;
 mod crash;
 mod database;
 mod determinism;
+mod nights;
 mod report;
 
 // Top-ups, settings, events and the HTTP API.
