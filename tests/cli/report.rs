@@ -74,8 +74,7 @@ fn amount_mismatch_reports_expected_amount_and_difference() {
 fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
     use calamine::{Data, Reader, Xlsx, open_workbook};
     let env = Env::new();
-    let dir = env.path("demo").display().to_string();
-    assert_ok(&env.recon(&["demo", "--dir", &dir]));
+    assert_ok(&env.run_demo());
     let mut book: Xlsx<_> = open_workbook(env.path("demo/report/report.xlsx")).unwrap();
     assert_eq!(
         book.sheet_names(),

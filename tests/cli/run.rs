@@ -13,8 +13,7 @@ use serde_json::Value;
 #[test]
 fn demo_runs_from_any_directory_and_reports_every_outcome() {
     let env = Env::new();
-    let dir = env.path("demo").display().to_string();
-    let out = env.recon(&["demo", "--dir", &dir]);
+    let out = env.run_demo();
     assert_ok(&out);
     assert!(stdout(&out).contains("report.html"), "{}", stdout(&out));
     let summary = env.summary("demo/report");
