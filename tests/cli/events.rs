@@ -1,99 +1,63 @@
 //! The outbox and webhook delivery: the real binary, the real SQLite file, and a real HTTP
 //! receiver on 127.0.0.1 that fails, times out and succeeds on purpose.
 
-mod common;
-
-use common::assert_ok;
-
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use hmac::{Hmac, KeyInit, Mac};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::Sha256;
 
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
+use crate::env::{Env, assert_code, assert_ok, assert_topup_fields, demo, stderr, stdout};
+
 const SECRET: &str = "whsec-test-0123456789";
 
-struct Env {
-    dir: tempfile::TempDir,
+/// A database with the demo top-ups, after the first demo night (its report in `report`), and
+/// the webhook secret in `secret`.
+fn after_demo_night() -> Env {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("report", &[&demo("2026-11-20.camt053.xml")]));
+    env.write("secret", format!("{SECRET}\n"));
+    env
 }
 
-impl Env {
-    /// A database with the demo top-ups, after the first demo night.
-    fn after_demo_night() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let topups = format!("{DEMO}/topups.csv");
-        assert_ok(&env.recon(&["topups", "import", "--db", &env.db(), &topups]));
-        let statement = format!("{DEMO}/2026-11-20.camt053.xml");
-        let out = env.path("report").display().to_string();
-        assert_ok(&env.recon(&["run", "--db", &env.db(), "--out", &out, &statement]));
-        fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
-        env
-    }
+/// `recon webhooks deliver` to `url` with the secret, quick back-off, and `extra` flags.
+fn deliver(env: &Env, url: &str, extra: &[&str]) -> Output {
+    let secret = env.path("secret").display().to_string();
+    let db = env.db();
+    let mut args = vec![
+        "webhooks",
+        "deliver",
+        "--db",
+        &db,
+        "--url",
+        url,
+        "--secret-file",
+        &secret,
+        "--backoff-ms",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    env.recon(&args)
+}
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db(&self) -> String {
-        self.path("recon.sqlite").display().to_string()
-    }
-
-    fn recon(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_recon"))
-            .current_dir(self.dir.path())
-            .env_remove("RECON_DB")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn deliver(&self, url: &str, extra: &[&str]) -> Output {
-        let secret = self.path("secret").display().to_string();
-        let db = self.db();
-        let mut args = vec![
-            "webhooks",
-            "deliver",
-            "--db",
-            &db,
-            "--url",
-            url,
-            "--secret-file",
-            &secret,
-            "--backoff-ms",
-            "10",
-        ];
-        args.extend_from_slice(extra);
-        self.recon(&args)
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.db()).unwrap()
-    }
-
-    /// (event id, type, payload, status, attempts) in delivery order.
-    fn events(&self) -> Vec<(String, String, String, String, i64)> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT id, type, payload, status, attempts FROM events ORDER BY seq")
-            .unwrap();
-        stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-    }
+/// (event id, type, payload, status, attempts) in delivery order.
+fn outbox(env: &Env) -> Vec<(String, String, String, String, i64)> {
+    let conn = env.conn();
+    let mut stmt = conn
+        .prepare("SELECT id, type, payload, status, attempts FROM events ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
 }
 
 fn count_type(events: &[(String, String, String, String, i64)], kind: &str) -> usize {
@@ -102,15 +66,13 @@ fn count_type(events: &[(String, String, String, String, i64)], kind: &str) -> u
 
 #[test]
 fn a_run_writes_one_settled_event_per_settlement_with_the_topup_payload_and_the_new_balances() {
-    let env = Env::after_demo_night();
-    let events = env.events();
-    let summary: Value =
-        serde_json::from_str(&fs::read_to_string(env.path("report/summary.json")).unwrap())
-            .unwrap();
+    let env = after_demo_night();
+    let events = outbox(&env);
+    let summary = env.summary("report");
     let matched = summary["outcomes"]["MATCHED"]["count"].as_u64().unwrap() as usize;
     assert!(matched > 0);
     // The demo imports one top-up that was already SETTLED: that is a settlement too.
-    let imported_settled = fs::read_to_string(format!("{DEMO}/topups.csv"))
+    let imported_settled = fs::read_to_string(demo("topups.csv"))
         .unwrap()
         .matches(",SETTLED,")
         .count();
@@ -139,7 +101,7 @@ fn a_run_writes_one_settled_event_per_settlement_with_the_topup_payload_and_the_
         let now = all.iter().find(|t| t["id"] == id).unwrap();
         assert_eq!(&event, now);
         assert_eq!(event["status"], "SETTLED");
-        common::assert_topup_fields(&event);
+        assert_topup_fields(&event);
     }
 
     // The last balance event of each group and currency is the sum of its settled top-ups.
@@ -189,10 +151,10 @@ fn a_run_writes_one_settled_event_per_settlement_with_the_topup_payload_and_the_
 
 #[test]
 fn a_run_that_fails_writes_no_event_and_settles_nothing() {
-    let env = Env::after_demo_night();
-    let before = env.events().len();
+    let env = after_demo_night();
+    let before = outbox(&env).len();
     // Make the database refuse the next night's settlement, after the run has recorded rows.
-    let settled_events = count_type(&env.events(), "topup.settled");
+    let settled_events = count_type(&outbox(&env), "topup.settled");
     env.conn()
         .execute_batch(&format!(
             "CREATE TRIGGER fail_settlement BEFORE INSERT ON events
@@ -202,37 +164,17 @@ fn a_run_that_fails_writes_no_event_and_settles_nothing() {
             settled_events
         ))
         .unwrap();
-    let settled_before: i64 = env
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM topups WHERE status = 'SETTLED'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let statement = format!("{DEMO}/2026-11-21.camt053.xml");
-    let out_dir = env.path("night2").display().to_string();
-    let out = env.recon(&["run", "--db", &env.db(), "--out", &out_dir, &statement]);
+    let settled_before = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
+    let statement = demo("2026-11-21.camt053.xml");
+    let out = env.run("night2", &[&statement]);
+    assert_code(&out, 70);
+    assert!(stderr(&out).contains("disk says no"));
     assert_eq!(
-        out.status.code(),
-        Some(70),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("disk says no"));
-    assert_eq!(
-        env.events().len(),
+        outbox(&env).len(),
         before,
         "no event of the failed run survives"
     );
-    let settled_after: i64 = env
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM topups WHERE status = 'SETTLED'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let settled_after = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
     assert_eq!(settled_after, settled_before);
     assert!(!env.path("night2").exists());
 
@@ -240,9 +182,9 @@ fn a_run_that_fails_writes_no_event_and_settles_nothing() {
     env.conn()
         .execute_batch("DROP TRIGGER fail_settlement")
         .unwrap();
-    let out = env.recon(&["run", "--db", &env.db(), "--out", &out_dir, &statement]);
+    let out = env.run("night2", &[&statement]);
     assert_ok(&out);
-    assert!(env.events().len() > before);
+    assert!(outbox(&env).len() > before);
 }
 
 /// What the receiver does with the n-th request it gets.
@@ -321,15 +263,15 @@ fn verify(received: &Received) -> bool {
 
 #[test]
 fn deliver_retries_errors_and_timeouts_then_posts_every_event_in_order_signed() {
-    let env = Env::after_demo_night();
+    let env = after_demo_night();
     let receiver = Receiver::start(vec![
         Reply::Status(500),
         Reply::Sleep(Duration::from_secs(3)),
         Reply::Status(503),
     ]);
-    let out = env.deliver(&receiver.url, &["--timeout", "1"]);
+    let out = deliver(&env, &receiver.url, &["--timeout", "1"]);
     assert_ok(&out);
-    let events = env.events();
+    let events = outbox(&env);
     assert!(events.iter().all(|e| e.3 == "DELIVERED"), "{events:?}");
     // The first event took four attempts: 500, timeout, 503, then accepted.
     assert_eq!(events[0].4, 4);
@@ -367,23 +309,18 @@ fn deliver_retries_errors_and_timeouts_then_posts_every_event_in_order_signed() 
 
     // Nothing is pending any more: a second delivery posts nothing.
     let before = receiver.seen.lock().unwrap().len();
-    assert_ok(&env.deliver(&receiver.url, &[]));
+    assert_ok(&deliver(&env, &receiver.url, &[]));
     assert_eq!(receiver.seen.lock().unwrap().len(), before);
 }
 
 #[test]
 fn an_unreachable_receiver_marks_the_event_failed_keeps_the_rest_and_retry_sends_them() {
-    let env = Env::after_demo_night();
+    let env = after_demo_night();
     let receiver = Receiver::start(vec![Reply::Status(502); 3]);
-    let out = env.deliver(&receiver.url, &["--max-attempts", "3"]);
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 502"));
-    let events = env.events();
+    let out = deliver(&env, &receiver.url, &["--max-attempts", "3"]);
+    assert_code(&out, 75);
+    assert!(stderr(&out).contains("HTTP 502"));
+    let events = outbox(&env);
     assert_eq!((events[0].3.as_str(), events[0].4), ("FAILED", 3));
     assert!(events[1..].iter().all(|e| e.3 == "PENDING"));
 
@@ -398,7 +335,7 @@ fn an_unreachable_receiver_marks_the_event_failed_keeps_the_rest_and_retry_sends
         "jsonl",
     ]);
     assert_ok(&listed);
-    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+    let lines: Vec<Value> = stdout(&listed)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -408,22 +345,22 @@ fn an_unreachable_receiver_marks_the_event_failed_keeps_the_rest_and_retry_sends
 
     // The receiver is back: the pending events go, then `retry` queues the failed one again.
     receiver.set_script(vec![]);
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert_eq!(env.events()[0].3, "FAILED");
-    assert!(env.events()[1..].iter().all(|e| e.3 == "DELIVERED"));
+    assert_ok(&deliver(&env, &receiver.url, &[]));
+    assert_eq!(outbox(&env)[0].3, "FAILED");
+    assert!(outbox(&env)[1..].iter().all(|e| e.3 == "DELIVERED"));
     let retried = env.recon(&["webhooks", "retry", "--db", &env.db()]);
     assert_ok(&retried);
-    assert!(String::from_utf8_lossy(&retried.stdout).contains("queued 1 failed event"));
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
+    assert!(stdout(&retried).contains("queued 1 failed event"));
+    assert_ok(&deliver(&env, &receiver.url, &[]));
+    assert!(outbox(&env).iter().all(|e| e.3 == "DELIVERED"));
 }
 
 #[test]
 fn a_receiver_that_refuses_an_event_fails_only_that_event_at_once() {
-    let env = Env::after_demo_night();
+    let env = after_demo_night();
     let receiver = Receiver::start(vec![Reply::Status(200), Reply::Status(400)]);
-    assert_ok(&env.deliver(&receiver.url, &["--max-attempts", "5"]));
-    let events = env.events();
+    assert_ok(&deliver(&env, &receiver.url, &["--max-attempts", "5"]));
+    let events = outbox(&env);
     assert_eq!((events[1].3.as_str(), events[1].4), ("FAILED", 1));
     assert_eq!(
         events.iter().filter(|e| e.3 == "DELIVERED").count(),
@@ -431,41 +368,40 @@ fn a_receiver_that_refuses_an_event_fails_only_that_event_at_once() {
     );
     // Retrying one event by id; an id that is not a failed event is refused clearly.
     let out = env.recon(&["webhooks", "retry", "--db", &env.db(), &events[0].0]);
-    assert_eq!(out.status.code(), Some(65));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is DELIVERED, not FAILED"));
+    assert_code(&out, 65);
+    assert!(stderr(&out).contains("is DELIVERED, not FAILED"));
     assert_ok(&env.recon(&["webhooks", "retry", "--db", &env.db(), &events[1].0]));
-    assert_eq!(env.events()[1].3, "PENDING");
+    assert_eq!(outbox(&env)[1].3, "PENDING");
 }
 
 #[test]
 fn deliver_refuses_a_bad_url_or_an_empty_secret_before_touching_anything() {
-    let env = Env::after_demo_night();
-    let out = env.deliver("ftp://example.org/hooks", &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must start with http://"));
-    fs::write(env.path("secret"), "  \n").unwrap();
-    let out = env.deliver("http://127.0.0.1:9/hooks", &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
-    assert!(env.events().iter().all(|e| e.3 == "PENDING" && e.4 == 0));
+    let env = after_demo_night();
+    let out = deliver(&env, "ftp://example.org/hooks", &[]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("must start with http://"));
+    env.write("secret", "  \n");
+    let out = deliver(&env, "http://127.0.0.1:9/hooks", &[]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("is empty"));
+    assert!(outbox(&env).iter().all(|e| e.3 == "PENDING" && e.4 == 0));
 }
 
 #[test]
 fn the_receiver_and_secret_can_come_from_recon_toml() {
-    let env = Env::after_demo_night();
+    let env = after_demo_night();
     let receiver = Receiver::start(vec![]);
     // Next to the database, with the secret file's path relative to the configuration.
-    fs::write(
-        env.path("recon.toml"),
+    env.write(
+        "recon.toml",
         format!(
             "[webhooks]\nurl = \"{}\"\nsecret_file = \"secret\"\n",
             receiver.url
         ),
-    )
-    .unwrap();
+    );
     let shown = env.recon(&["config", "show", "--db", &env.db()]);
     assert_ok(&shown);
-    let text = String::from_utf8_lossy(&shown.stdout);
+    let text = stdout(&shown);
     assert!(text.contains("webhooks.url"), "{text}");
     assert!(text.contains("webhooks.secret_file"), "{text}");
     let out = env.recon(&[
@@ -477,32 +413,29 @@ fn the_receiver_and_secret_can_come_from_recon_toml() {
         "10",
     ]);
     assert_ok(&out);
-    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
+    assert!(outbox(&env).iter().all(|e| e.3 == "DELIVERED"));
     assert!(receiver.seen.lock().unwrap().iter().all(verify));
 
     // Without any of the three ways to name a receiver, the error says what to give.
     fs::remove_file(env.path("recon.toml")).unwrap();
     let out = env.recon(&["webhooks", "deliver", "--db", &env.db()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--url URL"));
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--url URL"));
 }
 
 #[test]
 fn a_second_deliverer_at_the_same_time_is_refused_and_posts_nothing() {
-    let env = Env::after_demo_night();
+    let env = after_demo_night();
     let receiver = Receiver::start(vec![]);
     // Hold the deliverers' lock the way a running `recon webhooks deliver` does.
     let lock = fs::File::create(format!("{}.deliver-lock", env.db())).unwrap();
     lock.lock().unwrap();
-    let out = env.deliver(&receiver.url, &[]);
-    assert_eq!(out.status.code(), Some(75));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("another `recon webhooks deliver` is running")
-    );
+    let out = deliver(&env, &receiver.url, &[]);
+    assert_code(&out, 75);
+    assert!(stderr(&out).contains("another `recon webhooks deliver` is running"));
     assert!(receiver.seen.lock().unwrap().is_empty());
-    assert!(env.events().iter().all(|e| e.3 == "PENDING"));
+    assert!(outbox(&env).iter().all(|e| e.3 == "PENDING"));
     lock.unlock().unwrap();
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
+    assert_ok(&deliver(&env, &receiver.url, &[]));
+    assert!(outbox(&env).iter().all(|e| e.3 == "DELIVERED"));
 }

@@ -4,35 +4,20 @@
 //! the run is finished and the database must equal that of an uninterrupted run.
 //!
 //! Quick by default (8 kills); the long version:
-//! `RECON_CRASH_ITERATIONS=200 cargo test --release --test crash -- --nocapture`
+//! `RECON_CRASH_ITERATIONS=200 cargo test --release --test cli crash:: -- --nocapture`
 //! (`RECON_CRASH_SEED=N` repeats a sequence of kill times).
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
-fn recon(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_recon"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::env::{Env, assert_ok};
 
-fn import(db: &str, topups: &Path) {
-    let out = recon(&["topups", "import", "--db", db, topups.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Every top-up's id and status, as the state to compare.
-fn state(db: &str) -> Vec<String> {
-    let out = recon(&["topups", "list", "--db", db, "--format", "csv"]);
-    assert!(out.status.success());
+/// Every top-up's id and status in the database `db`, as the state to compare.
+fn state(env: &Env, db: &str) -> Vec<String> {
+    let out = env.recon(&["topups", "list", "--db", db, "--format", "csv"]);
+    assert_ok(&out);
     let mut lines: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -66,54 +51,37 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
         });
     eprintln!("crash test: {iterations} kills, RECON_CRASH_SEED={seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let night = dir.path().join("night");
-    let spec = recon::benchdata::Spec {
-        topups: 3600,
-        transactions: 3000,
-        seed: 7,
-        created_at: None,
-    };
-    recon::benchdata::generate(&spec, &night).unwrap();
-    let statement = night.join("statement.xml");
-    let topups = night.join("topups.csv");
+    let env = Env::new();
+    let night = env.bench_night("night", "3600", "3000", &["--seed", "7"]);
+    let statement = format!("{night}/statement.xml");
+    let topups = format!("{night}/topups.csv");
 
     // The uninterrupted run, and how long it takes.
-    let reference_db = dir.path().join("reference.sqlite").display().to_string();
-    import(&reference_db, &topups);
+    let reference_db = env.path("reference.sqlite").display().to_string();
+    env.import_into(&reference_db, &topups);
     let started = Instant::now();
-    let out_ref = dir.path().join("ref-report").display().to_string();
-    let out = recon(&[
-        "run",
-        "--db",
-        &reference_db,
-        "--out",
-        &out_ref,
-        statement.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out_ref = env.path("ref-report").display().to_string();
+    let out = env.recon(&["run", "--db", &reference_db, "--out", &out_ref, &statement]);
+    assert_ok(&out);
     let duration = started.elapsed();
-    let expected = state(&reference_db);
+    let expected = state(&env, &reference_db);
     let full = settled(&expected);
 
-    let db = dir.path().join("crash.sqlite").display().to_string();
-    import(&db, &topups);
-    let before = settled(&state(&db));
+    let db = env.db();
+    env.import_into(&db, &topups);
+    let before = settled(&state(&env, &db));
     let mut completed_early = 0;
     for i in 0..iterations {
-        let out_dir = dir.path().join(format!("killed-{i}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recon"))
+        let out_dir = env.path(&format!("killed-{i}"));
+        let mut child = env
+            .command()
             .args([
                 "run",
                 "--db",
                 &db,
                 "--out",
                 out_dir.to_str().unwrap(),
-                statement.to_str().unwrap(),
+                &statement,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -126,21 +94,19 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
         if status.success() {
             completed_early += 1;
         }
-        let check = recon(&["check", "--db", &db]);
+        let check = env.recon(&["check", "--db", &db]);
         assert!(
             check.status.success(),
             "after kill {i} at {wait:?}:\n{}",
             String::from_utf8_lossy(&check.stdout)
         );
-        let now = settled(&state(&db));
+        let now = settled(&state(&env, &db));
         assert!(
             now == before || now == full,
             "kill {i} at {wait:?}: {now} settled, expected {before} or {full}"
         );
         if out_dir.join("summary.json").exists() {
-            let summary: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap())
-                    .unwrap();
+            let summary = env.summary(&format!("killed-{i}"));
             assert_eq!(summary["counts"]["conservation_holds"], true);
         }
         for entry in std::fs::read_dir(&out_dir).into_iter().flatten() {
@@ -152,24 +118,11 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
         }
     }
     eprintln!("crash test: {completed_early} of {iterations} runs finished before their kill");
-    let out_final = dir.path().join("final").display().to_string();
-    let out = recon(&[
-        "run",
-        "--db",
-        &db,
-        "--out",
-        &out_final,
-        statement.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&env.run("final", &[&statement]));
     assert_eq!(
-        state(&db),
+        state(&env, &db),
         expected,
         "the finished run equals the uninterrupted one"
     );
-    assert!(recon(&["check", "--db", &db]).status.success());
+    assert!(env.recon(&["check", "--db", &db]).status.success());
 }

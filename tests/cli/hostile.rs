@@ -4,71 +4,24 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
+use crate::env::{Env, demo, stderr};
 
-struct Night {
-    dir: tempfile::TempDir,
-}
-
-impl Night {
-    fn new() -> Self {
-        let night = Night {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let out = night.recon(&[
-            "topups",
-            "import",
-            "--db",
-            &night.db(),
-            &format!("{DEMO}/topups.csv"),
-        ]);
-        assert!(out.status.success());
-        night
-    }
-
-    fn db(&self) -> String {
-        self.dir.path().join("recon.sqlite").display().to_string()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn recon(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_recon"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs the hostile file next to the valid demo statement; returns the hostile file's error.
-    fn reject(&self, hostile: &Path) -> Option<String> {
-        let out_dir = self.path("report").display().to_string();
-        let good = format!("{DEMO}/2026-11-20.camt053.xml");
-        let out = self.recon(&[
-            "run",
-            "--db",
-            &self.db(),
-            "--out",
-            &out_dir,
-            "--force",
-            hostile.to_str().unwrap(),
-            &good,
-        ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        let summary: serde_json::Value =
-            serde_json::from_slice(&fs::read(self.path("report/summary.json")).unwrap()).unwrap();
-        assert_eq!(
-            summary["inputs"][1]["rejected"], false,
-            "the valid file is processed"
-        );
-        assert_eq!(summary["inputs"][1]["transactions"], 13);
-        summary["inputs"][0]["error"].as_str().map(str::to_string)
-    }
+/// Runs the hostile file next to the valid demo statement into `report`; returns the hostile
+/// file's error.
+fn reject(env: &Env, hostile: &Path) -> Option<String> {
+    let good = demo("2026-11-20.camt053.xml");
+    let out = env.run("report", &["--force", hostile.to_str().unwrap(), &good]);
+    let stderr = stderr(&out);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let summary = env.summary("report");
+    assert_eq!(
+        summary["inputs"][1]["rejected"], false,
+        "the valid file is processed"
+    );
+    assert_eq!(summary["inputs"][1]["transactions"], 13);
+    summary["inputs"][0]["error"].as_str().map(str::to_string)
 }
 
 fn assert_rejected(error: Option<String>, expected: &str) {
@@ -81,8 +34,8 @@ fn assert_rejected(error: Option<String>, expected: &str) {
 
 #[test]
 fn entity_expansion_and_external_entities_are_refused() {
-    let night = Night::new();
-    let laughs = night.path("laughs.xml");
+    let env = Env::new().with_demo_topups();
+    let laughs = env.path("laughs.xml");
     let mut doc =
         String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n");
     for i in 1..10 {
@@ -95,24 +48,24 @@ fn entity_expansion_and_external_entities_are_refused() {
     }
     doc.push_str("]>\n<Document><BkToCstmrStmt><Stmt><Ntry><Amt Ccy=\"EUR\">&lol9;</Amt></Ntry></Stmt></BkToCstmrStmt></Document>\n");
     fs::write(&laughs, doc).unwrap();
-    assert_rejected(night.reject(&laughs), "DOCTYPE");
-    let xxe = night.path("xxe.xml");
+    assert_rejected(reject(&env, &laughs), "DOCTYPE");
+    let xxe = env.path("xxe.xml");
     fs::write(&xxe, "<?xml version=\"1.0\"?>\n<!DOCTYPE d [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n<Document><BkToCstmrStmt><Stmt><Id>&xxe;</Id></Stmt></BkToCstmrStmt></Document>\n").unwrap();
-    assert_rejected(night.reject(&xxe), "DOCTYPE");
+    assert_rejected(reject(&env, &xxe), "DOCTYPE");
 }
 
 #[test]
 fn absurd_nesting_and_a_huge_text_node_are_refused_early() {
-    let night = Night::new();
-    let deep = night.path("deep.xml");
+    let env = Env::new().with_demo_topups();
+    let deep = env.path("deep.xml");
     let mut doc = String::from("<Document><BkToCstmrStmt>");
     doc.push_str(&"<a>".repeat(200_000));
     doc.push_str(&"</a>".repeat(200_000));
     doc.push_str("</BkToCstmrStmt></Document>");
     fs::write(&deep, doc).unwrap();
-    assert_rejected(night.reject(&deep), "nested deeper than the limit of 64");
+    assert_rejected(reject(&env, &deep), "nested deeper than the limit of 64");
     // A 300 MB text node: the reader stops at the 1 MiB limit, it never buffers the rest.
-    let huge = night.path("huge.xml");
+    let huge = env.path("huge.xml");
     let mut file = fs::File::create(&huge).unwrap();
     file.write_all(b"<Document><BkToCstmrStmt><Stmt><Id>")
         .unwrap();
@@ -123,12 +76,12 @@ fn absurd_nesting_and_a_huge_text_node_are_refused_early() {
     file.write_all(b"</Id></Stmt></BkToCstmrStmt></Document>")
         .unwrap();
     drop(file);
-    assert_rejected(night.reject(&huge), "longer than the limit");
+    assert_rejected(reject(&env, &huge), "longer than the limit");
 }
 
 #[test]
 fn garbage_empty_and_badly_encoded_files_are_refused() {
-    let night = Night::new();
+    let env = Env::new().with_demo_topups();
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("garbage.bin", (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(), "not a statement format"),
         ("empty.xml", Vec::new(), "the file is empty"),
@@ -137,20 +90,20 @@ fn garbage_empty_and_badly_encoded_files_are_refused() {
         ("pain.xml", b"<?xml version=\"1.0\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.001.001.09\"><CstmrCdtTrfInitn/></Document>".to_vec(), "pain.001"),
     ];
     for (name, bytes, expected) in cases {
-        let path = night.path(name);
+        let path = env.path(name);
         fs::write(&path, bytes).unwrap();
-        assert_rejected(night.reject(&path), expected);
+        assert_rejected(reject(&env, &path), expected);
     }
     // The same Latin-1 text with its encoding declared is legitimate and read.
-    let declared = night.path("declared.xml");
+    let declared = env.path("declared.xml");
     fs::write(&declared, b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><Document><BkToCstmrStmt><Stmt><Id>Gr\xfc\xdfe</Id></Stmt></BkToCstmrStmt></Document>").unwrap();
-    assert_eq!(night.reject(&declared), None);
+    assert_eq!(reject(&env, &declared), None);
 }
 
 #[test]
 fn a_csv_with_a_ten_megabyte_line_is_refused() {
-    let night = Night::new();
-    let path = night.path("long.csv");
+    let env = Env::new().with_demo_topups();
+    let path = env.path("long.csv");
     let mut text = String::from(
         "booking_date,value_date,amount,currency,remittance,counterparty_name,counterparty_iban,bank_ref,status\n",
     );
@@ -158,14 +111,14 @@ fn a_csv_with_a_ten_megabyte_line_is_refused() {
     text.push_str(&"x".repeat(10 << 20));
     text.push_str(",,,,BOOK\n");
     fs::write(&path, text).unwrap();
-    assert_rejected(night.reject(&path), "longer than the limit");
+    assert_rejected(reject(&env, &path), "longer than the limit");
 }
 
 #[test]
 fn formula_text_in_every_field_is_neutralised_in_the_csv_report() {
-    let night = Night::new();
+    let env = Env::new().with_demo_topups();
     let evil = "=cmd|' /C calc'!A0";
-    let path = night.path("formulas.xml");
+    let path = env.path("formulas.xml");
     fs::write(
         &path,
         format!(
@@ -178,12 +131,10 @@ fn formula_text_in_every_field_is_neutralised_in_the_csv_report() {
         .replace('\'', "&apos;"),
     )
     .unwrap();
-    assert_eq!(night.reject(&path), None);
-    let mut reader = csv::Reader::from_path(night.path("report/unmatched.csv")).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(reject(&env, &path), None);
+    let row = &env.csv("report", "unmatched.csv")[0];
     let mut checked = 0;
-    for (name, value) in headers.iter().zip(row.iter()) {
+    for (name, value) in row {
         if value.contains("cmd|") {
             assert!(value.starts_with("'="), "{name}: {value}");
             checked += 1;

@@ -2,32 +2,24 @@
 //! files are read on a thread of their own while the batches before are decided, but outcomes
 //! are decided in file order either way.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
-fn run(dir: &Path, name: &str, threads: &str, inputs: &[&Path]) -> std::path::PathBuf {
-    let db = dir.join(format!("{name}.sqlite"));
-    let import = Command::new(env!("CARGO_BIN_EXE_recon"))
-        .args(["topups", "import", "--db", db.to_str().unwrap()])
-        .arg(dir.join("night/topups.csv"))
+use crate::env::{Env, assert_ok, demo};
+
+/// Imports the night's top-ups into `<name>.sqlite` and runs the inputs with `threads` threads
+/// into the report directory `name`; returns its path.
+fn run(env: &Env, name: &str, threads: &str, inputs: &[&str]) -> PathBuf {
+    let db = env.path(&format!("{name}.sqlite")).display().to_string();
+    env.import_into(&db, &env.path("night/topups.csv").display().to_string());
+    let out = env.path(name);
+    let run = env
+        .command()
+        .env("RAYON_NUM_THREADS", threads)
+        .args(["run", "-q", "--db", &db, "--out", out.to_str().unwrap()])
+        .args(inputs)
         .output()
         .unwrap();
-    assert!(import.status.success());
-    let out = dir.join(name);
-    let status = Command::new(env!("CARGO_BIN_EXE_recon"))
-        .env("RAYON_NUM_THREADS", threads)
-        .args([
-            "run",
-            "-q",
-            "--db",
-            db.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(inputs)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert_ok(&run);
     out
 }
 
@@ -64,23 +56,17 @@ fn recorded(db: &Path) -> Vec<String> {
 
 #[test]
 fn parallel_and_single_threaded_runs_give_byte_identical_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    let night = dir.path().join("night");
-    let spec = recon::benchdata::Spec {
-        topups: 3000,
-        transactions: 2500,
-        seed: 11,
-        created_at: None,
-    };
-    recon::benchdata::generate(&spec, &night).unwrap();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    let a = demo.join("2026-11-20.camt053.xml");
-    let b = demo.join("2026-11-21.camt053.xml");
-    let xml = night.join("statement.xml");
-    let csv = night.join("statement.csv");
-    let inputs = [xml.as_path(), a.as_path(), csv.as_path(), b.as_path()];
-    let one = run(dir.path(), "one", "1", &inputs);
-    let many = run(dir.path(), "many", "4", &inputs);
+    let env = Env::new();
+    let night = env.bench_night("night", "3000", "2500", &["--seed", "11"]);
+    let (a, b) = (
+        demo("2026-11-20.camt053.xml"),
+        demo("2026-11-21.camt053.xml"),
+    );
+    let xml = format!("{night}/statement.xml");
+    let csv = format!("{night}/statement.csv");
+    let inputs = [xml.as_str(), a.as_str(), csv.as_str(), b.as_str()];
+    let one = run(&env, "one", "1", &inputs);
+    let many = run(&env, "many", "4", &inputs);
     for file in [
         "matched.csv",
         "unmatched.csv",
@@ -91,20 +77,19 @@ fn parallel_and_single_threaded_runs_give_byte_identical_reports() {
         let y = std::fs::read(many.join(file)).unwrap();
         assert!(x == y, "{file} differs");
     }
-    let summary = |dir: &Path| {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = |name: &str| {
+        let mut v = env.summary(name);
         for key in ["run_id", "started_at", "finished_at", "database"] {
             v[key] = serde_json::Value::Null;
         }
         v
     };
-    assert_eq!(summary(&one), summary(&many));
-    assert!(summary(&one)["counts"]["read"].as_u64().unwrap() > 5000);
+    assert_eq!(summary("one"), summary("many"));
+    assert!(summary("one")["counts"]["read"].as_u64().unwrap() > 5000);
     // The database too: the same ledger, top-ups, history and events.
     let (x, y) = (
-        recorded(&dir.path().join("one.sqlite")),
-        recorded(&dir.path().join("many.sqlite")),
+        recorded(&env.path("one.sqlite")),
+        recorded(&env.path("many.sqlite")),
     );
     assert!(
         x.iter().any(|row| row.contains("\"MATCHED\"")),

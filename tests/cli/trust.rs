@@ -1,91 +1,31 @@
 //! What cron, scripts and an operator rely on when things go wrong: quiet nights, machine-
 //! readable summaries, errors that name their cause with a sysexits status.
 
-mod common;
-
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
-use common::assert_ok;
+use crate::env::{Env, assert_code, assert_ok, demo, stderr, stdout};
 
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
-
-/// A scratch directory with the demo top-ups imported.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn with_demo_topups() -> Self {
-        let scratch = Scratch {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let topups = format!("{DEMO}/topups.csv");
-        assert_ok(&scratch.recon(&["topups", "import", "--db", &scratch.db(), &topups]));
-        scratch
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db(&self) -> String {
-        self.path("recon.sqlite").display().to_string()
-    }
-
-    fn recon(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_recon"))
-            .current_dir(self.dir.path())
-            .env_remove("RECON_DB")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn run(&self, flags: &[&str], out: &str, statements: &[&str]) -> Output {
-        let out = self.path(out).display().to_string();
-        let db = self.db();
-        let mut args = vec!["run", "--db", &db, "--out", &out];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(statements);
-        self.recon(&args)
-    }
-
-    /// The demo's first statement cut to its first entry, which pays a demo top-up exactly:
-    /// a night that needs nobody.
-    fn a_night_with_nothing_wrong(&self) -> String {
-        let demo = fs::read_to_string(format!("{DEMO}/2026-11-20.camt053.xml")).unwrap();
-        let first_end = demo.find("</Ntry>").unwrap() + "</Ntry>".len();
-        let last_end = demo.rfind("</Ntry>").unwrap() + "</Ntry>".len();
-        let cut = format!("{}{}", &demo[..first_end], &demo[last_end..]).replace(
-            "<Amt Ccy=\"EUR\">484.00</Amt>",
-            "<Amt Ccy=\"EUR\">1200.00</Amt>",
-        );
-        let path = self.path("quiet-night.xml");
-        fs::write(&path, cut).unwrap();
-        path.display().to_string()
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn demo(name: &str) -> String {
-    format!("{DEMO}/{name}")
+/// The demo's first statement cut to its first entry, which pays a demo top-up exactly:
+/// a night that needs nobody.
+fn a_night_with_nothing_wrong(env: &Env) -> String {
+    let demo = fs::read_to_string(demo("2026-11-20.camt053.xml")).unwrap();
+    let first_end = demo.find("</Ntry>").unwrap() + "</Ntry>".len();
+    let last_end = demo.rfind("</Ntry>").unwrap() + "</Ntry>".len();
+    let cut = format!("{}{}", &demo[..first_end], &demo[last_end..]).replace(
+        "<Amt Ccy=\"EUR\">484.00</Amt>",
+        "<Amt Ccy=\"EUR\">1200.00</Amt>",
+    );
+    env.write("quiet-night.xml", cut).display().to_string()
 }
 
 #[test]
 fn quiet_prints_nothing_on_a_night_that_needs_nobody_and_the_summary_when_one_does() {
-    let env = Scratch::with_demo_topups();
-    let night = env.a_night_with_nothing_wrong();
-    let out = env.run(&["-q"], "quiet", &[&night]);
+    let env = Env::new().with_demo_topups();
+    let night = a_night_with_nothing_wrong(&env);
+    let out = env.run("quiet", &["-q", &night]);
     assert_ok(&out);
     assert_eq!(stdout(&out), "", "nothing for cron to mail");
     assert_eq!(stderr(&out), "");
@@ -97,22 +37,21 @@ fn quiet_prints_nothing_on_a_night_that_needs_nobody_and_the_summary_when_one_do
     );
     assert_eq!(summary["counts"]["unmatched"], 0);
 
-    let out = env.run(&["-q"], "busy", &[&demo("2026-11-21.camt053.xml")]);
+    let out = env.run("busy", &["-q", &demo("2026-11-21.camt053.xml")]);
     assert_ok(&out);
     assert!(stdout(&out).contains("need a human"), "{}", stdout(&out));
 }
 
 #[test]
 fn the_last_line_of_a_runs_output_is_the_counts_even_when_an_input_is_rejected() {
-    let env = Scratch::with_demo_topups();
+    let env = Env::new().with_demo_topups();
     let junk = env.path("junk.xml");
     fs::write(&junk, "<Document><Stmt>").unwrap();
     let out = env.run(
-        &[],
         "r",
         &[&demo("2026-11-20.camt053.xml"), junk.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert_code(&out, 65);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 2, "{text}");
@@ -126,12 +65,8 @@ fn the_last_line_of_a_runs_output_is_the_counts_even_when_an_input_is_rejected()
 
 #[test]
 fn run_format_json_prints_the_runs_summary_as_one_json_document() {
-    let env = Scratch::with_demo_topups();
-    let out = env.run(
-        &["--format", "json"],
-        "j",
-        &[&demo("2026-11-20.camt053.xml")],
-    );
+    let env = Env::new().with_demo_topups();
+    let out = env.run("j", &["--format", "json", &demo("2026-11-20.camt053.xml")]);
     assert_ok(&out);
     let printed: serde_json::Value =
         serde_json::from_str(&stdout(&out)).expect("one JSON document");
@@ -143,7 +78,7 @@ fn run_format_json_prints_the_runs_summary_as_one_json_document() {
 
 #[test]
 fn a_closed_pipe_ends_the_listing_quietly_with_status_0() {
-    let env = Scratch::with_demo_topups();
+    let env = Env::new().with_demo_topups();
     let night = env.path("night");
     let out = env.recon(&[
         "bench-data",
@@ -158,7 +93,8 @@ fn a_closed_pipe_ends_the_listing_quietly_with_status_0() {
     let topups = night.join("topups.csv").display().to_string();
     assert_ok(&env.recon(&["topups", "import", "--db", &env.db(), &topups]));
     // `recon topups list | head -1`: the reader takes one line and goes away.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recon"))
+    let mut child = env
+        .command()
         .args(["topups", "list", "--db", &env.db()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -176,11 +112,11 @@ fn a_closed_pipe_ends_the_listing_quietly_with_status_0() {
 
 #[test]
 fn a_report_folder_that_cannot_be_created_exits_73_naming_it_and_settles_nothing() {
-    let env = Scratch::with_demo_topups();
+    let env = Env::new().with_demo_topups();
     let file = env.path("a-file");
     fs::write(&file, "not a folder").unwrap();
-    let out = env.run(&[], "a-file/report", &[&demo("2026-11-20.camt053.xml")]);
-    assert_eq!(out.status.code(), Some(73), "{}", stderr(&out));
+    let out = env.run("a-file/report", &[&demo("2026-11-20.camt053.xml")]);
+    assert_code(&out, 73);
     let err = stderr(&out);
     assert!(err.contains("a-file"), "names the path: {err}");
     assert!(err.contains("create it first"), "says what to do: {err}");
@@ -190,7 +126,7 @@ fn a_report_folder_that_cannot_be_created_exits_73_naming_it_and_settles_nothing
 
 #[test]
 fn a_read_only_report_folder_exits_77() {
-    let env = Scratch::with_demo_topups();
+    let env = Env::new().with_demo_topups();
     let locked = env.path("locked");
     fs::create_dir(&locked).unwrap();
     set_mode(&locked, 0o555);
@@ -198,9 +134,9 @@ fn a_read_only_report_folder_exits_77() {
         eprintln!("SKIPPED: permissions do not stop this user (root); nothing to test");
         return;
     }
-    let out = env.run(&[], "locked/report", &[&demo("2026-11-20.camt053.xml")]);
+    let out = env.run("locked/report", &[&demo("2026-11-20.camt053.xml")]);
     set_mode(&locked, 0o755);
-    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert_code(&out, 77);
     assert!(stderr(&out).contains("permissions"), "{}", stderr(&out));
 }
 
@@ -211,8 +147,8 @@ fn set_mode(path: &Path, mode: u32) {
 
 #[test]
 fn check_on_a_damaged_database_fails_its_integrity_check_and_points_to_a_backup() {
-    let env = Scratch::with_demo_topups();
-    assert_ok(&env.run(&[], "r", &[&demo("2026-11-20.camt053.xml")]));
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r", &[&demo("2026-11-20.camt053.xml")]));
     let db = env.path("recon.sqlite");
     let mut bytes = fs::read(&db).unwrap();
     let len = bytes.len();

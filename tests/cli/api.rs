@@ -1,20 +1,18 @@
 //! The top-up HTTP API over real HTTP: the real `recon serve` binary on 127.0.0.1 with a real
 //! SQLite file, and the command line on the same database.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use serde_json::{Value, json};
 
-const GROUP: &str = "1ea60f56-b67b-61fc-829a-0242ac130003";
+use crate::env::{Env, GROUP, assert_topup_fields};
+
 const TOKEN: &str = "api-token-for-tests";
 
-/// A running `recon serve`, killed when dropped.
+/// A running `recon serve` on the database of its `Env`, killed when dropped.
 struct Server {
-    dir: tempfile::TempDir,
+    env: Env,
     child: Child,
     base: String,
     agent: ureq::Agent,
@@ -22,10 +20,10 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
-        let db = dir.path().join("recon.sqlite").display().to_string();
-        let token = dir.path().join("token").display().to_string();
+        let env = Env::new();
+        let token = env.write("token", format!("{TOKEN}\n"));
+        let token = token.display().to_string();
+        let db = env.db();
         let mut args = vec![
             "serve",
             "--listen",
@@ -36,9 +34,9 @@ impl Server {
             &token,
         ];
         args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recon"))
+        let mut child = env
+            .command()
             .args(&args)
-            .env_remove("RECON_DB")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -57,15 +55,11 @@ impl Server {
             .build()
             .into();
         Server {
-            dir,
+            env,
             child,
             base,
             agent,
         }
-    }
-
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("recon.sqlite")
     }
 
     /// (status, headers we care about, JSON body)
@@ -119,13 +113,6 @@ impl Server {
             Some(&body.to_string()),
         )
     }
-
-    fn count(&self, sql: &str) -> i64 {
-        rusqlite::Connection::open(self.db())
-            .unwrap()
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap()
-    }
 }
 
 impl Drop for Server {
@@ -161,7 +148,7 @@ fn create_returns_201_with_the_topup_exactly_as_the_spec_shows_it() {
     let server = Server::start(&[]);
     let (status, topup, headers) = server.create("200", None);
     assert_eq!(status, 201, "{topup}");
-    common::assert_topup_fields(&topup);
+    assert_topup_fields(&topup);
     assert_eq!(topup["cash_amount"], "200.00");
     assert_eq!(topup["status"], "CONFIRMED");
     assert_eq!(topup["account_group_id"], GROUP);
@@ -183,21 +170,13 @@ fn create_returns_201_with_the_topup_exactly_as_the_spec_shows_it() {
     );
     assert_eq!(status, 200);
     assert_eq!(again, topup);
-    let out = Command::new(env!("CARGO_BIN_EXE_recon"))
-        .args([
-            "topups",
-            "show",
-            "--db",
-            &server.db().display().to_string(),
-            id,
-        ])
-        .output()
-        .unwrap();
-    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = server.env.topup(id);
     assert_eq!(shown["status"], "CONFIRMED");
     // Created through the same store code: the confirmed event is in the outbox.
     assert_eq!(
-        server.count("SELECT count(*) FROM events WHERE type = 'topup.confirmed'"),
+        server
+            .env
+            .sql_count("SELECT count(*) FROM events WHERE type = 'topup.confirmed'"),
         1
     );
 }
@@ -249,7 +228,7 @@ fn invalid_requests_get_400_with_a_problem_body_naming_each_field() {
         assert_eq!(status, 400, "{body}");
         assert_eq!(problem["title"], "Bad request body");
     }
-    assert_eq!(server.count("SELECT count(*) FROM topups"), 0);
+    assert_eq!(server.env.sql_count("SELECT count(*) FROM topups"), 0);
 }
 
 #[test]
@@ -278,7 +257,7 @@ fn every_request_without_the_right_token_gets_401_and_changes_nothing() {
             assert!(headers.get("www-authenticate").is_some());
         }
     }
-    assert_eq!(server.count("SELECT count(*) FROM topups"), 0);
+    assert_eq!(server.env.sql_count("SELECT count(*) FROM topups"), 0);
     let (status, health, _) = server.call("GET", "/health", None, &[], None);
     assert_eq!((status, health), (200, json!({"status": "ok"})));
 }
@@ -292,7 +271,7 @@ fn an_idempotency_key_makes_a_retried_create_return_the_same_topup_once() {
     assert_eq!(status, 201);
     assert_eq!(again, first);
     assert_eq!(headers.get("idempotent-replayed"), Some("true"));
-    assert_eq!(server.count("SELECT count(*) FROM topups"), 1);
+    assert_eq!(server.env.sql_count("SELECT count(*) FROM topups"), 1);
 
     // The same key for a different request is refused; a new key creates a second top-up.
     let (status, problem, _) = server.create("11.00", Some("order-42"));
@@ -301,7 +280,7 @@ fn an_idempotency_key_makes_a_retried_create_return_the_same_topup_once() {
     let (status, other, _) = server.create("10.50", Some("order-43"));
     assert_eq!(status, 201);
     assert_ne!(other["id"], first["id"]);
-    assert_eq!(server.count("SELECT count(*) FROM topups"), 2);
+    assert_eq!(server.env.sql_count("SELECT count(*) FROM topups"), 2);
 }
 
 #[test]
@@ -399,7 +378,9 @@ fn cancel_is_allowed_once_and_then_409_names_the_current_status() {
     assert_eq!(problem["current_status"], "CANCELLED");
     assert!(problem["detail"].as_str().unwrap().contains("is CANCELLED"));
     assert_eq!(
-        server.count("SELECT count(*) FROM events WHERE type = 'topup.cancelled'"),
+        server
+            .env
+            .sql_count("SELECT count(*) FROM events WHERE type = 'topup.cancelled'"),
         1
     );
 
@@ -416,7 +397,7 @@ fn a_write_while_another_process_holds_the_database_gets_503_and_nothing_half_do
     let (status, _, _) = server.create("1", None);
     assert_eq!(status, 201);
     // Hold the write lock the way a nightly run does.
-    let holder = rusqlite::Connection::open(server.db()).unwrap();
+    let holder = server.env.conn();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let (status, problem, headers) = server.create("2", Some("while-locked"));
     assert_eq!(status, 503, "{problem}");
@@ -429,5 +410,5 @@ fn a_write_while_another_process_holds_the_database_gets_503_and_nothing_half_do
     // The retry with the same key now creates it, once.
     let (status, _, _) = server.create("2", Some("while-locked"));
     assert_eq!(status, 201);
-    assert_eq!(server.count("SELECT count(*) FROM topups"), 2);
+    assert_eq!(server.env.sql_count("SELECT count(*) FROM topups"), 2);
 }

@@ -1,10 +1,12 @@
 //! The report page in a real headless Chromium: it renders, its script runs, and it shows the
 //! run's totals. Skipped, with a message, where Chromium is not installed (`.ci/run` installs
-//! it). `RECON_SCREENSHOT=docs/report.png cargo test --release --test browser` refreshes the
-//! picture in the README.
+//! it). `RECON_SCREENSHOT=docs/report.png cargo test --release --test cli browser::` refreshes
+//! the picture in the README.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::env::{Env, assert_ok};
 
 fn chromium() -> Option<PathBuf> {
     [
@@ -43,19 +45,10 @@ fn the_report_page_renders_in_chromium_and_shows_the_totals() {
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    let status = Command::new(env!("CARGO_BIN_EXE_recon"))
-        .args(["demo", "--dir", demo.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let page = format!("file://{}", demo.join("report/report.html").display());
-    let profile = dir.path().join("profile");
+    let env = Env::new();
+    assert_ok(&env.run_demo());
+    let page = format!("file://{}", env.path("demo/report/report.html").display());
+    let profile = env.path("profile");
 
     let dom = headless(&browser, &profile, &["--dump-dom", &page]);
     let dom = String::from_utf8_lossy(&dom.stdout);
@@ -80,7 +73,7 @@ fn the_report_page_renders_in_chromium_and_shows_the_totals() {
 
     let shot = std::env::var_os("RECON_SCREENSHOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| dir.path().join("report.png"));
+        .unwrap_or_else(|| env.path("report.png"));
     let out = headless(
         &browser,
         &profile,

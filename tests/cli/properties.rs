@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use recon::matching::{Category, Known, KnownTopUp, Matcher, Outcome};
 use recon::money::{Currency, format_amount, parse_amount};
 use recon::reference::{Strength, find_candidates};
@@ -16,6 +17,14 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 proptest! {
+    // Past failures are kept in `properties.proptest-regressions` beside this file (proptest's
+    // default would look for a `proptest-regressions/` folder beside `tests/cli/`, the folder
+    // with the program's main.rs).
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn amounts_round_trip(units in 0u64..1_000_000_000_000, scale in 0u32..=5) {
         let value = Decimal::new(units as i64, scale);

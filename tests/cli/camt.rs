@@ -1,16 +1,14 @@
-//! The camt reader on published samples kept in `fixtures/camt/` (MIT/Apache, see SOURCES.md):
-//! field by field, the shapes of different versions and banks.
+//! camt.052/053/054: the reader on published samples kept in `fixtures/camt/` (MIT/Apache, see
+//! SOURCES.md), field by field, the shapes of different versions and banks; and documents that
+//! are not camt, or broken ones, rejected through the binary with a message naming the problem.
 
-use std::path::PathBuf;
-
-use recon::statement::{Direction, ReadOptions, StatementFile, Transaction, read_path};
+use recon::statement::{Direction, StatementFile, Transaction};
 use rust_decimal::Decimal;
 
+use crate::env::{Env, T1, assert_code, assert_ok, camt, credit, demo, fixture, read_statement};
+
 fn read(name: &str) -> StatementFile {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/camt")
-        .join(name);
-    read_path(&path, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    read_statement(fixture(&format!("camt/{name}")))
 }
 
 fn dec(text: &str) -> Decimal {
@@ -149,5 +147,75 @@ fn reading_is_deterministic_including_identities() {
         ids.len(),
         a.transactions.len(),
         "identities are unique within a file"
+    );
+}
+
+#[test]
+fn bad_documents_are_rejected_with_a_message_naming_the_problem() {
+    let cases: &[(&str, String, &str)] = &[
+        ("pain.xml", r#"<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn><GrpHdr/></CstmrCdtTrfInitn></Document>"#.into(), "pain.001"),
+        ("doctype.xml", r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><Document><BkToCstmrStmt/></Document>"#.into(), "DOCTYPE"),
+        ("entity.xml", camt("S", &[credit("1.00", "EUR", "hi &foo;", "R")]), "unknown entity &foo;"),
+        ("amount.xml", camt("S", &[credit("12,5O", "EUR", "x", "R")]), "\"12,5O\" is not an amount"),
+        ("currency.xml", camt("S", &[credit("12.50", "EURO", "x", "R")]), "\"EURO\" is not a currency"),
+        ("noamount.xml", camt("S", &[r#"<Ntry><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts></Ntry>"#.into()]), "entry 1 has no Amt"),
+        ("direction.xml", camt("S", &[credit("1.00", "EUR", "x", "R").replace("CRDT", "CREDIT")]), "not a credit/debit indicator"),
+        ("date.xml", camt("S", &[credit("1.00", "EUR", "x", "R").replace("2026-11-21", "21.11.2026")]), "not a date"),
+        ("garbage.bin", "\u{0}\u{1}binary".into(), "not a statement format"),
+        ("empty.xml", String::new(), "the file is empty"),
+        ("html.xml", "<html><body>hi</body></html>".into(), "root element is <html>"),
+        ("latin1-undeclared.xml", String::new(), "UTF-8"),
+    ];
+    for (name, content, expected) in cases {
+        let env = Env::new().with_demo_topups();
+        let path = if *name == "latin1-undeclared.xml" {
+            let mut bytes =
+                camt("S", &[credit("1.00", "EUR", "Gr\u{fc}\u{df}e", "R")]).into_bytes();
+            bytes = String::from_utf8(bytes)
+                .unwrap()
+                .chars()
+                .map(|c| c as u32 as u8)
+                .collect();
+            env.write(name, bytes)
+        } else {
+            env.write(name, content)
+        };
+        let good = demo("2026-11-20.camt053.xml");
+        let out = env.run("r", &[path.to_str().unwrap(), &good]);
+        assert_code(&out, 65);
+        let error = env.input_error("r");
+        assert!(
+            error.contains(expected) && error.contains(name),
+            "{name}: {error}"
+        );
+        assert_eq!(
+            env.summary("r")["counts"]["matched"],
+            4,
+            "{name}: the good file is still processed"
+        );
+    }
+}
+
+#[test]
+fn a_declared_latin1_document_is_read() {
+    let env = Env::new().with_demo_topups();
+    let text = camt(
+        "S",
+        &[credit(
+            "200.00",
+            "EUR",
+            &format!("Gr\u{fc}\u{df}e topup {T1}"),
+            "R",
+        )],
+    )
+    .replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"");
+    let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+    let path = env.write("latin1.xml", bytes);
+    assert_ok(&env.run("r", &[path.to_str().unwrap()]));
+    let matched = env.csv("r", "matched.csv");
+    assert!(
+        matched[0]["remittance"].starts_with("Grüße topup"),
+        "{:?}",
+        matched[0]
     );
 }

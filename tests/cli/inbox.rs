@@ -1,0 +1,86 @@
+//! Inbox mode for cron: files are archived or quarantined only after the commit.
+
+use std::fs;
+
+use crate::env::{Env, assert_code, assert_ok, demo, outcome_count, stdout};
+use serde_json::Value;
+
+#[test]
+fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothing() {
+    let env = Env::new().with_demo_topups();
+    let inbox = env.path("inbox");
+    fs::create_dir_all(&inbox).unwrap();
+    for name in ["2026-11-20.camt053.xml", "2026-11-21.camt053.xml"] {
+        fs::copy(demo(name), inbox.join(name)).unwrap();
+    }
+    env.write("inbox/junk.txt", "not a statement");
+    let dirs = |name: &str| env.path(name).display().to_string();
+    let run = || {
+        env.recon(&[
+            "run",
+            "-q",
+            "--db",
+            &env.db(),
+            "--inbox",
+            &dirs("inbox"),
+            "--archive",
+            &dirs("archive"),
+            "--quarantine",
+            &dirs("quarantine"),
+            "--reports",
+            &dirs("reports"),
+        ])
+    };
+    let out = run();
+    assert_code(&out, 65);
+    assert!(env.path("archive/2026-11-20.camt053.xml").is_file());
+    assert!(env.path("archive/2026-11-21.camt053.xml").is_file());
+    assert!(env.path("quarantine/junk.txt").is_file());
+    let note = fs::read_to_string(env.path("quarantine/junk.txt.error.txt")).unwrap();
+    assert!(note.contains("not a statement format"), "{note}");
+    assert_eq!(fs::read_dir(&inbox).unwrap().count(), 0);
+    let latest = env.path("reports/latest");
+    let summary: Value =
+        serde_json::from_slice(&fs::read(latest.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["counts"]["matched"], 5);
+    let settled = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
+    // A crash after the commit but before archiving leaves a file in the inbox: the next run
+    // finds everything in it processed, settles nothing, and archives it.
+    fs::copy(
+        demo("2026-11-20.camt053.xml"),
+        inbox.join("2026-11-20.camt053.xml"),
+    )
+    .unwrap();
+    let out = run();
+    assert_ok(&out);
+    let summary: Value =
+        serde_json::from_slice(&fs::read(latest.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["counts"]["matched"], 0);
+    assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 12);
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        settled
+    );
+    assert_eq!(fs::read_dir(&inbox).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(env.path("archive")).unwrap().count(),
+        3,
+        "kept beside the first copy"
+    );
+    let out = run();
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "", "an empty inbox is silent under -q");
+    // --out and --inbox exclude each other.
+    assert_code(
+        &env.recon(&[
+            "run",
+            "--db",
+            &env.db(),
+            "--inbox",
+            &dirs("inbox"),
+            "--out",
+            "x",
+        ]),
+        2,
+    );
+}
