@@ -365,6 +365,14 @@ pub struct RunArgs {
     pub stale_after_days: Option<i64>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Read only the files of a statement folder or the inbox whose names match this pattern
+    /// (`*.xml`; may be repeated). Files named on the command line are always read.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Inbox mode: leave files changed less than this many seconds ago for the next run (they
+    /// may still be being written). Writers should write `NAME.part` and rename when done.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub stable_secs: u64,
     /// What to print: a summary for people (its last line the counts), or the run's
     /// summary.json as one JSON document for scripts.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]

@@ -47,6 +47,9 @@ pub enum Error {
     Internal(String),
     #[error("stopped by a signal before the commit: nothing was committed and no report written")]
     Interrupted,
+    /// A failure after the run committed: the message names the run, which stands.
+    #[error("{0}")]
+    AfterCommit(String),
 }
 
 impl Error {
@@ -65,6 +68,7 @@ impl Error {
             }
             Error::Internal(_) => exit::INTERNAL,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::AfterCommit(_) => exit::IO,
         }
     }
 

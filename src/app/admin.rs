@@ -12,6 +12,12 @@ use crate::store::OpenMode;
 
 /// Runs the database's invariants as queries; 65 when one is broken.
 pub(super) fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
+    // A damaged database is the check's own finding, below.
+    if let Err(error) = super::publish_pending(settings, out)
+        && !error.is_damaged_database()
+    {
+        return Err(error);
+    }
     let checked = open(settings, OpenMode::MustExist)
         .and_then(|store| Ok(crate::store::check::run(store.conn())?));
     let findings = match checked {

@@ -60,6 +60,27 @@ fn open(settings: &Settings, mode: OpenMode) -> Result<Store, Error> {
     )?)
 }
 
+/// Publishes the report of any run that committed but stopped before publishing it, and says
+/// so: the first thing `run`, `check` and `report` do.
+fn publish_pending(settings: &Settings, out: &mut dyn Write) -> Result<(), Error> {
+    let mut store = match open(settings, OpenMode::MustExist) {
+        Ok(store) => store,
+        // No database yet: nothing can be pending, and the command says what is missing.
+        Err(Error::Store(crate::store::StoreError::Missing(_))) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for published in crate::ops::report::publish_pending(&mut store)? {
+        let text = format!(
+            "published the report of run {} in {}: the run was committed, but stopped before \
+             its report was published\n",
+            published.run_id,
+            published.report_dir.display()
+        );
+        write_out(out, &text)?;
+    }
+    Ok(())
+}
+
 /// Writes text for the user to standard output.
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
     out.write_all(text.as_bytes()).map_err(|source| Error::Io {

@@ -11,7 +11,8 @@ use super::{open, to_json, write_out};
 use crate::cli::{DemoArgs, ReportArgs, RunArgs, RunFormat, RunIdArgs, RunsFormat, RunsListArgs};
 use crate::config::Settings;
 use crate::error::{Error, exit};
-use crate::ops::inbox::{self, InboxDirs};
+use crate::ops::inbox::{self, InboxDirs, InboxOutcome};
+use crate::ops::run::inputs::{self, Selection, Skipped};
 use crate::ops::run::{RunOutcome, RunPlan};
 use crate::statement::ReadOptions;
 use crate::store::{OpenMode, runs};
@@ -22,34 +23,32 @@ pub(super) fn run(
     quiet: bool,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
+    crate::ops::interrupt::install();
+    super::publish_pending(settings, out)?;
+    let selection = selection(args)?;
     let plan = |files, report_dir| plan(settings, args.dry_run, files, report_dir);
-    let outcome = match (&args.inbox, &args.out) {
+    let text = args.format == RunFormat::Text;
+    let (outcome, skipped) = match (&args.inbox, &args.out) {
         (Some(inbox), _) => {
-            let dirs = [&args.archive, &args.quarantine, &args.reports];
-            let [Some(archive), Some(quarantine), Some(reports)] = dirs else {
-                return Err(Error::Usage(
-                    "inbox mode needs --archive, --quarantine and --reports".into(),
-                ));
-            };
-            let dirs = InboxDirs {
-                inbox: inbox.clone(),
-                archive: archive.clone(),
-                quarantine: quarantine.clone(),
-                reports: reports.clone(),
-            };
-            let Some(outcome) = inbox::run(&dirs, plan)? else {
-                if !quiet && args.format == RunFormat::Text {
-                    let text = format!("inbox {} is empty: nothing to do\n", inbox.display());
+            let dirs = inbox_dirs(inbox, args)?;
+            let done = inbox::run(&dirs, &selection, plan)?;
+            if text && !quiet {
+                write_out(out, &inbox_notices(&done))?;
+            }
+            let Some(outcome) = done.run else {
+                if text && !quiet {
+                    let text = format!("inbox {} holds nothing new to read\n", inbox.display());
                     write_out(out, &text)?;
                 }
                 return Ok(exit::OK);
             };
-            outcome
+            (outcome, Vec::new())
         }
         (None, Some(report_dir)) => {
-            let files = resolve_inputs(&args.statements)?;
+            let listing = inputs::resolve(&args.statements, &selection)?;
             refuse_existing_report(report_dir, args.force)?;
-            crate::ops::run::run(&plan(files, report_dir.clone())?)?
+            let outcome = crate::ops::run::run(&plan(listing.files, report_dir.clone())?)?;
+            (outcome, listing.skipped)
         }
         (None, None) => {
             return Err(Error::Usage(
@@ -62,7 +61,10 @@ pub(super) fn run(
         RunFormat::Json => write_out(out, &to_json(&outcome.summary))?,
         // Quiet: silent on a night that needs nobody, so that cron mails only when one does.
         RunFormat::Text if quiet && code == exit::OK && !needs_a_person(&outcome) => {}
-        RunFormat::Text => write_out(out, &outcome_text(&outcome, args.dry_run))?,
+        RunFormat::Text => {
+            let notices: String = skipped.iter().map(skipped_line).collect();
+            write_out(out, &(notices + &outcome_text(&outcome, args.dry_run)))?;
+        }
     }
     Ok(code)
 }
@@ -75,6 +77,57 @@ fn needs_a_person(outcome: &RunOutcome) -> bool {
         || summary.inputs_rejected > 0
         || summary.controls.failed > 0
         || outcome.bad_rows() > 0
+}
+
+/// Which files of a folder or the inbox are read.
+fn selection(args: &RunArgs) -> Result<Selection, Error> {
+    let include = args
+        .include
+        .iter()
+        .map(|p| glob::Pattern::new(p).map_err(|e| Error::Usage(format!("--include {p:?}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    // Files named on the command line are read as they are; only the inbox waits.
+    let stable_for = match args.inbox {
+        Some(_) => Duration::from_secs(args.stable_secs),
+        None => Duration::ZERO,
+    };
+    Ok(Selection {
+        include,
+        stable_for,
+    })
+}
+
+fn inbox_dirs(inbox: &Path, args: &RunArgs) -> Result<InboxDirs, Error> {
+    let dirs = [&args.archive, &args.quarantine, &args.reports];
+    let [Some(archive), Some(quarantine), Some(reports)] = dirs else {
+        return Err(Error::Usage(
+            "inbox mode needs --archive, --quarantine and --reports".into(),
+        ));
+    };
+    Ok(InboxDirs {
+        inbox: inbox.to_path_buf(),
+        archive: archive.clone(),
+        quarantine: quarantine.clone(),
+        reports: reports.clone(),
+    })
+}
+
+fn skipped_line(skipped: &Skipped) -> String {
+    format!("skipped {}: {}\n", skipped.path.display(), skipped.why)
+}
+
+/// What inbox mode left in the inbox, and what it archived as read already.
+fn inbox_notices(done: &InboxOutcome) -> String {
+    let mut text: String = done.skipped.iter().map(skipped_line).collect();
+    for read in &done.already_read {
+        text.push_str(&format!(
+            "archived {} without reading it: run {} read it already on {}\n",
+            read.path.display(),
+            read.run_id,
+            read.started_at
+        ));
+    }
+    text
 }
 
 /// The run's settings as a plan; the caller names the files and the report directory.
@@ -168,52 +221,6 @@ fn status(settings: &Settings, outcome: &RunOutcome) -> u8 {
     }
 }
 
-/// Expands directories (their files in name order, hidden files skipped) and checks paths.
-fn resolve_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let mut files = Vec::new();
-    for path in paths {
-        let meta = fs::metadata(path)
-            .map_err(|e| Error::Usage(format!("cannot read statement {}: {e}", path.display())))?;
-        if meta.is_dir() {
-            let before = files.len();
-            collect_dir(path, &mut files)?;
-            if files.len() == before {
-                return Err(Error::Usage(format!(
-                    "the directory {} holds no statement files",
-                    path.display()
-                )));
-            }
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
-}
-
-fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let read = |e| Error::Usage(format!("cannot list directory {}: {e}", dir.display()));
-    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(read)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(read)?;
-    entries.sort();
-    for path in entries {
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect_dir(&path, files)?;
-        } else {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// A report directory is not overwritten by surprise.
 fn refuse_existing_report(out: &Path, force: bool) -> Result<(), Error> {
     if out.join("summary.json").exists() && !force {
@@ -278,6 +285,7 @@ pub(super) fn rerender(
     args: &ReportArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
+    super::publish_pending(settings, out)?;
     refuse_existing_report(&args.out, args.force)?;
     let store = open(settings, OpenMode::MustExist)?;
     crate::ops::report::rerender(&store, &args.run, &args.out)?;
@@ -320,7 +328,7 @@ pub(super) fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
     write_out(out, &format!("demo in {}\n", dir.display()))?;
     super::topups::import(&settings, &dir.join("topups.csv"), out)?;
     let report_dir = dir.join("report");
-    let files = resolve_inputs(&[statements])?;
+    let files = inputs::resolve(&[statements], &Selection::default())?.files;
     let outcome = crate::ops::run::run(&plan(&settings, false, files, report_dir.clone())?)?;
     write_out(out, &outcome_text(&outcome, false))?;
     write_out(

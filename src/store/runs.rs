@@ -278,21 +278,31 @@ pub fn unpublished(conn: &Connection) -> Result<Vec<(String, PathBuf)>, StoreErr
         .doing("looking for unpublished reports")
 }
 
-/// The inputs a run read (not rejected) and rejected, by path and SHA-256.
-pub fn inputs(conn: &Connection, run: &str) -> Result<Vec<(PathBuf, String, bool)>, StoreError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT path, sha256, error IS NOT NULL FROM statement_files
-             WHERE run_id = ?1 ORDER BY position",
-        )
-        .doing("reading a run's inputs")?;
-    let rows = stmt
-        .query_map([run], |r| {
-            Ok((PathBuf::from(r.get::<_, String>(0)?), r.get(1)?, r.get(2)?))
-        })
-        .doing("reading a run's inputs")?;
-    rows.collect::<rusqlite::Result<_>>()
-        .doing("reading a run's inputs")
+/// The committed run that last read a file with this SHA-256 (not rejecting it), and when.
+pub fn read_before(
+    conn: &Connection,
+    sha256: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    conn.query_row(
+        "SELECT r.id, r.started_at FROM statement_files f JOIN runs r ON r.id = f.run_id
+         WHERE f.sha256 = ?1 AND f.error IS NULL ORDER BY r.started_at DESC, r.id DESC LIMIT 1",
+        [sha256],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .doing("looking for a statement file read before")
+}
+
+/// The report directory of the newest run that recorded one.
+pub fn newest_report_dir(conn: &Connection) -> Result<Option<PathBuf>, StoreError> {
+    conn.query_row(
+        "SELECT report_dir FROM runs WHERE report_dir IS NOT NULL
+         ORDER BY started_at DESC, id DESC LIMIT 1",
+        [],
+        |r| Ok(PathBuf::from(r.get::<_, String>(0)?)),
+    )
+    .optional()
+    .doing("reading the newest run's report directory")
 }
 
 /// A past run as `runs list` shows it.

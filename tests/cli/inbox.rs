@@ -2,11 +2,11 @@
 
 use std::fs;
 
-use crate::env::{Env, assert_code, assert_ok, demo, outcome_count, stdout};
+use crate::env::{Env, assert_code, assert_ok, demo, stdout};
 use serde_json::Value;
 
 #[test]
-fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothing() {
+fn inbox_mode_archives_after_the_commit_and_a_file_read_before_is_archived_without_a_new_run() {
     let env = Env::new().with_demo_topups();
     let inbox = env.path("inbox");
     fs::create_dir_all(&inbox).unwrap();
@@ -29,6 +29,8 @@ fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothin
             &dirs("quarantine"),
             "--reports",
             &dirs("reports"),
+            "--stable-secs",
+            "0",
         ])
     };
     let out = run();
@@ -44,8 +46,10 @@ fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothin
         serde_json::from_slice(&fs::read(latest.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["counts"]["matched"], 5);
     let settled = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
+    let first_report = fs::read_link(&latest).unwrap();
     // A crash after the commit but before archiving leaves a file in the inbox: the next run
-    // finds everything in it processed, settles nothing, and archives it.
+    // knows it was read, archives it without a new run, and `latest` stays on the report that
+    // holds that night's exceptions.
     fs::copy(
         demo("2026-11-20.camt053.xml"),
         inbox.join("2026-11-20.camt053.xml"),
@@ -53,10 +57,15 @@ fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothin
     .unwrap();
     let out = run();
     assert_ok(&out);
+    assert_eq!(fs::read_link(&latest).unwrap(), first_report);
+    assert_eq!(
+        fs::read_dir(env.path("reports")).unwrap().count(),
+        2,
+        "the first report and `latest`: no new report"
+    );
     let summary: Value =
         serde_json::from_slice(&fs::read(latest.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["counts"]["matched"], 0);
-    assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 12);
+    assert_eq!(summary["counts"]["matched"], 5);
     assert_eq!(
         env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
         settled
@@ -70,6 +79,34 @@ fn inbox_mode_archives_after_the_commit_and_a_rerun_after_a_crash_changes_nothin
     let out = run();
     assert_ok(&out);
     assert_eq!(stdout(&out), "", "an empty inbox is silent under -q");
+    // Without -q it says what it did with a file read before.
+    fs::copy(
+        demo("2026-11-21.camt053.xml"),
+        inbox.join("2026-11-21.camt053.xml"),
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "--db",
+        &env.db(),
+        "--inbox",
+        &dirs("inbox"),
+        "--archive",
+        &dirs("archive"),
+        "--quarantine",
+        &dirs("quarantine"),
+        "--reports",
+        &dirs("reports"),
+        "--stable-secs",
+        "0",
+    ];
+    let out = env.recon(&args);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("without reading it: run "),
+        "{}",
+        stdout(&out)
+    );
     // --out and --inbox exclude each other.
     assert_code(
         &env.recon(&[

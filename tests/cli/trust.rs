@@ -168,3 +168,208 @@ fn check_on_a_damaged_database_fails_its_integrity_check_and_points_to_a_backup(
     assert!(text.contains("restore from a backup"), "{text}");
     assert!(!text.contains("internal error"), "{text}");
 }
+
+#[test]
+fn junk_beside_the_statements_is_skipped_with_a_notice_not_rejected() {
+    let env = Env::new().with_demo_topups();
+    let dir = env.path("statements");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(demo("2026-11-20.camt053.xml"), dir.join("2026-11-20.xml")).unwrap();
+    env.write("statements/README.md", "# what the bank sends");
+    env.write("statements/2026-11-21.xml.part", "<Document><BkToCs");
+    env.write("statements/.DS_Store", "\0\0\0\x01Bud1");
+    fs::copy(demo("topups.csv"), dir.join("topups.csv")).unwrap();
+    let statements = dir.display().to_string();
+    let out = env.run("r", &[&statements]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("skipped") && text.contains("README.md"),
+        "{text}"
+    );
+    assert!(text.contains("2026-11-21.xml.part"), "{text}");
+    assert!(
+        text.contains("recon topups import"),
+        "a top-ups file named as such: {text}"
+    );
+    assert!(
+        !text.contains(".DS_Store"),
+        "hidden files pass quietly: {text}"
+    );
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs"].as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(summary["inputs_rejected"], 0);
+    // An include pattern reads only what it names.
+    env.write("statements/notes.txt", "not a statement");
+    let out = env.run("r2", &["--include", "*.xml", &statements]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("not matched by --include"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// `recon run` in inbox mode over the scratch directory's `inbox`, with these flags.
+fn inbox_run(env: &Env, flags: &[&str]) -> std::process::Output {
+    let dir = |name: &str| env.path(name).display().to_string();
+    let (db, inbox, archive, quarantine, reports) = (
+        env.db(),
+        dir("inbox"),
+        dir("archive"),
+        dir("quarantine"),
+        dir("reports"),
+    );
+    let mut args = vec![
+        "run",
+        "--db",
+        &db,
+        "--inbox",
+        &inbox,
+        "--archive",
+        &archive,
+        "--quarantine",
+        &quarantine,
+        "--reports",
+        &reports,
+    ];
+    args.extend_from_slice(flags);
+    env.recon(&args)
+}
+
+#[test]
+fn an_inbox_file_still_being_written_waits_and_folders_and_links_are_not_passed_over_silently() {
+    let env = Env::new().with_demo_topups();
+    let inbox = env.path("inbox");
+    fs::create_dir_all(inbox.join("subfolder")).unwrap();
+    // Just written: by default it waits for the next run.
+    fs::copy(demo("2026-11-20.camt053.xml"), inbox.join("fresh.xml")).unwrap();
+    let out = inbox_run(&env, &[]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("fresh.xml") && text.contains("still being written"),
+        "{text}"
+    );
+    assert!(
+        text.contains("subfolder") && text.contains("a folder"),
+        "{text}"
+    );
+    assert!(inbox.join("fresh.xml").is_file(), "left for the next run");
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
+    // A linked file is read, and its content (not the link) is archived.
+    let elsewhere = env.write(
+        "elsewhere/2026-11-21.xml",
+        fs::read(demo("2026-11-21.camt053.xml")).unwrap(),
+    );
+    std::os::unix::fs::symlink(&elsewhere, inbox.join("linked.xml")).unwrap();
+    let out = inbox_run(&env, &["--stable-secs", "0"]);
+    assert_ok(&out);
+    let archived = env.path("archive/linked.xml");
+    assert!(
+        !fs::symlink_metadata(&archived)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(&archived).unwrap(), fs::read(&elsewhere).unwrap());
+    assert!(!inbox.join("linked.xml").exists());
+    assert!(
+        inbox.join("subfolder").is_dir(),
+        "folders stay where they are"
+    );
+}
+
+#[test]
+fn a_run_killed_between_its_commit_and_its_report_is_published_by_the_next_command() {
+    let env = Env::new().with_demo_topups();
+    let out = env
+        .command()
+        .env("RECON_CRASH_AFTER_COMMIT", "1")
+        .args([
+            "run",
+            "--db",
+            &env.db(),
+            "--out",
+            "r",
+            &demo("2026-11-20.camt053.xml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "aborted after the commit");
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 1, "committed");
+    let report = env.path("r");
+    assert!(!report.join("summary.json").exists(), "not published yet");
+    let temporary = |dir: &Path| {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count()
+    };
+    assert!(temporary(&report) > 0, "the report's files were left aside");
+    // The next command publishes it, says so, and leaves no temporary file.
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("published the report of run"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(temporary(&report), 0);
+    let summary = env.summary("r");
+    assert_eq!(summary["counts"]["matched"], 4, "{summary}");
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert!(!stdout(&out).contains("published the report"), "only once");
+    // A re-run into the same folder does not write over the night's report.
+    let out = env.run("r", &[&demo("2026-11-20.camt053.xml")]);
+    assert_code(&out, 2);
+}
+
+#[test]
+fn sigterm_during_a_run_commits_nothing_and_leaves_no_temporary_file() {
+    let env = Env::new();
+    let night = env.bench_night("night", "60000", "50000", &[]);
+    env.import_night(&night);
+    let statement = format!("{night}/statement.xml");
+    let child = env
+        .command()
+        .args(["run", "--db", &env.db(), "--out", "r", &statement])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    if out.status.code() == Some(0) {
+        eprintln!("SKIPPED: the run finished before the signal arrived");
+        return;
+    }
+    assert_code(&out, 130);
+    assert!(
+        stderr(&out).contains("nothing was committed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        0
+    );
+    let report = env.path("r");
+    let left: Vec<_> = match fs::read_dir(&report) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name()).collect(),
+        Err(_) => Vec::new(),
+    };
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+}

@@ -5,6 +5,7 @@
 //! report aside; then the commit and the report's publication, here.
 
 mod decide;
+pub mod inputs;
 mod read;
 mod record;
 mod render;
