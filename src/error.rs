@@ -101,6 +101,11 @@ impl Error {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
     }
 
+    /// There is no database at the path given.
+    pub fn is_missing_database(&self) -> bool {
+        matches!(self, Error::Store(StoreError::Missing(_)))
+    }
+
     /// SQLite found the database file damaged.
     pub fn is_damaged_database(&self) -> bool {
         matches!(self, Error::Store(StoreError::Sqlite { source, .. }) if is_damage(source))

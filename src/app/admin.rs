@@ -7,8 +7,8 @@ use super::{open, write_out};
 use crate::cli::ShowProfileArgs;
 use crate::config::{Settings, Source};
 use crate::error::{Error, exit};
+use crate::ops::{self, OpenMode};
 use crate::statement::profile::{Origin, ProfileSet};
-use crate::store::OpenMode;
 
 /// Runs the database's invariants as queries; 65 when one is broken.
 pub(super) fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
@@ -18,17 +18,7 @@ pub(super) fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Erro
     {
         return Err(error);
     }
-    let checked = open(settings, OpenMode::MustExist)
-        .and_then(|store| Ok(crate::store::check::run(store.conn())?));
-    let findings = match checked {
-        Ok(findings) => findings,
-        // SQLite could not even read it: that is the first check failing, not an internal error.
-        Err(error) if error.is_damaged_database() => vec![crate::store::check::Finding {
-            invariant: crate::store::check::INTEGRITY,
-            problems: vec![error.to_string()],
-        }],
-        Err(error) => return Err(error),
-    };
+    let findings = ops::admin::check(|| open(settings, OpenMode::MustExist))?;
     let mut text = String::new();
     let mut broken = 0;
     for finding in &findings {
@@ -67,7 +57,7 @@ pub(super) fn backup(
         )));
     }
     let store = open(settings, OpenMode::MustExist)?;
-    store.backup(&args.out)?;
+    ops::admin::backup(&store, &args.out)?;
     write_out(
         out,
         &format!(

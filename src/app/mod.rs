@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command, ProfilesCommand, RunsCommand, TopupsCommand, Webh
 use crate::config::Settings;
 use crate::error::Error;
 use crate::ids::TopUpId;
-use crate::store::{OpenMode, Store};
+use crate::ops::{self, OpenMode, Store};
 
 /// Runs a parsed command line; output for the user goes to `out`. Returns the exit status.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
@@ -53,11 +53,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
 
 /// Opens the database the settings name.
 fn open(settings: &Settings, mode: OpenMode) -> Result<Store, Error> {
-    Ok(Store::open(
+    ops::open(
         settings.db()?,
         mode,
         Duration::from_secs(settings.wait_secs),
-    )?)
+    )
 }
 
 /// Publishes the report of any run that committed but stopped before publishing it, and says
@@ -66,10 +66,10 @@ fn publish_pending(settings: &Settings, out: &mut dyn Write) -> Result<(), Error
     let mut store = match open(settings, OpenMode::MustExist) {
         Ok(store) => store,
         // No database yet: nothing can be pending, and the command says what is missing.
-        Err(Error::Store(crate::store::StoreError::Missing(_))) => return Ok(()),
+        Err(error) if error.is_missing_database() => return Ok(()),
         Err(error) => return Err(error),
     };
-    for published in crate::ops::report::publish_pending(&mut store)? {
+    for published in crate::ops::runs::publish_pending(&mut store)? {
         let text = format!(
             "published the report of run {} in {}: the run was committed, but stopped before \
              its report was published\n",

@@ -11,11 +11,11 @@ use super::{open, to_json, write_out};
 use crate::cli::{DemoArgs, ReportArgs, RunArgs, RunFormat, RunIdArgs, RunsFormat, RunsListArgs};
 use crate::config::Settings;
 use crate::error::{Error, exit};
+use crate::ops::OpenMode;
 use crate::ops::inbox::{self, InboxDirs, InboxOutcome};
+use crate::ops::run::ReadOptions;
 use crate::ops::run::inputs::{self, Selection, Skipped};
 use crate::ops::run::{RunOutcome, RunPlan};
-use crate::statement::ReadOptions;
-use crate::store::{OpenMode, runs};
 
 pub(super) fn run(
     settings: &Settings,
@@ -238,7 +238,7 @@ pub(super) fn list(
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
     let store = open(settings, OpenMode::MustExist)?;
-    let runs = runs::list(store.conn())?;
+    let runs = crate::ops::runs::list(&store)?;
     let text = match args.format {
         RunsFormat::Json => to_json(&runs),
         RunsFormat::Table => {
@@ -274,7 +274,7 @@ pub(super) fn show(
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
     let store = open(settings, OpenMode::MustExist)?;
-    let (summary, _) = crate::ops::report::stored_run(&store, &args.run)?;
+    let (summary, _) = crate::ops::runs::stored_run(&store, &args.run)?;
     write_out(out, &to_json(&summary))?;
     Ok(exit::OK)
 }
@@ -288,7 +288,7 @@ pub(super) fn rerender(
     super::publish_pending(settings, out)?;
     refuse_existing_report(&args.out, args.force)?;
     let store = open(settings, OpenMode::MustExist)?;
-    crate::ops::report::rerender(&store, &args.run, &args.out)?;
+    crate::ops::runs::rerender(&store, &args.run, &args.out)?;
     let text = format!(
         "report of run {} written to {}\n",
         args.run,

@@ -7,8 +7,8 @@ use super::{open, parse_id, to_json, to_json_lines, write_out};
 use crate::cli::{CreateArgs, IdArgs, ListArgs, ListFormat};
 use crate::config::Settings;
 use crate::error::{Error, exit};
+use crate::ops::OpenMode;
 use crate::ops::topups::{self, CreateError, Created};
-use crate::store::OpenMode;
 use crate::topup::{NewTopUp, Status, TopUp, format_timestamp};
 
 pub(super) fn create(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{open, to_json, to_json_lines, write_out};
 use crate::config::Settings;
 use crate::error::{Error, exit};
-use crate::store::OpenMode;
+use crate::ops::OpenMode;
 
 /// Reads a secret (signing secret, API token) from its file; it must not be empty.
 fn read_secret(path: &Path, what: &str) -> Result<String, Error> {

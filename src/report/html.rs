@@ -257,6 +257,52 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
         .map_err(io::Error::other)?;
     env.add_template("report.html", TEMPLATE)
         .map_err(io::Error::other)?;
+    let mut controls: Vec<&crate::controls::Control> =
+        report.summary.controls.results.iter().collect();
+    controls.sort_by_key(|c| c.ok);
+    let (line, class) = status_line(report);
+    let views = |rows: Rows| {
+        let shown: Arc<[Row]> = rows
+            .iter()
+            .take(PAGE_ROWS)
+            .map(|row| Ok(row?.into_owned()))
+            .collect::<io::Result<_>>()?;
+        io::Result::Ok(
+            (0..shown.len())
+                .map(|i| RowObject::value(&shown, i))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (matched, ignored) = (views(report.matched)?, views(report.ignored)?);
+    let template = env.get_template("report.html").map_err(io::Error::other)?;
+    // Written as it renders: the page of a large night is megabytes, never held whole.
+    template
+        .render_captured_to(
+            context! {
+            s => Value::from(Serde(report.summary)),
+            status_line => line,
+            status_class => class,
+            totals => Value::from(Serde(&totals(report))),
+            chart => Value::from(Serde(chart(report))),
+            controls => Value::from(Serde(&controls)),
+            groups => exception_groups(report),
+            matched,
+            ignored,
+            open => Value::from(Serde(&open_views(report, open))),
+            buckets => Value::from(Serde(&buckets(open))),
+            stale_count => open.stale,
+            page_rows => PAGE_ROWS,
+            open_total => open.total,
+            generated_at => format_timestamp(report.generated_at),
+            },
+            out,
+        )
+        .map_err(io::Error::other)?;
+    Ok(())
+}
+
+/// Count and sum of each outcome in each currency.
+fn totals(report: &Report) -> Vec<TotalLine> {
     let mut totals = Vec::new();
     for (outcome, total) in &report.summary.outcomes {
         for (&currency, t) in &total.by_currency {
@@ -268,7 +314,12 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
             });
         }
     }
-    let groups: Vec<Value> = Outcome::ALL
+    totals
+}
+
+/// The exceptions grouped by outcome, each group with what it means and what to do.
+fn exception_groups(report: &Report) -> Vec<Value> {
+    Outcome::ALL
         .into_iter()
         .filter(|o| o.category() == Category::Unmatched)
         .filter_map(|outcome| {
@@ -293,10 +344,13 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
                     .collect::<Vec<_>>(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The oldest open top-ups the page lists.
+fn open_views(report: &Report, open: &OpenTopUps) -> Vec<OpenView> {
     let stale_after = report.summary.stale_after_days;
-    let open_views: Vec<OpenView> = open
-        .oldest
+    open.oldest
         .iter()
         .take(PAGE_ROWS)
         .map(|t| {
@@ -312,8 +366,12 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
                 stale: age > stale_after,
             }
         })
-        .collect();
-    let buckets: Vec<Bucket> = OpenTopUps::BUCKETS
+        .collect()
+}
+
+/// The open top-ups by age.
+fn buckets(open: &OpenTopUps) -> Vec<Bucket> {
+    OpenTopUps::BUCKETS
         .into_iter()
         .zip(&open.buckets)
         .map(|(label, (count, sums))| Bucket {
@@ -321,50 +379,7 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
             count: *count,
             sums: sums_text(sums.iter().map(|(c, a)| (*c, *a))),
         })
-        .collect();
-    let mut controls: Vec<&crate::controls::Control> =
-        report.summary.controls.results.iter().collect();
-    controls.sort_by_key(|c| c.ok);
-    let stale_count = open.stale;
-    let (line, class) = status_line(report);
-    let views = |rows: Rows| {
-        let shown: Arc<[Row]> = rows
-            .iter()
-            .take(PAGE_ROWS)
-            .map(|row| Ok(row?.into_owned()))
-            .collect::<io::Result<_>>()?;
-        io::Result::Ok(
-            (0..shown.len())
-                .map(|i| RowObject::value(&shown, i))
-                .collect::<Vec<_>>(),
-        )
-    };
-    let (matched, ignored) = (views(report.matched)?, views(report.ignored)?);
-    let template = env.get_template("report.html").map_err(io::Error::other)?;
-    // Written as it renders: the page of a large night is megabytes, never held whole.
-    template
-        .render_captured_to(
-            context! {
-            s => Value::from(Serde(report.summary)),
-            status_line => line,
-            status_class => class,
-            totals => Value::from(Serde(&totals)),
-            chart => Value::from(Serde(chart(report))),
-            controls => Value::from(Serde(&controls)),
-            groups,
-            matched,
-            ignored,
-            open => Value::from(Serde(&open_views)),
-            buckets => Value::from(Serde(&buckets)),
-            stale_count => stale_count,
-            page_rows => PAGE_ROWS,
-            open_total => open.total,
-            generated_at => format_timestamp(report.generated_at),
-            },
-            out,
-        )
-        .map_err(io::Error::other)?;
-    Ok(())
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::report::{self, Summary};
-use crate::statement::ReadOptions;
+pub use crate::statement::ReadOptions;
 use crate::store::{OpenMode, Store, StoreError, runs};
 
 /// Everything a run needs, validated: the caller (the command line, the demo, a test) decides
@@ -108,7 +108,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome, Error> {
 /// Records the report as published. Should that fail (another writer took the database the
 /// moment the run let go), the next command publishes the report again from the ledger.
 fn publish_recorded(store: &mut Store, run_id: RunId) {
-    if let Err(error) = super::report::mark_published(store, &run_id.to_string()) {
+    if let Err(error) = super::runs::mark_published(store, &run_id.to_string()) {
         tracing::warn!(run = %run_id, "the report is published but could not be recorded as such ({error}); the next run writes it again");
     }
 }

@@ -1,5 +1,6 @@
-//! A past run's report, written again from the ledger: the same rows, totals, controls and
-//! open top-ups as then; only the generation time differs.
+//! Past runs: listed, their summaries, and their reports written again from the ledger (the
+//! same rows, totals, controls and open top-ups as then; only the generation time differs),
+//! including a report whose publication a stopped process never finished.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,13 @@ use crate::matching::Category;
 use crate::report::{self, Report, Summary};
 use crate::row::Row;
 use crate::store::{Store, StoreError, runs, topups};
+
+pub use crate::store::runs::RunInfo;
+
+/// Every committed run, newest first.
+pub fn list(store: &Store) -> Result<Vec<RunInfo>, Error> {
+    Ok(runs::list(store.conn())?)
+}
 
 /// A stored run's summary and the history mark of its end.
 pub fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
