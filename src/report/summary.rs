@@ -228,8 +228,6 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::Texts;
-    use crate::statement::{Direction, TxIdentity};
 
     /// What recon 0.1.0 (before the version was recorded) stored for the demo's run.
     const UNVERSIONED: &str = include_str!("testdata/summary_unversioned.json");
@@ -239,22 +237,7 @@ mod tests {
             outcome,
             amount: amount.parse().unwrap(),
             currency: currency.parse().unwrap(),
-            direction: Direction::Credit,
-            status_code: "BOOK".into(),
-            reversal: false,
-            booking_date: None,
-            value_date: None,
-            statement_file: "s.xml".into(),
-            statement_id: None,
-            account: None,
-            entry_number: 1,
-            detail_number: None,
-            line_number: None,
-            texts: Texts::default(),
-            topup_id: None,
-            expected_amount: None,
-            difference: None,
-            identity: TxIdentity::default(),
+            ..crate::row::tests::sample_row()
         }
     }
 

@@ -243,7 +243,7 @@ impl Row {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{TextFields, Texts};
 
     #[test]
@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(row.tx_id(), Some("T-ü"));
     }
 
-    pub(super) fn sample_row() -> crate::row::Row {
+    pub(crate) fn sample_row() -> crate::row::Row {
         use crate::matching::Outcome;
         use crate::statement::{Direction, TxIdentity};
         crate::row::Row {

@@ -118,6 +118,34 @@ impl Env {
         self.recon(&all)
     }
 
+    /// `recon run` in inbox mode over the scratch directory's `inbox`, into `archive`,
+    /// `quarantine` and `reports`, with these flags.
+    pub fn inbox_run(&self, flags: &[&str]) -> Output {
+        let dir = |name: &str| self.path(name).display().to_string();
+        let (db, inbox, archive, quarantine, reports) = (
+            self.db(),
+            dir("inbox"),
+            dir("archive"),
+            dir("quarantine"),
+            dir("reports"),
+        );
+        let mut args = vec![
+            "run",
+            "--db",
+            &db,
+            "--inbox",
+            &inbox,
+            "--archive",
+            &archive,
+            "--quarantine",
+            &quarantine,
+            "--reports",
+            &reports,
+        ];
+        args.extend_from_slice(flags);
+        self.recon(&args)
+    }
+
     /// Why the run in `out` rejected its first input.
     pub fn input_error(&self, out: &str) -> String {
         self.summary(out)["inputs"][0]["error"]

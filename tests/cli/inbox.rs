@@ -15,24 +15,7 @@ fn inbox_mode_archives_after_the_commit_and_a_file_read_before_is_archived_witho
     }
     env.write("inbox/junk.txt", "not a statement");
     let dirs = |name: &str| env.path(name).display().to_string();
-    let run = || {
-        env.recon(&[
-            "run",
-            "-q",
-            "--db",
-            &env.db(),
-            "--inbox",
-            &dirs("inbox"),
-            "--archive",
-            &dirs("archive"),
-            "--quarantine",
-            &dirs("quarantine"),
-            "--reports",
-            &dirs("reports"),
-            "--stable-secs",
-            "0",
-        ])
-    };
+    let run = || env.inbox_run(&["-q", "--stable-secs", "0"]);
     let out = run();
     assert_code(&out, 65);
     assert!(env.path("archive/2026-11-20.camt053.xml").is_file());
@@ -85,22 +68,7 @@ fn inbox_mode_archives_after_the_commit_and_a_file_read_before_is_archived_witho
         inbox.join("2026-11-21.camt053.xml"),
     )
     .unwrap();
-    let args = [
-        "run",
-        "--db",
-        &env.db(),
-        "--inbox",
-        &dirs("inbox"),
-        "--archive",
-        &dirs("archive"),
-        "--quarantine",
-        &dirs("quarantine"),
-        "--reports",
-        &dirs("reports"),
-        "--stable-secs",
-        "0",
-    ];
-    let out = env.recon(&args);
+    let out = env.inbox_run(&["--stable-secs", "0"]);
     assert_ok(&out);
     assert!(
         stdout(&out).contains("without reading it: run "),

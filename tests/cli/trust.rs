@@ -210,33 +210,6 @@ fn junk_beside_the_statements_is_skipped_with_a_notice_not_rejected() {
     );
 }
 
-/// `recon run` in inbox mode over the scratch directory's `inbox`, with these flags.
-fn inbox_run(env: &Env, flags: &[&str]) -> std::process::Output {
-    let dir = |name: &str| env.path(name).display().to_string();
-    let (db, inbox, archive, quarantine, reports) = (
-        env.db(),
-        dir("inbox"),
-        dir("archive"),
-        dir("quarantine"),
-        dir("reports"),
-    );
-    let mut args = vec![
-        "run",
-        "--db",
-        &db,
-        "--inbox",
-        &inbox,
-        "--archive",
-        &archive,
-        "--quarantine",
-        &quarantine,
-        "--reports",
-        &reports,
-    ];
-    args.extend_from_slice(flags);
-    env.recon(&args)
-}
-
 #[test]
 fn an_inbox_file_still_being_written_waits_and_folders_and_links_are_not_passed_over_silently() {
     let env = Env::new().with_demo_topups();
@@ -244,7 +217,7 @@ fn an_inbox_file_still_being_written_waits_and_folders_and_links_are_not_passed_
     fs::create_dir_all(inbox.join("subfolder")).unwrap();
     // Just written: by default it waits for the next run.
     fs::copy(demo("2026-11-20.camt053.xml"), inbox.join("fresh.xml")).unwrap();
-    let out = inbox_run(&env, &[]);
+    let out = env.inbox_run(&[]);
     assert_ok(&out);
     let text = stdout(&out);
     assert!(
@@ -263,7 +236,7 @@ fn an_inbox_file_still_being_written_waits_and_folders_and_links_are_not_passed_
         fs::read(demo("2026-11-21.camt053.xml")).unwrap(),
     );
     std::os::unix::fs::symlink(&elsewhere, inbox.join("linked.xml")).unwrap();
-    let out = inbox_run(&env, &["--stable-secs", "0"]);
+    let out = env.inbox_run(&["--stable-secs", "0"]);
     assert_ok(&out);
     let archived = env.path("archive/linked.xml");
     assert!(
