@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 const GROUP: &str = "1ea60f56-b67b-61fc-829a-0242ac130003";
-const TOKEN: &str = "api-token-for-tests";
+const TOKEN: &str = "api-token-for-tests-0123456789abcdef";
 
 /// A running `recon serve`, killed when dropped.
 struct Server {
@@ -24,6 +24,12 @@ impl Server {
     fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(dir.path().join("token"), private).unwrap();
+        }
         let db = dir.path().join("recon.sqlite").display().to_string();
         let token = dir.path().join("token").display().to_string();
         let mut args = vec![
