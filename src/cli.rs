@@ -93,6 +93,9 @@ pub enum Command {
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
     /// Serve the top-up HTTP API (create, read, list, cancel) on the same database as the runs.
+    ///
+    /// A write waits for a nightly run up to --wait seconds (default 10 here, not 0), then
+    /// answers 503. Listen on 127.0.0.1 behind a TLS-terminating proxy: it speaks plain HTTP.
     Serve(ServeArgs),
 }
 
