@@ -93,6 +93,9 @@ pub enum Command {
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
     /// Serve the top-up HTTP API (create, read, list, cancel) on the same database as the runs.
+    ///
+    /// A write waits for a nightly run up to --wait seconds (default 10 here, not 0), then
+    /// answers 503. Listen on 127.0.0.1 behind a TLS-terminating proxy: it speaks plain HTTP.
     Serve(ServeArgs),
 }
 
@@ -177,6 +180,16 @@ pub struct ServeArgs {
     /// `token_file` under [serve]).
     #[arg(long, env = "RECON_API_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Seconds a client has to send a request's whole header; then its connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = crate::api::server::DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout: u64,
+    /// Seconds a request may take from its header to its answer (408 after that); must be
+    /// longer than --wait.
+    #[arg(long, value_name = "SECS", default_value_t = crate::api::server::DEFAULT_REQUEST_TIMEOUT_SECS)]
+    pub request_timeout: u64,
+    /// Open connections at most; more wait in the system's listen queue.
+    #[arg(long, value_name = "N", default_value_t = crate::api::server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 #[derive(Args, Debug)]

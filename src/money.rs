@@ -1,4 +1,5 @@
-//! Money: amounts are `rust_decimal::Decimal`, currencies are validated ISO 4217-shaped codes.
+//! Money: amounts are `rust_decimal::Decimal`, currencies are three-letter codes whose minor units
+//! come from ISO 4217 (the `iso_currency` crate's table).
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +22,56 @@ pub enum MoneyError {
     TooPrecise(String, Currency, u32),
     #[error("a top-up amount must be greater than zero, not {0}")]
     NotPositive(String),
+    #[error(
+        "{0:?} is not written the canonical way (digits, and a '.' only with decimals after it: \
+         200, 200.5 or 0.50; no leading zeros)"
+    )]
+    NotCanonical(String),
+    #[error("{0} is not an ISO 4217 currency code")]
+    NotIso(String),
+    #[error(
+        "{0} has no minor unit in ISO 4217 (a metal, a test or a no-currency code); top-ups are in money"
+    )]
+    NotMoney(String),
+}
+
+/// What ISO 4217 says of a three-letter code: its minor unit, or that it has none.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Iso {
+    MinorUnits(u8),
+    NoMinorUnit,
+    Unknown,
+}
+
+/// Every three-letter code's [`Iso`], indexed by the letters (26³ entries), built once from the
+/// `iso_currency` crate: the report asks for minor units once per amount it shows.
+fn iso(code: [u8; 3]) -> Iso {
+    static TABLE: std::sync::OnceLock<Vec<Iso>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = vec![Iso::Unknown; 26 * 26 * 26];
+        for (i, entry) in table.iter_mut().enumerate() {
+            let letters = [
+                (i / 676) as u8 + b'A',
+                (i / 26 % 26) as u8 + b'A',
+                (i % 26) as u8 + b'A',
+            ];
+            let text = std::str::from_utf8(&letters).expect("ASCII letters");
+            if let Some(currency) = iso_currency::Currency::from_code(text) {
+                *entry = match currency.exponent() {
+                    Some(units) => Iso::MinorUnits(units as u8),
+                    None => Iso::NoMinorUnit,
+                };
+            }
+        }
+        table
+    });
+    let index = |b: u8| usize::from(b.wrapping_sub(b'A'));
+    let [a, b, c] = code;
+    table
+        .get(index(a) * 676 + index(b) * 26 + index(c))
+        .filter(|_| code.iter().all(u8::is_ascii_uppercase))
+        .copied()
+        .unwrap_or(Iso::Unknown)
 }
 
 impl Currency {
@@ -30,14 +81,24 @@ impl Currency {
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
 
-    /// Digits after the decimal point in this currency's minor unit (ISO 4217).
+    /// Digits after the decimal point in this currency's minor unit (ISO 4217); none for the
+    /// codes ISO gives no minor unit (`XXX`, metals), two for a code ISO does not list.
     pub fn minor_units(&self) -> u32 {
-        match self.as_str() {
-            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
-            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" | "XXX" => 0,
-            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-            "CLF" | "UYW" => 4,
-            _ => 2,
+        match iso(self.0) {
+            Iso::MinorUnits(units) => u32::from(units),
+            Iso::NoMinorUnit => 0,
+            Iso::Unknown => 2,
+        }
+    }
+
+    /// Parses a currency a top-up may be in: a code ISO 4217 lists, with a minor unit (banks may
+    /// send any code, and [`FromStr`] keeps those; a new top-up is held to the standard).
+    pub fn of_money(text: &str) -> Result<Currency, MoneyError> {
+        let currency: Currency = text.parse()?;
+        match iso(currency.0) {
+            Iso::MinorUnits(_) => Ok(currency),
+            Iso::NoMinorUnit => Err(MoneyError::NotMoney(currency.as_str().to_string())),
+            Iso::Unknown => Err(MoneyError::NotIso(currency.as_str().to_string())),
         }
     }
 }
@@ -108,9 +169,18 @@ pub fn parse_amount(text: &str, max_decimals: u32) -> Result<Decimal, MoneyError
     Decimal::from_str(trimmed).map_err(|_| bad())
 }
 
-/// Parses a top-up amount: positive, and no finer than the currency's minor unit.
+/// Parses a top-up amount: written the canonical way (`200`, `200.5`, `0.50`; not `5.`, `.5`
+/// or `0200`), positive, and no finer than the currency's minor unit.
 pub fn parse_topup_amount(text: &str, currency: Currency) -> Result<Decimal, MoneyError> {
     let amount = parse_amount(text, 8)?;
+    let trimmed = text.trim();
+    let (int, frac) = match trimmed.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (trimmed, None),
+    };
+    if int.is_empty() || frac == Some("") || (int.len() > 1 && int.starts_with('0')) {
+        return Err(MoneyError::NotCanonical(clip(text)));
+    }
     if amount.is_zero() {
         return Err(MoneyError::NotPositive(clip(text)));
     }
@@ -191,6 +261,56 @@ mod tests {
             format_amount(parse_amount("1.23456", 5).unwrap(), eur()),
             "1.23456"
         );
+    }
+
+    #[test]
+    fn topup_amounts_are_written_the_canonical_way() {
+        for bad in ["5.", ".5", "05", "00.50", "0200.00"] {
+            assert_eq!(
+                parse_topup_amount(bad, eur()),
+                Err(MoneyError::NotCanonical(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        for good in ["5", "5.5", "0.50", "200.00", "10"] {
+            assert!(parse_topup_amount(good, eur()).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn minor_units_come_from_iso_4217() {
+        for (code, units) in [
+            ("EUR", 2),
+            ("JPY", 0),
+            ("KWD", 3),
+            ("CLF", 4),
+            ("XXX", 0),
+            ("XAU", 0),
+            ("ZZZ", 2),
+        ] {
+            assert_eq!(
+                code.parse::<Currency>().unwrap().minor_units(),
+                units,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_topup_currency_is_an_iso_4217_code_of_money() {
+        assert_eq!(Currency::of_money("eur").unwrap().as_str(), "EUR");
+        assert_eq!(
+            Currency::of_money("ZZZ"),
+            Err(MoneyError::NotIso("ZZZ".into()))
+        );
+        assert_eq!(
+            Currency::of_money("XAU"),
+            Err(MoneyError::NotMoney("XAU".into()))
+        );
+        assert!(matches!(
+            Currency::of_money("EURO"),
+            Err(MoneyError::Currency(_))
+        ));
     }
 
     #[test]

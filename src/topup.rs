@@ -152,10 +152,18 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// A create request whose fields are valid: what a new top-up is made of, in canonical form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidTopUp {
+    pub account_group_id: AccountGroupId,
+    pub cash_amount: Decimal,
+    pub currency: Currency,
+}
+
 impl NewTopUp {
-    /// Checks every field and builds the `CONFIRMED` top-up (id and reference one new UUID,
-    /// created now to the second); lists every field that is wrong.
-    pub fn confirm(&self, now: DateTime<Utc>) -> Result<TopUp, Vec<FieldError>> {
+    /// Checks every field (the currency against ISO 4217, the amount in canonical form and no
+    /// finer than the currency's minor unit); lists every field that is wrong.
+    pub fn validate(&self) -> Result<ValidTopUp, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut fail = |field, message: String| errors.push(FieldError { field, message });
         let group = self
@@ -163,9 +171,7 @@ impl NewTopUp {
             .parse::<AccountGroupId>()
             .map_err(|e| fail("account_group_id", e.to_string()))
             .ok();
-        let currency = self
-            .currency
-            .parse::<Currency>()
+        let currency = Currency::of_money(&self.currency)
             .map_err(|e| fail("currency", e.to_string()))
             .ok();
         let amount = match currency {
@@ -175,20 +181,41 @@ impl NewTopUp {
             None => None,
         };
         match (group, currency, amount) {
-            (Some(account_group_id), Some(currency), Some(cash_amount)) => {
-                let uuid = uuid::Uuid::new_v4();
-                Ok(TopUp {
-                    id: TopUpId::from_uuid(uuid),
-                    created_at: chrono::Timelike::with_nanosecond(&now, 0).unwrap_or(now),
-                    account_group_id,
-                    cash_amount,
-                    currency,
-                    status: Status::Confirmed,
-                    settlement_reference: SettlementReference::from_uuid(uuid),
-                })
-            }
+            (Some(account_group_id), Some(currency), Some(cash_amount)) => Ok(ValidTopUp {
+                account_group_id,
+                cash_amount,
+                currency,
+            }),
             _ => Err(errors),
         }
+    }
+}
+
+impl ValidTopUp {
+    /// The `CONFIRMED` top-up (id and reference one new UUID), created at `now` to the second.
+    pub fn confirm(&self, now: DateTime<Utc>) -> TopUp {
+        let uuid = uuid::Uuid::new_v4();
+        TopUp {
+            id: TopUpId::from_uuid(uuid),
+            created_at: chrono::Timelike::with_nanosecond(&now, 0).unwrap_or(now),
+            account_group_id: self.account_group_id,
+            cash_amount: self.cash_amount,
+            currency: self.currency,
+            status: Status::Confirmed,
+            settlement_reference: SettlementReference::from_uuid(uuid),
+        }
+    }
+
+    /// The request in one canonical text (group, amount as the API shows it, currency): `"30"`
+    /// and `"30.00"` EUR are the same request. For a request written the canonical way it is
+    /// the same text the raw fields made before.
+    pub fn canonical_text(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.account_group_id,
+            money::format_amount(self.cash_amount, self.currency),
+            self.currency
+        )
     }
 }
 

@@ -47,7 +47,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             WebhooksCommand::List(args) => webhooks::list(s, &args, out),
             WebhooksCommand::Retry(args) => webhooks::retry(s, &args, out),
         },
-        Command::Serve(_) => webhooks::serve(s),
+        Command::Serve(args) => webhooks::serve(s, &args),
     }
 }
 

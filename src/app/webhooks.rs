@@ -173,8 +173,49 @@ pub(super) fn retry(
     Ok(exit::OK)
 }
 
+/// The shortest API token accepted, in bytes.
+const MIN_TOKEN_BYTES: usize = 32;
+
+/// Reads the API token: its file must be private to its owner, the token at least
+/// [`MIN_TOKEN_BYTES`] long.
+fn read_api_token(path: &Path) -> Result<String, Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot read the API token file {}: {e}",
+                    path.display()
+                ))
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Usage(format!(
+                "the API token file {} is open to its group or to others (mode {:03o}); make it \
+                 private to its owner: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let token = read_secret(path, "API token")?;
+    if token.len() < MIN_TOKEN_BYTES {
+        return Err(Error::Usage(format!(
+            "the API token in {} is {} bytes long; use at least {MIN_TOKEN_BYTES} random bytes, \
+             e.g. `openssl rand -hex 32 > {}`",
+            path.display(),
+            token.len(),
+            path.display()
+        )));
+    }
+    Ok(token)
+}
+
 /// Serves the top-up API until SIGINT or SIGTERM.
-pub(super) fn serve(settings: &Settings) -> Result<u8, Error> {
+pub(super) fn serve(settings: &Settings, args: &crate::cli::ServeArgs) -> Result<u8, Error> {
     let token_file = settings.api_token_file.as_ref().ok_or_else(|| {
         Error::Usage(
             "the API needs a bearer token: use --token-file FILE, set RECON_API_TOKEN_FILE, or \
@@ -182,15 +223,35 @@ pub(super) fn serve(settings: &Settings) -> Result<u8, Error> {
                 .to_string(),
         )
     })?;
-    let token = read_secret(token_file, "API token")?;
+    let token = read_api_token(token_file)?;
     let db = settings.db()?.to_path_buf();
+    // A write waits for a nightly run as long as --wait (or `wait` in recon.toml) says, and
+    // otherwise longer than a command does: a client is waiting, not a script.
+    let wait_secs = if args.db.wait.is_some() || settings.wait_secs > 0 {
+        settings.wait_secs
+    } else {
+        crate::api::server::DEFAULT_WRITE_WAIT_SECS
+    };
+    let limits = crate::api::Limits {
+        header_read_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
+    };
+    if Duration::from_secs(wait_secs) >= limits.request_timeout {
+        return Err(Error::Usage(format!(
+            "--wait {wait_secs} must be shorter than --request-timeout {}: a write that waits \
+             for a nightly run must be answered before the request times out",
+            args.request_timeout
+        )));
+    }
     // Create and migrate the database before the first request, so that errors show at start.
     open(settings, OpenMode::CreateIfMissing)?;
     crate::api::serve(crate::api::Config {
         listen: settings.serve_listen.clone(),
         db,
         token,
-        wait: Duration::from_secs(settings.wait_secs),
+        wait: Duration::from_secs(wait_secs),
+        limits,
     })?;
     Ok(exit::OK)
 }

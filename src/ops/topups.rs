@@ -7,12 +7,13 @@ use std::io::BufReader;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::ids::TopUpId;
 use crate::store::{Store, StoreError, idempotency, topups};
-use crate::topup::{FieldError, NewTopUp, Status, TopUp};
+use crate::topup::{FieldError, NewTopUp, Status, TopUp, ValidTopUp};
 
 pub use crate::store::topups::TopUpRecord;
 
@@ -46,20 +47,34 @@ pub fn body(topup: &TopUp) -> String {
     serde_json::to_string(topup).expect("plain data serialises")
 }
 
-/// Validates `request`, then (in the store `open` gives) creates the `CONFIRMED` top-up with
-/// its event, remembering the answer under `key` when there is one: the same key with the
-/// same request answers the same again; with another request it is refused.
+/// Validates `request`, then (in the store `open` gives, in a transaction of its own) creates
+/// it with [`create_in`].
 pub fn create(
     request: &NewTopUp,
     key: Option<&str>,
     open: impl FnOnce() -> Result<Store, Error>,
 ) -> Result<Created, CreateError> {
-    let topup = request.confirm(Utc::now()).map_err(CreateError::Invalid)?;
+    let request = request.validate().map_err(CreateError::Invalid)?;
     let mut store = open()?;
     let tx = store.write()?;
+    let created = create_in(&tx, &request, key)?;
+    crate::store::commit(tx, "committing a new top-up")?;
+    Ok(created)
+}
+
+/// Creates the `CONFIRMED` top-up with its event inside a write transaction the caller owns and
+/// commits (the API's writer commits many requests in one), stamped with the time it is written.
+/// With a `key`, the answer is remembered under it: the same key with the same request (as
+/// validated: `"30"` and `"30.00"` are the same amount) answers the same again; with another
+/// request it is refused.
+pub fn create_in(
+    conn: &Connection,
+    request: &ValidTopUp,
+    key: Option<&str>,
+) -> Result<Created, CreateError> {
     let fingerprint = key.map(|_| fingerprint(request));
     if let (Some(key), Some(fingerprint)) = (key, &fingerprint) {
-        match idempotency::lookup(&tx, key)? {
+        match idempotency::lookup(conn, key)? {
             Some(stored) if &stored.fingerprint == fingerprint => {
                 return Ok(Created::Replayed {
                     status: stored.status,
@@ -71,23 +86,17 @@ pub fn create(
         }
     }
     let now = Utc::now();
-    topups::insert(&tx, &topup, now)?;
+    let topup = request.confirm(now);
+    topups::insert(conn, &topup, now)?;
     if let (Some(key), Some(fingerprint)) = (key, &fingerprint) {
-        idempotency::remember(&tx, key, fingerprint, 201, &body(&topup), now)?;
+        idempotency::remember(conn, key, fingerprint, 201, &body(&topup), now)?;
     }
-    crate::store::commit(tx, "committing a new top-up")?;
     Ok(Created::New(topup))
 }
 
-/// The same request is the same three fields, however the client spaced its JSON.
-fn fingerprint(request: &NewTopUp) -> String {
-    hex::encode(Sha256::digest(
-        format!(
-            "{}\n{}\n{}",
-            request.account_group_id, request.cash_amount, request.currency
-        )
-        .as_bytes(),
-    ))
+/// The same request is the same three validated fields, however the client wrote them.
+fn fingerprint(request: &ValidTopUp) -> String {
+    hex::encode(Sha256::digest(request.canonical_text().as_bytes()))
 }
 
 /// Imports every top-up of a CSV or JSON-lines file, all or nothing; returns how many.
@@ -118,12 +127,18 @@ fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
     chrono::Timelike::with_nanosecond(&at, 0).unwrap_or(at)
 }
 
-/// Cancels an open top-up, with its event; any other status is refused, naming it.
+/// Cancels an open top-up in a transaction of its own (see [`cancel_in`]).
 pub fn cancel(store: &mut Store, id: TopUpId) -> Result<TopUp, StoreError> {
     let tx = store.write()?;
-    let topup = topups::transition(&tx, id, Status::Cancelled, Utc::now(), None)?;
+    let topup = cancel_in(&tx, id)?;
     crate::store::commit(tx, "committing the cancel")?;
     Ok(topup)
+}
+
+/// Cancels an open top-up, with its event, inside a write transaction the caller owns and
+/// commits; any other status is refused, naming it.
+pub fn cancel_in(conn: &Connection, id: TopUpId) -> Result<TopUp, StoreError> {
+    topups::transition(conn, id, Status::Cancelled, Utc::now(), None)
 }
 
 /// Every top-up, or those of one status, oldest first.

@@ -117,6 +117,26 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database read-only (the API's readers): it checks the file is ours,
+    /// never migrates, never takes the write lock, and in WAL mode reads what was last
+    /// committed while a writer is busy. `wait` bounds the rare waits a reader has (a WAL
+    /// recovery).
+    pub fn open_read_only(path: &Path, wait: Duration) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let store = Store {
+            conn: open_reader(path)?,
+            path: path.to_path_buf(),
+        };
+        store
+            .conn
+            .busy_timeout(wait)
+            .doing("setting the busy timeout")?;
+        store.check_ours()?;
+        Ok(store)
+    }
+
     /// Copies the database into `target` with SQLite's online backup API: a consistent
     /// snapshot even while a reader is busy. The copy is written aside and renamed into place.
     pub fn backup(&self, target: &Path) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::env::{Env, GROUP, assert_topup_fields};
 
-const TOKEN: &str = "api-token-for-tests";
+const TOKEN: &str = "api-token-for-tests-0123456789abcdef";
 
 /// A running `recon serve` on the database of its `Env`, killed when dropped.
 struct Server {
@@ -22,6 +22,12 @@ impl Server {
     fn start(extra: &[&str]) -> Server {
         let env = Env::new();
         let token = env.write("token", format!("{TOKEN}\n"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&token, private).unwrap();
+        }
         let token = token.display().to_string();
         let db = env.db();
         let mut args = vec![

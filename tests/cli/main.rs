@@ -27,6 +27,7 @@ mod report;
 
 // Top-ups, settings, events and the HTTP API.
 mod api;
+mod api_load;
 mod config;
 mod events;
 mod topups;
