@@ -115,10 +115,16 @@ pub struct DeliverArgs {
     /// recon.toml).
     #[arg(long, env = "RECON_WEBHOOK_URL", value_name = "URL")]
     pub url: Option<String>,
-    /// File holding the shared signing secret; surrounding whitespace is ignored (or
-    /// `secret_file` under [webhooks]).
+    /// File holding the signing secret, `whsec_<base64>` as Standard Webhooks writes them; one
+    /// per line while secrets rotate, each signing every post (or `secret_file` under
+    /// [webhooks]).
     #[arg(long, env = "RECON_WEBHOOK_SECRET_FILE", value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+    /// Also send the `Recon-*` headers of recon before Standard Webhooks and post the bare
+    /// payload as they did, for receivers not yet verifying the Standard Webhooks way (the
+    /// event id and type are not signed in that form).
+    #[arg(long)]
+    pub legacy_signature: bool,
     /// Attempts per event before it is marked failed.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,

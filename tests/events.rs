@@ -1,26 +1,20 @@
-//! The outbox and webhook delivery: the real binary, the real SQLite file, and a real HTTP
-//! receiver on 127.0.0.1 that fails, times out and succeeds on purpose.
+//! The outbox: the real binary and the real SQLite file; a run's events are written with its
+//! changes or not at all. Their delivery is tested in `webhooks_delivery.rs`.
 
 mod common;
 
 use common::assert_ok;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
 
 use assert_cmd::Command;
-use hmac::{Hmac, KeyInit, Mac};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sha2::Sha256;
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
-const SECRET: &str = "whsec-test-0123456789";
 
 struct Env {
     dir: tempfile::TempDir,
@@ -37,7 +31,6 @@ impl Env {
         let statement = format!("{DEMO}/2026-11-20.camt053.xml");
         let out = env.path("report").display().to_string();
         assert_ok(&env.recon(&["run", "--db", &env.db(), "--out", &out, &statement]));
-        fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
         env
     }
 
@@ -56,25 +49,6 @@ impl Env {
             .args(args)
             .output()
             .unwrap()
-    }
-
-    fn deliver(&self, url: &str, extra: &[&str]) -> Output {
-        let secret = self.path("secret").display().to_string();
-        let db = self.db();
-        let mut args = vec![
-            "webhooks",
-            "deliver",
-            "--db",
-            &db,
-            "--url",
-            url,
-            "--secret-file",
-            &secret,
-            "--backoff-ms",
-            "10",
-        ];
-        args.extend_from_slice(extra);
-        self.recon(&args)
     }
 
     fn conn(&self) -> rusqlite::Connection {
@@ -243,266 +217,4 @@ fn a_run_that_fails_writes_no_event_and_settles_nothing() {
     let out = env.recon(&["run", "--db", &env.db(), "--out", &out_dir, &statement]);
     assert_ok(&out);
     assert!(env.events().len() > before);
-}
-
-/// What the receiver does with the n-th request it gets.
-#[derive(Clone, Copy, Debug)]
-enum Reply {
-    Status(u16),
-    /// Answers 200 only after this long (longer than the sender's timeout).
-    Sleep(Duration),
-}
-
-struct Received {
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-/// A real HTTP server on 127.0.0.1 that answers from a script (then 200) and keeps every request.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<Vec<Reply>>>,
-}
-
-impl Receiver {
-    fn start(script: Vec<Reply>) -> Receiver {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let url = format!("http://{}/hooks", server.server_addr().to_ip().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.into_iter().rev().collect::<Vec<_>>()));
-        let (seen2, script2) = (seen.clone(), script.clone());
-        thread::spawn(move || {
-            for mut request in server.incoming_requests() {
-                let mut body = String::new();
-                request.as_reader().read_to_string(&mut body).unwrap();
-                let headers = request
-                    .headers()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.field.to_string().to_ascii_lowercase(),
-                            h.value.to_string(),
-                        )
-                    })
-                    .collect();
-                seen2.lock().unwrap().push(Received { headers, body });
-                let reply = script2.lock().unwrap().pop().unwrap_or(Reply::Status(200));
-                match reply {
-                    Reply::Status(code) => {
-                        let _ = request.respond(tiny_http::Response::empty(code));
-                    }
-                    Reply::Sleep(pause) => {
-                        thread::spawn(move || {
-                            thread::sleep(pause);
-                            let _ = request.respond(tiny_http::Response::empty(200));
-                        });
-                    }
-                }
-            }
-        });
-        Receiver { url, seen, script }
-    }
-
-    fn set_script(&self, script: Vec<Reply>) {
-        *self.script.lock().unwrap() = script.into_iter().rev().collect();
-    }
-}
-
-fn verify(received: &Received) -> bool {
-    let timestamp = &received.headers["recon-timestamp"];
-    let signature = received.headers["recon-signature"]
-        .strip_prefix("v1=")
-        .unwrap();
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("{timestamp}.{}", received.body).as_bytes());
-    mac.verify_slice(&hex::decode(signature).unwrap()).is_ok()
-}
-
-#[test]
-fn deliver_retries_errors_and_timeouts_then_posts_every_event_in_order_signed() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![
-        Reply::Status(500),
-        Reply::Sleep(Duration::from_secs(3)),
-        Reply::Status(503),
-    ]);
-    let out = env.deliver(&receiver.url, &["--timeout", "1"]);
-    assert_ok(&out);
-    let events = env.events();
-    assert!(events.iter().all(|e| e.3 == "DELIVERED"), "{events:?}");
-    // The first event took four attempts: 500, timeout, 503, then accepted.
-    assert_eq!(events[0].4, 4);
-    assert!(events[1..].iter().all(|e| e.4 == 1));
-
-    let seen = receiver.seen.lock().unwrap();
-    assert_eq!(seen.len(), events.len() + 3);
-    for received in seen.iter() {
-        assert!(
-            verify(received),
-            "signature must verify: {:?}",
-            received.headers
-        );
-        assert_eq!(received.headers["content-type"], "application/json");
-    }
-    // What was accepted, deduplicated by event id, is every event once, in outbox order, with
-    // the stored payload as body and the type in its header.
-    let mut accepted: Vec<(String, String, String)> = Vec::new();
-    for received in seen.iter() {
-        let id = received.headers["recon-event-id"].clone();
-        if accepted.last().map(|a| &a.0) != Some(&id) {
-            accepted.push((
-                id,
-                received.headers["recon-event-type"].clone(),
-                received.body.clone(),
-            ));
-        }
-    }
-    let expected: Vec<(String, String, String)> = events
-        .iter()
-        .map(|e| (e.0.clone(), e.1.clone(), e.2.clone()))
-        .collect();
-    assert_eq!(accepted, expected);
-    drop(seen);
-
-    // Nothing is pending any more: a second delivery posts nothing.
-    let before = receiver.seen.lock().unwrap().len();
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert_eq!(receiver.seen.lock().unwrap().len(), before);
-}
-
-#[test]
-fn an_unreachable_receiver_marks_the_event_failed_keeps_the_rest_and_retry_sends_them() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![Reply::Status(502); 3]);
-    let out = env.deliver(&receiver.url, &["--max-attempts", "3"]);
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 502"));
-    let events = env.events();
-    assert_eq!((events[0].3.as_str(), events[0].4), ("FAILED", 3));
-    assert!(events[1..].iter().all(|e| e.3 == "PENDING"));
-
-    let listed = env.recon(&[
-        "webhooks",
-        "list",
-        "--db",
-        &env.db(),
-        "--status",
-        "failed",
-        "--format",
-        "jsonl",
-    ]);
-    assert_ok(&listed);
-    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["id"], events[0].0.as_str());
-    assert_eq!(lines[0]["last_error"], "HTTP 502");
-
-    // The receiver is back: the pending events go, then `retry` queues the failed one again.
-    receiver.set_script(vec![]);
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert_eq!(env.events()[0].3, "FAILED");
-    assert!(env.events()[1..].iter().all(|e| e.3 == "DELIVERED"));
-    let retried = env.recon(&["webhooks", "retry", "--db", &env.db()]);
-    assert_ok(&retried);
-    assert!(String::from_utf8_lossy(&retried.stdout).contains("queued 1 failed event"));
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
-}
-
-#[test]
-fn a_receiver_that_refuses_an_event_fails_only_that_event_at_once() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![Reply::Status(200), Reply::Status(400)]);
-    assert_ok(&env.deliver(&receiver.url, &["--max-attempts", "5"]));
-    let events = env.events();
-    assert_eq!((events[1].3.as_str(), events[1].4), ("FAILED", 1));
-    assert_eq!(
-        events.iter().filter(|e| e.3 == "DELIVERED").count(),
-        events.len() - 1
-    );
-    // Retrying one event by id; an id that is not a failed event is refused clearly.
-    let out = env.recon(&["webhooks", "retry", "--db", &env.db(), &events[0].0]);
-    assert_eq!(out.status.code(), Some(65));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is DELIVERED, not FAILED"));
-    assert_ok(&env.recon(&["webhooks", "retry", "--db", &env.db(), &events[1].0]));
-    assert_eq!(env.events()[1].3, "PENDING");
-}
-
-#[test]
-fn deliver_refuses_a_bad_url_or_an_empty_secret_before_touching_anything() {
-    let env = Env::after_demo_night();
-    let out = env.deliver("ftp://example.org/hooks", &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must start with http://"));
-    fs::write(env.path("secret"), "  \n").unwrap();
-    let out = env.deliver("http://127.0.0.1:9/hooks", &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
-    assert!(env.events().iter().all(|e| e.3 == "PENDING" && e.4 == 0));
-}
-
-#[test]
-fn the_receiver_and_secret_can_come_from_recon_toml() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![]);
-    // Next to the database, with the secret file's path relative to the configuration.
-    fs::write(
-        env.path("recon.toml"),
-        format!(
-            "[webhooks]\nurl = \"{}\"\nsecret_file = \"secret\"\n",
-            receiver.url
-        ),
-    )
-    .unwrap();
-    let shown = env.recon(&["config", "show", "--db", &env.db()]);
-    assert_ok(&shown);
-    let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(text.contains("webhooks.url"), "{text}");
-    assert!(text.contains("webhooks.secret_file"), "{text}");
-    let out = env.recon(&[
-        "webhooks",
-        "deliver",
-        "--db",
-        &env.db(),
-        "--backoff-ms",
-        "10",
-    ]);
-    assert_ok(&out);
-    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
-    assert!(receiver.seen.lock().unwrap().iter().all(verify));
-
-    // Without any of the three ways to name a receiver, the error says what to give.
-    fs::remove_file(env.path("recon.toml")).unwrap();
-    let out = env.recon(&["webhooks", "deliver", "--db", &env.db()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--url URL"));
-}
-
-#[test]
-fn a_second_deliverer_at_the_same_time_is_refused_and_posts_nothing() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![]);
-    // Hold the deliverers' lock the way a running `recon webhooks deliver` does.
-    let lock = fs::File::create(format!("{}.deliver-lock", env.db())).unwrap();
-    lock.lock().unwrap();
-    let out = env.deliver(&receiver.url, &[]);
-    assert_eq!(out.status.code(), Some(75));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("another `recon webhooks deliver` is running")
-    );
-    assert!(receiver.seen.lock().unwrap().is_empty());
-    assert!(env.events().iter().all(|e| e.3 == "PENDING"));
-    lock.unlock().unwrap();
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert!(env.events().iter().all(|e| e.3 == "DELIVERED"));
 }

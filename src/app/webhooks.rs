@@ -29,6 +29,18 @@ fn read_secret(path: &Path, what: &str) -> Result<String, Error> {
     Ok(secret.to_string())
 }
 
+/// Reads the webhook signing secrets: one per line (see [`crate::webhooks::Secrets::parse`]).
+fn read_secrets(path: &Path) -> Result<crate::webhooks::Secrets, Error> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the webhook secret file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::webhooks::Secrets::parse(&text)
+        .map_err(|e| Error::Usage(format!("the webhook secret file {}: {e}", path.display())))
+}
+
 /// Posts the pending events to the receiver, one deliverer at a time.
 pub(super) fn deliver(
     settings: &Settings,
@@ -57,7 +69,8 @@ pub(super) fn deliver(
     })?;
     let options = crate::webhooks::Options {
         url: url.clone(),
-        secret: read_secret(secret_file, "webhook secret")?.into_bytes(),
+        secrets: read_secrets(secret_file)?,
+        legacy_signature: args.legacy_signature,
         max_attempts: args.max_attempts,
         timeout: Duration::from_secs(args.timeout.max(1)),
         backoff: Duration::from_millis(args.backoff_ms),

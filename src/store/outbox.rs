@@ -23,7 +23,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The name receivers see in the `Recon-Event-Type` header.
+    /// The name receivers see as the `type` of a post's body.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventType::TopUpConfirmed => "topup.confirmed",
