@@ -125,18 +125,28 @@ pub struct DeliverArgs {
     /// event id and type are not signed in that form).
     #[arg(long)]
     pub legacy_signature: bool,
-    /// Attempts per event before it is marked failed.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Attempts per event before it is marked FAILED: the first, then one per step of the retry
+    /// schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h; beyond it the last step
+    /// repeats). A later call (cron) makes the attempts that fall due.
+    #[arg(long, default_value_t = crate::webhooks::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// Seconds to wait for the receiver's answer to one post.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub timeout: u64,
-    /// First back-off in milliseconds; it doubles per attempt (up to 60 s), with jitter.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
-    pub backoff_ms: u64,
-    /// Deliver at most this many events, then stop (default: all pending).
+    /// No longer used: retries follow the schedule (see --max-attempts). Still accepted so that
+    /// existing crontabs keep working.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub backoff_ms: Option<u64>,
+    /// Post at most this many times, then stop (default: everything that is due).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Post again to a receiver that answered 410 Gone (recon stops posting to such a URL).
+    #[arg(long)]
+    pub reenable_endpoint: bool,
+    /// For tests only: every step of the retry schedule multiplied by this factor (e.g. 0.0001).
+    #[arg(long, value_name = "FACTOR", hide = true)]
+    pub schedule_scale: Option<String>,
 }
 
 /// Output formats of `webhooks list`.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use base64::Engine;
@@ -24,6 +24,14 @@ use sha2::Sha256;
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
 /// A secret as recon's secret files held them before Standard Webhooks: the key's own bytes.
 const SECRET: &str = "whsec-test-0123456789";
+/// Three account groups (A, B, C) for [`Env::with_groups`].
+const GROUPS: [&str; 3] = [
+    "aaaaaaaa-0000-4000-8000-000000000001",
+    "bbbbbbbb-0000-4000-8000-000000000002",
+    "cccccccc-0000-4000-8000-000000000003",
+];
+/// The retry schedule ten thousand times faster: 0.5 ms, 30 ms, 180 ms, ...
+const FAST: [&str; 2] = ["--schedule-scale", "0.0001"];
 
 struct Env {
     dir: tempfile::TempDir,
@@ -51,6 +59,32 @@ impl Env {
         let statement = format!("{DEMO}/2026-11-20.camt053.xml");
         let out = env.path("report").display().to_string();
         assert_ok(&env.recon(&["run", "--db", &env.db(), "--out", &out, &statement]));
+        fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
+        env
+    }
+
+    /// A database with three top-ups in each of three account groups, created in turns (A B C
+    /// A B C A B C): nine `topup.confirmed` events, each group's interleaved with the others'.
+    fn with_groups() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for _ in 0..3 {
+            for group in GROUPS {
+                assert_ok(&env.recon(&[
+                    "topups",
+                    "create",
+                    "--db",
+                    &env.db(),
+                    "--account-group-id",
+                    group,
+                    "--amount",
+                    "10.00",
+                    "--currency",
+                    "EUR",
+                ]));
+            }
+        }
         fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
         env
     }
@@ -84,11 +118,27 @@ impl Env {
             url,
             "--secret-file",
             &secret,
-            "--backoff-ms",
-            "10",
         ];
         args.extend_from_slice(extra);
         self.recon(&args)
+    }
+
+    /// Calls `deliver` as cron does, until every event is delivered (at most `calls` times, a
+    /// moment apart); the output of each call.
+    fn deliver_until_delivered(&self, url: &str, extra: &[&str], calls: usize) -> Vec<Output> {
+        let mut outs = Vec::new();
+        for _ in 0..calls {
+            outs.push(self.deliver(url, extra));
+            if self.events().iter().all(|e| e.status == "DELIVERED") {
+                return outs;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "not delivered after {calls} calls: {:?}\nlast stderr: {}",
+            self.events(),
+            String::from_utf8_lossy(&outs.last().unwrap().stderr)
+        );
     }
 
     /// Every event with its delivery state, in outbox order, as `webhooks list` shows them.
@@ -112,20 +162,33 @@ impl Env {
     }
 }
 
-/// What the receiver does with the n-th request it gets.
-#[derive(Clone, Copy, Debug)]
+/// What the receiver answers to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reply {
     Status(u16),
     /// Answers 200 only after this long (longer than the sender's timeout).
     Sleep(Duration),
 }
 
+#[derive(Clone, Debug)]
 struct Received {
     headers: HashMap<String, String>,
     body: String,
+    /// When it arrived, and what it was answered.
+    at: Instant,
+    reply: Reply,
 }
 
 impl Received {
+    fn new(headers: HashMap<String, String>, body: String) -> Received {
+        Received {
+            headers,
+            body,
+            at: Instant::now(),
+            reply: Reply::Status(0),
+        }
+    }
+
     fn id(&self) -> &str {
         &self.headers["webhook-id"]
     }
@@ -133,22 +196,46 @@ impl Received {
     fn body_json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
+
+    fn group(&self) -> String {
+        self.body_json()["data"]["account_group_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn accepted(&self) -> bool {
+        matches!(self.reply, Reply::Status(200..=299))
+    }
 }
 
-/// A real HTTP server on 127.0.0.1 that answers from a script (then 200) and keeps every request.
+/// How the receiver decides its answer: from the request and how many it received before.
+type Rule = Box<dyn FnMut(&Received) -> Reply + Send>;
+
+/// A real HTTP server on 127.0.0.1 that answers by a rule and keeps every request.
 struct Receiver {
     url: String,
     seen: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<Vec<Reply>>>,
+    rule: Arc<Mutex<Rule>>,
+}
+
+/// A rule that answers from a script, request by request, then 200.
+fn scripted(script: Vec<Reply>) -> Rule {
+    let mut script: Vec<Reply> = script.into_iter().rev().collect();
+    Box::new(move |_| script.pop().unwrap_or(Reply::Status(200)))
 }
 
 impl Receiver {
     fn start(script: Vec<Reply>) -> Receiver {
+        Receiver::with_rule(scripted(script))
+    }
+
+    fn with_rule(rule: Rule) -> Receiver {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let url = format!("http://{}/hooks", server.server_addr().to_ip().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.into_iter().rev().collect::<Vec<_>>()));
-        let (seen2, script2) = (seen.clone(), script.clone());
+        let rule = Arc::new(Mutex::new(rule));
+        let (seen2, rule2) = (seen.clone(), rule.clone());
         thread::spawn(move || {
             for mut request in server.incoming_requests() {
                 let mut body = String::new();
@@ -163,8 +250,10 @@ impl Receiver {
                         )
                     })
                     .collect();
-                seen2.lock().unwrap().push(Received { headers, body });
-                let reply = script2.lock().unwrap().pop().unwrap_or(Reply::Status(200));
+                let mut received = Received::new(headers, body);
+                let reply = (rule2.lock().unwrap())(&received);
+                received.reply = reply;
+                seen2.lock().unwrap().push(received);
                 match reply {
                     Reply::Status(code) => {
                         let _ = request.respond(tiny_http::Response::empty(code));
@@ -178,11 +267,15 @@ impl Receiver {
                 }
             }
         });
-        Receiver { url, seen, script }
+        Receiver { url, seen, rule }
     }
 
-    fn set_script(&self, script: Vec<Reply>) {
-        *self.script.lock().unwrap() = script.into_iter().rev().collect();
+    fn set_rule(&self, rule: Rule) {
+        *self.rule.lock().unwrap() = rule;
+    }
+
+    fn seen(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
     }
 }
 
@@ -325,10 +418,7 @@ fn receivers_verify_each_post_with_the_standard_webhooks_library_under_each_rota
     let mut replayed_body = requests[0].clone();
     replayed_body.1 = requests[1].1.clone();
     for forged in [&replayed_id, &replayed_body] {
-        let received = Received {
-            headers: forged.0.clone(),
-            body: forged.1.clone(),
-        };
+        let received = Received::new(forged.0.clone(), forged.1.clone());
         assert!(!verify_with(&new_key, &received) && !verify_with(&old_key, &received));
     }
     requests.push(replayed_id);
@@ -395,10 +485,12 @@ fn deliver_retries_errors_and_timeouts_then_posts_every_event_in_order_signed() 
         Reply::Sleep(Duration::from_secs(3)),
         Reply::Status(503),
     ]);
-    let out = env.deliver(&receiver.url, &["--timeout", "1"]);
-    assert_ok(&out);
+    // The demo's events are all of one account group: each waits for the one before.
+    let outs =
+        env.deliver_until_delivered(&receiver.url, &["--timeout", "1", FAST[0], FAST[1]], 200);
+    assert_eq!(outs[0].status.code(), Some(75));
+    assert_ok(outs.last().unwrap());
     let events = env.events();
-    assert!(events.iter().all(|e| e.status == "DELIVERED"), "{events:?}");
     // The first event took four attempts: 500, timeout, 503, then accepted.
     assert_eq!(events[0].attempts, 4);
     assert!(events[1..].iter().all(|e| e.attempts == 1));
@@ -447,78 +539,6 @@ fn deliver_retries_errors_and_timeouts_then_posts_every_event_in_order_signed() 
 }
 
 #[test]
-fn an_unreachable_receiver_marks_the_event_failed_keeps_the_rest_and_retry_sends_them() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![Reply::Status(502); 3]);
-    let out = env.deliver(&receiver.url, &["--max-attempts", "3"]);
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 502"));
-    let events = env.events();
-    assert_eq!(
-        (events[0].status.as_str(), events[0].attempts),
-        ("FAILED", 3)
-    );
-    assert!(events[1..].iter().all(|e| e.status == "PENDING"));
-
-    let listed = env.recon(&[
-        "webhooks",
-        "list",
-        "--db",
-        &env.db(),
-        "--status",
-        "failed",
-        "--format",
-        "jsonl",
-    ]);
-    assert_ok(&listed);
-    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["id"], events[0].id.as_str());
-    assert_eq!(lines[0]["last_error"], "HTTP 502");
-
-    // The receiver is back: the pending events go, then `retry` queues the failed one again.
-    receiver.set_script(vec![]);
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert_eq!(env.events()[0].status, "FAILED");
-    assert!(env.events()[1..].iter().all(|e| e.status == "DELIVERED"));
-    let retried = env.recon(&["webhooks", "retry", "--db", &env.db()]);
-    assert_ok(&retried);
-    assert!(String::from_utf8_lossy(&retried.stdout).contains("queued 1 failed event"));
-    assert_ok(&env.deliver(&receiver.url, &[]));
-    assert!(env.events().iter().all(|e| e.status == "DELIVERED"));
-}
-
-#[test]
-fn a_receiver_that_refuses_an_event_fails_only_that_event_at_once() {
-    let env = Env::after_demo_night();
-    let receiver = Receiver::start(vec![Reply::Status(200), Reply::Status(400)]);
-    assert_ok(&env.deliver(&receiver.url, &["--max-attempts", "5"]));
-    let events = env.events();
-    assert_eq!(
-        (events[1].status.as_str(), events[1].attempts),
-        ("FAILED", 1)
-    );
-    assert_eq!(
-        events.iter().filter(|e| e.status == "DELIVERED").count(),
-        events.len() - 1
-    );
-    // Retrying one event by id; an id that is not a failed event is refused clearly.
-    let out = env.recon(&["webhooks", "retry", "--db", &env.db(), &events[0].id]);
-    assert_eq!(out.status.code(), Some(65));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is DELIVERED, not FAILED"));
-    assert_ok(&env.recon(&["webhooks", "retry", "--db", &env.db(), &events[1].id]));
-    assert_eq!(env.events()[1].status, "PENDING");
-}
-
-#[test]
 fn deliver_refuses_a_bad_url_or_an_empty_or_malformed_secret_before_touching_anything() {
     let env = Env::after_demo_night();
     let out = env.deliver("ftp://example.org/hooks", &[]);
@@ -557,6 +577,7 @@ fn the_receiver_and_secret_can_come_from_recon_toml() {
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("webhooks.url"), "{text}");
     assert!(text.contains("webhooks.secret_file"), "{text}");
+    // --backoff-ms is no longer used, and still accepted: crontabs that give it keep working.
     let out = env.recon(&[
         "webhooks",
         "deliver",
@@ -566,6 +587,7 @@ fn the_receiver_and_secret_can_come_from_recon_toml() {
         "10",
     ]);
     assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--backoff-ms is no longer used"));
     assert!(env.events().iter().all(|e| e.status == "DELIVERED"));
     assert!(receiver.seen.lock().unwrap().iter().all(verify));
 
@@ -594,4 +616,279 @@ fn a_second_deliverer_at_the_same_time_is_refused_and_posts_nothing() {
     lock.unlock().unwrap();
     assert_ok(&env.deliver(&receiver.url, &[]));
     assert!(env.events().iter().all(|e| e.status == "DELIVERED"));
+}
+
+/// The ids of the group's events, in outbox order.
+fn ids_of_group(events: &[Listed], group: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| serde_json::from_str::<Value>(&e.payload).unwrap()["account_group_id"] == group)
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// Asserts that each group's events reached the receiver in order: every post of an event came
+/// after the group's previous event was accepted, and each was accepted once.
+fn assert_each_group_in_order(seen: &[Received], events: &[Listed]) {
+    for group in GROUPS {
+        let expected = ids_of_group(events, group);
+        let mut accepted = 0;
+        for post in seen.iter().filter(|r| r.group() == group) {
+            assert_eq!(
+                post.id(),
+                expected[accepted],
+                "group {group}: a post out of order"
+            );
+            if post.accepted() {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, expected.len(), "group {group}");
+    }
+}
+
+fn stderr_of(outs: &[Output]) -> String {
+    outs.iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect()
+}
+
+#[test]
+fn an_event_that_fails_is_retried_on_the_schedule_while_other_groups_go_on_and_its_own_waits() {
+    let env = Env::with_groups();
+    let events = env.events();
+    assert_eq!(events.len(), 9);
+    // The receiver refuses the first event of group A four times, in four ways; a refusal is a
+    // failed attempt of that event, not a reason to give up on anything.
+    let first = events[0].id.clone();
+    let mut refusals = vec![503, 401, 404, 302].into_iter();
+    let receiver = Receiver::with_rule(Box::new(move |r| {
+        let refusal = if r.id() == first {
+            refusals.next()
+        } else {
+            None
+        };
+        Reply::Status(refusal.unwrap_or(200))
+    }));
+    let outs = env.deliver_until_delivered(&receiver.url, &FAST, 300);
+    assert_eq!(outs[0].status.code(), Some(75));
+    assert_ok(outs.last().unwrap());
+    let stderr = stderr_of(&outs);
+    for said in [
+        "HTTP 503",
+        "HTTP 401",
+        "HTTP 404",
+        "HTTP 302, a redirect to nowhere",
+    ] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    assert!(!stderr.contains("FAILED"), "{stderr}");
+
+    let events = env.events();
+    assert!(events.iter().all(|e| e.status == "DELIVERED"));
+    assert_eq!(events[0].attempts, 5);
+    assert!(events[1..].iter().all(|e| e.attempts == 1));
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), events.len() + 4);
+    assert_each_group_in_order(&seen, &events);
+    // Groups B and C went on while A's first event waited: all of theirs before its retry.
+    let retries: Vec<&Received> = seen.iter().filter(|r| r.id() == events[0].id).collect();
+    assert!(
+        seen.iter()
+            .filter(|r| r.group() != GROUPS[0])
+            .all(|r| r.at < retries[1].at)
+    );
+    // The attempts followed the schedule (scaled): 5 s, 5 min, 30 min, 2 h apart at least.
+    for (pair, step_secs) in retries.windows(2).zip([5, 300, 1800, 7200]) {
+        let apart = pair[1].at - pair[0].at;
+        assert!(
+            apart >= Duration::from_micros(step_secs * 100),
+            "{apart:?} < {step_secs} s scaled"
+        );
+    }
+}
+
+#[test]
+fn deliver_returns_when_nothing_is_due_and_a_later_call_picks_up_where_it_stopped() {
+    let env = Env::with_groups();
+    let receiver = Receiver::start(vec![Reply::Status(503)]);
+    // The real schedule: the first retry is 5 s later, and deliver does not wait for it.
+    let started = Instant::now();
+    let out = env.deliver(&receiver.url, &[]);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(out.status.code(), Some(75));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .starts_with("delivered 6 event(s), 1 attempt(s) failed; 3 pending (next attempt due "),
+        "{stdout}"
+    );
+    let events = env.events();
+    let waiting = ids_of_group(&events, GROUPS[0]);
+    for e in &events {
+        let expected = if waiting.contains(&e.id) {
+            "PENDING"
+        } else {
+            "DELIVERED"
+        };
+        assert_eq!(e.status, expected, "{e:?}");
+    }
+    let first = &events[0].json;
+    assert_eq!(first["attempts"], 1);
+    assert_eq!(first["last_error"], "HTTP 503");
+    let at =
+        |field: &str| chrono::DateTime::parse_from_rfc3339(first[field].as_str().unwrap()).unwrap();
+    let pause = at("next_attempt_at") - at("last_attempt_at");
+    assert!((4..=6).contains(&pause.num_seconds()), "{pause}");
+
+    // Called again before it is due: nothing is posted.
+    let out = env.deliver(&receiver.url, &[]);
+    assert_ok(&out);
+    assert_eq!(receiver.seen().len(), 7);
+    // As cron would, once it is due: the group's three events, in order.
+    thread::sleep(Duration::from_millis(5200));
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    let seen = receiver.seen();
+    let posted: Vec<&str> = seen[7..].iter().map(Received::id).collect();
+    assert_eq!(posted, waiting);
+    assert_each_group_in_order(&seen, &env.events());
+}
+
+#[test]
+fn an_event_out_of_attempts_is_failed_its_group_waits_behind_it_and_retry_sends_it_first() {
+    let env = Env::with_groups();
+    let events = env.events();
+    let first = events[0].id.clone();
+    let refused = first.clone();
+    let receiver = Receiver::with_rule(Box::new(move |r| {
+        Reply::Status(if r.id() == refused { 500 } else { 200 })
+    }));
+    let extra = ["--max-attempts", "3", FAST[0], FAST[1]];
+    let mut last = None;
+    for _ in 0..100 {
+        last = Some(env.deliver(&receiver.url, &extra));
+        if env.events()[0].status == "FAILED" {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = last.unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("2 pending, 1 failed\n"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 event(s) FAILED after their last attempt (1 in this call, the first")
+            && stderr.contains("2 later event(s) of their account groups wait behind them")
+            && stderr.contains("`recon webhooks retry`"),
+        "{stderr}"
+    );
+    let events = env.events();
+    assert_eq!(
+        (events[0].status.as_str(), events[0].attempts),
+        ("FAILED", 3)
+    );
+    let group_a = ids_of_group(&events, GROUPS[0]);
+    for e in &events {
+        if e.id == first {
+            continue;
+        }
+        if group_a.contains(&e.id) {
+            // Waiting behind it, never posted: a receiver never sees them before it.
+            assert_eq!((e.status.as_str(), e.attempts), ("PENDING", 0));
+            assert!(receiver.seen().iter().all(|r| r.id() != e.id));
+        } else {
+            assert_eq!(e.status, "DELIVERED");
+        }
+    }
+    // Nothing is due: another call posts nothing, and says again what waits.
+    let posts = receiver.seen().len();
+    let out = env.deliver(&receiver.url, &extra);
+    assert_eq!(out.status.code(), Some(75));
+    assert_eq!(receiver.seen().len(), posts);
+
+    let listed = env.recon(&[
+        "webhooks",
+        "list",
+        "--db",
+        &env.db(),
+        "--status",
+        "failed",
+        "--format",
+        "jsonl",
+    ]);
+    assert_ok(&listed);
+    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["id"], first.as_str());
+    assert_eq!(lines[0]["last_error"], "HTTP 500");
+
+    // An id that is not a failed event is refused clearly, and nothing is queued.
+    let out = env.recon(&[
+        "webhooks",
+        "retry",
+        "--db",
+        &env.db(),
+        &events[1].id,
+        &first,
+    ]);
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is DELIVERED, not FAILED"));
+    let out = env.recon(&["webhooks", "retry", "--db", &env.db(), "no-such-event"]);
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no event with id no-such-event"));
+    assert_eq!(env.events()[0].status, "FAILED");
+
+    // The receiver is fixed; retry queues the failed event, and it goes first, then its group.
+    receiver.set_rule(scripted(vec![]));
+    let retried = env.recon(&["webhooks", "retry", "--db", &env.db(), &first]);
+    assert_ok(&retried);
+    assert!(String::from_utf8_lossy(&retried.stdout).contains("queued 1 failed event"));
+    assert_ok(&env.deliver(&receiver.url, &extra));
+    let seen = receiver.seen();
+    let posted: Vec<&str> = seen[posts..].iter().map(Received::id).collect();
+    assert_eq!(posted, group_a);
+    let events = env.events();
+    assert!(events.iter().all(|e| e.status == "DELIVERED"));
+    assert_each_group_in_order(&seen, &events);
+}
+
+#[test]
+fn a_410_disables_the_endpoint_with_a_clear_message_until_it_is_enabled_again() {
+    let env = Env::after_demo_night();
+    let receiver = Receiver::start(vec![Reply::Status(410)]);
+    let out = env.deliver(&receiver.url, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("answered HTTP 410 Gone to event")
+            && stderr.contains("the endpoint is gone")
+            && stderr.contains("--reenable-endpoint"),
+        "{stderr}"
+    );
+    assert_eq!(receiver.seen().len(), 1);
+    let events = env.events();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.status == "PENDING" && e.attempts == 0)
+    );
+    assert_eq!(events[0].json["last_error"], "HTTP 410 Gone");
+
+    // Later calls post nothing to it, and say why.
+    let out = env.deliver(&receiver.url, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the endpoint is gone"));
+    assert_eq!(receiver.seen().len(), 1);
+    // Enabled again: everything goes, the event that met the 410 first.
+    assert_ok(&env.deliver(&receiver.url, &["--reenable-endpoint"]));
+    let events = env.events();
+    assert!(events.iter().all(|e| e.status == "DELIVERED"));
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), events.len() + 1);
+    let posted: Vec<&str> = seen[1..].iter().map(Received::id).collect();
+    let expected: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(posted, expected);
 }
