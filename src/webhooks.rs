@@ -11,8 +11,9 @@
 //! [`deliver`] posts what is due and returns when nothing more is: a failed attempt is tried
 //! again on [`RETRY_SCHEDULE`] (seconds, then minutes, hours, days) by a later call (cron), and
 //! until it is accepted the later events of its account group wait, so a receiver never sees a
-//! group's events out of order. Every attempt is recorded in the delivery state file
-//! (`store::deliveries`), never in the database a nightly run holds.
+//! group's events out of order. Every attempt is claimed before posting and recorded after in
+//! the delivery state file (`store::deliveries`), never in the database a nightly run holds, so
+//! delivery beside a run posts each event once.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -127,6 +128,8 @@ pub struct Outcome {
     pub failed_attempts: usize,
     /// Events whose last attempt failed in this call: now `FAILED` (their ids).
     pub gave_up: Vec<String>,
+    /// Attempts an earlier deliver left unrecorded when it stopped while posting.
+    pub interrupted: usize,
     pub stopped: Option<Stop>,
 }
 
@@ -313,6 +316,13 @@ pub fn deliver(
     options: &Options,
 ) -> Result<Outcome, StoreError> {
     let mut outcome = Outcome::default();
+    for seq in deliveries.recover_claims(Utc::now())? {
+        tracing::warn!(
+            "event #{seq} was being posted when the last deliver stopped: the receiver may have \
+             it; it is posted again"
+        );
+        outcome.interrupted += 1;
+    }
     if let Some(gone) = deliveries.gone(&options.url)? {
         outcome.stopped = Some(Stop::Gone(gone));
         return Ok(outcome);
@@ -401,6 +411,10 @@ impl Sender<'_> {
                 self.deliveries.path().display()
             ))
         })?;
+        // The claim is committed before the post and cleared with its result: a stop in between
+        // is known to the next deliver. It is written to the delivery state file, never to the
+        // database, whose write lock a nightly run holds for its whole transaction.
+        self.deliveries.claim(state.seq, Utc::now())?;
         let answer = post(&self.agent, self.options, &event);
         let at = Utc::now();
         match answer {

@@ -892,3 +892,131 @@ fn a_410_disables_the_endpoint_with_a_clear_message_until_it_is_enabled_again() 
     let expected: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(posted, expected);
 }
+
+#[test]
+fn deliver_beside_a_run_holding_the_write_lock_posts_each_event_once_and_records_it() {
+    let env = Env::after_demo_night();
+    let receiver = Receiver::start(vec![]);
+    // A nightly run holds the database's write lock for its whole transaction: hold it the same
+    // way, with an event the "run" has written but not committed.
+    let run = rusqlite::Connection::open(env.db()).unwrap();
+    run.execute_batch(
+        r#"BEGIN IMMEDIATE;
+           INSERT INTO events (id, type, created_at, payload)
+           VALUES ('written-by-the-run', 'topup.settled', '2026-11-21T06:00:00Z',
+                   '{"account_group_id":"1ea60f56-b67b-61fc-829a-0242ac130003"}');"#,
+    )
+    .unwrap();
+    // It is held: a writer gives up.
+    let writer = env.recon(&[
+        "topups",
+        "create",
+        "--db",
+        &env.db(),
+        "--account-group-id",
+        GROUPS[0],
+        "--amount",
+        "1.00",
+        "--currency",
+        "EUR",
+    ]);
+    assert_eq!(writer.status.code(), Some(75));
+
+    let out = env.deliver(&receiver.url, &[]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("delivered 21 event(s), 0 attempt"));
+    // Each committed event posted once and recorded as delivered, while the lock is still held.
+    let events = env.events();
+    assert_eq!(events.len(), 21);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.status == "DELIVERED" && e.attempts == 1)
+    );
+    let posted: Vec<String> = receiver.seen().iter().map(|r| r.id().to_string()).collect();
+    let expected: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(posted, expected);
+    // Called again while the run goes on: nothing is posted twice.
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    assert_eq!(receiver.seen().len(), 21);
+
+    // The run commits: the next call posts its event, and only that.
+    run.execute_batch("COMMIT").unwrap();
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 22);
+    assert_eq!(seen[21].id(), "written-by-the-run");
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    assert_eq!(receiver.seen().len(), 22);
+    assert!(env.events().iter().all(|e| e.status == "DELIVERED"));
+}
+
+#[test]
+fn a_deliver_stopped_while_posting_leaves_a_claim_and_the_next_posts_only_that_event_again() {
+    let env = Env::after_demo_night();
+    // The third post is never answered in time: the deliver is killed while it waits.
+    let receiver = Receiver::start(vec![
+        Reply::Status(200),
+        Reply::Status(200),
+        Reply::Sleep(Duration::from_secs(60)),
+    ]);
+    let secret = env.path("secret").display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args([
+            "webhooks",
+            "deliver",
+            "--db",
+            &env.db(),
+            "--url",
+            &receiver.url,
+            "--secret-file",
+            &secret,
+            "--timeout",
+            "120",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = Instant::now();
+    while receiver.seen().len() < 3 {
+        assert!(waited.elapsed() < Duration::from_secs(20), "no third post");
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let events = env.events();
+    let in_flight = &events[2];
+    assert_eq!(
+        (in_flight.status.as_str(), in_flight.attempts),
+        ("PENDING", 0)
+    );
+    // Its claim was recorded before the post.
+    let claimed: Option<i64> = rusqlite::Connection::open(format!("{}.deliveries", env.db()))
+        .unwrap()
+        .query_row(
+            "SELECT claimed_at_ms FROM deliveries WHERE seq = ?1",
+            [in_flight.json["seq"].as_i64().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(claimed.is_some());
+
+    // The next deliver records the interrupted attempt and posts that event again, once; the
+    // two accepted before are not posted again.
+    let out = env.deliver(&receiver.url, &[]);
+    assert_ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("was being posted when the last deliver stopped")
+    );
+    let events = env.events();
+    assert!(events.iter().all(|e| e.status == "DELIVERED"));
+    assert_eq!(events[2].attempts, 2);
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), events.len() + 1);
+    for (i, event) in events.iter().enumerate() {
+        let posts = seen.iter().filter(|r| r.id() == event.id).count();
+        assert_eq!(posts, if i == 2 { 2 } else { 1 }, "{}", event.id);
+    }
+}

@@ -4,7 +4,10 @@
 //!
 //! A nightly run holds the database's write lock for its whole transaction. Delivery only reads
 //! the database (in WAL mode a reader never waits for the writer) and writes here, so it records
-//! every attempt while a run is going on, and a run never waits for a slow receiver.
+//! every attempt while a run is going on, and a run never waits for a slow receiver. Before each
+//! post it commits a claim on the event, cleared with the result: a deliver that stops in
+//! between (killed, power lost) leaves the claim, and the next one knows that the event may have
+//! reached the receiver and posts it again (at least once).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,10 @@ use super::{Doing, StoreError, classify, schema};
 
 /// How long a write here waits for another one: every transaction on this file is short.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// The last error of an attempt whose deliver stopped before recording the answer.
+pub const INTERRUPTED: &str = "interrupted: the deliver that posted it stopped before recording the \
+                               answer (the receiver may have it); posted again";
 
 /// Events taken in from the outbox per transaction.
 const INTAKE_BATCH: usize = 10_000;
@@ -339,12 +346,54 @@ impl Deliveries {
             .transpose()
     }
 
+    /// Claims the event for an attempt starting at `at`, before it is posted: committed, so that
+    /// a deliver that stops before recording the result leaves a trace.
+    pub fn claim(&self, seq: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET claimed_at_ms = ?2 WHERE seq = ?1",
+                params![seq, ms(at)],
+            )
+            .map_err(|e| classify(&self.path, e, "claiming an event"))?;
+        Ok(())
+    }
+
+    /// Records the claims a deliver left when it stopped while posting as interrupted attempts,
+    /// each event due again at `now` (the receiver may have it: it is posted again, at least
+    /// once). Returns the events' seqs.
+    pub fn recover_claims(&mut self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e, "recovering interrupted attempts"))?;
+        let seqs = {
+            let mut stmt = tx
+                .prepare("SELECT seq FROM deliveries WHERE claimed_at_ms IS NOT NULL ORDER BY seq")
+                .doing("reading interrupted attempts")?;
+            stmt.query_map([], |r| r.get::<_, i64>(0))
+                .doing("reading interrupted attempts")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .doing("reading interrupted attempts")?
+        };
+        tx.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, last_attempt_at_ms = claimed_at_ms,
+                 last_error = ?1, next_attempt_at_ms = ?2, claimed_at_ms = NULL
+             WHERE claimed_at_ms IS NOT NULL",
+            params![INTERRUPTED, ms(now)],
+        )
+        .doing("recovering interrupted attempts")?;
+        tx.commit().doing("recovering interrupted attempts")?;
+        Ok(seqs)
+    }
+
     /// Records that the receiver accepted the event at `at`.
     pub fn delivered(&self, seq: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE deliveries SET status = 'DELIVERED', attempts = attempts + 1,
-                     last_attempt_at_ms = ?2, delivered_at_ms = ?2, last_error = NULL
+                     last_attempt_at_ms = ?2, delivered_at_ms = ?2, last_error = NULL,
+                     claimed_at_ms = NULL
                  WHERE seq = ?1",
                 params![seq, ms(at)],
             )
@@ -365,7 +414,8 @@ impl Deliveries {
             .execute(
                 "UPDATE deliveries SET attempts = attempts + 1, last_attempt_at_ms = ?2,
                      last_error = ?3, next_attempt_at_ms = coalesce(?4, next_attempt_at_ms),
-                     status = CASE WHEN ?4 IS NULL THEN 'FAILED' ELSE status END
+                     status = CASE WHEN ?4 IS NULL THEN 'FAILED' ELSE status END,
+                     claimed_at_ms = NULL
                  WHERE seq = ?1",
                 params![seq, ms(at), crate::text::clip(error, 500), next.map(ms)],
             )
@@ -390,7 +440,8 @@ impl Deliveries {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e, "recording a gone endpoint"))?;
         tx.execute(
-            "UPDATE deliveries SET last_attempt_at_ms = ?2, last_error = ?3 WHERE seq = ?1",
+            "UPDATE deliveries SET last_attempt_at_ms = ?2, last_error = ?3, claimed_at_ms = NULL
+             WHERE seq = ?1",
             params![seq, ms(at), crate::text::clip(answer, 500)],
         )
         .doing("recording a gone endpoint")?;
@@ -677,6 +728,38 @@ mod tests {
                 .contains("does not belong to this database"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_claim_left_by_a_deliver_that_stopped_is_an_interrupted_attempt_due_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        let store = Store::open(&db, OpenMode::CreateIfMissing, Duration::ZERO).unwrap();
+        topup_event(store.conn(), 1, "g1", "PENDING");
+        topup_event(store.conn(), 2, "g1", "PENDING");
+        let mut deliveries = Deliveries::open(&db).unwrap();
+        let t0: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+        deliveries.take_in(store.conn(), t0).unwrap();
+        // Claimed and accepted: nothing left to recover.
+        deliveries.claim(1, t0).unwrap();
+        deliveries.delivered(1, t0).unwrap();
+        // Claimed, then the process is gone.
+        let t1 = t0 + chrono::TimeDelta::seconds(1);
+        deliveries.claim(2, t1).unwrap();
+        drop(deliveries);
+
+        let mut deliveries = Deliveries::open(&db).unwrap();
+        let t2 = t0 + chrono::TimeDelta::minutes(5);
+        assert_eq!(deliveries.recover_claims(t2).unwrap(), [2]);
+        let state = deliveries.state(2).unwrap().unwrap();
+        assert_eq!(
+            (state.status, state.attempts, state.next_attempt_at),
+            (Delivery::Pending, 1, t2)
+        );
+        assert_eq!(state.last_attempt_at, Some(t1));
+        assert_eq!(state.last_error.as_deref(), Some(INTERRUPTED));
+        assert_eq!(deliveries.state(1).unwrap().unwrap().attempts, 1);
+        assert!(deliveries.recover_claims(t2).unwrap().is_empty());
     }
 
     #[test]

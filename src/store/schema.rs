@@ -271,6 +271,16 @@ CREATE TABLE gone_endpoints (
 "#,
         then: None,
     },
+    // 2: an attempt's claim, taken (and committed) before posting and cleared with its result:
+    // a deliver that stopped in between leaves it, and the next one records that attempt as
+    // interrupted before posting the event again.
+    Migration {
+        sql: r#"
+ALTER TABLE deliveries ADD COLUMN claimed_at_ms INTEGER;
+CREATE INDEX deliveries_claimed ON deliveries (seq) WHERE claimed_at_ms IS NOT NULL;
+"#,
+        then: None,
+    },
 ];
 
 /// The CHECK constraints that migration 5 rewrites: table, as created, as rewritten.
