@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   error, 65 an input rejected or bad data, 66 a path that must exist does not, 70 \
                   internal error (nothing committed), 73 a file or folder cannot be created, 74 \
                   reading or writing failed (disk full), 75 another recon process holds the \
-                  database (or a webhook receiver stayed unreachable), 77 permission denied."
+                  database (or webhook events wait for a retry), 77 permission denied."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -53,6 +53,43 @@ pub(super) fn deliver(
     args: &crate::cli::DeliverArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
+    let options = deliver_options(settings, args)?;
+    let store = open(settings, OpenMode::MustExist)?;
+    // One deliverer at a time: two would post the same events twice.
+    let Some(_lock) = lock_deliverer(store.path())? else {
+        return Ok(exit::LOCKED);
+    };
+    let mut deliveries = Deliveries::open(store.path())?;
+    if args.reenable_endpoint && deliveries.enable(&options.url)? {
+        tracing::warn!(
+            "{} answered 410 Gone before; posting to it again",
+            options.url
+        );
+    }
+    let outcome = crate::webhooks::deliver(store.conn(), &mut deliveries, &options)?;
+    let counts = deliveries.counts()?;
+    let held_back = if counts.failed > 0 {
+        deliveries.held_back()?
+    } else {
+        0
+    };
+    let mut line = format!(
+        "delivered {} event(s), {} attempt(s) failed; {} pending",
+        outcome.delivered, outcome.failed_attempts, counts.pending
+    );
+    if let Some(next) = counts.next_attempt_at.filter(|_| counts.pending > 0) {
+        line.push_str(&format!(" (next attempt due {})", format_timestamp(next)));
+    }
+    line.push_str(&format!(", {} failed\n", counts.failed));
+    write_out(out, &line)?;
+    Ok(delivery_status(&options.url, &outcome, &counts, held_back))
+}
+
+/// The receiver, the secrets and the schedule from the settings and flags.
+fn deliver_options(
+    settings: &Settings,
+    args: &crate::cli::DeliverArgs,
+) -> Result<crate::webhooks::Options, Error> {
     let url = settings.webhook_url.clone().ok_or_else(|| {
         Error::Usage(
             "no webhook receiver given: use --url URL, set RECON_WEBHOOK_URL, or put url under \
@@ -79,8 +116,8 @@ pub(super) fn deliver(
              README (see --max-attempts)"
         );
     }
-    let options = crate::webhooks::Options {
-        url: url.clone(),
+    Ok(crate::webhooks::Options {
+        url,
         secrets: read_secrets(secret_file)?,
         legacy_signature: args.legacy_signature,
         timeout: Duration::from_secs(args.timeout.max(1)),
@@ -89,51 +126,40 @@ pub(super) fn deliver(
             scale: schedule_scale(args.schedule_scale.as_deref())?,
         },
         limit: args.limit,
-    };
-    let store = open(settings, OpenMode::MustExist)?;
-    // One deliverer at a time: two would post the same events twice.
-    let lock_path = PathBuf::from(format!("{}.deliver-lock", store.path().display()));
+    })
+}
+
+/// Takes `<db>.deliver-lock`, held until the file is dropped; `None` (with a message) when
+/// another deliverer holds it.
+fn lock_deliverer(db: &Path) -> Result<Option<File>, Error> {
+    let lock_path = PathBuf::from(format!("{}.deliver-lock", db.display()));
     let lock = File::create(&lock_path).map_err(|source| Error::Io {
         doing: format!("creating {}", lock_path.display()),
         source,
     })?;
     match lock.try_lock() {
-        Ok(()) => {}
+        Ok(()) => Ok(Some(lock)),
         Err(fs::TryLockError::WouldBlock) => {
             tracing::error!(
                 "another `recon webhooks deliver` is running on {}; try again when it has finished",
-                store.path().display()
+                db.display()
             );
-            return Ok(exit::LOCKED);
+            Ok(None)
         }
-        Err(fs::TryLockError::Error(source)) => {
-            return Err(Error::Io {
-                doing: format!("locking {}", lock_path.display()),
-                source,
-            });
-        }
+        Err(fs::TryLockError::Error(source)) => Err(Error::Io {
+            doing: format!("locking {}", lock_path.display()),
+            source,
+        }),
     }
-    let mut deliveries = Deliveries::open(store.path())?;
-    if args.reenable_endpoint && deliveries.enable(&url)? {
-        tracing::warn!("{url} answered 410 Gone before; posting to it again");
-    }
-    let outcome = crate::webhooks::deliver(store.conn(), &mut deliveries, &options)?;
-    let counts = deliveries.counts()?;
-    let held_back = if counts.failed > 0 {
-        deliveries.held_back()?
-    } else {
-        0
-    };
-    let mut line = format!(
-        "delivered {} event(s), {} attempt(s) failed; {} pending",
-        outcome.delivered, outcome.failed_attempts, counts.pending
-    );
-    if let Some(next) = counts.next_attempt_at.filter(|_| counts.pending > 0) {
-        line.push_str(&format!(" (next attempt due {})", format_timestamp(next)));
-    }
-    line.push_str(&format!(", {} failed\n", counts.failed));
-    write_out(out, &line)?;
+}
 
+/// Says what needs a person, or what waits, and gives the exit status.
+fn delivery_status(
+    url: &str,
+    outcome: &crate::webhooks::Outcome,
+    counts: &crate::store::deliveries::Counts,
+    held_back: u64,
+) -> u8 {
     use crate::webhooks::Stop;
     if let Some(Stop::Gone(gone)) = &outcome.stopped {
         tracing::error!(
@@ -144,7 +170,7 @@ pub(super) fn deliver(
             gone.event_id,
             format_timestamp(gone.at)
         );
-        return Ok(exit::USAGE);
+        return exit::USAGE;
     }
     let mut status = exit::OK;
     if let Some(Stop::Unreachable(why)) = &outcome.stopped {
@@ -153,7 +179,7 @@ pub(super) fn deliver(
              again on the retry schedule by a later `recon webhooks deliver`"
         );
         status = exit::LOCKED;
-    } else if outcome.failed_attempts > 0 {
+    } else if outcome.failed_attempts > 0 && counts.pending > 0 {
         tracing::warn!(
             "{} attempt(s) failed; those events are tried again on the retry schedule by a \
              later `recon webhooks deliver`, and the later events of their account groups wait",
@@ -174,7 +200,7 @@ pub(super) fn deliver(
         );
         status = exit::LOCKED;
     }
-    Ok(status)
+    status
 }
 
 /// The hidden `--schedule-scale`: a positive decimal factor.
