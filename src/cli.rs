@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   error, 65 an input rejected or bad data, 66 a path that must exist does not, 70 \
                   internal error (nothing committed), 73 a file or folder cannot be created, 74 \
                   reading or writing failed (disk full), 75 another recon process holds the \
-                  database (or a webhook receiver stayed unreachable), 77 permission denied."
+                  database (or webhook events wait for a retry), 77 permission denied."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -118,22 +118,38 @@ pub struct DeliverArgs {
     /// recon.toml).
     #[arg(long, env = "RECON_WEBHOOK_URL", value_name = "URL")]
     pub url: Option<String>,
-    /// File holding the shared signing secret; surrounding whitespace is ignored (or
-    /// `secret_file` under [webhooks]).
+    /// File holding the signing secret, `whsec_<base64>` as Standard Webhooks writes them; one
+    /// per line while secrets rotate, each signing every post (or `secret_file` under
+    /// [webhooks]).
     #[arg(long, env = "RECON_WEBHOOK_SECRET_FILE", value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
-    /// Attempts per event before it is marked failed.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Also send the `Recon-*` headers of recon before Standard Webhooks and post the bare
+    /// payload as they did, for receivers not yet verifying the Standard Webhooks way (the
+    /// event id and type are not signed in that form).
+    #[arg(long)]
+    pub legacy_signature: bool,
+    /// Attempts per event before it is marked FAILED: the first, then one per step of the retry
+    /// schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h; beyond it the last step
+    /// repeats). A later call (cron) makes the attempts that fall due.
+    #[arg(long, default_value_t = crate::webhooks::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// Seconds to wait for the receiver's answer to one post.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub timeout: u64,
-    /// First back-off in milliseconds; it doubles per attempt (up to 60 s), with jitter.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
-    pub backoff_ms: u64,
-    /// Deliver at most this many events, then stop (default: all pending).
+    /// No longer used: retries follow the schedule (see --max-attempts). Still accepted so that
+    /// existing crontabs keep working.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub backoff_ms: Option<u64>,
+    /// Post at most this many times, then stop (default: everything that is due).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Post again to a receiver that answered 410 Gone (recon stops posting to such a URL).
+    #[arg(long)]
+    pub reenable_endpoint: bool,
+    /// For tests only: every step of the retry schedule multiplied by this factor (e.g. 0.0001).
+    #[arg(long, value_name = "FACTOR", hide = true)]
+    pub schedule_scale: Option<String>,
 }
 
 /// Output formats of `webhooks list`.

@@ -6,10 +6,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::Utc;
+
 use super::{open, to_json, to_json_lines, write_out};
 use crate::config::Settings;
 use crate::error::{Error, exit};
 use crate::ops::OpenMode;
+use crate::store::StoreError;
+use crate::store::deliveries::{Deliveries, Delivery};
+use crate::topup::format_timestamp;
 
 /// Reads a secret (signing secret, API token) from its file; it must not be empty.
 fn read_secret(path: &Path, what: &str) -> Result<String, Error> {
@@ -29,12 +34,63 @@ fn read_secret(path: &Path, what: &str) -> Result<String, Error> {
     Ok(secret.to_string())
 }
 
-/// Posts the pending events to the receiver, one deliverer at a time.
+/// Reads the webhook signing secrets: one per line (see [`crate::webhooks::Secrets::parse`]).
+fn read_secrets(path: &Path) -> Result<crate::webhooks::Secrets, Error> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the webhook secret file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::webhooks::Secrets::parse(&text)
+        .map_err(|e| Error::Usage(format!("the webhook secret file {}: {e}", path.display())))
+}
+
+/// Posts the events that are due to the receiver, one deliverer at a time, and says what
+/// waits: exit 0 when nothing failed, 75 when the receiver failed an attempt or events wait
+/// behind a failed one, 2 when the receiver's endpoint is gone (410).
 pub(super) fn deliver(
     settings: &Settings,
     args: &crate::cli::DeliverArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
+    let options = deliver_options(settings, args)?;
+    let store = open(settings, OpenMode::MustExist)?;
+    // One deliverer at a time: two would post the same events twice.
+    let Some(_lock) = lock_deliverer(store.path())? else {
+        return Ok(exit::LOCKED);
+    };
+    let mut deliveries = Deliveries::open(store.path())?;
+    if args.reenable_endpoint && deliveries.enable(&options.url)? {
+        tracing::warn!(
+            "{} answered 410 Gone before; posting to it again",
+            options.url
+        );
+    }
+    let outcome = crate::webhooks::deliver(store.conn(), &mut deliveries, &options)?;
+    let counts = deliveries.counts()?;
+    let held_back = if counts.failed > 0 {
+        deliveries.held_back()?
+    } else {
+        0
+    };
+    let mut line = format!(
+        "delivered {} event(s), {} attempt(s) failed; {} pending",
+        outcome.delivered, outcome.failed_attempts, counts.pending
+    );
+    if let Some(next) = counts.next_attempt_at.filter(|_| counts.pending > 0) {
+        line.push_str(&format!(" (next attempt due {})", format_timestamp(next)));
+    }
+    line.push_str(&format!(", {} failed\n", counts.failed));
+    write_out(out, &line)?;
+    Ok(delivery_status(&options.url, &outcome, &counts, held_back))
+}
+
+/// The receiver, the secrets and the schedule from the settings and flags.
+fn deliver_options(
+    settings: &Settings,
+    args: &crate::cli::DeliverArgs,
+) -> Result<crate::webhooks::Options, Error> {
     let url = settings.webhook_url.clone().ok_or_else(|| {
         Error::Usage(
             "no webhook receiver given: use --url URL, set RECON_WEBHOOK_URL, or put url under \
@@ -55,66 +111,134 @@ pub(super) fn deliver(
                 .to_string(),
         )
     })?;
-    let options = crate::webhooks::Options {
-        url: url.clone(),
-        secret: read_secret(secret_file, "webhook secret")?.into_bytes(),
-        max_attempts: args.max_attempts,
+    if args.backoff_ms.is_some() {
+        tracing::warn!(
+            "--backoff-ms is no longer used: failed attempts are retried on the schedule in the \
+             README (see --max-attempts)"
+        );
+    }
+    Ok(crate::webhooks::Options {
+        url,
+        secrets: read_secrets(secret_file)?,
+        legacy_signature: args.legacy_signature,
         timeout: Duration::from_secs(args.timeout.max(1)),
-        backoff: Duration::from_millis(args.backoff_ms),
+        schedule: crate::webhooks::Schedule {
+            max_attempts: args.max_attempts,
+            scale: schedule_scale(args.schedule_scale.as_deref())?,
+        },
         limit: args.limit,
-    };
-    let mut store = open(settings, OpenMode::MustExist)?;
-    // One deliverer at a time: two would post the same pending events twice.
-    let lock_path = PathBuf::from(format!("{}.deliver-lock", store.path().display()));
+    })
+}
+
+/// Takes `<db>.deliver-lock`, held until the file is dropped; `None` (with a message) when
+/// another deliverer holds it.
+fn lock_deliverer(db: &Path) -> Result<Option<File>, Error> {
+    let lock_path = PathBuf::from(format!("{}.deliver-lock", db.display()));
     let lock = File::create(&lock_path).map_err(|source| Error::Io {
         doing: format!("creating {}", lock_path.display()),
         source,
     })?;
     match lock.try_lock() {
-        Ok(()) => {}
+        Ok(()) => Ok(Some(lock)),
         Err(fs::TryLockError::WouldBlock) => {
             tracing::error!(
                 "another `recon webhooks deliver` is running on {}; try again when it has finished",
-                store.path().display()
+                db.display()
             );
-            return Ok(exit::LOCKED);
+            Ok(None)
         }
-        Err(fs::TryLockError::Error(source)) => {
-            return Err(Error::Io {
-                doing: format!("locking {}", lock_path.display()),
-                source,
-            });
-        }
-    }
-    let outcome = crate::webhooks::deliver(&mut store, &options)?;
-    let waiting = crate::store::outbox::pending(store.conn(), 1)?.len();
-    write_out(
-        out,
-        &format!(
-            "delivered {} event(s), {} failed{}\n",
-            outcome.delivered,
-            outcome.failed,
-            if waiting > 0 {
-                ", more are pending"
-            } else {
-                ""
-            }
-        ),
-    )?;
-    match outcome.stopped {
-        Some(why) => {
-            tracing::error!(
-                "stopped: the receiver at {} is not accepting events ({why}); the remaining events \
-                 stay pending for the next `recon webhooks deliver`",
-                url
-            );
-            Ok(exit::LOCKED)
-        }
-        None => Ok(exit::OK),
+        Err(fs::TryLockError::Error(source)) => Err(Error::Io {
+            doing: format!("locking {}", lock_path.display()),
+            source,
+        }),
     }
 }
 
-/// The events of the outbox, newest last.
+/// Says what needs a person, or what waits, and gives the exit status.
+fn delivery_status(
+    url: &str,
+    outcome: &crate::webhooks::Outcome,
+    counts: &crate::store::deliveries::Counts,
+    held_back: u64,
+) -> u8 {
+    use crate::webhooks::Stop;
+    if let Some(Stop::Gone(gone)) = &outcome.stopped {
+        tracing::error!(
+            "the receiver at {url} answered {} to event {} at {}: the endpoint is gone, and \
+             recon posts nothing more to it. Point --url at the platform's new endpoint, or, if \
+             this one is back, give --reenable-endpoint once; the events keep their place",
+            gone.answer,
+            gone.event_id,
+            format_timestamp(gone.at)
+        );
+        return exit::USAGE;
+    }
+    let mut status = exit::OK;
+    if let Some(Stop::Unreachable(why)) = &outcome.stopped {
+        tracing::error!(
+            "stopped: the receiver at {url} is not accepting events ({why}); each event is tried \
+             again on the retry schedule by a later `recon webhooks deliver`"
+        );
+        status = exit::LOCKED;
+    } else if outcome.failed_attempts > 0 && counts.pending > 0 {
+        tracing::warn!(
+            "{} attempt(s) failed; those events are tried again on the retry schedule by a \
+             later `recon webhooks deliver`, and the later events of their account groups wait",
+            outcome.failed_attempts
+        );
+        status = exit::LOCKED;
+    }
+    if counts.failed > 0 {
+        tracing::error!(
+            "{} event(s) FAILED after their last attempt{}, and {held_back} later event(s) of \
+             their account groups wait behind them: see `recon webhooks list --status failed`, \
+             then `recon webhooks retry` sends them again, first",
+            counts.failed,
+            match outcome.gave_up.first() {
+                Some(id) => format!(" ({} in this call, the first {id})", outcome.gave_up.len()),
+                None => String::new(),
+            }
+        );
+        status = exit::LOCKED;
+    }
+    status
+}
+
+/// The hidden `--schedule-scale`: a positive decimal factor.
+fn schedule_scale(text: Option<&str>) -> Result<rust_decimal::Decimal, Error> {
+    let Some(text) = text else {
+        return Ok(rust_decimal::Decimal::ONE);
+    };
+    text.parse::<rust_decimal::Decimal>()
+        .ok()
+        .filter(|scale| *scale > rust_decimal::Decimal::ZERO)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--schedule-scale {:?} is not a positive number",
+                crate::text::clip(text, 40)
+            ))
+        })
+}
+
+/// One event as `webhooks list` shows it: the outbox's row and its delivery state.
+#[derive(serde::Serialize)]
+struct Listed {
+    seq: i64,
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    created_at: String,
+    payload: String,
+    status: &'static str,
+    attempts: u32,
+    last_attempt_at: Option<String>,
+    last_error: Option<String>,
+    delivered_at: Option<String>,
+    /// When the next attempt is due (pending events).
+    next_attempt_at: Option<String>,
+}
+
+/// The events of the outbox with their delivery state, newest last.
 pub(super) fn list(
     settings: &Settings,
     args: &crate::cli::EventsListArgs,
@@ -122,30 +246,56 @@ pub(super) fn list(
 ) -> Result<u8, Error> {
     let status = match &args.status {
         Some(text) => Some(
-            text.parse::<crate::store::outbox::Delivery>()
+            text.parse::<Delivery>()
                 .map_err(|e| Error::Usage(format!("--status: {e}")))?,
         ),
         None => None,
     };
     let store = open(settings, OpenMode::MustExist)?;
-    let events = crate::store::outbox::list(store.conn(), status, args.limit)?;
+    let mut deliveries = Deliveries::open(store.path())?;
+    deliveries.take_in(store.conn(), Utc::now())?;
+    let mut events = Vec::new();
+    for state in deliveries.list(status, args.limit)? {
+        let event = crate::store::outbox::event(store.conn(), state.seq)?.ok_or_else(|| {
+            Error::Store(StoreError::Corrupt(format!(
+                "event #{} is in {} but not in the database",
+                state.seq,
+                deliveries.path().display()
+            )))
+        })?;
+        events.push(Listed {
+            seq: event.seq,
+            id: event.id,
+            kind: event.kind,
+            created_at: event.created_at,
+            payload: event.payload,
+            status: state.status.as_str(),
+            attempts: state.attempts,
+            last_attempt_at: state.last_attempt_at.map(format_timestamp),
+            last_error: state.last_error,
+            delivered_at: state.delivered_at.map(format_timestamp),
+            next_attempt_at: (state.status == Delivery::Pending)
+                .then(|| format_timestamp(state.next_attempt_at)),
+        });
+    }
     let mut text = String::new();
     match args.format {
         crate::cli::EventsFormat::Json => text = to_json(&events),
         crate::cli::EventsFormat::Jsonl => text = to_json_lines(&events),
         crate::cli::EventsFormat::Table => {
             text.push_str(&format!(
-                "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {}\n",
-                "EVENT", "TYPE", "CREATED", "STATUS", "ATTEMPTS", "LAST ERROR"
+                "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {:<20}  {}\n",
+                "EVENT", "TYPE", "CREATED", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"
             ));
             for e in &events {
                 text.push_str(&format!(
-                    "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {}\n",
+                    "{:<36}  {:<20}  {:<20}  {:<9}  {:>8}  {:<20}  {}\n",
                     e.id,
                     e.kind,
                     e.created_at,
                     e.status,
                     e.attempts,
+                    e.next_attempt_at.as_deref().unwrap_or(""),
                     e.last_error.as_deref().unwrap_or("")
                 ));
             }
@@ -156,16 +306,23 @@ pub(super) fn list(
     Ok(exit::OK)
 }
 
-/// Queues failed events for delivery again.
+/// Queues failed events for delivery again: due now, before the later events of their
+/// account groups.
 pub(super) fn retry(
     settings: &Settings,
     args: &crate::cli::RetryArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
-    let mut store = open(settings, OpenMode::MustExist)?;
-    let tx = store.write()?;
-    let queued = crate::store::outbox::retry(&tx, &args.ids)?;
-    crate::store::commit(tx, "committing the retry")?;
+    let store = open(settings, OpenMode::MustExist)?;
+    let mut deliveries = Deliveries::open(store.path())?;
+    deliveries.take_in(store.conn(), Utc::now())?;
+    let mut events = Vec::new();
+    for id in &args.ids {
+        let seq = crate::store::outbox::seq_of(store.conn(), id)?
+            .ok_or_else(|| StoreError::Refused(format!("no event with id {id}")))?;
+        events.push((seq, id.clone()));
+    }
+    let queued = deliveries.retry(&events, Utc::now())?;
     write_out(
         out,
         &format!("queued {queued} failed event(s) for delivery again\n"),

@@ -1,6 +1,7 @@
 //! Everything SQLite: opening and migrating the database, the top-up lifecycle, the run ledger.
 
 pub mod check;
+pub mod deliveries;
 pub mod hints;
 pub mod idempotency;
 pub mod outbox;

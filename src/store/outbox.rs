@@ -1,12 +1,12 @@
 //! The outbox: every lifecycle change and every cash balance change leaves an event row, written
-//! in the same transaction as the change, for `recon webhooks deliver` to post later.
+//! in the same transaction as the change, for `recon webhooks deliver` to post later. Their
+//! delivery state lives beside the database (`store::deliveries`): this table is only read.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The name receivers see in the `Recon-Event-Type` header.
+    /// The name receivers see as the `type` of a post's body.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventType::TopUpConfirmed => "topup.confirmed",
@@ -50,75 +50,16 @@ impl fmt::Display for EventType {
     }
 }
 
-/// Where an event is on its way to the platform.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Delivery {
-    Pending,
-    Delivered,
-    Failed,
-}
-
-impl Delivery {
-    /// The name in the database and in `webhooks list`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Delivery::Pending => "PENDING",
-            Delivery::Delivered => "DELIVERED",
-            Delivery::Failed => "FAILED",
-        }
-    }
-}
-
-impl FromStr for Delivery {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [Delivery::Pending, Delivery::Delivered, Delivery::Failed]
-            .into_iter()
-            .find(|d| d.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| {
-                format!(
-                    "{:?} is not a delivery status (expected pending, delivered or failed)",
-                    crate::text::clip(text, 40)
-                )
-            })
-    }
-}
-
-/// One stored event.
-#[derive(Clone, Debug, serde::Serialize)]
+/// One stored event, as delivery posts it.
+#[derive(Clone, Debug)]
 pub struct Event {
     /// Delivery order.
     pub seq: i64,
     pub id: String,
-    #[serde(rename = "type")]
     pub kind: String,
     pub created_at: String,
-    /// The exact body posted to the platform.
+    /// The payload, posted byte for byte as the body's `data`.
     pub payload: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_attempt_at: Option<String>,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<String>,
-}
-
-const EVENT_COLUMNS: &str = "seq, id, type, created_at, payload, status, attempts, \
-                             last_attempt_at, last_error, delivered_at";
-
-fn event_from_row(row: &Row) -> rusqlite::Result<Event> {
-    Ok(Event {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        kind: row.get(2)?,
-        created_at: row.get(3)?,
-        payload: row.get(4)?,
-        status: row.get(5)?,
-        attempts: row.get(6)?,
-        last_attempt_at: row.get(7)?,
-        last_error: row.get(8)?,
-        delivered_at: row.get(9)?,
-    })
 }
 
 fn insert(
@@ -290,109 +231,81 @@ pub(crate) fn backfill_cash_balances(conn: &Connection) -> Result<(), StoreError
     Ok(())
 }
 
-/// Up to `limit` events waiting for delivery, in order.
-pub fn pending(conn: &Connection, limit: usize) -> Result<Vec<Event>, StoreError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE status = 'PENDING' ORDER BY seq LIMIT ?1"
-    );
-    let mut stmt = conn.prepare_cached(&sql).doing("reading pending events")?;
-    let rows = stmt
-        .query_map([limit as i64], event_from_row)
-        .doing("reading pending events")?;
-    rows.collect::<rusqlite::Result<_>>()
-        .doing("reading pending events")
-}
-
-/// Events in one delivery status (or all), in order; `limit` keeps the newest.
-pub fn list(
-    conn: &Connection,
-    status: Option<Delivery>,
-    limit: Option<usize>,
-) -> Result<Vec<Event>, StoreError> {
-    let sql = format!(
-        "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE ?1 IS NULL OR status = ?1
-                        ORDER BY seq DESC LIMIT ?2) ORDER BY seq"
-    );
-    let mut stmt = conn.prepare(&sql).doing("listing events")?;
-    let limit = limit.map_or(-1, |l| l as i64);
-    let rows = stmt
-        .query_map(params![status.map(|s| s.as_str()), limit], event_from_row)
-        .doing("listing events")?;
-    rows.collect::<rusqlite::Result<_>>()
-        .doing("listing events")
-}
-
-/// Marks an event delivered after the receiver accepted it.
-pub fn delivered(conn: &Connection, seq: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-    let at = format_timestamp(at);
-    conn.execute(
-        "UPDATE events SET status = 'DELIVERED', attempts = attempts + 1, last_attempt_at = ?2,
-             delivered_at = ?2, last_error = NULL
-         WHERE seq = ?1",
-        params![seq, at],
-    )
-    .doing("marking an event delivered")?;
-    Ok(())
-}
-
-/// Records a failed attempt; with `give_up` the event becomes `FAILED` until retried.
-pub fn attempt_failed(
-    conn: &Connection,
-    seq: i64,
-    at: DateTime<Utc>,
-    error: &str,
-    give_up: bool,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE events SET attempts = attempts + 1, last_attempt_at = ?2, last_error = ?3,
-             status = CASE WHEN ?4 THEN 'FAILED' ELSE status END
-         WHERE seq = ?1",
-        params![
-            seq,
-            format_timestamp(at),
-            crate::text::clip(error, 500),
-            give_up
-        ],
-    )
-    .doing("recording a failed delivery")?;
-    Ok(())
-}
-
-/// Puts failed events back in the queue: the given ids, or every failed one when `ids` is empty.
-/// Returns how many were queued again; an id that is not a failed event is an error.
-pub fn retry(conn: &Connection, ids: &[String]) -> Result<usize, StoreError> {
-    if ids.is_empty() {
-        return conn
-            .execute(
-                "UPDATE events SET status = 'PENDING', attempts = 0 WHERE status = 'FAILED'",
-                [],
-            )
-            .doing("queueing failed events again");
-    }
-    let mut queued = 0;
-    for id in ids {
-        let status: Option<String> = conn
-            .query_row("SELECT status FROM events WHERE id = ?1", [id], |r| {
-                r.get(0)
+/// The event with this `seq`, if there is one.
+pub fn event(conn: &Connection, seq: i64) -> Result<Option<Event>, StoreError> {
+    conn.prepare_cached("SELECT seq, id, type, created_at, payload FROM events WHERE seq = ?1")
+        .doing("reading an event")?
+        .query_row([seq], |r| {
+            Ok(Event {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                kind: r.get(2)?,
+                created_at: r.get(3)?,
+                payload: r.get(4)?,
             })
-            .optional()
-            .doing("reading an event")?;
-        match status.as_deref() {
-            Some("FAILED") => {
-                queued += conn
-                    .execute(
-                        "UPDATE events SET status = 'PENDING', attempts = 0 WHERE id = ?1",
-                        [id],
-                    )
-                    .doing("queueing an event again")?;
-            }
-            Some(other) => {
-                return Err(StoreError::Refused(format!(
-                    "event {id} is {other}, not FAILED; only failed events can be retried"
-                )));
-            }
-            None => return Err(StoreError::Refused(format!("no event with id {id}"))),
-        }
-    }
-    Ok(queued)
+        })
+        .optional()
+        .doing("reading an event")
+}
+
+/// The id of the event with this `seq`, if there is one.
+pub fn event_id(conn: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT id FROM events WHERE seq = ?1")
+        .doing("reading an event")?
+        .query_row([seq], |r| r.get(0))
+        .optional()
+        .doing("reading an event")
+}
+
+/// The `seq` of the event with this id, if there is one.
+pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT seq FROM events WHERE id = ?1")
+        .doing("reading an event")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .doing("reading an event")
+}
+
+/// An event as delivery takes it in: its order, id and account group, and the delivery
+/// status the database itself holds for it (what recon recorded before the delivery state
+/// moved to a file of its own; `PENDING` and no attempt for every event written since).
+#[derive(Clone, Debug)]
+pub struct Taken {
+    pub seq: i64,
+    pub id: String,
+    /// The payload's `account_group_id` (every event has one; empty if not).
+    pub account_group_id: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// Up to `limit` events after `after_seq`, in order, as delivery takes them in.
+pub fn since(conn: &Connection, after_seq: i64, limit: usize) -> Result<Vec<Taken>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, id,
+                    coalesce(CAST(json_extract(payload, '$.account_group_id') AS TEXT), ''),
+                    status, attempts, last_attempt_at, last_error, delivered_at
+             FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .doing("reading new events")?;
+    let rows = stmt
+        .query_map(params![after_seq, limit as i64], |r| {
+            Ok(Taken {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                account_group_id: r.get(2)?,
+                status: r.get(3)?,
+                attempts: r.get(4)?,
+                last_attempt_at: r.get(5)?,
+                last_error: r.get(6)?,
+                delivered_at: r.get(7)?,
+            })
+        })
+        .doing("reading new events")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .doing("reading new events")
 }

@@ -234,6 +234,62 @@ CREATE INDEX topups_open ON topups (created_at, id) WHERE status IN ('NEW', 'CON
     },
 ];
 
+/// `PRAGMA application_id` of a delivery state file, `<db>.deliveries` ("RECD").
+pub const DELIVERIES_APPLICATION_ID: i32 = 0x5245_4344;
+
+/// The schema of the delivery state file beside the database (see `store::deliveries`), by its
+/// own `PRAGMA user_version`: migration `i` brings it from version `i` to `i + 1`. The same
+/// rule: never edit one that has shipped.
+pub const DELIVERIES_MIGRATIONS: &[Migration] = &[
+    // 1: per event of the outbox (by its `events.seq`) its delivery status, attempts, next
+    // attempt and last error; how far the outbox has been taken in; endpoints that answered
+    // 410 Gone. Times are Unix milliseconds.
+    Migration {
+        sql: r#"
+CREATE TABLE deliveries (
+    seq                INTEGER PRIMARY KEY,
+    account_group_id   TEXT NOT NULL,
+    status             TEXT NOT NULL CHECK (status = 'PENDING' OR status = 'DELIVERED' OR status = 'FAILED'),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms INTEGER NOT NULL,
+    last_attempt_at_ms INTEGER,
+    last_error         TEXT,
+    delivered_at_ms    INTEGER
+) STRICT;
+-- What a delivery reads through in order: every event not delivered yet.
+CREATE INDEX deliveries_open ON deliveries (seq) WHERE status <> 'DELIVERED';
+-- Failed events by account group: the later events of the group wait behind them.
+CREATE INDEX deliveries_failed ON deliveries (account_group_id, seq) WHERE status = 'FAILED';
+
+-- The last event taken in from the outbox (its seq and id, to notice another database).
+CREATE TABLE intake (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    seq      INTEGER NOT NULL,
+    event_id TEXT
+) STRICT;
+INSERT INTO intake (id, seq, event_id) VALUES (1, 0, NULL);
+
+CREATE TABLE gone_endpoints (
+    url      TEXT PRIMARY KEY NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    answer   TEXT NOT NULL
+) STRICT;
+"#,
+        then: None,
+    },
+    // 2: an attempt's claim, taken (and committed) before posting and cleared with its result:
+    // a deliver that stopped in between leaves it, and the next one records that attempt as
+    // interrupted before posting the event again.
+    Migration {
+        sql: r#"
+ALTER TABLE deliveries ADD COLUMN claimed_at_ms INTEGER;
+CREATE INDEX deliveries_claimed ON deliveries (seq) WHERE claimed_at_ms IS NOT NULL;
+"#,
+        then: None,
+    },
+];
+
 /// The CHECK constraints that migration 5 rewrites: table, as created, as rewritten.
 const CHECK_REWRITES: &[(&str, &str, &str)] = &[
     (

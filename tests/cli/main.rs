@@ -31,6 +31,7 @@ mod api_load;
 mod config;
 mod events;
 mod topups;
+mod webhooks_delivery;
 
 // The browser, properties, generated nights.
 mod bench;
