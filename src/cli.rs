@@ -423,6 +423,11 @@ pub struct ImportArgs {
     /// CSV or JSON-lines file of top-ups.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Skip the rows already stored as they are (a platform's rolling export, which repeats
+    /// older rows) and count them; a row whose id is stored with other fields is an error, and
+    /// nothing is imported then.
+    #[arg(long)]
+    pub skip_existing: bool,
 }
 
 #[derive(Args, Debug)]

@@ -326,7 +326,7 @@ pub(super) fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let statements = write_demo_files(&dir)?;
     let settings = Settings::isolated(db);
     write_out(out, &format!("demo in {}\n", dir.display()))?;
-    super::topups::import(&settings, &dir.join("topups.csv"), out)?;
+    super::topups::import(&settings, &dir.join("topups.csv"), false, out)?;
     let report_dir = dir.join("report");
     let files = inputs::resolve(&[statements], &Selection::default())?.files;
     let outcome = crate::ops::run::run(&plan(&settings, false, files, report_dir.clone())?)?;
