@@ -69,12 +69,13 @@ pub(super) fn run(
     Ok(code)
 }
 
-/// Whether anything in the run waits for a person: an exception, a rejected input, a failed
-/// control or a skipped row.
+/// Whether anything in the run waits for a person: an exception, a rejected input, an input
+/// read before, a failed control or a skipped row.
 fn needs_a_person(outcome: &RunOutcome) -> bool {
     let summary = &outcome.summary;
     summary.counts.unmatched > 0
         || summary.inputs_rejected > 0
+        || summary.inputs.iter().any(|i| i.read_before.is_some())
         || summary.controls.failed > 0
         || outcome.bad_rows() > 0
 }
@@ -195,6 +196,10 @@ fn outcome_text(outcome: &RunOutcome, dry_run: bool) -> String {
         text.push_str(&format!(
             "skipped {skipped} bad CSV row(s); they are listed in summary.json and report.html\n"
         ));
+    }
+    for line in summary.inputs.iter().filter_map(|i| i.read_before_line()) {
+        text.push_str(&line);
+        text.push('\n');
     }
     let c = &summary.counts;
     text.push_str(&format!(

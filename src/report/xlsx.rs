@@ -326,6 +326,13 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
     let formats = Formats::new();
     let s = report.summary;
     let mut summary: Vec<Vec<Cell>> = Vec::new();
+    // An input read before comes first, where the eye lands.
+    for line in s.inputs.iter().filter_map(|i| i.read_before_line()) {
+        summary.push(vec![
+            Cell::Text("read before".into()),
+            Cell::Text(line.into()),
+        ]);
+    }
     for (label, value) in [
         ("run id", s.run_id.clone()),
         ("started", s.started_at.clone()),
