@@ -25,7 +25,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "RECON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Only errors on stderr (for cron); `run` prints its summary only when something needs a
-    /// person (an exception, a rejected input, a failed control), so cron mails only then.
+    /// person (an exception, a rejected input, an input read before, a failed control), so cron
+    /// mails only then.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// More detail on stderr (-v debug, -vv trace).
@@ -452,6 +453,11 @@ pub struct ImportArgs {
     /// CSV or JSON-lines file of top-ups.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Skip the rows already stored as they are (a platform's rolling export, which repeats
+    /// older rows) and count them; a row whose id is stored with other fields is an error, and
+    /// nothing is imported then.
+    #[arg(long)]
+    pub skip_existing: bool,
 }
 
 #[derive(Args, Debug)]

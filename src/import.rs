@@ -1,5 +1,6 @@
 //! Reading top-up files for `recon topups import`: CSV with the API's field names as header, or
 //! JSON lines. Every row is checked before anything is written; the first bad row refuses all.
+//! [`differences`] tells a row from the top-up stored under its id (`--skip-existing`).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
@@ -29,6 +30,72 @@ struct RawTopUp {
     settlement_reference: Option<String>,
 }
 
+/// The rows of a file, checked, each with the line it starts on, in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportRows {
+    pub rows: Vec<(u64, TopUp)>,
+    /// What each row left out, in the same order (apart, so the rows go to the store as they
+    /// are: an import can be millions).
+    pub filled: Vec<Filled>,
+}
+
+/// The fields a row left out, filled in with their defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// `created_at`, filled with the time of the import.
+    pub created_at: bool,
+    /// `status`, filled with `CONFIRMED`.
+    pub status: bool,
+}
+
+/// How a row differs from the top-up stored under its id: one `field: here, stored` each; none
+/// when the row is that top-up. A field the row left out is not compared, and a status the
+/// stored top-up has reached from the row's through the lifecycle (the row was exported before
+/// it settled or was cancelled) is the same top-up.
+pub fn differences(new: &TopUp, filled: Filled, stored: &TopUp) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |field: &str, here: String, there: String| {
+        if here != there {
+            out.push(format!("{field} {here} here, {there} stored"));
+        }
+    };
+    if !filled.created_at {
+        differ(
+            "created_at",
+            crate::topup::format_timestamp(new.created_at),
+            crate::topup::format_timestamp(stored.created_at),
+        );
+    }
+    differ(
+        "account_group_id",
+        new.account_group_id.to_string(),
+        stored.account_group_id.to_string(),
+    );
+    // Amounts compare as decimals: 200, 200.0 and 200.00 are the same amount.
+    if new.cash_amount != stored.cash_amount {
+        differ(
+            "cash_amount",
+            new.cash_amount_text(),
+            stored.cash_amount_text(),
+        );
+    }
+    differ(
+        "currency",
+        new.currency.to_string(),
+        stored.currency.to_string(),
+    );
+    let moved_on = new.status.check_transition(new.id, stored.status).is_ok();
+    if !filled.status && !moved_on {
+        differ("status", new.status.to_string(), stored.status.to_string());
+    }
+    differ(
+        "settlement_reference",
+        new.settlement_reference.to_string(),
+        stored.settlement_reference.to_string(),
+    );
+    out
+}
+
 /// The file's format.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ImportFormat {
@@ -50,13 +117,17 @@ pub fn read(
     input: impl Read,
     format: ImportFormat,
     now: DateTime<Utc>,
-) -> Result<Vec<(u64, TopUp)>, ImportError> {
+) -> Result<ImportRows, ImportError> {
     let mut ids = HashSet::new();
     let mut refs = HashSet::new();
-    let mut out = Vec::new();
+    let mut out = ImportRows::default();
     // Each row is checked as it is read: the rows as written are several times the size of
     // the top-ups made from them, and a large file's would all be held at once.
     let mut accept = |line: u64, raw: RawTopUp| -> Result<(), ImportError> {
+        let filled = Filled {
+            created_at: blank(&raw.created_at),
+            status: blank(&raw.status),
+        };
         let topup = validate(raw, now).map_err(|message| ImportError { line, message })?;
         let fail = |message: String| ImportError { line, message };
         if !ids.insert(topup.id) {
@@ -71,7 +142,8 @@ pub fn read(
                 topup.settlement_reference
             )));
         }
-        out.push((line, topup));
+        out.rows.push((line, topup));
+        out.filled.push(filled);
         Ok(())
     };
     match format {
@@ -156,6 +228,11 @@ fn read_json_lines(input: impl Read, accept: &mut Accept) -> Result<(), ImportEr
     Ok(())
 }
 
+/// A field left out or empty, which [`validate`] fills with its default.
+fn blank(field: &Option<String>) -> bool {
+    field.as_deref().is_none_or(|v| v.trim().is_empty())
+}
+
 fn validate(raw: RawTopUp, now: DateTime<Utc>) -> Result<TopUp, String> {
     let need = |value: Option<String>, name: &str| {
         value
@@ -202,7 +279,8 @@ pub fn detect_buffered<R: BufRead>(reader: &mut R) -> std::io::Result<ImportForm
 
 #[cfg(test)]
 mod tests {
-    use super::{ImportFormat, read};
+    use super::{ImportFormat, differences, read};
+    use crate::topup::Status;
 
     const HEADER: &str =
         "id,created_at,account_group_id,cash_amount,currency,status,settlement_reference";
@@ -220,7 +298,11 @@ mod tests {
         let good = format!("{HEADER}\n{}\n{}\n", row(T1, "200.00"), row(T2, "10.00"));
         let topups = read(good.as_bytes(), ImportFormat::Csv, now).unwrap();
         assert_eq!(
-            topups.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+            topups
+                .rows
+                .iter()
+                .map(|(line, _)| *line)
+                .collect::<Vec<_>>(),
             [2, 3]
         );
 
@@ -240,5 +322,53 @@ mod tests {
         );
         let error = read(lines.as_bytes(), ImportFormat::JsonLines, now).unwrap_err();
         assert_eq!(error.line, 3, "{error}");
+    }
+
+    #[test]
+    fn a_row_is_the_stored_top_up_when_its_fields_match_or_the_stored_one_moved_on() {
+        let now = chrono::Utc::now();
+        let file = format!("{HEADER}\n{}\n", row(T1, "200.0"));
+        let read_one = |text: &str| {
+            let mut rows = read(text.as_bytes(), ImportFormat::Csv, now).unwrap();
+            (rows.rows.remove(0).1, rows.filled[0])
+        };
+        let (row, filled) = read_one(&file);
+        let mut stored = row.clone();
+        stored.cash_amount = "200.00".parse().unwrap();
+        assert!(
+            differences(&row, filled, &stored).is_empty(),
+            "amounts compare as decimals"
+        );
+        stored.status = Status::Settled;
+        assert!(
+            differences(&row, filled, &stored).is_empty(),
+            "settled since the export"
+        );
+        stored.status = Status::New;
+        assert_eq!(
+            differences(&row, filled, &stored),
+            ["status CONFIRMED here, NEW stored"]
+        );
+        stored.status = Status::Confirmed;
+        stored.cash_amount = "250".parse().unwrap();
+        stored.currency = "USD".parse().unwrap();
+        assert_eq!(
+            differences(&row, filled, &stored),
+            [
+                "cash_amount 200.00 here, 250.00 stored",
+                "currency EUR here, USD stored"
+            ]
+        );
+
+        // Fields the row leaves out are not compared.
+        let bare = format!(
+            "id,account_group_id,cash_amount,currency,settlement_reference\n{T1},{GROUP},200.00,EUR,{T1}\n"
+        );
+        let (row, filled) = read_one(&bare);
+        assert!(filled.created_at && filled.status);
+        stored.cash_amount = "200".parse().unwrap();
+        stored.currency = "EUR".parse().unwrap();
+        stored.status = Status::New;
+        assert!(differences(&row, filled, &stored).is_empty());
     }
 }

@@ -23,7 +23,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
         Command::Run(args) => runs::run(s, &args, cli.quiet, out),
         Command::Topups(cmd) => match cmd {
             TopupsCommand::Create(args) => topups::create(s, &args, out),
-            TopupsCommand::Import(args) => topups::import(s, &args.file, out),
+            TopupsCommand::Import(args) => topups::import(s, &args.file, args.skip_existing, out),
             TopupsCommand::Cancel(args) => topups::cancel(s, &args, out),
             TopupsCommand::List(args) => topups::list(s, &args, out),
             TopupsCommand::Show(args) => topups::show(s, &args, out),

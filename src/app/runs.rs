@@ -69,12 +69,13 @@ pub(super) fn run(
     Ok(code)
 }
 
-/// Whether anything in the run waits for a person: an exception, a rejected input, a failed
-/// control or a skipped row.
+/// Whether anything in the run waits for a person: an exception, a rejected input, an input
+/// read before, a failed control or a skipped row.
 fn needs_a_person(outcome: &RunOutcome) -> bool {
     let summary = &outcome.summary;
     summary.counts.unmatched > 0
         || summary.inputs_rejected > 0
+        || summary.inputs.iter().any(|i| i.read_before.is_some())
         || summary.controls.failed > 0
         || outcome.bad_rows() > 0
 }
@@ -195,6 +196,10 @@ fn outcome_text(outcome: &RunOutcome, dry_run: bool) -> String {
         text.push_str(&format!(
             "skipped {skipped} bad CSV row(s); they are listed in summary.json and report.html\n"
         ));
+    }
+    for line in summary.inputs.iter().filter_map(|i| i.read_before_line()) {
+        text.push_str(&line);
+        text.push('\n');
     }
     let c = &summary.counts;
     text.push_str(&format!(
@@ -326,7 +331,7 @@ pub(super) fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let statements = write_demo_files(&dir)?;
     let settings = Settings::isolated(db);
     write_out(out, &format!("demo in {}\n", dir.display()))?;
-    super::topups::import(&settings, &dir.join("topups.csv"), out)?;
+    super::topups::import(&settings, &dir.join("topups.csv"), false, out)?;
     let report_dir = dir.join("report");
     let files = inputs::resolve(&[statements], &Selection::default())?.files;
     let outcome = crate::ops::run::run(&plan(&settings, false, files, report_dir.clone())?)?;

@@ -8,7 +8,7 @@ use crate::cli::{CreateArgs, IdArgs, ListArgs, ListFormat};
 use crate::config::Settings;
 use crate::error::{Error, exit};
 use crate::ops::OpenMode;
-use crate::ops::topups::{self, CreateError, Created};
+use crate::ops::topups::{self, CreateError, Created, ImportPlan, Imported};
 use crate::topup::{NewTopUp, Status, TopUp, format_timestamp};
 
 pub(super) fn create(
@@ -44,11 +44,43 @@ pub(super) fn create(
     Ok(exit::OK)
 }
 
-pub(super) fn import(settings: &Settings, file: &Path, out: &mut dyn Write) -> Result<u8, Error> {
-    let imported = topups::import(file, || open(settings, OpenMode::CreateIfMissing))?;
-    let text = format!("imported {imported} top-up(s) from {}\n", file.display());
-    write_out(out, &text)?;
+pub(super) fn import(
+    settings: &Settings,
+    file: &Path,
+    skip_existing: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let plan = ImportPlan {
+        path: file,
+        skip_existing,
+        progress: progress(settings.progress),
+    };
+    let done = topups::import(&plan, || open(settings, OpenMode::CreateIfMissing));
+    plan.progress.finish_and_clear();
+    let Imported { imported, skipped } = done?;
+    let mut text = format!("imported {imported} top-up(s) from {}", file.display());
+    if skip_existing {
+        text.push_str(&format!(", skipped {skipped} already stored"));
+    }
+    write_out(out, &(text + "\n"))?;
     Ok(exit::OK)
+}
+
+/// A bar over the file's bytes as they are read, then a spinner while the rows are compared
+/// and written; or nothing.
+fn progress(shown: bool) -> indicatif::ProgressBar {
+    if !shown {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }
 
 pub(super) fn cancel(settings: &Settings, args: &IdArgs, out: &mut dyn Write) -> Result<u8, Error> {

@@ -99,27 +99,141 @@ fn fingerprint(request: &ValidTopUp) -> String {
     hex::encode(Sha256::digest(request.canonical_text().as_bytes()))
 }
 
-/// Imports every top-up of a CSV or JSON-lines file, all or nothing; returns how many.
-pub fn import(path: &Path, open: impl FnOnce() -> Result<Store, Error>) -> Result<usize, Error> {
-    let file = File::open(path)
-        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let mut reader = BufReader::new(file);
-    let format = crate::import::detect_buffered(&mut reader)
-        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+/// How to import a file of top-ups.
+pub struct ImportPlan<'a> {
+    pub path: &'a Path,
+    /// Skip the rows that are the top-up stored under their id (a platform's rolling export);
+    /// otherwise a stored id refuses the file.
+    pub skip_existing: bool,
+    /// Shows the file read and the rows written; hidden unless the caller shows it.
+    pub progress: indicatif::ProgressBar,
+}
+
+/// What an import did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Imported {
+    pub imported: usize,
+    /// Rows that were the top-up stored under their id (only with `skip_existing`).
+    pub skipped: usize,
+}
+
+/// Rows in conflict named in the error; the count says how many more there are.
+const CONFLICTS_NAMED: usize = 20;
+
+/// Imports every top-up of a CSV or JSON-lines file, all or nothing. With `skip_existing`, a
+/// row that is the top-up stored under its id is skipped and counted, and rows that differ from
+/// it are errors naming the line and the stored top-up, and nothing is imported.
+pub fn import(
+    plan: &ImportPlan,
+    open: impl FnOnce() -> Result<Store, Error>,
+) -> Result<Imported, Error> {
+    let path = plan.path;
+    let cannot_read =
+        |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = File::open(path).map_err(cannot_read)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = &plan.progress;
+    progress.set_message(format!("reading {}", path.display()));
+    progress.set_length(size);
+    let mut reader = BufReader::new(progress.wrap_read(file));
+    let format = crate::import::detect_buffered(&mut reader).map_err(cannot_read)?;
     let now = whole_second(Utc::now());
-    let rows = crate::import::read(reader, format, now)
-        .map_err(|e| Error::Data(format!("{}: {e}; nothing was imported", path.display())))?;
+    let crate::import::ImportRows { mut rows, filled } =
+        crate::import::read(reader, format, now)
+            .map_err(|e| Error::Data(format!("{}: {e}; nothing was imported", path.display())))?;
     let mut store = open()?;
     let tx = store.write()?;
+    let skipped = if plan.skip_existing {
+        progress.set_message("comparing with the stored top-ups");
+        skip_stored(&tx, path, &mut rows, &filled)?
+    } else {
+        0
+    };
+    drop(filled);
+    progress.set_message(format!("writing {} top-up(s)", rows.len()));
     topups::insert_many(&tx, &rows, now).map_err(|e| match e {
-        StoreError::Import { line, message } => Error::Data(format!(
-            "{}: line {line}: {message}; nothing was imported",
-            path.display()
-        )),
+        StoreError::Import { line, message } => {
+            let id = rows.iter().find(|(l, _)| *l == line).map(|(_, t)| t.id);
+            let stored = id
+                .is_some_and(|id| topups::by_ids(&tx, &[id]).is_ok_and(|found| !found.is_empty()));
+            let hint = if stored && !plan.skip_existing {
+                " (a file that repeats top-ups stored before, such as a rolling export, imports \
+                 with --skip-existing)"
+            } else {
+                ""
+            };
+            Error::Data(format!(
+                "{}: line {line}: {message}; nothing was imported{hint}",
+                path.display()
+            ))
+        }
         other => Error::Store(other),
     })?;
     crate::store::commit(tx, "committing the import")?;
-    Ok(rows.len())
+    Ok(Imported {
+        imported: rows.len(),
+        skipped,
+    })
+}
+
+/// Takes out the rows that are the top-up stored under their id; returns how many. Rows that
+/// differ from it refuse the import, each named with its line and the stored top-up.
+fn skip_stored(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    rows: &mut Vec<(u64, TopUp)>,
+    filled: &[crate::import::Filled],
+) -> Result<usize, Error> {
+    let ids: Vec<TopUpId> = rows.iter().map(|(_, t)| t.id).collect();
+    let stored = topups::by_ids(conn, &ids)?;
+    if stored.is_empty() {
+        return Ok(0);
+    }
+    let mut conflicts = Vec::new();
+    let before = rows.len();
+    let mut filled = filled.iter();
+    rows.retain(|(line, topup)| {
+        let filled = filled.next().copied().unwrap_or_default();
+        let Some(stored) = stored.get(&topup.id) else {
+            return true;
+        };
+        let differences = crate::import::differences(topup, filled, stored);
+        if !differences.is_empty() {
+            conflicts.push(format!(
+                "line {line}: top-up {} differs from the stored one ({}): {}",
+                topup.id,
+                describe(stored),
+                differences.join(", ")
+            ));
+        }
+        false
+    });
+    if conflicts.is_empty() {
+        return Ok(before - rows.len());
+    }
+    let total = conflicts.len();
+    conflicts.truncate(CONFLICTS_NAMED);
+    if total > CONFLICTS_NAMED {
+        conflicts.push(format!("and {} more", total - CONFLICTS_NAMED));
+    }
+    Err(Error::Data(format!(
+        "{}: {total} row(s) conflict with stored top-ups; nothing was imported:\n  {}",
+        path.display(),
+        conflicts.join("\n  ")
+    )))
+}
+
+/// A stored top-up in one line, as a conflict names it.
+fn describe(topup: &TopUp) -> String {
+    format!(
+        "created_at {}, account_group_id {}, {} {}, {}, settlement_reference {}",
+        crate::topup::format_timestamp(topup.created_at),
+        topup.account_group_id,
+        topup.cash_amount_text(),
+        topup.currency,
+        topup.status,
+        topup.settlement_reference
+    )
 }
 
 /// The API shows whole seconds; what is stored is kept equal to what is shown.

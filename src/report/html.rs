@@ -207,6 +207,15 @@ fn status_line(report: &Report) -> (String, &'static str) {
         parts.push(format!("{} statement control(s) failed", s.controls.failed));
         class = "bad";
     }
+    let read_before = s.inputs.iter().filter(|i| i.read_before.is_some()).count();
+    if read_before > 0 {
+        parts.push(format!(
+            "{read_before} input file(s) read before: see below"
+        ));
+        if class == "ok" {
+            class = "warn";
+        }
+    }
     if s.counts.unmatched > 0 {
         parts.push(format!(
             "{} exception(s) worth {exceptions} need a human",
@@ -294,6 +303,12 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
             page_rows => PAGE_ROWS,
             open_total => open.total,
             generated_at => format_timestamp(report.generated_at),
+            read_before => report
+                .summary
+                .inputs
+                .iter()
+                .filter_map(|i| i.read_before_line())
+                .collect::<Vec<_>>(),
             },
             out,
         )

@@ -25,6 +25,53 @@ pub struct InputSummary {
     pub error: Option<String>,
     /// CSV rows skipped with `--skip-bad-rows`, with line and reason.
     pub bad_rows: Vec<crate::statement::csv::BadRow>,
+    /// The run that read this file before (absent when none did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_before: Option<ReadBefore>,
+}
+
+/// An input read before: by an earlier run, or earlier in the same run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReadBefore {
+    pub run_id: String,
+    pub started_at: String,
+    /// What tells so: `sha256` (the same bytes) or `statement id and account`.
+    pub by: String,
+    /// The file as that run was given it.
+    pub path: String,
+    /// The statement read again (by statement id and account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl ReadBefore {
+    pub const BY_SHA256: &'static str = "sha256";
+    pub const BY_STATEMENT: &'static str = "statement id and account";
+}
+
+impl InputSummary {
+    /// The line that says this input was read before, on the terminal, the page and the
+    /// workbook alike.
+    pub fn read_before_line(&self) -> Option<String> {
+        let before = self.read_before.as_ref()?;
+        let then = if before.path == self.path {
+            String::new()
+        } else {
+            format!(", then as {}", before.path)
+        };
+        let how = match (&before.statement_id, &before.account) {
+            (Some(id), Some(account)) => {
+                format!("statement {id} of account {account}{then}")
+            }
+            _ => format!("the same file by SHA-256{then}"),
+        };
+        Some(format!(
+            "{}: already read in run {} on {} ({how})",
+            self.path, before.run_id, before.started_at
+        ))
+    }
 }
 
 /// Count and sum of one outcome in one currency.

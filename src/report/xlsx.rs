@@ -1,7 +1,8 @@
 //! `report.xlsx`: the same report as a workbook for people who work in spreadsheets. Amounts are
 //! numbers with two-decimal formats (the CSV files keep the exact decimal text), dates are
 //! dates, header rows are frozen with filters, and bank text is always written as a string, so
-//! a spreadsheet never runs it as a formula.
+//! a spreadsheet never runs it as a formula. A text longer than a cell holds is cut with a
+//! marker naming the file that has it whole: a report's limits never fail the night.
 
 use std::borrow::Cow;
 use std::io;
@@ -84,6 +85,48 @@ impl Widths {
     }
 }
 
+/// The most a cell's text may hold: Excel's 32,767 characters, counted (as Excel and
+/// rust_xlsxwriter count them) in UTF-16 code units.
+const CELL_TEXT_MAX: usize = 32_767;
+
+/// `text` as a cell can hold it: whole when it fits, else its beginning with a marker saying
+/// how long it was and which file (`whole_in`) has it whole.
+fn fit_cell<'t>(text: &'t str, whole_in: &str) -> Cow<'t, str> {
+    // A UTF-8 text has at least as many bytes as UTF-16 code units.
+    if text.len() <= CELL_TEXT_MAX || text.encode_utf16().count() <= CELL_TEXT_MAX {
+        return Cow::Borrowed(text);
+    }
+    let marker = format!(
+        " … [cut: {} characters; the whole text is in {whole_in}]",
+        grouped(text.chars().count())
+    );
+    let mut room = CELL_TEXT_MAX - marker.encode_utf16().count();
+    let end = text
+        .char_indices()
+        .find(|(_, c)| match room.checked_sub(c.len_utf16()) {
+            Some(left) => {
+                room = left;
+                false
+            }
+            None => true,
+        })
+        .map_or(text.len(), |(at, _)| at);
+    Cow::Owned(format!("{}{marker}", &text[..end]))
+}
+
+/// `40000` as `40,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// A sheet written row by row straight to a temporary file (rust_xlsxwriter's constant-memory
 /// mode): the workbook's memory does not grow with the night.
 struct Sheet<'w> {
@@ -91,6 +134,8 @@ struct Sheet<'w> {
     formats: &'w Formats,
     row: u32,
     columns: u16,
+    /// The file that has every text of the sheet whole, named where a text is cut.
+    whole_in: &'w str,
 }
 
 impl<'w> Sheet<'w> {
@@ -100,6 +145,7 @@ impl<'w> Sheet<'w> {
         name: &str,
         header: &[&str],
         widths: &Widths,
+        whole_in: &'w str,
     ) -> Result<Self, XlsxError> {
         let sheet = workbook.add_worksheet_with_constant_memory()?;
         sheet.set_name(name)?;
@@ -115,6 +161,7 @@ impl<'w> Sheet<'w> {
             formats,
             row: 0,
             columns: header.len() as u16,
+            whole_in,
         })
     }
 
@@ -124,6 +171,7 @@ impl<'w> Sheet<'w> {
             let col = i as u16;
             match cell {
                 Cell::Text(text) => {
+                    let text = fit_cell(text, self.whole_in);
                     self.sheet.write_string(self.row, col, text.as_ref())?;
                 }
                 Cell::Money(Some(value), decimals) => {
@@ -200,7 +248,7 @@ fn rows_sheet(
     for r in rows.iter().take(SHEET_ROWS) {
         widths.measure(&row_cells(&columns, &*r?));
     }
-    let mut sheet = Sheet::new(workbook, formats, name, &header, &widths)?;
+    let mut sheet = Sheet::new(workbook, formats, name, &header, &widths, csv_file)?;
     for r in rows.iter().take(SHEET_ROWS) {
         sheet.push(&row_cells(&columns, &*r?))?;
     }
@@ -208,19 +256,20 @@ fn rows_sheet(
     sheet.finish()
 }
 
-/// Writes a small sheet whose rows are all made first.
+/// Writes a small sheet whose rows are all made first; `whole_in` has its texts whole.
 fn small_sheet(
     workbook: &mut Workbook,
     formats: &Formats,
     name: &str,
     header: &[&str],
     rows: &[Vec<Cell>],
+    whole_in: &str,
 ) -> Result<(), XlsxError> {
     let mut widths = Widths::new(header);
     for cells in rows {
         widths.measure(cells);
     }
-    let mut sheet = Sheet::new(workbook, formats, name, header, &widths)?;
+    let mut sheet = Sheet::new(workbook, formats, name, header, &widths, whole_in)?;
     for cells in rows {
         sheet.push(cells)?;
     }
@@ -277,6 +326,13 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
     let formats = Formats::new();
     let s = report.summary;
     let mut summary: Vec<Vec<Cell>> = Vec::new();
+    // An input read before comes first, where the eye lands.
+    for line in s.inputs.iter().filter_map(|i| i.read_before_line()) {
+        summary.push(vec![
+            Cell::Text("read before".into()),
+            Cell::Text(line.into()),
+        ]);
+    }
     for (label, value) in [
         ("run id", s.run_id.clone()),
         ("started", s.started_at.clone()),
@@ -316,6 +372,7 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         "Summary",
         &["item", "currency", "count", "sum"],
         &summary,
+        "summary.json",
     )?;
     rows_sheet(
         &mut workbook,
@@ -348,6 +405,7 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         "Open top-ups",
         &OPEN_HEADER,
         &widths,
+        "open_topups.csv",
     )?;
     for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
         sheet.push(&open_cells(t, report))?;
@@ -366,4 +424,40 @@ pub fn write(
     let mut workbook = build(report, open).map_err(io::Error::other)?;
     // Zipped straight into the file: the workbook of a large night is tens of megabytes.
     workbook.save_to_writer(out).map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_that_fits_a_cell_is_kept_whole() {
+        let text = "ä".repeat(CELL_TEXT_MAX);
+        assert!(matches!(fit_cell(&text, "x.csv"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_longer_text_is_cut_to_the_limit_with_a_marker_counting_characters() {
+        // Each '😀' is two UTF-16 units, as Excel counts them.
+        let text = format!("a{}", "😀".repeat(20_000));
+        let cell = fit_cell(&text, "unmatched.csv");
+        assert!(
+            cell.ends_with(" … [cut: 20,001 characters; the whole text is in unmatched.csv]"),
+            "{}",
+            &cell[cell.len() - 80..]
+        );
+        let units = cell.encode_utf16().count();
+        assert!(
+            (CELL_TEXT_MAX - 1..=CELL_TEXT_MAX).contains(&units),
+            "{units}"
+        );
+        assert!(text.starts_with(cell.split(" … [cut").next().unwrap()));
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(7), "7");
+        assert_eq!(grouped(40_000), "40,000");
+        assert_eq!(grouped(1_048_576), "1,048,576");
+    }
 }

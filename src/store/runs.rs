@@ -293,6 +293,70 @@ pub fn read_before(
     .doing("looking for a statement file read before")
 }
 
+/// How an input was read before, as [`first_read`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstRead {
+    pub run_id: String,
+    pub started_at: String,
+    /// The file as that run was given it.
+    pub path: String,
+    /// `None` for the same bytes (SHA-256); else the statement (id, account) read again.
+    pub statement: Option<(String, String)>,
+}
+
+/// The run that first read a file with this SHA-256 (not rejecting it), or else one of these
+/// statements (id and account): earlier runs, or an earlier input of the run in progress.
+pub fn first_read(
+    conn: &Connection,
+    sha256: &str,
+    statements: &[(&str, &str)],
+) -> Result<Option<FirstRead>, StoreError> {
+    let doing = "looking for a statement file read before";
+    let same_bytes = conn
+        .prepare_cached(
+            "SELECT r.id, r.started_at, f.path FROM statement_files f JOIN runs r ON r.id = f.run_id
+             WHERE f.sha256 = ?1 AND f.error IS NULL ORDER BY r.started_at, r.id, f.position LIMIT 1",
+        )
+        .doing(doing)?
+        .query_row([sha256], |r| {
+            Ok(FirstRead {
+                run_id: r.get(0)?,
+                started_at: r.get(1)?,
+                path: r.get(2)?,
+                statement: None,
+            })
+        })
+        .optional()
+        .doing(doing)?;
+    if same_bytes.is_some() {
+        return Ok(same_bytes);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.id, r.started_at, f.path FROM statements s
+             JOIN statement_files f ON f.id = s.file_id JOIN runs r ON r.id = s.run_id
+             WHERE s.account = ?2 AND s.statement_id = ?1 ORDER BY s.id LIMIT 1",
+        )
+        .doing(doing)?;
+    for &(id, account) in statements {
+        let found = stmt
+            .query_row([id, account], |r| {
+                Ok(FirstRead {
+                    run_id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    path: r.get(2)?,
+                    statement: Some((id.to_string(), account.to_string())),
+                })
+            })
+            .optional()
+            .doing(doing)?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
 /// The report directory of the newest run that recorded one.
 pub fn newest_report_dir(conn: &Connection) -> Result<Option<PathBuf>, StoreError> {
     conn.query_row(

@@ -182,15 +182,26 @@ fn insert_row(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<()
                 .optional()
                 .doing("checking a duplicate top-up")?
                 .is_some();
+            let owner: Option<String> = conn
+                .query_row(
+                    "SELECT id FROM topups WHERE settlement_reference = ?1",
+                    [topup.settlement_reference.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .doing("checking a duplicate top-up")?;
             Err(StoreError::Import {
                 line: 0,
-                message: if id_taken {
-                    format!("a top-up with id {} already exists", topup.id)
-                } else {
-                    format!(
+                message: match owner {
+                    Some(owner) if !id_taken => format!(
+                        "settlement reference {} already belongs to the stored top-up {owner}",
+                        topup.settlement_reference
+                    ),
+                    _ if id_taken => format!("a top-up with id {} already exists", topup.id),
+                    _ => format!(
                         "settlement reference {} already belongs to another top-up",
                         topup.settlement_reference
-                    )
+                    ),
                 },
             })
         }
@@ -209,6 +220,29 @@ pub fn group_of(conn: &Connection, id: TopUpId) -> Result<crate::ids::AccountGro
     group
         .parse()
         .map_err(|e| StoreError::Corrupt(format!("top-up {id}'s account group: {e}")))
+}
+
+/// The stored top-ups with any of these ids, looked up a few hundred at a time.
+pub fn by_ids(
+    conn: &Connection,
+    ids: &[TopUpId],
+) -> Result<std::collections::HashMap<TopUpId, TopUp>, StoreError> {
+    const BATCH: usize = 500;
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(BATCH) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!("SELECT {COLUMNS} FROM topups t WHERE t.id IN ({marks})");
+        let mut stmt = conn.prepare_cached(&sql).doing("looking up top-ups")?;
+        let texts: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(texts.iter()), topup_from_row)
+            .doing("looking up top-ups")?;
+        for row in rows {
+            let topup = corrupt(row.doing("looking up top-ups")?)?;
+            found.insert(topup.id, topup);
+        }
+    }
+    Ok(found)
 }
 
 /// Looks a top-up up by id.

@@ -263,3 +263,140 @@ fn a_report_that_cannot_be_created_exits_73_and_settles_nothing() {
     );
     assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
 }
+
+/// A text of exactly `bytes` bytes of `words` over and over, as a payer might paste a document.
+fn long_text(words: &str, bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes);
+    for c in words.chars().cycle() {
+        if text.len() + c.len_utf8() > bytes - 1 {
+            break;
+        }
+        text.push(c);
+    }
+    while text.len() < bytes {
+        text.push('x');
+    }
+    text
+}
+
+#[test]
+fn a_text_longer_than_a_workbook_cell_is_cut_there_with_a_marker_and_the_night_runs() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    const LIMIT: usize = 1 << 20; // the readers' text limit (--max-text-bytes)
+    let env = Env::new().with_demo_topups();
+    let ustrd = long_text("Zahlung für Rechnung 2026-0042 laut Vertrag ", LIMIT);
+    let additional = long_text("SEPA-Gutschrift Sammler Auftrag ", LIMIT);
+    let entry = |inside: &str, reference: &str| {
+        format!(
+            r#"<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2026-11-21</Dt></BookgDt><AcctSvcrRef>{reference}</AcctSvcrRef>{inside}</Ntry>"#
+        )
+    };
+    let camt = env.write(
+        "long.xml",
+        crate::env::camt(
+            "LONG-1",
+            &[
+                entry(
+                    &format!("<NtryDtls><TxDtls><RmtInf><Ustrd>{ustrd}</Ustrd></RmtInf></TxDtls></NtryDtls>"),
+                    "L1",
+                ),
+                entry(&format!("<AddtlNtryInf>{additional}</AddtlNtryInf>"), "L2"),
+            ],
+        ),
+    );
+    // A line of MT940 is at most the limit, its line break included.
+    let field = long_text("Überweisung Kundennummer 4711 Ref ", LIMIT - ":86:\n".len());
+    let mt940 = env.write(
+        "long.sta",
+        format!(
+            ":20:LONG\n:25:DE89370400440532013000EUR\n:28C:1\n:60F:C261120EUR0,00\n\
+             :61:2611211121C1,00NTRFNONREF//L3\n:86:{field}\n:62F:C261121EUR1,00\n-\n"
+        ),
+    );
+    let purpose = long_text("Verwendungszweck Miete Oktober ", LIMIT);
+    let csv = env.write(
+        "long.csv",
+        format!(
+            "booking_date,value_date,amount,currency,remittance,counterparty_name,counterparty_iban,bank_ref,status\n\
+             2026-11-21,2026-11-21,1.00,EUR,{purpose},Payer,,L4,BOOK\n"
+        ),
+    );
+    let out = env.run(
+        "r",
+        &[
+            camt.to_str().unwrap(),
+            mt940.to_str().unwrap(),
+            csv.to_str().unwrap(),
+            &demo("2026-11-20.camt053.xml"),
+        ],
+    );
+    assert_ok(&out);
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs_rejected"], 0, "{summary}");
+    assert!(
+        summary["counts"]["matched"].as_u64().unwrap() > 0,
+        "the file beside them settles"
+    );
+    let expected = [&ustrd, &additional, &field, &purpose];
+
+    // The CSV keeps every text whole.
+    let unmatched = env.csv("r", "unmatched.csv");
+    for text in expected {
+        assert!(
+            unmatched.iter().any(|r| &r["remittance"] == text),
+            "a text of {} bytes is whole in unmatched.csv",
+            text.len()
+        );
+    }
+
+    // The workbook opens, with each text cut within a cell's limit and marked.
+    let mut book: Xlsx<_> = open_workbook(env.path("r/report.xlsx")).unwrap();
+    let sheet = book.worksheet_range("Exceptions").unwrap();
+    let header: Vec<String> = sheet
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let col = header.iter().position(|h| h == "remittance").unwrap();
+    let cells: Vec<String> = sheet
+        .rows()
+        .filter_map(|r| match &r[col] {
+            Data::String(s) if s.contains(" … [cut: ") => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cells.len(), 4, "every long text is cut");
+    for text in expected {
+        let marker = format!(
+            " … [cut: {} characters; the whole text is in unmatched.csv]",
+            grouped(text.chars().count())
+        );
+        let cell = cells
+            .iter()
+            .find(|c| {
+                c.strip_suffix(&marker)
+                    .is_some_and(|kept| !kept.is_empty() && text.starts_with(kept))
+            })
+            .unwrap_or_else(|| panic!("a cell has the text's beginning and {marker:?}"));
+        assert!(
+            cell.encode_utf16().count() <= 32_767,
+            "within a cell's limit"
+        );
+    }
+}
+
+/// `1048576` as `1,048,576`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}

@@ -286,3 +286,84 @@ fn a_large_import_builds_the_same_indexes_and_refuses_a_duplicate_with_nothing_i
     let check = env.recon(&["check", "--db", &db]);
     assert_ok(&check);
 }
+
+#[test]
+fn a_rolling_export_imports_its_new_rows_skips_the_stored_ones_and_refuses_a_changed_one() {
+    const NEW_A: &str = "5e0b1c1a-2f4d-4c3e-9a8b-7c6d5e4f3a2b";
+    const NEW_B: &str = "c4a2e6f8-1b3d-4e5f-8a7b-9c0d1e2f3a4b";
+    const NEW_C: &str = "e7f8a9b0-c1d2-4e3f-a4b5-c6d7e8f9a0b1";
+    let env = Env::new().with_demo_topups();
+    // T1 settles tonight; the platform's next export still shows it CONFIRMED.
+    assert_ok(&env.run("night", &[&demo("2026-11-20.camt053.xml")]));
+    assert_eq!(env.topup(T1)["status"], "SETTLED");
+    let stored = fs::read_to_string(demo("topups.csv")).unwrap();
+    let new = |id: &str, amount: &str| {
+        format!("{id},2026-11-22T08:00:00Z,{GROUP},{amount},EUR,CONFIRMED,{id}\n")
+    };
+    let export = env.write(
+        "export.csv",
+        format!("{stored}{}{}", new(NEW_A, "20.00"), new(NEW_B, "7")),
+    );
+    let export = export.to_str().unwrap();
+    let import = |file: &str, more: &[&str]| {
+        let db = env.db();
+        let mut args = vec!["topups", "import", "--db", &db];
+        args.extend_from_slice(more);
+        args.push(file);
+        env.recon(&args)
+    };
+
+    // Without --skip-existing, a stored top-up refuses the file, saying how to import it.
+    let out = import(export, &[]);
+    assert_code(&out, 65);
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 2") && err.contains("already exists") && err.contains("--skip-existing"),
+        "{err}"
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM topups"), 13);
+
+    let out = import(export, &["--skip-existing"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out),
+        format!("imported 2 top-up(s) from {export}, skipped 13 already stored\n")
+    );
+    assert_eq!(
+        stderr(&out),
+        "",
+        "no progress bar when stderr is not a terminal"
+    );
+    assert_eq!(env.topup(NEW_B)["cash_amount"], "7.00");
+    assert_eq!(
+        env.topup(T1)["status"],
+        "SETTLED",
+        "a skipped row changes nothing"
+    );
+    let out = import(export, &["--skip-existing", "-q"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out),
+        format!("imported 0 top-up(s) from {export}, skipped 15 already stored\n")
+    );
+
+    // A row whose id is stored with other fields is named with the stored top-up.
+    let changed = stored.replace(",200.00,EUR,", ",250.00,EUR,");
+    let conflicting = env.write("changed.csv", format!("{changed}{}", new(NEW_C, "5.00")));
+    let out = import(conflicting.to_str().unwrap(), &["--skip-existing"]);
+    assert_code(&out, 65);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "line 2: top-up {T1} differs from the stored one (created_at \
+             2026-11-02T09:01:00Z, account_group_id {GROUP}, 200.00 EUR, SETTLED, \
+             settlement_reference {T1}): cash_amount 250.00 here, 200.00 stored"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 row(s) conflict") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM topups"), 15);
+}

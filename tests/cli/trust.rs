@@ -346,3 +346,74 @@ fn sigterm_during_a_run_commits_nothing_and_leaves_no_temporary_file() {
     };
     assert!(left.is_empty(), "nothing left behind: {left:?}");
 }
+
+#[test]
+fn a_statement_read_before_says_so_on_the_terminal_in_the_summary_and_the_report_instead_of_all_good()
+ {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let env = Env::new().with_demo_topups();
+    let night = a_night_with_nothing_wrong(&env);
+    let out = env.run("first", &[&night]);
+    assert_ok(&out);
+    let first = env.summary("first");
+    assert!(
+        first["inputs"][0].get("read_before").is_none(),
+        "an ordinary run's summary has no read_before: {first}"
+    );
+    let (run, started) = (
+        first["run_id"].as_str().unwrap(),
+        first["started_at"].as_str().unwrap(),
+    );
+
+    // The same file again: its transaction is ALREADY_PROCESSED, and the night says why.
+    let out = env.run("again", &["-q", &night]);
+    assert_ok(&out);
+    let line =
+        format!("{night}: already read in run {run} on {started} (the same file by SHA-256)");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "-q still tells: {text}");
+    assert_eq!(lines[0], line);
+    assert!(lines[1].contains("matched 0"), "the counts last: {text}");
+    let summary = env.summary("again");
+    assert_eq!(
+        summary["inputs"][0]["read_before"],
+        serde_json::json!({"run_id": run, "started_at": started, "by": "sha256", "path": night})
+    );
+    assert_eq!(summary["outcomes"]["ALREADY_PROCESSED"]["count"], 1);
+    let page = fs::read_to_string(env.path("again/report.html")).unwrap();
+    assert!(!page.contains("All good"), "not all good");
+    assert!(page.contains("1 input file(s) read before"));
+    assert!(
+        page.contains(&format!("<li>{}</li>", line.replace('/', "&#x2f;"))),
+        "{page}"
+    );
+    let mut book: Xlsx<_> = open_workbook(env.path("again/report.xlsx")).unwrap();
+    let sheet = book.worksheet_range("Summary").unwrap();
+    let first_row: Vec<Data> = sheet.rows().nth(1).unwrap().to_vec();
+    assert_eq!(first_row[0], Data::String("read before".into()));
+    assert_eq!(first_row[1], Data::String(line.clone()));
+
+    // Another file with the same statement id and account (the bank sent it again, changed).
+    let resent = env.write(
+        "resent.xml",
+        fs::read_to_string(&night)
+            .unwrap()
+            .replace("1200.00", "1300.00"),
+    );
+    let resent = resent.to_str().unwrap();
+    let out = env.run("resent", &[resent]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains(&format!(
+            "{resent}: already read in run {run} on {started} (statement STMT-2026-11-20-1 of \
+             account DE89370400440532013000, then as {night})\n"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let before = &env.summary("resent")["inputs"][0]["read_before"];
+    assert_eq!(before["by"], "statement id and account");
+    assert_eq!(before["statement_id"], "STMT-2026-11-20-1");
+    assert_eq!(before["account"], "DE89370400440532013000");
+}

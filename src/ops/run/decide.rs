@@ -15,6 +15,7 @@ use crate::ids::RunId;
 use crate::matching::{Category, Decision, Known, Matcher};
 use crate::reference::Candidate;
 use crate::report::InputSummary;
+use crate::report::summary::ReadBefore;
 use crate::report::summary::Totals;
 use crate::row::Row;
 use crate::row::spill::{Mark, Spill, Spilled};
@@ -205,6 +206,7 @@ impl Deciding {
             .iter()
             .filter_map(|s| s.id.clone())
             .collect();
+        let read_before = read_before(tx, &file)?;
         let record = runs::FileRecord {
             position,
             path: &file_name,
@@ -241,6 +243,7 @@ impl Deciding {
             rejected: false,
             error: None,
             bad_rows: file.bad_rows,
+            read_before,
         });
         Ok(())
     }
@@ -279,6 +282,7 @@ impl Deciding {
             rejected: true,
             error: Some(message),
             bad_rows: Vec::new(),
+            read_before: None,
         });
         Ok(())
     }
@@ -310,6 +314,34 @@ impl Deciding {
             handed,
         })
     }
+}
+
+/// The run that read this file before (the same SHA-256), or else one of its statements (the
+/// same statement id and account); asked before the file is recorded, so never itself.
+fn read_before(
+    tx: &rusqlite::Transaction,
+    file: &StatementFile,
+) -> Result<Option<ReadBefore>, Error> {
+    let statements: Vec<(&str, &str)> = file
+        .statements
+        .iter()
+        .filter_map(|s| Some((s.id.as_deref()?, s.account.as_deref()?)))
+        .collect();
+    let Some(first) = runs::first_read(tx, &file.sha256, &statements)? else {
+        return Ok(None);
+    };
+    let (by, statement_id, account) = match first.statement {
+        Some((id, account)) => (ReadBefore::BY_STATEMENT, Some(id), Some(account)),
+        None => (ReadBefore::BY_SHA256, None, None),
+    };
+    Ok(Some(ReadBefore {
+        run_id: first.run_id,
+        started_at: first.started_at,
+        by: by.to_string(),
+        path: first.path,
+        statement_id,
+        account,
+    }))
 }
 
 /// What the store knows of these transactions' candidate references and identities.
