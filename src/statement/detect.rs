@@ -110,10 +110,11 @@ fn fitting_profile<'p>(head: &[u8], profiles: &'p ProfileSet) -> Result<&'p Prof
             continue;
         }
         let header = csv::header_in(head, profile);
+        // A column known by several names is there when any of them is.
         let missing: Vec<String> = signature
             .iter()
-            .filter(|name| !header.iter().any(|h| h == *name))
-            .cloned()
+            .filter(|names| !names.iter().any(|name| header.contains(name)))
+            .map(|names| names.join(" or "))
             .collect();
         fits.push(Fit {
             profile,
