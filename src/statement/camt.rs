@@ -211,19 +211,71 @@ fn declaration(decl: &BytesDecl, decoding: &'static encoding_rs::Encoding) -> Re
     }
 }
 
-/// `YYYY-MM-DD` at the start of `text` (a date, or the date of a date-time), read by hand: a
-/// format-string parser costs more than the rest of the element.
+/// `YYYY-MM-DD`, alone or followed by a time zone (`Z`, `+01:00`) or by a time of day
+/// (`T10:30:00`, `T10:30:00.123456789`, `T10:30`) with a time zone or none: an `xs:date` or
+/// `xs:dateTime`, whose date is what counts. Read by hand: a format-string parser costs more than
+/// the rest of the element. Anything after it, an hour past 23 or year 0000 makes it no date.
 fn iso_date(text: &str) -> Option<NaiveDate> {
-    let b = text.as_bytes().get(..10)?;
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b[4] != b'-' || b[7] != b'-' {
+    let b = text.as_bytes();
+    let head = b.get(..10)?;
+    if head[4] != b'-' || head[7] != b'-' {
         return None;
     }
-    NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
+    let year = digits(&head[0..4]).filter(|&y| y > 0)?;
+    let rest = match &b[10..] {
+        [b'T', time @ ..] => after_time(time)?,
+        rest => rest,
+    };
+    if !is_zone(rest) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year as i32, digits(&head[5..7])?, digits(&head[8..10])?)
+}
+
+/// The number that ASCII digits spell.
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |n, c| {
+        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// What follows a time of day `hh:mm[:ss[.fraction]]` at the start of `b` (a leap second is
+/// allowed), or `None` if it is no time of day.
+fn after_time(b: &[u8]) -> Option<&[u8]> {
+    let two = |at: usize, max: u32| {
+        b.get(at..at + 2)
+            .and_then(digits)
+            .filter(|&v| v <= max)
+            .map(|_| ())
+    };
+    two(0, 23)?;
+    (b.get(2) == Some(&b':')).then_some(())?;
+    two(3, 59)?;
+    if b.get(5) != Some(&b':') {
+        return Some(&b[5..]);
+    }
+    two(6, 60)?;
+    let rest = &b[8..];
+    match rest {
+        [b'.' | b',', fraction @ ..] => {
+            let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+            (n > 0).then(|| &fraction[n..])
+        }
+        _ => Some(rest),
+    }
+}
+
+/// Nothing, `Z`, or an offset `+hh:mm`, `-hh:mm` (also `+hhmm`, `+hh`).
+fn is_zone(b: &[u8]) -> bool {
+    let within = |pair: [u8; 2], max: u32| digits(&pair).is_some_and(|v| v <= max);
+    match b {
+        [] | [b'Z'] => true,
+        [b'+' | b'-', h1, h2] => within([*h1, *h2], 14),
+        [b'+' | b'-', h1, h2, b':', m1, m2] | [b'+' | b'-', h1, h2, m1, m2] => {
+            within([*h1, *h2], 14) && within([*m1, *m2], 59)
+        }
+        _ => false,
+    }
 }
 
 /// The name after its prefix, as quick-xml's `local_name` has it, found by a byte search: a
@@ -1222,7 +1274,23 @@ mod tests {
         assert_eq!(iso_date("2026-11-20"), d(2026, 11, 20));
         assert_eq!(iso_date("2024-02-29+01:00"), d(2024, 2, 29));
         assert_eq!(iso_date("2026-11-20T23:59:59.123Z"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20T23:59:59.123456789"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20T08:15:00-05:00"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20T08:15+0100"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20Z"), d(2026, 11, 20));
+        assert_eq!(iso_date("1899-12-31"), d(1899, 12, 31));
         for bad in [
+            "2026-11-21garbage",
+            "2026-11-21T25:99",
+            "2026-11-21T24:00:00",
+            "2026-11-21T10:60:00",
+            "2026-11-21T10:30:61",
+            "2026-11-21T10:30:00.",
+            "2026-11-21T10:30:00Zx",
+            "2026-11-21T",
+            "2026-11-21 10:30:00",
+            "2026-11-21+25:00",
+            "0000-01-01",
             "2025-02-29",
             "2026-13-01",
             "2026-00-10",

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -319,11 +319,15 @@ impl Profile {
             let Ok(pattern) = chrono_format(format) else {
                 continue;
             };
-            if pattern.contains("%H") {
-                if let Ok(at) = NaiveDateTime::parse_from_str(text, &pattern) {
-                    return Ok(Some(at.date()));
-                }
-            } else if let Ok(date) = NaiveDate::parse_from_str(text, &pattern) {
+            let date = if pattern.contains("%H") {
+                NaiveDateTime::parse_from_str(text, &pattern).map(|at| at.date())
+            } else {
+                NaiveDate::parse_from_str(text, &pattern)
+            };
+            // chrono reads year 0000 (and signed years); no bank books on them.
+            if let Ok(date) = date
+                && (1..=9999).contains(&date.year())
+            {
                 return Ok(Some(date));
             }
         }
@@ -527,6 +531,16 @@ mod tests {
             "2022-01-02"
         );
         assert!(p.parse_date("2022-13-02 12:16:55").is_err());
+        p.date_format = vec!["yyyy-MM-dd".into(), "yyyy-MM-dd HH:mm".into()];
+        for bad in [
+            "2026-11-21garbage",
+            "2026-11-21T25:99",
+            "2026-11-21 25:99",
+            "0000-01-01",
+        ] {
+            let err = p.parse_date(bad).unwrap_err();
+            assert!(err.contains("is not a date"), "{bad}: {err}");
+        }
         assert_eq!(p.parse_date("  ").unwrap(), None);
     }
 

@@ -337,3 +337,27 @@ fn camt_version_001_01_with_its_v01_message_names_is_read() {
         "{error}"
     );
 }
+
+#[test]
+fn dates_with_trailing_text_an_impossible_time_or_year_0000_are_refused_with_their_place() {
+    let env = Env::new().with_demo_topups();
+    for (n, written) in ["2026-11-21garbage", "2026-11-21T25:99", "0000-11-21"]
+        .into_iter()
+        .enumerate()
+    {
+        let entry = credit("1.00", "EUR", "x", "R").replace(
+            "<ValDt><Dt>2026-11-21</Dt>",
+            &format!("<ValDt><Dt>{written}</Dt>"),
+        );
+        let path = env.write(&format!("date{n}.xml"), camt("S", &[entry]));
+        let out = env.run(&format!("r{n}"), &[path.to_str().unwrap()]);
+        assert_code(&out, 65);
+        let error = env.input_error(&format!("r{n}"));
+        assert!(
+            error.contains(&format!("{written:?} is not a date"))
+                && error.contains("line 6, column ")
+                && error.contains("Ntry[1]/ValDt"),
+            "{written}: {error}"
+        );
+    }
+}

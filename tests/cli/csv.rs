@@ -464,3 +464,29 @@ fn an_older_commerzbank_export_is_read_by_the_alternative_column_name() {
         "{profile}"
     );
 }
+
+#[test]
+fn dates_with_trailing_text_an_impossible_time_or_year_0000_are_refused_with_their_line() {
+    let env = Env::new().with_demo_topups();
+    for (n, written) in ["2026-11-21garbage", "2026-11-21T25:99", "0000-11-21"]
+        .into_iter()
+        .enumerate()
+    {
+        let csv = env.write(
+            &format!("date{n}.csv"),
+            canonical(&[
+                "2026-11-21,2026-11-21,1.00,EUR,x,,,,BOOK",
+                &format!("{written},2026-11-21,1.00,EUR,x,,,,BOOK"),
+            ]),
+        );
+        let out = env.run(&format!("r{n}"), &[csv.to_str().unwrap()]);
+        assert_code(&out, 65);
+        let error = env.input_error(&format!("r{n}"));
+        assert!(
+            error.contains(&format!(
+                "line 3: {written:?} is not a date (expected yyyy-MM-dd) in column booking_date"
+            )),
+            "{written}: {error}"
+        );
+    }
+}
