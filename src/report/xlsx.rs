@@ -1,13 +1,14 @@
 //! `report.xlsx`: the same report as a workbook for people who work in spreadsheets. Amounts are
 //! numbers with two-decimal formats (the CSV files keep the exact decimal text), dates are
-//! dates, header rows are frozen with filters, and bank text is always written as a string, so
-//! a spreadsheet never runs it as a formula. A text longer than a cell holds is cut with a
-//! marker naming the file that has it whole: a report's limits never fail the night.
+//! dates (those before 1900, which Excel cannot hold, are `YYYY-MM-DD` text), header rows are
+//! frozen with filters, and bank text is always written as a string, so a spreadsheet never
+//! runs it as a formula. A text longer than a cell holds is cut with a marker naming the file
+//! that has it whole: a report's limits never fail the night.
 
 use std::borrow::Cow;
 use std::io;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
@@ -183,6 +184,10 @@ impl<'w> Sheet<'w> {
                         number,
                         self.formats.money(*decimals),
                     )?;
+                }
+                // Excel's dates start in 1900: an earlier one would be a negative serial.
+                Cell::Date(Some(date)) if date.year() < 1900 => {
+                    self.sheet.write_string(self.row, col, date.to_string())?;
                 }
                 Cell::Date(Some(date)) => {
                     self.sheet.write_datetime_with_format(

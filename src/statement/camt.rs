@@ -3,6 +3,7 @@
 //! by local name, so any namespace (or none) works; memory holds one entry at a time.
 
 use std::io::{self, BufRead};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use quick_xml::encoding::DecodingReader;
@@ -75,6 +76,9 @@ tags!(
     BkToCstmrStmt,
     BkToCstmrAcctRpt,
     BkToCstmrDbtCdtNtfctn,
+    BkToCstmrStmtV01,
+    BkToCstmrAcctRptV01,
+    BkToCstmrDbtCdtNtfctnV01,
     Stmt,
     Rpt,
     Ntfctn,
@@ -207,19 +211,71 @@ fn declaration(decl: &BytesDecl, decoding: &'static encoding_rs::Encoding) -> Re
     }
 }
 
-/// `YYYY-MM-DD` at the start of `text` (a date, or the date of a date-time), read by hand: a
-/// format-string parser costs more than the rest of the element.
+/// `YYYY-MM-DD`, alone or followed by a time zone (`Z`, `+01:00`) or by a time of day
+/// (`T10:30:00`, `T10:30:00.123456789`, `T10:30`) with a time zone or none: an `xs:date` or
+/// `xs:dateTime`, whose date is what counts. Read by hand: a format-string parser costs more than
+/// the rest of the element. Anything after it, an hour past 23 or year 0000 makes it no date.
 fn iso_date(text: &str) -> Option<NaiveDate> {
-    let b = text.as_bytes().get(..10)?;
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b[4] != b'-' || b[7] != b'-' {
+    let b = text.as_bytes();
+    let head = b.get(..10)?;
+    if head[4] != b'-' || head[7] != b'-' {
         return None;
     }
-    NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
+    let year = digits(&head[0..4]).filter(|&y| y > 0)?;
+    let rest = match &b[10..] {
+        [b'T', time @ ..] => after_time(time)?,
+        rest => rest,
+    };
+    if !is_zone(rest) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year as i32, digits(&head[5..7])?, digits(&head[8..10])?)
+}
+
+/// The number that ASCII digits spell.
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |n, c| {
+        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// What follows a time of day `hh:mm[:ss[.fraction]]` at the start of `b` (a leap second is
+/// allowed), or `None` if it is no time of day.
+fn after_time(b: &[u8]) -> Option<&[u8]> {
+    let two = |at: usize, max: u32| {
+        b.get(at..at + 2)
+            .and_then(digits)
+            .filter(|&v| v <= max)
+            .map(|_| ())
+    };
+    two(0, 23)?;
+    (b.get(2) == Some(&b':')).then_some(())?;
+    two(3, 59)?;
+    if b.get(5) != Some(&b':') {
+        return Some(&b[5..]);
+    }
+    two(6, 60)?;
+    let rest = &b[8..];
+    match rest {
+        [b'.' | b',', fraction @ ..] => {
+            let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+            (n > 0).then(|| &fraction[n..])
+        }
+        _ => Some(rest),
+    }
+}
+
+/// Nothing, `Z`, or an offset `+hh:mm`, `-hh:mm` (also `+hhmm`, `+hh`).
+fn is_zone(b: &[u8]) -> bool {
+    let within = |pair: [u8; 2], max: u32| digits(&pair).is_some_and(|v| v <= max);
+    match b {
+        [] | [b'Z'] => true,
+        [b'+' | b'-', h1, h2] => within([*h1, *h2], 14),
+        [b'+' | b'-', h1, h2, b':', m1, m2] | [b'+' | b'-', h1, h2, m1, m2] => {
+            within([*h1, *h2], 14) && within([*m1, *m2], 59)
+        }
+        _ => false,
+    }
 }
 
 /// The name after its prefix, as quick-xml's `local_name` has it, found by a byte search: a
@@ -238,13 +294,25 @@ fn is_blank(text: &str) -> bool {
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// What a camt document is, from the element under `Document`.
+/// What a camt document is, from the element under `Document` (version 001.01 names it with a
+/// `V01` suffix; its entries have the same shape).
 fn message_kind(tag: Tag) -> Option<&'static str> {
     match tag {
-        Tag::BkToCstmrStmt => Some("camt.053"),
-        Tag::BkToCstmrAcctRpt => Some("camt.052"),
-        Tag::BkToCstmrDbtCdtNtfctn => Some("camt.054"),
+        Tag::BkToCstmrStmt | Tag::BkToCstmrStmtV01 => Some("camt.053"),
+        Tag::BkToCstmrAcctRpt | Tag::BkToCstmrAcctRptV01 => Some("camt.052"),
+        Tag::BkToCstmrDbtCdtNtfctn | Tag::BkToCstmrDbtCdtNtfctnV01 => Some("camt.054"),
         _ => None,
+    }
+}
+
+/// The element that holds one statement in a message of `format` (`camt.052...`: `Rpt`).
+fn statement_element(format: &str) -> &'static str {
+    if format.starts_with("camt.052") {
+        "Rpt"
+    } else if format.starts_with("camt.054") {
+        "Ntfctn"
+    } else {
+        "Stmt"
     }
 }
 
@@ -464,155 +532,191 @@ impl<'s> State<'s> {
     }
 
     fn end(&mut self) -> Result<(), String> {
-        let result = self.on_end();
+        // The text is lent to `on_end` and given back, so its buffer is kept.
+        let text = std::mem::take(&mut self.text);
+        let result = self.on_end(&text);
+        self.text = text;
         self.stack.pop();
         self.text.clear();
         result
     }
 
-    /// Acts on the element that just closed, by its path; `self.text` holds its text.
-    fn on_end(&mut self) -> Result<(), String> {
+    /// Acts on the element that just closed, by its path below the nearest statement, balance,
+    /// summary, entry or transaction details element; `text` is its text.
+    fn on_end(&mut self, text: &str) -> Result<(), String> {
         use Tag::*;
         if !self.in_message() {
             return Ok(());
         }
-        let text = self.text.trim();
-        let value = || (!text.is_empty()).then(|| text.to_string());
-        match self.stack.as_slice() {
-            // Statement level.
-            [.., Stmt | Rpt | Ntfctn, Id] => self.statement_mut().id = value(),
-            [.., Stmt | Rpt | Ntfctn, ElctrncSeqNb] => {
-                self.statement_mut().electronic_sequence = value()
+        let Some(at) = self
+            .stack
+            .iter()
+            .rposition(|t| matches!(t, Stmt | Rpt | Ntfctn | Bal | TxsSummry | Ntry | TxDtls))
+        else {
+            return Ok(());
+        };
+        // No path this reader acts on is longer than 8 below its anchor.
+        let mut path = [Other; 8];
+        let tail = &self.stack[at..];
+        if tail.len() > path.len() {
+            return Ok(());
+        }
+        path[..tail.len()].copy_from_slice(tail);
+        let path = &path[..tail.len()];
+        match path[0] {
+            Stmt | Rpt | Ntfctn => self.on_statement_end(path, text),
+            Bal => self.on_balance_end(path, text),
+            TxsSummry => self.on_summary_end(path, text),
+            Ntry => self.on_entry_end(path, text),
+            _ => self.on_detail_end(path, text),
+        }
+    }
+
+    /// `Stmt` (or `Rpt`, `Ntfctn`): its id, sequence number, account and period.
+    fn on_statement_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
+        use Tag::*;
+        let value = non_empty(text);
+        match path[1..] {
+            [Id] => self.statement_mut().id = value,
+            [ElctrncSeqNb] => self.statement_mut().electronic_sequence = value,
+            [Acct, Id, IBAN] | [Acct, Id, Othr, Id] if value.is_some() => {
+                self.statement_mut().account = value
             }
-            [.., Stmt | Rpt | Ntfctn, Acct, Id, IBAN]
-            | [.., Stmt | Rpt | Ntfctn, Acct, Id, Othr, Id] => {
-                if let Some(v) = value() {
-                    self.statement_mut().account = Some(v);
-                }
-            }
-            [.., Stmt | Rpt | Ntfctn, FrToDt, FrDtTm | Dt] => {
-                let date = date(text)?;
-                self.statement_mut().from_date = Some(date);
-            }
-            [.., Stmt | Rpt | Ntfctn, FrToDt, ToDtTm] => {
-                let date = date(text)?;
-                self.statement_mut().to_date = Some(date);
-            }
-            // Balances and the statement's own totals, for the statement controls.
-            [.., Bal] => self.finish_balance(),
-            [.., Bal, Tp, CdOrPrtry, Cd] => {
+            [FrToDt, FrDtTm | Dt] => self.statement_mut().from_date = Some(date(text.trim())?),
+            [FrToDt, ToDtTm] => self.statement_mut().to_date = Some(date(text.trim())?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `Bal`: its type, amount, sign and date, for the statement controls.
+    fn on_balance_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
+        use Tag::*;
+        let text = text.trim();
+        match path[1..] {
+            [] => self.finish_balance(),
+            [Tp, CdOrPrtry, Cd] => {
                 if let Some(b) = self.balance.as_mut() {
-                    b.code = value();
+                    b.code = non_empty(text);
                 }
             }
-            [.., Bal, Amt] => {
+            [Amt] => {
                 let amount = self.amount(text)?;
                 if let Some(b) = self.balance.as_mut() {
                     b.amount = Some(amount);
                 }
             }
-            [.., Bal, CdtDbtInd] => {
+            [CdtDbtInd] => {
                 let debit = direction(text)? == Direction::Debit;
                 if let Some(b) = self.balance.as_mut() {
                     b.debit = debit;
                 }
             }
-            [.., Bal, Dt, Dt | DtTm] => {
+            [Dt, Dt | DtTm] => {
                 let date = date(text)?;
                 if let Some(b) = self.balance.as_mut() {
                     b.date = Some(date);
                 }
             }
-            [
-                ..,
-                TxsSummry,
-                group @ (TtlNtries | TtlCdtNtries | TtlDbtNtries),
-                field @ (NbOfNtries | Sum),
-            ] => {
-                let (group, field) = (*group, *field);
-                let (count, sum) = if field == NbOfNtries {
-                    let count = text.parse::<u64>().map_err(|_| {
-                        format!(
-                            "{:?} is not a number of entries",
-                            crate::text::clip(text, 20)
-                        )
-                    })?;
-                    (Some(count), None)
-                } else {
-                    // Some banks sign the debit sum; what counts is its size.
-                    let sum = money::parse_amount(text.trim_start_matches('-'), MAX_BANK_DECIMALS)
-                        .map_err(|e| e.to_string())?;
-                    (None, Some(sum))
-                };
-                let stated = &mut self.statement_mut().stated;
-                let (count_slot, sum_slot) = match group {
-                    TtlNtries => (&mut stated.entries, &mut stated.entries_sum),
-                    TtlCdtNtries => (&mut stated.credits, &mut stated.credits_sum),
-                    _ => (&mut stated.debits, &mut stated.debits_sum),
-                };
-                if count.is_some() {
-                    *count_slot = count;
-                }
-                if sum.is_some() {
-                    *sum_slot = sum;
-                }
-            }
-            // Entry level.
-            [.., Ntry] => return self.finish_entry(),
-            [.., Ntry, NtryRef] => self.entry_mut()?.entry_ref = value(),
-            [.., Ntry, Amt] => {
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `TxsSummry`: the statement's own counts and sums, for the statement controls.
+    fn on_summary_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
+        use Tag::*;
+        let text = text.trim();
+        let [
+            _,
+            group @ (TtlNtries | TtlCdtNtries | TtlDbtNtries),
+            field @ (NbOfNtries | Sum),
+        ] = *path
+        else {
+            return Ok(());
+        };
+        let stated = &mut self.statement_mut().stated;
+        let (count_slot, sum_slot) = match group {
+            TtlNtries => (&mut stated.entries, &mut stated.entries_sum),
+            TtlCdtNtries => (&mut stated.credits, &mut stated.credits_sum),
+            _ => (&mut stated.debits, &mut stated.debits_sum),
+        };
+        if field == NbOfNtries {
+            let count = text.parse::<u64>().map_err(|_| {
+                format!(
+                    "{:?} is not a number of entries",
+                    crate::text::clip(text, 20)
+                )
+            })?;
+            *count_slot = Some(count);
+        } else {
+            // Some banks sign the debit sum; what counts is its size.
+            let sum = money::parse_amount(text.trim_start_matches('-'), MAX_BANK_DECIMALS)
+                .map_err(|e| e.to_string())?;
+            *sum_slot = Some(sum);
+        }
+        Ok(())
+    }
+
+    /// `Ntry`: the entry's own elements, and the entry itself once it closes.
+    fn on_entry_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
+        use Tag::*;
+        let text = text.trim();
+        let value = non_empty(text);
+        match path[1..] {
+            [] => return self.finish_entry(),
+            [NtryRef] => self.entry_mut()?.entry_ref = value,
+            [Amt] => {
                 let amount = self.amount(text)?;
                 self.entry_mut()?.amount = Some(amount);
             }
-            [.., Ntry, AmtDtls, TxAmt, Amt] => {
+            [AmtDtls, TxAmt, Amt] => {
                 let amount = self.amount(text)?;
                 self.entry_mut()?.amount_in_details = Some(amount);
             }
-            [.., Ntry, CdtDbtInd] => {
+            [CdtDbtInd] => {
                 let direction = direction(text)?;
                 self.entry_mut()?.direction = Some(direction);
             }
-            [.., Ntry, RvslInd] => {
+            [RvslInd] => {
                 let reversal = boolean(text)?;
                 self.entry_mut()?.reversal = reversal;
             }
-            [.., Ntry, Sts] => {
-                if let Some(v) = value() {
-                    self.entry_mut()?.status = Some(v);
-                }
-            }
-            [.., Ntry, Sts, Cd | Prtry] => self.entry_mut()?.status = value(),
-            [.., Ntry, BookgDt, Dt | DtTm] => {
+            [Sts] if value.is_some() => self.entry_mut()?.status = value,
+            [Sts, Cd | Prtry] => self.entry_mut()?.status = value,
+            [BookgDt, Dt | DtTm] => {
                 let date = date(text)?;
                 self.entry_mut()?.booking_date = Some(date);
             }
-            [.., Ntry, ValDt, Dt | DtTm] => {
+            [ValDt, Dt | DtTm] => {
                 let date = date(text)?;
                 self.entry_mut()?.value_date = Some(date);
             }
-            [.., Ntry, AcctSvcrRef] => self.entry_mut()?.servicer_ref = value(),
-            [.., Ntry, AddtlNtryInf] => self.entry_mut()?.additional = value(),
-            // Transaction details.
-            [.., TxDtls] => {
+            [AcctSvcrRef] => self.entry_mut()?.servicer_ref = value,
+            [AddtlNtryInf] => self.entry_mut()?.additional = value,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `TxDtls`: a transaction's amounts, references, parties and remittance; the details
+    /// join their entry once they close.
+    fn on_detail_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
+        use Tag::*;
+        let trimmed = text.trim();
+        match path[1..] {
+            [] => {
                 if let (Some(detail), Some(entry)) = (self.detail.take(), self.entry.as_mut()) {
                     entry.details.push(detail);
                 }
             }
-            [.., TxDtls, Amt] => {
-                let amount = self.amount(text)?;
-                self.detail_mut()?.amount = Some(amount);
+            [Amt] => self.detail_mut()?.amount = Some(self.amount(trimmed)?),
+            [AmtDtls, TxAmt, Amt] => self.detail_mut()?.tx_amount = Some(self.amount(trimmed)?),
+            [AmtDtls, InstdAmt, Amt] => {
+                self.detail_mut()?.instructed_amount = Some(self.amount(trimmed)?)
             }
-            [.., TxDtls, AmtDtls, TxAmt, Amt] => {
-                let amount = self.amount(text)?;
-                self.detail_mut()?.tx_amount = Some(amount);
-            }
-            [.., TxDtls, AmtDtls, InstdAmt, Amt] => {
-                let amount = self.amount(text)?;
-                self.detail_mut()?.instructed_amount = Some(amount);
-            }
-            [.., TxDtls, Refs, field] => {
-                let field = *field;
-                let v = value();
+            [Refs, field] => {
+                let v = non_empty(trimmed);
                 let refs = &mut self.detail_mut()?.refs;
                 match field {
                     AcctSvcrRef => refs.servicer_ref = v,
@@ -623,10 +727,39 @@ impl<'s> State<'s> {
                     _ => {}
                 }
             }
-            [.., TxDtls, RltdPties, party @ (Dbtr | Cdtr), Nm]
-            | [.., TxDtls, RltdPties, party @ (Dbtr | Cdtr), Pty, Nm] => {
-                let party = *party;
-                let v = value();
+            [RltdPties, ..] => self.on_party_end(&path[2..], trimmed)?,
+            [RmtInf, Ustrd] => {
+                // Keep inner spacing: a line may end in the middle of a word or reference.
+                let line = text.trim_matches(['\r', '\n']);
+                if !line.trim().is_empty() {
+                    self.detail_mut()?
+                        .remittance
+                        .unstructured
+                        .push(line.to_string());
+                }
+            }
+            [RmtInf, Strd, CdtrRefInf, Ref] | [RmtInf, Strd, AddtlRmtInf] => {
+                if let Some(v) = non_empty(trimmed) {
+                    self.detail_mut()?.remittance.structured.push(v);
+                }
+            }
+            [AddtlTxInf] => {
+                if let Some(v) = non_empty(trimmed) {
+                    self.detail_mut()?.remittance.additional.push(v);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `TxDtls/RltdPties`: the debtor's and creditor's names (v02 `Dbtr/Nm`, v08
+    /// `Dbtr/Pty/Nm`) and accounts (`IBAN` or `Othr/Id`).
+    fn on_party_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
+        use Tag::*;
+        let v = non_empty(text);
+        match *path {
+            [party @ (Dbtr | Cdtr), Nm] | [party @ (Dbtr | Cdtr), Pty, Nm] => {
                 let detail = self.detail_mut()?;
                 let target = if party == Dbtr {
                     &mut detail.debtor
@@ -635,25 +768,8 @@ impl<'s> State<'s> {
                 };
                 target.name = v;
             }
-            [
-                ..,
-                TxDtls,
-                RltdPties,
-                acct @ (DbtrAcct | CdtrAcct),
-                Id,
-                IBAN,
-            ]
-            | [
-                ..,
-                TxDtls,
-                RltdPties,
-                acct @ (DbtrAcct | CdtrAcct),
-                Id,
-                Othr,
-                Id,
-            ] => {
-                let acct = *acct;
-                let v = value();
+            [acct @ (DbtrAcct | CdtrAcct), Id, IBAN]
+            | [acct @ (DbtrAcct | CdtrAcct), Id, Othr, Id] => {
                 let detail = self.detail_mut()?;
                 let target = if acct == DbtrAcct {
                     &mut detail.debtor
@@ -662,24 +778,6 @@ impl<'s> State<'s> {
                 };
                 if v.is_some() {
                     target.account = v;
-                }
-            }
-            [.., TxDtls, RmtInf, Ustrd] => {
-                // Keep inner spacing: a line may end in the middle of a word or reference.
-                let line = self.text.trim_matches(['\r', '\n']).to_string();
-                if !line.trim().is_empty() {
-                    self.detail_mut()?.remittance.unstructured.push(line);
-                }
-            }
-            [.., TxDtls, RmtInf, Strd, CdtrRefInf, Ref]
-            | [.., TxDtls, RmtInf, Strd, AddtlRmtInf] => {
-                if let Some(v) = value() {
-                    self.detail_mut()?.remittance.structured.push(v);
-                }
-            }
-            [.., TxDtls, AddtlTxInf] => {
-                if let Some(v) = value() {
-                    self.detail_mut()?.remittance.additional.push(v);
                 }
             }
             _ => {}
@@ -741,7 +839,7 @@ impl<'s> State<'s> {
             return Ok(());
         };
         let n = entry.index;
-        let (entry_amount, entry_currency) = entry
+        let entry_amount = entry
             .amount
             .ok_or_else(|| format!("entry {n} has no Amt"))?;
         let direction = entry
@@ -751,91 +849,58 @@ impl<'s> State<'s> {
         let status_code = entry.status.take().unwrap_or_else(|| "BOOK".to_string());
         let booked =
             status_code.eq_ignore_ascii_case("BOOK") || status_code.eq_ignore_ascii_case("BOOKED");
+        let shared = self.count_entry(&entry, entry_amount.0, direction, booked, &status_code);
+        let mut details = std::mem::take(&mut entry.details);
+        let has_details = !details.is_empty();
+        if !has_details {
+            details.push(DetailAcc::default());
+        }
+        let amounts = detail_amounts(&entry, &details, entry_amount);
+        let single = details.len() == 1;
+        for (i, (mut detail, (amount, note))) in details.into_iter().zip(amounts).enumerate() {
+            detail.remittance.notes.extend(note);
+            let number = has_details.then_some(i as u32 + 1);
+            let tx = detail_transaction(&mut entry, detail, number, single, &shared, amount);
+            self.batches.push(tx);
+        }
+        self.batches.within_limit(0)
+    }
+
+    /// Counts an entry in its statement's totals; returns what the entry's transactions share.
+    fn count_entry(
+        &mut self,
+        entry: &EntryAcc,
+        amount: Decimal,
+        direction: Direction,
+        booked: bool,
+        status_code: &str,
+    ) -> EntryShared {
         self.statement_mut();
         // The field itself, so that the shared texts below can be borrowed beside it.
         let statement = self.statements.last_mut().expect("just ensured");
         let totals = &mut statement.totals;
         totals.entries += 1;
-        totals.entries_sum += entry_amount;
+        totals.entries_sum += amount;
         if booked {
             match direction {
                 Direction::Credit => {
                     totals.booked_credits += 1;
-                    totals.booked_credits_sum += entry_amount;
+                    totals.booked_credits_sum += amount;
                 }
                 Direction::Debit => {
                     totals.booked_debits += 1;
-                    totals.booked_debits_sum += entry_amount;
+                    totals.booked_debits_sum += amount;
                 }
             }
         }
-        let statement_id = statement.id.as_deref().map(|id| self.statement_ids.get(id));
-        let statement_account = statement.account.as_deref().map(|a| self.accounts.get(a));
-        let status_code = self.status_codes.get(&status_code);
-        let mut details = std::mem::take(&mut entry.details);
-        let has_details = !details.is_empty();
-        let single = details.len() <= 1;
-        if !has_details {
-            details.push(DetailAcc::default());
+        EntryShared {
+            index: entry.index,
+            direction,
+            booked,
+            status_code: self.status_codes.get(status_code),
+            statement_id: statement.id.as_deref().map(|id| self.statement_ids.get(id)),
+            account: statement.account.as_deref().map(|a| self.accounts.get(a)),
         }
-        for (i, mut detail) in details.into_iter().enumerate() {
-            let (amount, currency) = detail
-                .amount
-                .or(detail.tx_amount)
-                .or(single.then_some(
-                    entry
-                        .amount_in_details
-                        .unwrap_or((entry_amount, entry_currency)),
-                ))
-                .or(detail.instructed_amount)
-                .ok_or_else(|| {
-                    format!("entry {n}: transaction details {} carry no amount", i + 1)
-                })?;
-            if single && let Some(text) = entry.additional.take() {
-                detail.remittance.additional.push(text);
-            }
-            // The entry's own references go to each of its details; the only one takes them.
-            let share = |text: &mut Option<String>| if single { text.take() } else { text.clone() };
-            let refs = BankRefs {
-                entry_ref: share(&mut entry.entry_ref),
-                entry_servicer_ref: share(&mut entry.servicer_ref),
-                ..detail.refs
-            };
-            let (mut counterparty, other) = match direction {
-                Direction::Credit => (detail.debtor, detail.creditor),
-                Direction::Debit => (detail.creditor, detail.debtor),
-            };
-            // Returns and reversals sometimes name our own account as the other side.
-            let other_named = other.name.is_some() || other.account.is_some();
-            if other_named
-                && counterparty.account.is_some()
-                && counterparty.account.as_deref() == statement_account.as_deref()
-            {
-                counterparty = other;
-            }
-            self.batches.push(Transaction {
-                position: Position {
-                    entry: n,
-                    detail: has_details.then_some(i as u32 + 1),
-                    line: None,
-                },
-                statement_id: statement_id.clone(),
-                account: statement_account.clone(),
-                direction,
-                booked,
-                status_code: status_code.clone(),
-                reversal: entry.reversal,
-                amount,
-                currency,
-                booking_date: entry.booking_date,
-                value_date: entry.value_date,
-                refs,
-                counterparty,
-                remittance: detail.remittance,
-                identity: TxIdentity::default(),
-            });
-        }
-        self.batches.within_limit(0)
     }
 
     /// Ends the document at `offset`: hands the last transactions over, then refuses a
@@ -866,6 +931,14 @@ impl<'s> State<'s> {
                 None => "no XML element found; the file is not a camt document".to_string(),
             }));
         };
+        if self.statements.is_empty() {
+            // A document without statements is no empty statement: refused, so it is seen.
+            return Err(fail(format!(
+                "the {format} document holds no statement (no <{}> element): there is nothing \
+                 to read in it; check that this is the bank's whole statement file",
+                statement_element(&format)
+            )));
+        }
         Ok(FormatRead {
             format,
             statements: self.statements,
@@ -914,6 +987,150 @@ impl<'s> State<'s> {
     }
 }
 
+/// What every transaction of an entry shares.
+struct EntryShared {
+    index: u32,
+    direction: Direction,
+    booked: bool,
+    status_code: Arc<str>,
+    statement_id: Option<Arc<str>>,
+    account: Option<Arc<str>>,
+}
+
+/// Each transaction's amount: its own (`Amt`, else `AmtDtls/TxAmt/Amt`), else the entry's when
+/// it is the entry's only one, else its `InstdAmt`. The schema lets a batch entry's details
+/// carry none of these: the first such detail is reported with what the others leave of the
+/// entry's amount (all of it when no detail has one), any further one with zero, and each says
+/// so in a note.
+fn detail_amounts(
+    entry: &EntryAcc,
+    details: &[DetailAcc],
+    (total, currency): (Decimal, Currency),
+) -> Vec<((Decimal, Currency), Option<String>)> {
+    let single = details.len() == 1;
+    let own: Vec<Option<(Decimal, Currency)>> = details
+        .iter()
+        .map(|d| {
+            d.amount
+                .or(d.tx_amount)
+                .or(single.then_some(entry.amount_in_details.unwrap_or((total, currency))))
+                .or(d.instructed_amount)
+        })
+        .collect();
+    let Some(first) = own.iter().position(Option::is_none) else {
+        return own.into_iter().flatten().map(|a| (a, None)).collect();
+    };
+    let given: Decimal = own
+        .iter()
+        .flatten()
+        .filter(|(_, c)| *c == currency)
+        .map(|(a, _)| *a)
+        .sum();
+    let rest = (total - given).max(Decimal::ZERO);
+    let shown = |amount| money::format_amount(amount, currency);
+    own.into_iter()
+        .enumerate()
+        .map(|(i, amount)| match amount {
+            Some(amount) => (amount, None),
+            None if i == first => (
+                (rest, currency),
+                Some(format!(
+                    "the bank gave this transaction of a batch entry no amount of its own: {} \
+                     {currency} is what the entry's other transactions leave of its {} {currency}",
+                    shown(rest),
+                    shown(total)
+                )),
+            ),
+            None => (
+                (Decimal::new(0, total.scale()), currency),
+                Some(format!(
+                    "the bank gave this transaction of a batch entry no amount of its own: the \
+                     entry's {} {currency} is reported on its detail {}, 0 here",
+                    shown(total),
+                    first + 1
+                )),
+            ),
+        })
+        .collect()
+}
+
+/// The transaction of `detail`, the entry's detail `number` (`None`: the entry has no
+/// details, and `detail` stands in for it). The entry's own references go to each of its
+/// details, and its additional text to the only one.
+fn detail_transaction(
+    entry: &mut EntryAcc,
+    mut detail: DetailAcc,
+    number: Option<u32>,
+    single: bool,
+    shared: &EntryShared,
+    (amount, currency): (Decimal, Currency),
+) -> Transaction {
+    if single && let Some(text) = entry.additional.take() {
+        detail.remittance.additional.push(text);
+    }
+    let share = |text: &mut Option<String>| if single { text.take() } else { text.clone() };
+    let refs = BankRefs {
+        entry_ref: share(&mut entry.entry_ref),
+        entry_servicer_ref: share(&mut entry.servicer_ref),
+        ..detail.refs
+    };
+    Transaction {
+        position: Position {
+            entry: shared.index,
+            detail: number,
+            line: None,
+        },
+        statement_id: shared.statement_id.clone(),
+        account: shared.account.clone(),
+        direction: shared.direction,
+        booked: shared.booked,
+        status_code: shared.status_code.clone(),
+        reversal: entry.reversal,
+        amount,
+        currency,
+        booking_date: entry.booking_date,
+        value_date: entry.value_date,
+        refs,
+        counterparty: counterparty(
+            shared.direction,
+            detail.debtor,
+            detail.creditor,
+            shared.account.as_deref(),
+        ),
+        remittance: detail.remittance,
+        identity: TxIdentity::default(),
+    }
+}
+
+/// The other party: the payer of a credit, the payee of a debit. Returns and reversals
+/// sometimes name our own account as the other side: then it is the one named opposite.
+fn counterparty(
+    direction: Direction,
+    debtor: Counterparty,
+    creditor: Counterparty,
+    own_account: Option<&str>,
+) -> Counterparty {
+    let (counterparty, other) = match direction {
+        Direction::Credit => (debtor, creditor),
+        Direction::Debit => (creditor, debtor),
+    };
+    let other_named = other.name.is_some() || other.account.is_some();
+    if other_named
+        && counterparty.account.is_some()
+        && counterparty.account.as_deref() == own_account
+    {
+        other
+    } else {
+        counterparty
+    }
+}
+
+/// The trimmed text, if any.
+fn non_empty(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
 /// The version in a camt namespace (`urn:iso:std:iso:20022:tech:xsd:camt.053.001.02`).
 fn camt_namespace(e: &BytesStart) -> Option<String> {
     e.attributes().flatten().find_map(|attr| {
@@ -930,6 +1147,13 @@ fn camt_namespace(e: &BytesStart) -> Option<String> {
 }
 
 fn not_camt(local_name: &str, namespace: &Option<String>) -> String {
+    if let Some(version) = namespace.as_ref().filter(|n| n.starts_with("camt.05")) {
+        return format!(
+            "the {version} document's message is <{}>, which recon does not know (it reads \
+             BkToCstmrStmt, BkToCstmrAcctRpt and BkToCstmrDbtCdtNtfctn, of every version)",
+            crate::text::clip(local_name, 40)
+        );
+    }
     let known = match local_name {
         "CstmrCdtTrfInitn" => " (pain.001, a payment order)",
         "CstmrDrctDbtInitn" => " (pain.008, a direct debit order)",
@@ -1050,7 +1274,23 @@ mod tests {
         assert_eq!(iso_date("2026-11-20"), d(2026, 11, 20));
         assert_eq!(iso_date("2024-02-29+01:00"), d(2024, 2, 29));
         assert_eq!(iso_date("2026-11-20T23:59:59.123Z"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20T23:59:59.123456789"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20T08:15:00-05:00"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20T08:15+0100"), d(2026, 11, 20));
+        assert_eq!(iso_date("2026-11-20Z"), d(2026, 11, 20));
+        assert_eq!(iso_date("1899-12-31"), d(1899, 12, 31));
         for bad in [
+            "2026-11-21garbage",
+            "2026-11-21T25:99",
+            "2026-11-21T24:00:00",
+            "2026-11-21T10:60:00",
+            "2026-11-21T10:30:61",
+            "2026-11-21T10:30:00.",
+            "2026-11-21T10:30:00Zx",
+            "2026-11-21T",
+            "2026-11-21 10:30:00",
+            "2026-11-21+25:00",
+            "0000-01-01",
             "2025-02-29",
             "2026-13-01",
             "2026-00-10",

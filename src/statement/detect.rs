@@ -49,10 +49,29 @@ fn without_bom(head: &[u8]) -> &[u8] {
     head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head)
 }
 
-/// A SWIFT block header or a statement's first field at the start (byte-order mark and white
-/// space skipped).
+/// A SWIFT block header or a statement's first field at the start (byte-order mark, white
+/// space and SOH framing skipped); or, past the header lines banks put before it (`ABNANL2A`,
+/// `940 00`, ...), a statement's `:20:` and another of its fields starting lines of the head.
 fn is_mt940(text: &[u8]) -> bool {
-    text.starts_with(b"{1:") || text.starts_with(b":20:") || text.starts_with(b":940:")
+    let start = text.trim_ascii_start();
+    let start = start.strip_prefix(b"\x01").unwrap_or(start);
+    if [&b"{1:"[..], b"{4:", b":20:", b":940:"]
+        .iter()
+        .any(|p| start.starts_with(p))
+    {
+        return true;
+    }
+    let mut reference = false;
+    let mut other = false;
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.trim_ascii_start();
+        let line = line.strip_prefix(b"\x01").unwrap_or(line);
+        reference |= line.starts_with(b":20:");
+        other |= [&b":25:"[..], b":28C:", b":60F:", b":60M:", b":61:"]
+            .iter()
+            .any(|p| line.starts_with(p));
+    }
+    reference && other
 }
 
 /// The encoding an XML declaration at the start names (`<?xml ... encoding="ISO-8859-1"?>`).
@@ -91,10 +110,11 @@ fn fitting_profile<'p>(head: &[u8], profiles: &'p ProfileSet) -> Result<&'p Prof
             continue;
         }
         let header = csv::header_in(head, profile);
+        // A column known by several names is there when any of them is.
         let missing: Vec<String> = signature
             .iter()
-            .filter(|name| !header.iter().any(|h| h == *name))
-            .cloned()
+            .filter(|names| !names.iter().any(|name| header.contains(name)))
+            .map(|names| names.join(" or "))
             .collect();
         fits.push(Fit {
             profile,
@@ -175,9 +195,15 @@ mod tests {
             b"\xEF\xBB\xBF\r\n:20:X",
             b"{1:F01BANKDEFFXXXX0000000000}{2:O940}{4:\n:20:X",
             b":940:\n:20:X",
+            b"\x01{1:F01ABNANL2AXXXX0000000000}",
+            b"ABNANL2A\r\n940\r\nABNANL2A\r\n:20:ABN AMRO BANK NV\r\n:25:517852257\r\n",
+            b"0000 01INGBNL2AXXXX00001\n0000 01INGBNL2AXXXX00001\n940 00\n:20:P1\n:25:NL1\n",
         ] {
             assert_eq!(format(head), Ok(Format::Mt940), "{head:?}");
         }
+        // A field tag alone in a CSV's text does not make it MT940.
+        let csv = format!("{}\n:20:x,1\n", "booking_date,amount");
+        assert_ne!(format(csv.as_bytes()), Ok(Format::Mt940));
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub struct Remittance {
     pub structured: Vec<String>,
     /// Free text the bank added (`AddtlTxInf`, `AddtlNtryInf`).
     pub additional: Vec<String>,
+    /// recon's own notes on how it read the transaction (an impossible date booked on the
+    /// month's last day, a batch amount the bank did not split): shown after the text in the
+    /// report, never searched for a reference.
+    pub notes: Vec<String>,
 }
 
 impl Remittance {
@@ -117,7 +121,8 @@ impl Remittance {
         fields
     }
 
-    /// One line for the report: what the payer wrote, else what the bank added.
+    /// One line for the report: what the payer wrote, else what the bank added; then recon's
+    /// notes, each as `[recon: ...]`.
     pub fn display(&self) -> String {
         let mut parts: Vec<&str> = self
             .unstructured
@@ -128,7 +133,16 @@ impl Remittance {
         if parts.is_empty() {
             parts = self.additional.iter().map(String::as_str).collect();
         }
-        crate::text::fold_whitespace(&parts.join(" "))
+        let mut text = crate::text::fold_whitespace(&parts.join(" "));
+        for note in &self.notes {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str("[recon: ");
+            text.push_str(note);
+            text.push(']');
+        }
+        text
     }
 }
 

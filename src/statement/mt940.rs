@@ -1,10 +1,12 @@
 //! SWIFT MT940 customer statements, including the German `:86:` variant with `?20`..`?29`
-//! purpose sub-fields, read into the same transactions as camt.
+//! purpose sub-fields, read into the same transactions as camt. Files come as banks send them:
+//! with SWIFT envelopes (`{1:..}{2:..}{4:`, SOH/ETX bytes) or bank header lines (`ABNANL2A`,
+//! `940`, `0000 01INGBNL2AXXXX00001`) around the messages, and `:61:` lines filled loosely.
 
 use std::io::BufRead;
 use std::sync::{Arc, LazyLock};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use regex::Regex;
 
 use super::reader::{Batches, FormatRead, ReadError, StatementReader};
@@ -21,48 +23,71 @@ pub struct Mt940Reader;
 impl StatementReader for Mt940Reader {
     fn read<R: BufRead>(
         &self,
-        mut input: R,
+        input: R,
         limits: &Limits,
         sink: &mut dyn FnMut(Vec<Transaction>) -> bool,
     ) -> Result<FormatRead, ReadError> {
-        let mut file = MtFile {
-            batches: Batches::new(sink, limits),
-            statements: Vec::new(),
-            ctx: Context::default(),
-            pending: None,
-            open_tx: None,
-        };
-        let mut bytes = Vec::new();
-        let mut number = 0u64;
-        loop {
-            bytes.clear();
-            let n = input
-                .read_until(b'\n', &mut bytes)
-                .map_err(|e| ReadError::on_line(number + 1, format!("cannot read: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if bytes.len() > limits.max_text_bytes {
-                return Err(ReadError::on_line(
-                    number,
-                    format!(
-                        "the line is longer than the limit of {} bytes",
-                        limits.max_text_bytes
-                    ),
-                ));
-            }
-            file.line(&decode_line(&bytes), number)?;
+        let mut file = MtFile::new(Batches::new(sink, limits));
+        let mut lines = Lines::new(input, limits.max_text_bytes);
+        while let Some(text) = lines.next_line()? {
+            file.line(&text, lines.number)?;
             file.batches.hand_over_full()?;
         }
-        file.finish(number)
+        file.finish(lines.number)
     }
 }
 
-static STATEMENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(\d{6})(\d{4})?(RC|RD|C|D)([A-Z])?(\d{1,15},\d{0,5})([NSF][A-Z0-9]{3})([^/]{0,16}?)(?://(.{0,16}))?$")
-        .expect("valid regex")
-});
+/// The lines of a file, decoded and numbered from 1 as an editor numbers them.
+struct Lines<R> {
+    input: R,
+    bytes: Vec<u8>,
+    number: u64,
+    max_bytes: usize,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(input: R, max_bytes: usize) -> Self {
+        Lines {
+            input,
+            bytes: Vec::new(),
+            number: 0,
+            max_bytes,
+        }
+    }
+
+    /// The next line without its line break, or `None` at the end of the file.
+    fn next_line(&mut self) -> Result<Option<String>, ReadError> {
+        self.bytes.clear();
+        let n = self
+            .input
+            .read_until(b'\n', &mut self.bytes)
+            .map_err(|e| ReadError::on_line(self.number + 1, format!("cannot read: {e}")))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        if self.bytes.len() > self.max_bytes {
+            return Err(ReadError::on_line(
+                self.number,
+                format!(
+                    "the line is longer than the limit of {} bytes",
+                    self.max_bytes
+                ),
+            ));
+        }
+        let text = decode_line(&self.bytes);
+        let text = text.trim_end_matches(['\r', '\n']);
+        let text = if self.number == 1 {
+            text.trim_start_matches('\u{feff}')
+        } else {
+            text
+        };
+        Ok(Some(text.trim_matches(FRAMING).to_string()))
+    }
+}
+
+/// SOH and ETX, which SWIFT gateways put around each message.
+const FRAMING: [char; 2] = ['\u{1}', '\u{3}'];
 
 static FIELD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^:(\d{2}[A-Z]?):(.*)$").expect("valid regex"));
@@ -82,27 +107,50 @@ struct Context {
     currency: Option<Currency>,
 }
 
-/// One MT940 file as it is read: its statements, the field being read and the transaction it
-/// belongs to (`:86:` follows its `:61:`).
+/// The message being read: the line of its `:20:`, and whether its closing balance came.
+struct Message {
+    line: u64,
+    closed: bool,
+}
+
+/// One MT940 file as it is read: its statements, the message and field being read, and the
+/// transaction the field belongs to (`:86:` follows its `:61:`).
 struct MtFile<'s> {
     batches: Batches<'s>,
     statements: Vec<StatementInfo>,
     ctx: Context,
+    message: Option<Message>,
     pending: Option<Field>,
     open_tx: Option<Transaction>,
 }
 
-impl MtFile<'_> {
-    /// Takes one line, numbered `number`: a new field, the end of a message, or a continuation.
+impl<'s> MtFile<'s> {
+    fn new(batches: Batches<'s>) -> Self {
+        MtFile {
+            batches,
+            statements: Vec::new(),
+            ctx: Context::default(),
+            message: None,
+            pending: None,
+            open_tx: None,
+        }
+    }
+
+    /// Takes one line, numbered `number`. A SWIFT envelope opens the text block with `{4:`: the
+    /// first field may follow on the same line, and the previous message's end (`-}`) precede it.
     fn line(&mut self, text: &str, number: u64) -> Result<(), ReadError> {
-        let text = text.trim_end_matches(['\r', '\n']);
-        let text = if number == 1 {
-            text.trim_start_matches('\u{feff}')
-        } else {
-            text
-        };
-        // SWIFT envelopes put the first field after "{4:" on the same line or the next.
-        let text = text.rsplit_once("{4:").map_or(text, |(_, rest)| rest);
+        match text.split_once("{4:") {
+            Some((before, after)) => {
+                self.segment(before.trim_matches(FRAMING), number)?;
+                self.segment(after, number)
+            }
+            None => self.segment(text, number),
+        }
+    }
+
+    /// Takes a line's text: a new field, the end of a message, a continuation of the field
+    /// being read, or a line banks put between messages.
+    fn segment(&mut self, text: &str, number: u64) -> Result<(), ReadError> {
         if let Some(caps) = FIELD.captures(text) {
             self.apply_pending()?;
             self.pending = Some(Field {
@@ -110,12 +158,15 @@ impl MtFile<'_> {
                 lines: vec![caps[2].to_string()],
                 line: number,
             });
-        } else if text.trim() == "-" || text.trim() == "-}" || text.starts_with("-}") {
+        } else if self.ends_message(text) {
             self.apply_pending()?;
-            self.flush();
+            self.end_message()
+                .map_err(|message| ReadError::on_line(number, message))?;
+        } else if is_envelope(text) {
+            // `{1:...}{2:...}` or a trailer `{5:...}`: framing, never field text.
         } else if let Some(field) = self.pending.as_mut() {
             field.lines.push(text.to_string());
-        } else if !text.trim().is_empty() && !text.starts_with('{') {
+        } else if !is_bank_header(text) {
             return Err(ReadError::on_line(
                 number,
                 format!(
@@ -127,10 +178,56 @@ impl MtFile<'_> {
         Ok(())
     }
 
-    /// Ends the file, whose last line is `number`.
+    /// Whether `text` ends the message: `-}` always; a lone `-` only once the message has its
+    /// closing balance (before that it is text: a wrapped `:86:` line that is just a hyphen).
+    fn ends_message(&self, text: &str) -> bool {
+        let text = text.trim();
+        if text.starts_with("-}") {
+            return true;
+        }
+        let closing_pending = self
+            .pending
+            .as_ref()
+            .is_some_and(|f| f.tag.starts_with("62"));
+        text == "-"
+            && self
+                .message
+                .as_ref()
+                .is_none_or(|m| m.closed || closing_pending)
+    }
+
+    /// Ends the message being read; one that ends before its closing balance is refused.
+    fn end_message(&mut self) -> Result<(), String> {
+        self.flush();
+        match self.message.take() {
+            Some(m) if !m.closed => Err(format!(
+                "the statement that starts at line {} ends without a closing balance (:62F:); \
+                 ask the bank for the complete statement",
+                m.line
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the file, whose last line is `number`: a message still open without its closing
+    /// balance means the file was cut off.
     fn finish(mut self, number: u64) -> Result<FormatRead, ReadError> {
         self.apply_pending()?;
         self.flush();
+        if let Some(m) = &self.message
+            && !m.closed
+        {
+            return Err(ReadError::on_line(
+                number,
+                format!(
+                    "the file ends inside the statement that starts at line {} (:20: {}), \
+                     before its closing balance (:62F:): the file is cut off; ask the bank to \
+                     send it again",
+                    m.line,
+                    crate::text::clip(self.ctx.reference.as_deref().unwrap_or(""), 30)
+                ),
+            ));
+        }
         if self.statements.is_empty() {
             return Err(ReadError::on_line(
                 number,
@@ -183,17 +280,7 @@ impl MtFile<'_> {
     fn apply(&mut self, field: Field) -> Result<(), String> {
         let first = field.lines[0].trim();
         match field.tag.as_str() {
-            "20" => {
-                self.flush();
-                self.ctx = Context {
-                    reference: Some(first.to_string()),
-                    ..Context::default()
-                };
-                self.statements.push(StatementInfo {
-                    id: Some(first.to_string()),
-                    ..StatementInfo::default()
-                });
-            }
+            "20" => self.start_message(first, field.line)?,
             "25" => {
                 self.ctx.account = Some(first.to_string());
                 if let Some(s) = self.statements.last_mut() {
@@ -221,6 +308,9 @@ impl MtFile<'_> {
                 if let Some(s) = self.statements.last_mut() {
                     s.closing = Some(balance);
                 }
+                if let Some(m) = self.message.as_mut() {
+                    m.closed = true;
+                }
             }
             "61" => {
                 self.flush();
@@ -239,6 +329,54 @@ impl MtFile<'_> {
         }
         Ok(())
     }
+
+    /// `:20:` at `line` starts a message (and a statement); the one before must have closed.
+    fn start_message(&mut self, reference: &str, line: u64) -> Result<(), String> {
+        self.flush();
+        if let Some(m) = self.message.take()
+            && !m.closed
+        {
+            return Err(format!(
+                "the statement that starts at line {} has no closing balance (:62F:) before \
+                 this next :20:; ask the bank for the complete statement",
+                m.line
+            ));
+        }
+        self.message = Some(Message {
+            line,
+            closed: false,
+        });
+        self.ctx = Context {
+            reference: Some(reference.to_string()),
+            ..Context::default()
+        };
+        self.statements.push(StatementInfo {
+            id: Some(reference.to_string()),
+            ..StatementInfo::default()
+        });
+        Ok(())
+    }
+}
+
+/// A SWIFT envelope block (`{1:F01...}{2:O940...}`, `{5:{CHK:...}}`).
+fn is_envelope(text: &str) -> bool {
+    let b = text.trim_start().as_bytes();
+    b.len() >= 3 && b[0] == b'{' && (b'1'..=b'5').contains(&b[1]) && b[2] == b':'
+}
+
+/// Lines that banks and SWIFT gateways put before and between messages: `ABNANL2A`, `940`,
+/// `0000 01INGBNL2AXXXX00001`, `940 00`, `:940:`, a lone `-`, envelope blocks, blank lines.
+fn is_bank_header(text: &str) -> bool {
+    let t = text.trim();
+    let message_type = t.len() == 5
+        && t.starts_with(':')
+        && t.ends_with(':')
+        && t[1..4].bytes().all(|b| b.is_ascii_digit());
+    t.is_empty()
+        || t == "-"
+        || t.starts_with('{')
+        || message_type
+        || (t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' '))
 }
 
 fn decode_line(bytes: &[u8]) -> String {
@@ -248,7 +386,8 @@ fn decode_line(bytes: &[u8]) -> String {
     }
 }
 
-/// `C261120EUR1000,00`: mark, date, currency, amount.
+/// `C261120EUR1000,00`: mark, date, currency, amount. A day past the month's end (30 February)
+/// is read as the month's last day, as for statement lines.
 fn balance(text: &str) -> Result<Balance, String> {
     let bad = || {
         format!(
@@ -256,63 +395,153 @@ fn balance(text: &str) -> Result<Balance, String> {
             crate::text::clip(text, 30)
         )
     };
-    let mark = text.get(0..1).ok_or_else(bad)?;
-    let date = yymmdd(text.get(1..7).ok_or_else(bad)?).ok_or_else(bad)?;
+    let debit = match text.get(0..1) {
+        Some("C") => false,
+        Some("D") => true,
+        _ => return Err(bad()),
+    };
+    let (date, _) = yymmdd(text.get(1..7).ok_or_else(bad)?).ok_or_else(bad)?;
     let currency: Currency = text
         .get(7..10)
         .ok_or_else(bad)?
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let amount = crate::money::parse_amount(
-        &text.get(10..).ok_or_else(bad)?.replace(',', "."),
-        crate::money::MAX_BANK_DECIMALS,
-    )
-    .map_err(|_| bad())?;
+    let amount = amount(text.get(10..).ok_or_else(bad)?).ok_or_else(bad)?;
     Ok(Balance {
-        amount: if mark == "D" { -amount } else { amount },
+        amount: if debit { -amount } else { amount },
         currency,
         date: Some(date),
     })
 }
 
+/// An MT940 amount: digits with a decimal comma, or none (`500`, `500,`, `12,50`).
+fn amount(text: &str) -> Option<rust_decimal::Decimal> {
+    let (units, cents) = text.split_once(',').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if units.is_empty() || units.len() + cents.len() > 15 || !digits(units) || !digits(cents) {
+        return None;
+    }
+    let plain = if cents.is_empty() {
+        units.to_string()
+    } else {
+        format!("{units}.{cents}")
+    };
+    crate::money::parse_amount(&plain, crate::money::MAX_BANK_DECIMALS).ok()
+}
+
+/// The parts of a `:61:` statement line's first line, as banks fill it:
+/// `YYMMDD[MMDD]` `C|D|RC|RD` `[funds code]` `amount` `[type code]` `[customer ref]` `[//bank ref]`.
+struct LineParts<'a> {
+    value_date: &'a str,
+    entry_date: Option<&'a str>,
+    mark: &'a str,
+    amount: &'a str,
+    customer_ref: &'a str,
+    bank_ref: Option<&'a str>,
+}
+
+/// Splits a `:61:` line as tolerantly as the common MT940 readers do: the funds code letter
+/// may be there or not, the amount may lack its decimal comma, the type code may be missing or
+/// end in a blank (`NIT `), and the references may be longer than the 16 characters SWIFT
+/// allows (an IBAN as the customer reference).
+fn split_statement_line(text: &str) -> Option<LineParts<'_>> {
+    let is_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let value_date = text.get(0..6).filter(|d| is_digits(d))?;
+    let mut rest = &text[6..];
+    let entry_date = rest.get(0..4).filter(|d| is_digits(d));
+    if entry_date.is_some() {
+        rest = &rest[4..];
+    }
+    let mark = ["RC", "RD", "C", "D"]
+        .into_iter()
+        .find(|m| rest.starts_with(m))?;
+    rest = &rest[mark.len()..];
+    // The funds code: the third letter of the currency code.
+    if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        rest = &rest[1..];
+    }
+    rest = rest.trim_start_matches(' ');
+    let amount_len = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ','))
+        .unwrap_or(rest.len());
+    let (amount, rest) = rest.split_at(amount_len);
+    if !amount.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let rest = rest.get(type_code_len(rest)..)?;
+    let (customer_ref, bank_ref) = match rest.split_once("//") {
+        Some((customer, bank)) => (customer, Some(bank.trim())),
+        None => (rest, None),
+    };
+    Some(LineParts {
+        value_date,
+        entry_date,
+        mark,
+        amount,
+        customer_ref: customer_ref.trim(),
+        bank_ref,
+    })
+}
+
+/// The length of the transaction type code at the start of `rest` (`NTRF`, `NMSC`, `S103`,
+/// `NIT ` with a blank), or 0 where there is none: the reference follows the amount directly
+/// (`NONREF`, an IBAN, `//`).
+fn type_code_len(rest: &str) -> usize {
+    let b = rest.as_bytes();
+    let token = rest.split(['/', ' ']).next().unwrap_or("").as_bytes();
+    let iban_like = (15..=34).contains(&token.len())
+        && token[..2].iter().all(u8::is_ascii_uppercase)
+        && token[2..4].iter().all(u8::is_ascii_digit)
+        && token.iter().all(u8::is_ascii_alphanumeric);
+    let code_like = b.len() >= 4
+        && matches!(b[0], b'N' | b'S' | b'F')
+        && b[1] != b' '
+        && b[1..4]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b' ');
+    let reference_first = rest.starts_with("NONREF") || rest.starts_with("NOTPROVIDED");
+    if reference_first || iban_like || !code_like {
+        0
+    } else {
+        4
+    }
+}
+
 fn statement_line(field: &Field, ctx: &Context, ordinal: u32) -> Result<Transaction, String> {
     let first = field.lines[0].trim();
-    let caps = STATEMENT_LINE.captures(first).ok_or_else(|| {
+    let parts = split_statement_line(first).ok_or_else(|| {
         format!(
             "{:?} is not a :61: statement line (expected e.g. 2001020102C100,00NTRFNONREF//BANKREF)",
             crate::text::clip(first, 40)
         )
     })?;
-    let value_date =
-        yymmdd(&caps[1]).ok_or_else(|| format!("{:?} is not a date (YYMMDD)", &caps[1]))?;
-    let booking_date = match caps.get(2) {
-        Some(mmdd) => Some(
-            entry_date(mmdd.as_str(), value_date)
-                .ok_or_else(|| format!("{:?} is not an entry date (MMDD)", mmdd.as_str()))?,
-        ),
-        None => None,
-    };
-    let (direction, reversal) = match &caps[3] {
+    let mut remittance = Remittance::default();
+    let (value_date, booking_date) = line_dates(&parts, &mut remittance.notes)?;
+    let (direction, reversal) = match parts.mark {
         "C" => (Direction::Credit, false),
         "D" => (Direction::Debit, false),
         // A reversal of a credit takes the money out again, and the other way round.
         "RC" => (Direction::Debit, true),
         _ => (Direction::Credit, true),
     };
-    let amount =
-        crate::money::parse_amount(&caps[5].replace(',', "."), crate::money::MAX_BANK_DECIMALS)
-            .map_err(|e| e.to_string())?;
+    let amount = amount(parts.amount).ok_or_else(|| {
+        format!(
+            "{:?} is not an amount (expected digits with a decimal comma, e.g. 100,00)",
+            crate::text::clip(parts.amount, 20)
+        )
+    })?;
     let currency = ctx
         .currency
         .ok_or("a :61: line before any :60F: opening balance: the currency is unknown")?;
-    let meaningful = |v: Option<regex::Match>| {
-        v.map(|m| m.as_str().trim().to_string())
+    let meaningful = |v: Option<&str>| {
+        v.map(str::trim)
             .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("NONREF"))
+            .map(str::to_string)
     };
-    let mut remittance = Remittance::default();
     for extra in &field.lines[1..] {
-        if !extra.trim().is_empty() {
-            remittance.additional.push(extra.trim().to_string());
+        let extra = extra.trim();
+        if !extra.is_empty() && extra != "-" {
+            remittance.additional.push(extra.to_string());
         }
     }
     Ok(Transaction {
@@ -332,11 +561,11 @@ fn statement_line(field: &Field, ctx: &Context, ordinal: u32) -> Result<Transact
         reversal,
         amount,
         currency,
-        booking_date: booking_date.or(Some(value_date)),
+        booking_date: Some(booking_date),
         value_date: Some(value_date),
         refs: BankRefs {
-            entry_ref: meaningful(caps.get(7)),
-            servicer_ref: meaningful(caps.get(8)),
+            entry_ref: meaningful(Some(parts.customer_ref)),
+            servicer_ref: meaningful(parts.bank_ref),
             ..BankRefs::default()
         },
         counterparty: Counterparty::default(),
@@ -345,24 +574,81 @@ fn statement_line(field: &Field, ctx: &Context, ordinal: u32) -> Result<Transact
     })
 }
 
-fn yymmdd(text: &str) -> Option<NaiveDate> {
-    let yy: i32 = text.get(0..2)?.parse().ok()?;
-    let year = if yy < 80 { 2000 + yy } else { 1900 + yy };
-    NaiveDate::from_ymd_opt(
-        year,
-        text.get(2..4)?.parse().ok()?,
-        text.get(4..6)?.parse().ok()?,
+/// A statement line's value date and entry date (the value date when it has none); a date the
+/// calendar does not have gets a note.
+fn line_dates(
+    parts: &LineParts,
+    notes: &mut Vec<String>,
+) -> Result<(NaiveDate, NaiveDate), String> {
+    let (value_date, moved) = yymmdd(parts.value_date)
+        .ok_or_else(|| format!("{:?} is not a date (YYMMDD)", parts.value_date))?;
+    if moved {
+        notes.push(moved_note("value", parts.value_date, value_date));
+    }
+    let Some(mmdd) = parts.entry_date else {
+        return Ok((value_date, value_date));
+    };
+    let (entry, moved) = entry_date(mmdd, value_date)
+        .ok_or_else(|| format!("{mmdd:?} is not an entry date (MMDD)"))?;
+    if moved {
+        notes.push(moved_note("entry", mmdd, entry));
+    }
+    Ok((value_date, entry))
+}
+
+/// The note on a date the bank wrote that is no calendar date.
+fn moved_note(which: &str, written: &str, used: NaiveDate) -> String {
+    format!(
+        "the bank's {which} date {written} is not a calendar date; {used}, the month's last \
+         day, stands in for it"
     )
 }
 
+/// ASCII digits as a number (`str::parse` would take a sign too).
+fn number(text: Option<&str>) -> Option<u32> {
+    let text = text?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `YYMMDD` (years 80-99 are 19xx), and whether the month's last day stands in for a day the
+/// month does not have.
+fn yymmdd(text: &str) -> Option<(NaiveDate, bool)> {
+    if text.len() != 6 {
+        return None;
+    }
+    let yy = number(text.get(0..2))? as i32;
+    let year = if yy < 80 { 2000 + yy } else { 1900 + yy };
+    calendar_or_last_day(year, number(text.get(2..4))?, number(text.get(4..6))?)
+}
+
+/// The date, or for a day from 29 to 31 that the month does not have (30 February, which
+/// banks book fees on), the month's last day and `true`. Anything else is no date.
+fn calendar_or_last_day(year: i32, month: u32, day: u32) -> Option<(NaiveDate, bool)> {
+    if let Some(date) = NaiveDate::from_ymd_opt(year, month, day) {
+        return Some((date, false));
+    }
+    if !(29..=31).contains(&day) {
+        return None;
+    }
+    let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+    let last = first.checked_add_months(Months::new(1))?.pred_opt()?;
+    Some((last, true))
+}
+
 /// The entry date has no year: take the value date's, across a year end if that is closer.
-fn entry_date(mmdd: &str, value: NaiveDate) -> Option<NaiveDate> {
-    let month: u32 = mmdd.get(0..2)?.parse().ok()?;
-    let day: u32 = mmdd.get(2..4)?.parse().ok()?;
+fn entry_date(mmdd: &str, value: NaiveDate) -> Option<(NaiveDate, bool)> {
+    if mmdd.len() != 4 {
+        return None;
+    }
+    let month = number(mmdd.get(0..2))?;
+    let day = number(mmdd.get(2..4))?;
     [value.year(), value.year() - 1, value.year() + 1]
         .into_iter()
-        .filter_map(|y| NaiveDate::from_ymd_opt(y, month, day))
-        .min_by_key(|d| (*d - value).num_days().abs())
+        .filter_map(|y| calendar_or_last_day(y, month, day))
+        .min_by_key(|(d, _)| (*d - value).num_days().abs())
 }
 
 /// Reads `:86:`: German structured sub-fields (`?20`..`?29`, `?60`..`?63` purpose, `?32`/`?33`
@@ -558,6 +844,188 @@ mod tests {
     #[test]
     fn entry_dates_cross_the_year_end() {
         let value = NaiveDate::from_ymd_opt(2027, 1, 2).unwrap();
-        assert_eq!(entry_date("1231", value).unwrap().to_string(), "2026-12-31");
+        let (date, moved) = entry_date("1231", value).unwrap();
+        assert_eq!((date.to_string(), moved), ("2026-12-31".to_string(), false));
+    }
+
+    /// A `:61:` line's (value, entry, mark, amount, customer ref, bank ref).
+    type Parts<'a> = (
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+    );
+
+    fn parts(text: &str) -> Option<Parts<'_>> {
+        split_statement_line(text).map(|p| {
+            (
+                p.value_date,
+                p.entry_date,
+                p.mark,
+                p.amount,
+                p.customer_ref,
+                p.bank_ref,
+            )
+        })
+    }
+
+    #[test]
+    fn statement_lines_are_read_as_real_banks_fill_them() {
+        let iban = "NL91ABNA0417164300";
+        for (line, expected) in [
+            (
+                "2611201120CR200,00NTRFNONREF//B6K21",
+                (
+                    "261120",
+                    Some("1120"),
+                    "C",
+                    "200,00",
+                    "NONREF",
+                    Some("B6K21"),
+                ),
+            ),
+            // No funds code, no decimal comma.
+            (
+                "261121C500NTRFREF1",
+                ("261121", None, "C", "500", "REF1", None),
+            ),
+            // An IBAN as the customer reference, a bank reference over 16 characters.
+            (
+                "2611211121D12,50NTRFNL91ABNA0417164300//0123456789ABCDEFGHIJ",
+                (
+                    "261121",
+                    Some("1121"),
+                    "D",
+                    "12,50",
+                    iban,
+                    Some("0123456789ABCDEFGHIJ"),
+                ),
+            ),
+            // A type code ending in a blank.
+            (
+                "261121C1,00NIT NONREF",
+                ("261121", None, "C", "1,00", "NONREF", None),
+            ),
+            // No type code at all: the reference, an IBAN or the bank reference follow.
+            (
+                "261121C1,00NONREF",
+                ("261121", None, "C", "1,00", "NONREF", None),
+            ),
+            (
+                "261121C1,00NL91ABNA0417164300",
+                ("261121", None, "C", "1,00", iban, None),
+            ),
+            (
+                "261121RD1,00//X",
+                ("261121", None, "RD", "1,00", "", Some("X")),
+            ),
+            (
+                "261121RCR1,00S103ABC",
+                ("261121", None, "RC", "1,00", "ABC", None),
+            ),
+        ] {
+            assert_eq!(parts(line), Some(expected), "{line}");
+        }
+        for broken in [
+            "26112C1,00",
+            "261121X1,00NTRF",
+            "261121C,50NTRF",
+            "261121CNTRF",
+        ] {
+            assert!(parts(broken).is_none(), "{broken}");
+        }
+    }
+
+    #[test]
+    fn an_impossible_calendar_date_is_the_months_last_day_with_a_note() {
+        let text = SAMPLE.replace(":61:2611201120DR12,50", ":61:2602300230DR12,50");
+        let (_, txs) = read(text.as_bytes()).unwrap();
+        let fee = &txs[1];
+        assert_eq!(fee.value_date.unwrap().to_string(), "2026-02-28");
+        assert_eq!(fee.booking_date.unwrap().to_string(), "2026-02-28");
+        assert_eq!(fee.remittance.notes.len(), 2);
+        assert!(
+            fee.remittance.display().contains(
+                "[recon: the bank's value date 260230 is not a calendar date; 2026-02-28, \
+                 the month's last day, stands in for it]"
+            ),
+            "{}",
+            fee.remittance.display()
+        );
+        for (broken, expected) in [
+            ("2602320230", "\"260232\" is not a date"),
+            ("2613010230", "\"261301\" is not a date"),
+            ("2602281332", "\"1332\" is not an entry date"),
+        ] {
+            let text = SAMPLE.replace("2611201120DR12,50", &format!("{broken}DR12,50"));
+            let err = read(text.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.starts_with("line 9: ") && err.contains(expected),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_lines_framing_and_a_hyphen_line_in_86_are_read_past() {
+        let framed = format!(
+            "\u{1}{{1:F01ABNANL2AXXXX0000000000}}{{2:O9400000000000ABNANL2AXXXX00000000000000000000N}}{{4:\r\n{}-}}\u{3}\r\n",
+            SAMPLE.replace('\n', "\r\n").trim_end_matches("-\r\n")
+        );
+        let ing = format!("0000 01INGBNL2AXXXX00001\n0000 01INGBNL2AXXXX00001\n940 00\n{SAMPLE}");
+        let abn = format!("ABNANL2A\n940\nABNANL2A\n{SAMPLE}ABNANL2A\n940\nABNANL2A\n{SAMPLE}");
+        let rabo = format!(":940:\n{SAMPLE}");
+        for (name, text, statements) in [
+            ("framed", framed, 1),
+            ("ing", ing, 1),
+            ("abn", abn, 2),
+            ("rabo", rabo, 1),
+        ] {
+            let (read, txs) = read(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                (read.statements.len(), txs.len()),
+                (statements, 3 * statements),
+                "{name}"
+            );
+        }
+        let hyphen = SAMPLE.replace("?22f-9345-647025d5fde6", "?22f-9345\n-\n647025d5fde6");
+        let (_, txs) = read(hyphen.as_bytes()).unwrap();
+        let found = crate::reference::find_candidates(
+            txs[0].remittance.search_fields().iter().map(String::as_str),
+        );
+        assert_eq!(
+            found[0].reference.to_string(),
+            "1ab4fef9-a097-4c6f-9345-647025d5fde6"
+        );
+        let junk = format!("Datum;Betrag\n{SAMPLE}");
+        let err = read(junk.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 1: expected a field"), "{err}");
+    }
+
+    #[test]
+    fn a_statement_without_its_closing_balance_is_refused() {
+        let cut = SAMPLE.split(":62F:").next().unwrap();
+        let err = read(cut.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "line 11: the file ends inside the statement that starts at line 1 \
+                             (:20: STARTUMSE), before its closing balance"
+            ),
+            "{err}"
+        );
+        let cut_then_next = format!("{cut}-\n{SAMPLE}");
+        let err = read(cut_then_next.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("line 13: the statement that starts at line 1 has no closing balance"),
+            "{err}"
+        );
+        let cut_block = format!("{{4:\n{cut}-}}\n");
+        let err = read(cut_block.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("line 13: the statement that starts at line 2 ends"),
+            "{err}"
+        );
     }
 }

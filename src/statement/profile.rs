@@ -3,18 +3,32 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 const BUILT_IN: &str = include_str!("profiles.toml");
 
-/// A column by header name (`"Betrag"`) or by 1-based position (`9`).
+/// A column by header name (`"Betrag"`), by alternative header names (`["IBAN Kontoinhaber",
+/// "IBAN Auftraggeberkonto"]`: the same bank's exports of different years; the first the
+/// header has is taken), or by 1-based position (`9`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Col {
     Position(usize),
     Name(String),
+    Names(Vec<String>),
+}
+
+impl Col {
+    /// The header names that stand for this column (none for a position).
+    pub fn names(&self) -> &[String] {
+        match self {
+            Col::Position(_) => &[],
+            Col::Name(name) => std::slice::from_ref(name),
+            Col::Names(names) => names,
+        }
+    }
 }
 
 impl std::fmt::Display for Col {
@@ -22,6 +36,7 @@ impl std::fmt::Display for Col {
         match self {
             Col::Position(p) => write!(f, "column {p}"),
             Col::Name(n) => write!(f, "column {n}"),
+            Col::Names(names) => write!(f, "column {}", names.join(" or ")),
         }
     }
 }
@@ -182,11 +197,31 @@ impl Profile {
         encoding_rs::Encoding::for_label(self.encoding.as_bytes()).unwrap_or(encoding_rs::UTF_8)
     }
 
-    /// Header names that must all be present for detection.
-    pub fn signature(&self) -> Vec<String> {
+    /// The columns that must all be in a header for detection, each as the names that stand
+    /// for it (one, or the alternatives of a column named several ways).
+    pub fn signature(&self) -> Vec<Vec<String>> {
         if let Some(names) = &self.detect {
-            return names.clone();
+            return names.iter().map(|n| vec![n.clone()]).collect();
         }
+        let optional_status = self
+            .status
+            .as_ref()
+            .filter(|s| s.optional)
+            .map(|s| &s.column);
+        let mut names: Vec<Vec<String>> = self
+            .columns_used()
+            .into_iter()
+            .filter(|c| !optional_status.is_some_and(|s| std::ptr::eq(*c, s)))
+            .map(|c| c.names().to_vec())
+            .filter(|names| !names.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Every column the profile reads: `columns`, the direction's indicator and the status.
+    fn columns_used(&self) -> Vec<&Col> {
         let c = &self.columns;
         let mut cols: Vec<&Col> = [
             &c.booking_date,
@@ -209,19 +244,10 @@ impl Profile {
         if let DirectionRule::Indicator { column, .. } = &self.direction {
             cols.push(column);
         }
-        if let Some(status) = self.status.as_ref().filter(|s| !s.optional) {
+        if let Some(status) = &self.status {
             cols.push(&status.column);
         }
-        let mut names: Vec<String> = cols
-            .into_iter()
-            .filter_map(|c| match c {
-                Col::Name(n) => Some(n.clone()),
-                Col::Position(_) => None,
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        cols
     }
 
     /// Checks what serde cannot: one-character separators, a known encoding, the columns the
@@ -257,6 +283,15 @@ impl Profile {
             }
             _ => {}
         }
+        if self
+            .columns_used()
+            .iter()
+            .any(|c| matches!(c, Col::Names(names) if names.is_empty()))
+        {
+            return Err(fail(
+                "a column given as a list of header names needs at least one".into(),
+            ));
+        }
         if c.currency.is_none() && self.currency.is_none() {
             return Err(fail("give columns.currency or a fixed currency".into()));
         }
@@ -284,11 +319,15 @@ impl Profile {
             let Ok(pattern) = chrono_format(format) else {
                 continue;
             };
-            if pattern.contains("%H") {
-                if let Ok(at) = NaiveDateTime::parse_from_str(text, &pattern) {
-                    return Ok(Some(at.date()));
-                }
-            } else if let Ok(date) = NaiveDate::parse_from_str(text, &pattern) {
+            let date = if pattern.contains("%H") {
+                NaiveDateTime::parse_from_str(text, &pattern).map(|at| at.date())
+            } else {
+                NaiveDate::parse_from_str(text, &pattern)
+            };
+            // chrono reads year 0000 (and signed years); no bank books on them.
+            if let Ok(date) = date
+                && (1..=9999).contains(&date.year())
+            {
                 return Ok(Some(date));
             }
         }
@@ -492,6 +531,16 @@ mod tests {
             "2022-01-02"
         );
         assert!(p.parse_date("2022-13-02 12:16:55").is_err());
+        p.date_format = vec!["yyyy-MM-dd".into(), "yyyy-MM-dd HH:mm".into()];
+        for bad in [
+            "2026-11-21garbage",
+            "2026-11-21T25:99",
+            "2026-11-21 25:99",
+            "0000-01-01",
+        ] {
+            let err = p.parse_date(bad).unwrap_err();
+            assert!(err.contains("is not a date"), "{bad}: {err}");
+        }
         assert_eq!(p.parse_date("  ").unwrap(), None);
     }
 
@@ -518,5 +567,32 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("currency"), "{err}");
+        let err = set
+            .add_toml(
+                "[profiles.x]\n[profiles.x.columns]\namount='A'\ncurrency=[]\n",
+                Origin::BuiltIn,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("needs at least one"), "{err}");
+    }
+
+    #[test]
+    fn a_column_with_alternative_names_is_one_entry_of_the_signature() {
+        let set = ProfileSet::built_in();
+        let commerzbank = set.get("commerzbank").unwrap();
+        let account = vec![
+            "IBAN Kontoinhaber".to_string(),
+            "IBAN Auftraggeberkonto".to_string(),
+        ];
+        assert_eq!(
+            commerzbank.columns.account,
+            Some(Col::Names(account.clone()))
+        );
+        assert!(commerzbank.signature().contains(&account));
+        assert!(
+            commerzbank
+                .signature()
+                .contains(&vec!["Betrag".to_string()])
+        );
     }
 }

@@ -5,7 +5,9 @@
 use recon::statement::{Direction, StatementFile, Transaction};
 use rust_decimal::Decimal;
 
-use crate::env::{Env, T1, assert_code, assert_ok, camt, credit, demo, fixture, read_statement};
+use crate::env::{
+    Env, T1, T2, assert_code, assert_ok, camt, credit, demo, fixture, outcome_count, read_statement,
+};
 
 fn read(name: &str) -> StatementFile {
     read_statement(fixture(&format!("camt/{name}")))
@@ -164,6 +166,9 @@ fn bad_documents_are_rejected_with_a_message_naming_the_problem() {
         ("garbage.bin", "\u{0}\u{1}binary".into(), "not a statement format"),
         ("empty.xml", String::new(), "the file is empty"),
         ("html.xml", "<html><body>hi</body></html>".into(), "root element is <html>"),
+        ("nostatement.xml", camt("S", &[]).replace(
+            "<Stmt><Id>S</Id><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>\n\n</Stmt>", ""),
+            "the camt.053.001.02 document holds no statement (no <Stmt> element)"),
         ("latin1-undeclared.xml", String::new(), "UTF-8"),
     ];
     for (name, content, expected) in cases {
@@ -218,4 +223,141 @@ fn a_declared_latin1_document_is_read() {
         "{:?}",
         matched[0]
     );
+}
+
+/// A booked credit entry of `total` EUR whose transaction details carry the remittance texts
+/// and, where given, an amount of their own.
+fn batch_entry(total: &str, details: &[(&str, Option<&str>)]) -> String {
+    let details: String = details
+        .iter()
+        .map(|(text, amount)| {
+            let amount = amount
+                .map(|a| format!("<Amt Ccy=\"EUR\">{a}</Amt>"))
+                .unwrap_or_default();
+            format!("<TxDtls>{amount}<RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls>")
+        })
+        .collect();
+    format!(
+        "<Ntry><Amt Ccy=\"EUR\">{total}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>\
+         <BookgDt><Dt>2026-11-21</Dt></BookgDt><NtryDtls><Btch><NbOfTxs>{}</NbOfTxs></Btch>\
+         {details}</NtryDtls></Ntry>",
+        details.matches("<TxDtls>").count()
+    )
+}
+
+#[test]
+fn a_batch_entry_whose_details_carry_no_amount_is_one_transaction_per_detail_never_lost() {
+    let env = Env::new().with_demo_topups();
+    let t3 = "9531985d-5d9d-49f8-9818-e811892f902b";
+    let none = batch_entry(
+        "300.00",
+        &[
+            (&format!("topup {T1}"), None),
+            (&format!("topup {T2}"), None),
+        ],
+    );
+    let some = batch_entry(
+        "325.50",
+        &[
+            (&format!("topup {T2}"), Some("50.00")),
+            (&format!("topup {T1}"), None),
+            (&format!("topup {t3}"), None),
+        ],
+    );
+    let path = env.write("batch.xml", camt("S", &[none, some]));
+    assert_ok(&env.run("r", &[path.to_str().unwrap()]));
+    let summary = env.summary("r");
+    assert_eq!(summary["counts"]["read"], 5, "one transaction per detail");
+    assert_eq!(
+        outcome_count(&summary, "MATCHED"),
+        1,
+        "the detail with its own amount"
+    );
+    let rows = env.csv("r", "unmatched.csv");
+    let row = |position: &str| {
+        rows.iter()
+            .find(|r| r["position"] == position)
+            .unwrap_or_else(|| panic!("{position}: {rows:?}"))
+    };
+    let first = row("entry 1 detail 1");
+    assert_eq!(first["amount"], "300.00");
+    assert!(
+        first["remittance"].contains(
+            "[recon: the bank gave this transaction of a batch entry no amount of its own: 300.00 \
+             EUR is what the entry's other transactions leave of its 300.00 EUR]"
+        ),
+        "{}",
+        first["remittance"]
+    );
+    let second = row("entry 1 detail 2");
+    assert_eq!(second["amount"], "0.00");
+    assert!(
+        second["remittance"].contains("the entry's 300.00 EUR is reported on its detail 1, 0 here"),
+        "{}",
+        second["remittance"]
+    );
+    assert_eq!(
+        row("entry 2 detail 2")["amount"],
+        "275.50",
+        "325.50 less the 50.00 given"
+    );
+    assert_eq!(row("entry 2 detail 3")["amount"], "0.00");
+}
+
+#[test]
+fn camt_version_001_01_with_its_v01_message_names_is_read() {
+    let text = camt(
+        "R1",
+        &[credit("200.00", "EUR", &format!("topup {T1}"), "A1")],
+    )
+    .replace("camt.053.001.02", "camt.052.001.01")
+    .replace("BkToCstmrStmt>", "BkToCstmrAcctRptV01>")
+    .replace("<Stmt>", "<Rpt>")
+    .replace("</Stmt>", "</Rpt>")
+    // Version 001.01 has no NtryDtls: the details stand right in the entry.
+    .replace("<NtryDtls>", "")
+    .replace("</NtryDtls>", "");
+    let env = Env::new().with_demo_topups();
+    let path = env.write("camt052v01.xml", text);
+    assert_ok(&env.run("r", &[path.to_str().unwrap()]));
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs"][0]["format"], "camt.052.001.01");
+    assert_eq!(outcome_count(&summary, "MATCHED"), 1);
+    let unknown = camt("S", &[])
+        .replace("camt.053.001.02", "camt.052.001.01")
+        .replace("BkToCstmrStmt>", "BkToCstmrAcctRptV99>");
+    let path = env.write("unknown.xml", unknown);
+    assert_code(&env.run("r2", &[path.to_str().unwrap()]), 65);
+    let error = env.input_error("r2");
+    assert!(
+        error.contains(
+            "the camt.052.001.01 document's message is <BkToCstmrAcctRptV99>, which recon does \
+             not know"
+        ) && !error.contains("not a bank statement"),
+        "{error}"
+    );
+}
+
+#[test]
+fn dates_with_trailing_text_an_impossible_time_or_year_0000_are_refused_with_their_place() {
+    let env = Env::new().with_demo_topups();
+    for (n, written) in ["2026-11-21garbage", "2026-11-21T25:99", "0000-11-21"]
+        .into_iter()
+        .enumerate()
+    {
+        let entry = credit("1.00", "EUR", "x", "R").replace(
+            "<ValDt><Dt>2026-11-21</Dt>",
+            &format!("<ValDt><Dt>{written}</Dt>"),
+        );
+        let path = env.write(&format!("date{n}.xml"), camt("S", &[entry]));
+        let out = env.run(&format!("r{n}"), &[path.to_str().unwrap()]);
+        assert_code(&out, 65);
+        let error = env.input_error(&format!("r{n}"));
+        assert!(
+            error.contains(&format!("{written:?} is not a date"))
+                && error.contains("line 6, column ")
+                && error.contains("Ntry[1]/ValDt"),
+            "{written}: {error}"
+        );
+    }
 }

@@ -399,3 +399,94 @@ fn every_built_in_profile_reads_its_sample_through_the_binary() {
     let expected = if samples.len() > 6 { 13 } else { 6 };
     assert_eq!(profiles_seen.len(), expected, "{profiles_seen:?}");
 }
+
+#[test]
+fn bad_rows_in_crlf_files_name_the_physical_line_an_editor_shows() {
+    let env = Env::new().with_demo_topups();
+    let good = format!("2026-11-21,2026-11-21,200.00,EUR,topup {T1},Erika,,,BOOK");
+    let bad = "2026-11-21,2026-11-21,12.5O,EUR,gift,,,,BOOK";
+    // A quoted purpose over two lines, a blank line: the bad row is on line 6 however the
+    // lines end.
+    let rows = [
+        good.as_str(),
+        "2026-11-21,2026-11-21,1.00,EUR,\"two\nlines\",,,,BOOK",
+        "",
+        bad,
+    ];
+    for (name, end) in [
+        ("lf", "\n"),
+        ("crlf", "\r\n"),
+        ("crcrlf", "\r\r\n"),
+        ("cr", "\r"),
+    ] {
+        let text = canonical(&rows).replace('\n', end);
+        let csv = env.write(&format!("{name}.csv"), text);
+        let out = env.run(name, &[csv.to_str().unwrap()]);
+        assert_code(&out, 65);
+        let error = env.input_error(name);
+        assert!(
+            error.contains(&format!("{name}.csv: line 6: \"12.5O\" is not an amount")),
+            "{name}: {error}"
+        );
+    }
+    let text = canonical(&[bad, &good]).replace('\n', "\r\n");
+    let csv = env.write("skip.csv", text);
+    let out = env.run("skip", &["--skip-bad-rows", csv.to_str().unwrap()]);
+    assert_code(&out, 65);
+    let summary = env.summary("skip");
+    assert_eq!(summary["inputs"][0]["bad_rows"][0]["line"], 2);
+    assert_eq!(env.csv("skip", "matched.csv")[0]["position"], "line 3");
+}
+
+#[test]
+fn an_older_commerzbank_export_is_read_by_the_alternative_column_name() {
+    let env = Env::new().with_demo_topups();
+    // Before 2024 Commerzbank called the account's IBAN column "IBAN Auftraggeberkonto".
+    let csv = env.write(
+        "commerzbank-2019.csv",
+        format!(
+            "\u{feff}Buchungstag;Wertstellung;Umsatzart;Buchungstext;Betrag;Währung;\
+             Auftraggeberkonto;Bankleitzahl Auftraggeberkonto;IBAN Auftraggeberkonto;Kategorie\r\n\
+             21.11.2026;21.11.2026;Gutschrift;TOPUP {T1};200,00;EUR;123456700;50040000;\
+             DE79500400000123456700;Sonstiges\r\n"
+        ),
+    );
+    assert_ok(&env.run("r", &[csv.to_str().unwrap()]));
+    let summary = env.summary("r");
+    assert_eq!(summary["inputs"][0]["format"], "csv (commerzbank)");
+    let matched = env.csv("r", "matched.csv");
+    assert_eq!(matched[0]["account"], "DE79500400000123456700");
+    let profile = stdout(&env.recon(&["profiles", "show", "commerzbank"]));
+    assert!(
+        profile.contains(
+            "account = [\n    \"IBAN Kontoinhaber\",\n    \"IBAN Auftraggeberkonto\",\n]"
+        ) || profile.contains("account = [\"IBAN Kontoinhaber\", \"IBAN Auftraggeberkonto\"]"),
+        "{profile}"
+    );
+}
+
+#[test]
+fn dates_with_trailing_text_an_impossible_time_or_year_0000_are_refused_with_their_line() {
+    let env = Env::new().with_demo_topups();
+    for (n, written) in ["2026-11-21garbage", "2026-11-21T25:99", "0000-11-21"]
+        .into_iter()
+        .enumerate()
+    {
+        let csv = env.write(
+            &format!("date{n}.csv"),
+            canonical(&[
+                "2026-11-21,2026-11-21,1.00,EUR,x,,,,BOOK",
+                &format!("{written},2026-11-21,1.00,EUR,x,,,,BOOK"),
+            ]),
+        );
+        let out = env.run(&format!("r{n}"), &[csv.to_str().unwrap()]);
+        assert_code(&out, 65);
+        let error = env.input_error(&format!("r{n}"));
+        assert!(
+            error.contains(&format!(
+                "line 3: {written:?} is not a date (expected yyyy-MM-dd) in column booking_date"
+            )),
+            "{written}: {error}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::env::{Env, assert_code, assert_ok, demo, stderr};
+use crate::env::{Env, assert_code, assert_ok, camt, credit, demo, stderr};
 use serde_json::Value;
 
 #[test]
@@ -399,4 +399,26 @@ fn grouped(n: usize) -> String {
         out.push(digit);
     }
     out
+}
+
+#[test]
+fn dates_before_1900_are_text_in_the_workbook_not_negative_serial_numbers() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let env = Env::new().with_demo_topups();
+    let entry = credit("1.00", "EUR", "old", "R")
+        .replace("<BookgDt><Dt>2026-11-21", "<BookgDt><Dt>1899-12-31");
+    let path = env.write("old.xml", camt("S", &[entry]));
+    assert_ok(&env.run("r", &[path.to_str().unwrap()]));
+    let mut book: Xlsx<_> = open_workbook(env.path("r/report.xlsx")).unwrap();
+    let sheet = book.worksheet_range("Exceptions").unwrap();
+    let mut rows = sheet.rows();
+    let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let row = rows.next().unwrap();
+    assert_eq!(row[col("booking_date")], Data::String("1899-12-31".into()));
+    assert!(
+        matches!(row[col("value_date")], Data::DateTime(_)),
+        "{:?}",
+        row[col("value_date")]
+    );
 }
