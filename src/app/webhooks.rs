@@ -1,19 +1,16 @@
 //! `recon webhooks deliver | list | retry` and `recon serve`: the outbox's delivery and the
 //! top-up API.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-use chrono::Utc;
 
 use super::{open, to_json, to_json_lines, write_out};
 use crate::config::Settings;
 use crate::error::{Error, exit};
-use crate::ops::OpenMode;
-use crate::store::StoreError;
-use crate::store::deliveries::{Deliveries, Delivery};
+use crate::ops::webhooks::{Delivered, Delivery};
+use crate::ops::{self, OpenMode};
 use crate::topup::format_timestamp;
 
 /// Reads a secret (signing secret, API token) from its file; it must not be empty.
@@ -35,14 +32,14 @@ fn read_secret(path: &Path, what: &str) -> Result<String, Error> {
 }
 
 /// Reads the webhook signing secrets: one per line (see [`crate::webhooks::Secrets::parse`]).
-fn read_secrets(path: &Path) -> Result<crate::webhooks::Secrets, Error> {
+fn read_secrets(path: &Path) -> Result<ops::webhooks::Secrets, Error> {
     let text = fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
             "cannot read the webhook secret file {}: {e}",
             path.display()
         ))
     })?;
-    crate::webhooks::Secrets::parse(&text)
+    ops::webhooks::Secrets::parse(&text)
         .map_err(|e| Error::Usage(format!("the webhook secret file {}: {e}", path.display())))
 }
 
@@ -56,23 +53,13 @@ pub(super) fn deliver(
 ) -> Result<u8, Error> {
     let options = deliver_options(settings, args)?;
     let store = open(settings, OpenMode::MustExist)?;
-    // One deliverer at a time: two would post the same events twice.
-    let Some(_lock) = lock_deliverer(store.path())? else {
+    let Some(Delivered {
+        outcome,
+        counts,
+        held_back,
+    }) = ops::webhooks::deliver(&store, &options, args.reenable_endpoint)?
+    else {
         return Ok(exit::LOCKED);
-    };
-    let mut deliveries = Deliveries::open(store.path())?;
-    if args.reenable_endpoint && deliveries.enable(&options.url)? {
-        tracing::warn!(
-            "{} answered 410 Gone before; posting to it again",
-            options.url
-        );
-    }
-    let outcome = crate::webhooks::deliver(store.conn(), &mut deliveries, &options)?;
-    let counts = deliveries.counts()?;
-    let held_back = if counts.failed > 0 {
-        deliveries.held_back()?
-    } else {
-        0
     };
     let mut line = format!(
         "delivered {} event(s), {} attempt(s) failed; {} pending",
@@ -90,7 +77,7 @@ pub(super) fn deliver(
 fn deliver_options(
     settings: &Settings,
     args: &crate::cli::DeliverArgs,
-) -> Result<crate::webhooks::Options, Error> {
+) -> Result<ops::webhooks::Options, Error> {
     let url = settings.webhook_url.clone().ok_or_else(|| {
         Error::Usage(
             "no webhook receiver given: use --url URL, set RECON_WEBHOOK_URL, or put url under \
@@ -117,12 +104,12 @@ fn deliver_options(
              README (see --max-attempts)"
         );
     }
-    Ok(crate::webhooks::Options {
+    Ok(ops::webhooks::Options {
         url,
         secrets: read_secrets(secret_file)?,
         legacy_signature: args.legacy_signature,
         timeout: Duration::from_secs(args.timeout.max(1)),
-        schedule: crate::webhooks::Schedule {
+        schedule: ops::webhooks::Schedule {
             max_attempts: args.max_attempts,
             scale: schedule_scale(args.schedule_scale.as_deref())?,
         },
@@ -130,38 +117,14 @@ fn deliver_options(
     })
 }
 
-/// Takes `<db>.deliver-lock`, held until the file is dropped; `None` (with a message) when
-/// another deliverer holds it.
-fn lock_deliverer(db: &Path) -> Result<Option<File>, Error> {
-    let lock_path = PathBuf::from(format!("{}.deliver-lock", db.display()));
-    let lock = File::create(&lock_path).map_err(|source| Error::Io {
-        doing: format!("creating {}", lock_path.display()),
-        source,
-    })?;
-    match lock.try_lock() {
-        Ok(()) => Ok(Some(lock)),
-        Err(fs::TryLockError::WouldBlock) => {
-            tracing::error!(
-                "another `recon webhooks deliver` is running on {}; try again when it has finished",
-                db.display()
-            );
-            Ok(None)
-        }
-        Err(fs::TryLockError::Error(source)) => Err(Error::Io {
-            doing: format!("locking {}", lock_path.display()),
-            source,
-        }),
-    }
-}
-
 /// Says what needs a person, or what waits, and gives the exit status.
 fn delivery_status(
     url: &str,
-    outcome: &crate::webhooks::Outcome,
-    counts: &crate::store::deliveries::Counts,
+    outcome: &ops::webhooks::Outcome,
+    counts: &ops::webhooks::Counts,
     held_back: u64,
 ) -> u8 {
-    use crate::webhooks::Stop;
+    use ops::webhooks::Stop;
     if let Some(Stop::Gone(gone)) = &outcome.stopped {
         tracing::error!(
             "the receiver at {url} answered {} to event {} at {}: the endpoint is gone, and \
@@ -220,24 +183,6 @@ fn schedule_scale(text: Option<&str>) -> Result<rust_decimal::Decimal, Error> {
         })
 }
 
-/// One event as `webhooks list` shows it: the outbox's row and its delivery state.
-#[derive(serde::Serialize)]
-struct Listed {
-    seq: i64,
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    created_at: String,
-    payload: String,
-    status: &'static str,
-    attempts: u32,
-    last_attempt_at: Option<String>,
-    last_error: Option<String>,
-    delivered_at: Option<String>,
-    /// When the next attempt is due (pending events).
-    next_attempt_at: Option<String>,
-}
-
 /// The events of the outbox with their delivery state, newest last.
 pub(super) fn list(
     settings: &Settings,
@@ -252,32 +197,7 @@ pub(super) fn list(
         None => None,
     };
     let store = open(settings, OpenMode::MustExist)?;
-    let mut deliveries = Deliveries::open(store.path())?;
-    deliveries.take_in(store.conn(), Utc::now())?;
-    let mut events = Vec::new();
-    for state in deliveries.list(status, args.limit)? {
-        let event = crate::store::outbox::event(store.conn(), state.seq)?.ok_or_else(|| {
-            Error::Store(StoreError::Corrupt(format!(
-                "event #{} is in {} but not in the database",
-                state.seq,
-                deliveries.path().display()
-            )))
-        })?;
-        events.push(Listed {
-            seq: event.seq,
-            id: event.id,
-            kind: event.kind,
-            created_at: event.created_at,
-            payload: event.payload,
-            status: state.status.as_str(),
-            attempts: state.attempts,
-            last_attempt_at: state.last_attempt_at.map(format_timestamp),
-            last_error: state.last_error,
-            delivered_at: state.delivered_at.map(format_timestamp),
-            next_attempt_at: (state.status == Delivery::Pending)
-                .then(|| format_timestamp(state.next_attempt_at)),
-        });
-    }
+    let events = ops::webhooks::list(&store, status, args.limit)?;
     let mut text = String::new();
     match args.format {
         crate::cli::EventsFormat::Json => text = to_json(&events),
@@ -314,15 +234,7 @@ pub(super) fn retry(
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
     let store = open(settings, OpenMode::MustExist)?;
-    let mut deliveries = Deliveries::open(store.path())?;
-    deliveries.take_in(store.conn(), Utc::now())?;
-    let mut events = Vec::new();
-    for id in &args.ids {
-        let seq = crate::store::outbox::seq_of(store.conn(), id)?
-            .ok_or_else(|| StoreError::Refused(format!("no event with id {id}")))?;
-        events.push((seq, id.clone()));
-    }
-    let queued = deliveries.retry(&events, Utc::now())?;
+    let queued = ops::webhooks::retry(&store, &args.ids)?;
     write_out(
         out,
         &format!("queued {queued} failed event(s) for delivery again\n"),

@@ -7,6 +7,7 @@ pub mod interrupt;
 pub mod run;
 pub mod runs;
 pub mod topups;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,147 @@
+//! Delivering the outbox's events to the platform's receiver, listing them with their delivery
+//! state, and queueing failed ones again. The delivery state lives in `<db>.deliveries`, apart
+//! from the database, so delivery never waits on a nightly run's write lock.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use crate::error::Error;
+use crate::store::deliveries::Deliveries;
+use crate::store::{Store, StoreError};
+use crate::topup::format_timestamp;
+
+pub use crate::store::deliveries::{Counts, Delivery};
+pub use crate::webhooks::{Options, Outcome, Schedule, Secrets, Stop};
+
+/// What a delivery did, and what waits.
+pub struct Delivered {
+    pub outcome: Outcome,
+    pub counts: Counts,
+    /// Events held back behind a failed one of their account group.
+    pub held_back: u64,
+}
+
+/// Posts what is due, one deliverer at a time; `None` when another deliverer is running.
+/// With `reenable`, an endpoint that answered 410 Gone is posted to again.
+pub fn deliver(
+    store: &Store,
+    options: &Options,
+    reenable: bool,
+) -> Result<Option<Delivered>, Error> {
+    // One deliverer at a time: two would post the same events twice.
+    let Some(_lock) = lock_deliverer(store.path())? else {
+        return Ok(None);
+    };
+    let mut deliveries = Deliveries::open(store.path())?;
+    if reenable && deliveries.enable(&options.url)? {
+        tracing::warn!(
+            "{} answered 410 Gone before; posting to it again",
+            options.url
+        );
+    }
+    let outcome = crate::webhooks::deliver(store.conn(), &mut deliveries, options)?;
+    let counts = deliveries.counts()?;
+    let held_back = if counts.failed > 0 {
+        deliveries.held_back()?
+    } else {
+        0
+    };
+    Ok(Some(Delivered {
+        outcome,
+        counts,
+        held_back,
+    }))
+}
+
+/// Takes `<db>.deliver-lock`, held until the file is dropped; `None` (with a message) when
+/// another deliverer holds it.
+fn lock_deliverer(db: &Path) -> Result<Option<File>, Error> {
+    let lock_path = PathBuf::from(format!("{}.deliver-lock", db.display()));
+    let lock = File::create(&lock_path).map_err(|source| Error::Io {
+        doing: format!("creating {}", lock_path.display()),
+        source,
+    })?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(fs::TryLockError::WouldBlock) => {
+            tracing::error!(
+                "another `recon webhooks deliver` is running on {}; try again when it has finished",
+                db.display()
+            );
+            Ok(None)
+        }
+        Err(fs::TryLockError::Error(source)) => Err(Error::Io {
+            doing: format!("locking {}", lock_path.display()),
+            source,
+        }),
+    }
+}
+
+/// One event as `webhooks list` shows it: the outbox's row and its delivery state.
+#[derive(serde::Serialize)]
+pub struct Listed {
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub payload: String,
+    pub status: &'static str,
+    pub attempts: u32,
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+    /// When the next attempt is due (pending events).
+    pub next_attempt_at: Option<String>,
+}
+
+/// Up to `limit` events (of one delivery status, if given) with their delivery state.
+pub fn list(
+    store: &Store,
+    status: Option<Delivery>,
+    limit: Option<usize>,
+) -> Result<Vec<Listed>, Error> {
+    let mut deliveries = Deliveries::open(store.path())?;
+    deliveries.take_in(store.conn(), Utc::now())?;
+    let mut events = Vec::new();
+    for state in deliveries.list(status, limit)? {
+        let event = crate::store::outbox::event(store.conn(), state.seq)?.ok_or_else(|| {
+            Error::Store(StoreError::Corrupt(format!(
+                "event #{} is in {} but not in the database",
+                state.seq,
+                deliveries.path().display()
+            )))
+        })?;
+        events.push(Listed {
+            seq: event.seq,
+            id: event.id,
+            kind: event.kind,
+            created_at: event.created_at,
+            payload: event.payload,
+            status: state.status.as_str(),
+            attempts: state.attempts,
+            last_attempt_at: state.last_attempt_at.map(format_timestamp),
+            last_error: state.last_error,
+            delivered_at: state.delivered_at.map(format_timestamp),
+            next_attempt_at: (state.status == Delivery::Pending)
+                .then(|| format_timestamp(state.next_attempt_at)),
+        });
+    }
+    Ok(events)
+}
+
+/// Queues these failed events for delivery again: due now, before the later events of their
+/// account groups. Returns how many were queued.
+pub fn retry(store: &Store, ids: &[String]) -> Result<usize, Error> {
+    let mut deliveries = Deliveries::open(store.path())?;
+    deliveries.take_in(store.conn(), Utc::now())?;
+    let mut events = Vec::new();
+    for id in ids {
+        let seq = crate::store::outbox::seq_of(store.conn(), id)?
+            .ok_or_else(|| StoreError::Refused(format!("no event with id {id}")))?;
+        events.push((seq, id.clone()));
+    }
+    Ok(deliveries.retry(&events, Utc::now())?)
+}
