@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -15,11 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use std::process::Command;
 
-use crate::env::assert_ok;
+use crate::env::{assert_ok, demo};
 
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo");
 /// A secret as recon's secret files held them before Standard Webhooks: the key's own bytes.
 const SECRET: &str = "whsec-test-0123456789";
 /// Three account groups (A, B, C) for [`Env::with_groups`].
@@ -31,8 +28,15 @@ const GROUPS: [&str; 3] = [
 /// The retry schedule ten thousand times faster: 0.5 ms, 30 ms, 180 ms, ...
 const FAST: [&str; 2] = ["--schedule-scale", "0.0001"];
 
-struct Env {
-    dir: tempfile::TempDir,
+/// The shared scratch directory (`crate::env::Env`), with the webhook tests' set-ups.
+struct Env(crate::env::Env);
+
+impl std::ops::Deref for Env {
+    type Target = crate::env::Env;
+
+    fn deref(&self) -> &crate::env::Env {
+        &self.0
+    }
 }
 
 /// One event as `webhooks list` shows it.
@@ -49,24 +53,16 @@ struct Listed {
 impl Env {
     /// A database with the demo top-ups, after the first demo night.
     fn after_demo_night() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let topups = format!("{DEMO}/topups.csv");
-        assert_ok(&env.recon(&["topups", "import", "--db", &env.db(), &topups]));
-        let statement = format!("{DEMO}/2026-11-20.camt053.xml");
-        let out = env.path("report").display().to_string();
-        assert_ok(&env.recon(&["run", "--db", &env.db(), "--out", &out, &statement]));
-        fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
+        let env = Env(crate::env::Env::new().with_demo_topups());
+        assert_ok(&env.run("report", &[&demo("2026-11-20.camt053.xml")]));
+        env.write("secret", format!("{SECRET}\n"));
         env
     }
 
     /// A database with three top-ups in each of three account groups, created in turns (A B C
     /// A B C A B C): nine `topup.confirmed` events, each group's interleaved with the others'.
     fn with_groups() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let env = Env(crate::env::Env::new());
         for _ in 0..3 {
             for group in GROUPS {
                 assert_ok(&env.recon(&[
@@ -85,23 +81,6 @@ impl Env {
         }
         fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
         env
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db(&self) -> String {
-        self.path("recon.sqlite").display().to_string()
-    }
-
-    fn recon(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_recon"))
-            .current_dir(self.dir.path())
-            .env_remove("RECON_DB")
-            .args(args)
-            .output()
-            .unwrap()
     }
 
     fn deliver(&self, url: &str, extra: &[&str]) -> Output {
@@ -959,7 +938,8 @@ fn a_deliver_stopped_while_posting_leaves_a_claim_and_the_next_posts_only_that_e
         Reply::Sleep(Duration::from_secs(60)),
     ]);
     let secret = env.path("secret").display().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
+    let mut child = env
+        .command()
         .args([
             "webhooks",
             "deliver",
