@@ -87,6 +87,15 @@ impl Ledger {
             let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
             runs::record_row(tx, run_id, file_id, id, &row)?;
         }
+        // Every row decided is recorded: a row left over is one the ledger would lose.
+        let left_over =
+            unmatched.next().is_some() || matched.next().is_some() || ignored.next().is_some();
+        debug_assert!(!left_over, "rows decided but not recorded");
+        if left_over {
+            return Err(Error::Internal(
+                "the run decided more rows than its ledger records; nothing was committed".into(),
+            ));
+        }
         Ok(())
     }
 }
