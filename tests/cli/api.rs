@@ -1,12 +1,11 @@
 //! The top-up HTTP API over real HTTP: the real `recon serve` binary on 127.0.0.1 with a real
 //! SQLite file, and the command line on the same database.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::env::{Env, GROUP, assert_topup_fields};
+use crate::env::{Env, GROUP, assert_topup_fields, start_serve};
 
 const TOKEN: &str = "api-token-for-tests-0123456789abcdef";
 
@@ -21,41 +20,7 @@ struct Server {
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let env = Env::new();
-        let token = env.write("token", format!("{TOKEN}\n"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let private = std::fs::Permissions::from_mode(0o600);
-            std::fs::set_permissions(&token, private).unwrap();
-        }
-        let token = token.display().to_string();
-        let db = env.db();
-        let mut args = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            &db,
-            "--token-file",
-            &token,
-        ];
-        args.extend_from_slice(extra);
-        let mut child = env
-            .command()
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let (child, base) = start_serve(&env, TOKEN, extra, Stdio::null());
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()

@@ -2,7 +2,7 @@
 //! with a free port and a real SQLite file, many clients at once, a nightly run holding the
 //! database, slow and unauthenticated clients, and the answers' hygiene.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::env::GROUP;
+use crate::env::{Env, GROUP, start_serve, write_token};
 
 const TOKEN: &str = "load-test-token-0123456789abcdef0123";
 
 /// A running `recon serve`, killed when dropped; its stderr (the log) goes to a file.
 struct Server {
-    dir: tempfile::TempDir,
+    env: Env,
     child: Child,
     base: String,
     address: String,
@@ -42,54 +42,14 @@ impl Answer {
     }
 }
 
-fn write_token(path: &std::path::Path, token: &str, mode: u32) {
-    std::fs::write(path, format!("{token}\n")).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-}
-
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        write_token(&dir.path().join("token"), TOKEN, 0o600);
-        let db = dir.path().join("recon.sqlite").display().to_string();
-        let token = dir.path().join("token").display().to_string();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let mut args = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            &db,
-            "--token-file",
-            &token,
-        ];
-        args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recon"))
-            .args(&args)
-            .env_remove("RECON_DB")
-            .env_remove("RECON_LOG")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let env = Env::new();
+        let log = std::fs::File::create(env.path("log")).unwrap();
+        let (child, base) = start_serve(&env, TOKEN, extra, Stdio::from(log));
         let address = base.trim_start_matches("http://").to_string();
         Server {
-            dir,
+            env,
             child,
             base,
             address,
@@ -97,11 +57,11 @@ impl Server {
     }
 
     fn db(&self) -> PathBuf {
-        self.dir.path().join("recon.sqlite")
+        self.env.path("recon.sqlite")
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap()
+        std::fs::read_to_string(self.env.path("log")).unwrap()
     }
 
     fn agent() -> ureq::Agent {

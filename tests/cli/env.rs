@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use recon::statement::{ReadOptions, StatementFile, read_path};
 use serde_json::Value;
@@ -285,4 +286,53 @@ pub fn credit(amount: &str, ccy: &str, remittance: &str, servicer_ref: &str) -> 
 <RltdPties><Dbtr><Nm>Payer</Nm></Dbtr><DbtrAcct><Id><IBAN>DE02120300000000202051</IBAN></Id></DbtrAcct></RltdPties>
 <RmtInf><Ustrd>{remittance}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"#
     )
+}
+
+/// Writes a token file with these permissions (`recon serve` refuses one open to others).
+pub fn write_token(path: &Path, token: &str, mode: u32) {
+    fs::write(path, format!("{token}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+}
+
+/// Starts `recon serve` on a free loopback port over `env`'s database, with `token` in a
+/// private token file and `extra` flags, its log to `stderr`; returns the process and the base
+/// URL it printed.
+pub fn start_serve(env: &Env, token: &str, extra: &[&str], stderr: Stdio) -> (Child, String) {
+    let token_file = env.path("token");
+    write_token(&token_file, token, 0o600);
+    let (db, token_file) = (env.db(), token_file.display().to_string());
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &db,
+        "--token-file",
+        &token_file,
+    ];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .command()
+        .args(&args)
+        .env_remove("RECON_LOG")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
 }
