@@ -79,8 +79,9 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome, Error> {
     let deciding = read::read_and_decide(&tx, run_id, plan)?;
     let settled = settle::settle_beside_listing(&tx, plan, &db_path, started, deciding)?;
     elapsed(&clock, "transactions decided");
-    let summary = render::summary(plan, run_id, &db_path, started, &settled)?;
-    let pending = render::render_and_record(&tx, plan, run_id, &summary, settled, started)?;
+    let times = (started, Utc::now());
+    let summary = render::summary(plan, run_id, &db_path, times, &settled)?;
+    let pending = render::render_and_record(&tx, plan, run_id, &summary, settled, times)?;
     elapsed(&clock, "report rendered");
     if super::interrupt::requested() {
         return Err(Error::Interrupted);

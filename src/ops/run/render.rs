@@ -22,7 +22,7 @@ pub(super) fn summary(
     plan: &RunPlan,
     run_id: RunId,
     db: &Path,
-    started: DateTime<Utc>,
+    (started, finished): (DateTime<Utc>, DateTime<Utc>),
     settled: &Settled,
 ) -> Result<Summary, Error> {
     let decided = &settled.decided;
@@ -31,7 +31,7 @@ pub(super) fn summary(
         run_id: run_id.to_string(),
         recon_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: format_timestamp(started),
-        finished_at: format_timestamp(Utc::now()),
+        finished_at: format_timestamp(finished),
         dry_run: plan.dry_run,
         database: db.display().to_string(),
         inputs_rejected: decided.inputs.iter().filter(|i| i.rejected).count(),
@@ -56,12 +56,11 @@ pub(super) fn render_and_record(
     run_id: RunId,
     summary: &Summary,
     settled: Settled,
-    started: DateTime<Utc>,
+    (started, finished): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<report::Pending, Error> {
     let Settled {
         mut decided, open, ..
     } = settled;
-    let finished: DateTime<Utc> = summary.finished_at.parse().unwrap_or_else(|_| Utc::now());
     let summary_json = summary.to_stored();
     // Shared with the page's template, which reads them without a copy.
     let unmatched: Arc<[Row]> = std::mem::take(&mut decided.rows.unmatched).into();
