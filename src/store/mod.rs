@@ -16,6 +16,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use schema::APPLICATION_ID;
 
+/// The schema version this release writes (`PRAGMA user_version` after every migration).
+pub const SCHEMA_VERSION: usize = schema::MIGRATIONS.len();
+
 /// What can go wrong with the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
