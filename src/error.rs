@@ -74,6 +74,13 @@ impl Error {
 
     /// What to do, where the message itself names only the cause.
     pub fn hint(&self) -> Option<&'static str> {
+        if let Error::AfterCommit(_) = self {
+            return Some(
+                "the run stands and is not to be run again: remove the cause named above (free \
+                 space, permissions, something in the way), then the next inbox run files away \
+                 what is left",
+            );
+        }
         match self.exit_code() {
             exit::NO_PERMISSION => Some(
                 "recon may not read or write the path named above: check its permissions and \

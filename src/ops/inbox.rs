@@ -222,5 +222,7 @@ fn point_latest(reports: &Path, report_dir: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(name, &temp)?;
     #[cfg(not(unix))]
     fs::write(&temp, name.to_string_lossy().as_bytes())?;
-    fs::rename(&temp, reports.join("latest"))
+    fs::rename(&temp, reports.join("latest")).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })
 }

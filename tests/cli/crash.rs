@@ -1,7 +1,9 @@
 //! Crash safety, proven by killing: `recon run` on a generated night is killed with SIGKILL at
 //! random moments, again and again. After every kill `recon check` must pass, nothing may be
 //! half-settled (all of the night's settlements or none), and report files must be whole. Then
-//! the run is finished and the database must equal that of an uninterrupted run.
+//! the run is finished and the database must equal that of an uninterrupted run. A kill that
+//! lands between the commit and the report's publication must leave a report that `check`
+//! publishes whole (the deterministic case is in `trust.rs`).
 //!
 //! Quick by default (8 kills); the long version:
 //! `RECON_CRASH_ITERATIONS=200 cargo test --release --test cli crash:: -- --nocapture`
@@ -12,7 +14,22 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
-use crate::env::{Env, assert_ok};
+use crate::env::{Env, assert_ok, stdout};
+
+/// How many hidden (temporary) files a report directory holds.
+fn hidden(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count()
+}
 
 /// Every top-up's id and status in the database `db`, as the state to compare.
 fn state(env: &Env, db: &str) -> Vec<String> {
@@ -71,7 +88,9 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
     env.import_into(&db, &topups);
     let before = settled(&state(&env, &db));
     let mut completed_early = 0;
+    let mut published_by_check = 0;
     for i in 0..iterations {
+        let runs_before = env.sql_count("SELECT count(*) FROM runs");
         let out_dir = env.path(&format!("killed-{i}"));
         let mut child = env
             .command()
@@ -100,6 +119,22 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
             "after kill {i} at {wait:?}:\n{}",
             String::from_utf8_lossy(&check.stdout)
         );
+        // A kill between the commit and the publication leaves the report aside: `check`
+        // publishes it, so a committed run always has its whole report and no temporary file.
+        if stdout(&check).contains("published the report of run") {
+            published_by_check += 1;
+        }
+        if env.sql_count("SELECT count(*) FROM runs") > runs_before {
+            assert!(
+                out_dir.join("summary.json").is_file(),
+                "kill {i} at {wait:?}: committed without a published report"
+            );
+            assert_eq!(
+                hidden(&out_dir),
+                0,
+                "kill {i} at {wait:?}: temporary files left"
+            );
+        }
         let now = settled(&state(&env, &db));
         assert!(
             now == before || now == full,
@@ -117,7 +152,10 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
             );
         }
     }
-    eprintln!("crash test: {completed_early} of {iterations} runs finished before their kill");
+    eprintln!(
+        "crash test: {completed_early} of {iterations} runs finished before their kill, \
+         {published_by_check} killed between commit and publication"
+    );
     assert_ok(&env.run("final", &[&statement]));
     assert_eq!(
         state(&env, &db),

@@ -89,3 +89,58 @@ fn inbox_mode_archives_after_the_commit_and_a_file_read_before_is_archived_witho
         2,
     );
 }
+
+#[test]
+fn a_failure_filing_away_after_the_commit_says_the_run_was_committed_and_exits_74() {
+    let env = Env::new().with_demo_topups();
+    let inbox = env.path("inbox");
+    fs::create_dir_all(&inbox).unwrap();
+    fs::copy(
+        demo("2026-11-20.camt053.xml"),
+        inbox.join("2026-11-20.camt053.xml"),
+    )
+    .unwrap();
+    // `reports/latest` is a folder where recon keeps a link: replacing it fails, even as root,
+    // and only after the commit.
+    env.write("reports/latest/keep.txt", "someone's folder");
+    let settled = || env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
+    let before = settled();
+    let out = env.inbox_run(&["--stable-secs", "0"]);
+    assert_code(&out, 74);
+    let message = crate::env::stderr(&out);
+    assert!(message.contains("was committed"), "{message}");
+    assert!(message.contains("nothing needs to run again"), "{message}");
+    assert!(!message.contains("nothing was committed"), "{message}");
+    assert!(!message.contains("then run again"), "{message}");
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 1);
+    assert_eq!(settled() - before, 4, "the night's payments settled");
+    // The report named in the message is published whole, the file was archived whole.
+    let report = fs::read_dir(env.path("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != "latest")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        report.len(),
+        1,
+        "the report and no temporary link: {report:?}"
+    );
+    let report = &report[0];
+    assert!(message.contains(&report.display().to_string()), "{message}");
+    assert!(report.join("summary.json").is_file());
+    assert_eq!(
+        fs::read(env.path("archive/2026-11-20.camt053.xml")).unwrap(),
+        fs::read(demo("2026-11-20.camt053.xml")).unwrap()
+    );
+    assert_eq!(fs::read_dir(&inbox).unwrap().count(), 0);
+    // Once the folder is out of the way, the next night runs as usual and settles nothing twice.
+    fs::remove_dir_all(env.path("reports/latest")).unwrap();
+    fs::copy(
+        demo("2026-11-21.camt053.xml"),
+        inbox.join("2026-11-21.camt053.xml"),
+    )
+    .unwrap();
+    assert_ok(&env.inbox_run(&["-q", "--stable-secs", "0"]));
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 2);
+    assert!(env.path("reports/latest/summary.json").is_file());
+}
