@@ -148,6 +148,10 @@ pub struct DeliverArgs {
     /// Post again to a receiver that answered 410 Gone (recon stops posting to such a URL).
     #[arg(long)]
     pub reenable_endpoint: bool,
+    /// Delete events delivered more than this many days ago from the outbox (default 30, or
+    /// `retention_days` under [webhooks]); `recon check` counts what is kept and pruned.
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u64>,
     /// For tests only: every step of the retry schedule multiplied by this factor (e.g. 0.0001).
     #[arg(long, value_name = "FACTOR", hide = true)]
     pub schedule_scale: Option<String>,

@@ -91,7 +91,11 @@ struct ServeSection {
 struct WebhooksSection {
     url: Option<String>,
     secret_file: Option<PathBuf>,
+    retention_days: Option<u64>,
 }
+
+/// Days a delivered event is kept in the outbox, unless set otherwise.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 
 /// Every setting in force.
 pub struct Settings {
@@ -110,6 +114,8 @@ pub struct Settings {
     /// `recon webhooks deliver`: the receiver, and the signing secret's file.
     pub webhook_url: Option<String>,
     pub webhook_secret_file: Option<PathBuf>,
+    /// Days a delivered event stays in the outbox before `webhooks deliver` deletes it.
+    pub webhook_retention_days: u64,
     /// (key, value, source) for `config show`, in a stable order.
     pub shown: Vec<(String, SettingValue, Source)>,
     /// Show a progress bar: stderr is a terminal and -q was not given.
@@ -203,6 +209,7 @@ struct EndpointSettings {
     webhook_secret_file: Option<PathBuf>,
     serve_listen: String,
     webhook_url: Option<String>,
+    webhook_retention_days: u64,
 }
 
 /// Picks each setting from its candidates and notes in `shown` where the value came from.
@@ -394,6 +401,12 @@ impl Picker {
                 ),
                 file.webhooks.url.clone(),
             ),
+            webhook_retention_days: self.pick_or(
+                "webhooks.retention_days",
+                flag(deliver.and_then(|a| a.retention_days), "--retention-days"),
+                file.webhooks.retention_days,
+                DEFAULT_RETENTION_DAYS,
+            ),
         }
     }
 
@@ -554,6 +567,7 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         serve_listen: endpoints.serve_listen,
         api_token_file: endpoints.api_token_file,
         webhook_url: endpoints.webhook_url,
+        webhook_retention_days: endpoints.webhook_retention_days,
         webhook_secret_file: endpoints.webhook_secret_file,
         shown: picker.shown,
     })
@@ -575,6 +589,7 @@ impl Settings {
             serve_listen: "127.0.0.1:8080".to_string(),
             api_token_file: None,
             webhook_url: None,
+            webhook_retention_days: DEFAULT_RETENTION_DAYS,
             webhook_secret_file: None,
             shown: Vec::new(),
             progress: false,

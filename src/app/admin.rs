@@ -32,6 +32,11 @@ pub(super) fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Erro
             }
         }
     }
+    if let Some(db) = &settings.db
+        && let Some(kept) = ops::webhooks::retention(db, settings.webhook_retention_days)?
+    {
+        text.push_str(&retention_line(&kept, settings.webhook_retention_days));
+    }
     text.push_str(&if broken == 0 {
         format!("all {} checks hold\n", findings.len())
     } else {
@@ -159,4 +164,21 @@ pub(super) fn config_show(settings: &Settings, out: &mut dyn Write) -> Result<u8
     }
     write_out(out, &text)?;
     Ok(exit::OK)
+}
+
+/// What `check` says of the delivered events kept in the outbox and those pruned from it.
+fn retention_line(kept: &ops::webhooks::Retention, days: u64) -> String {
+    let mut line = format!(
+        "events   {} delivered kept ({} delivered over {days} day(s) ago, pruned by the next \
+         `recon webhooks deliver`), {} pruned",
+        kept.delivered_kept, kept.past_retention, kept.pruned
+    );
+    if let Some(at) = kept.last_pruned_at {
+        line.push_str(&format!(
+            " (last on {})",
+            crate::topup::format_timestamp(at)
+        ));
+    }
+    line.push('\n');
+    line
 }

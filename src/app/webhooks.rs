@@ -52,12 +52,18 @@ pub(super) fn deliver(
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
     let options = deliver_options(settings, args)?;
-    let store = open(settings, OpenMode::MustExist)?;
+    let mut store = open(settings, OpenMode::MustExist)?;
     let Some(Delivered {
         outcome,
         counts,
         held_back,
-    }) = ops::webhooks::deliver(&store, &options, args.reenable_endpoint)?
+        pruned,
+    }) = ops::webhooks::deliver(
+        &mut store,
+        &options,
+        args.reenable_endpoint,
+        settings.webhook_retention_days,
+    )?
     else {
         return Ok(exit::LOCKED);
     };
@@ -68,7 +74,14 @@ pub(super) fn deliver(
     if let Some(next) = counts.next_attempt_at.filter(|_| counts.pending > 0) {
         line.push_str(&format!(" (next attempt due {})", format_timestamp(next)));
     }
-    line.push_str(&format!(", {} failed\n", counts.failed));
+    line.push_str(&format!(", {} failed", counts.failed));
+    if pruned > 0 {
+        line.push_str(&format!(
+            "; pruned {pruned} event(s) delivered over {} day(s) ago",
+            settings.webhook_retention_days
+        ));
+    }
+    line.push('\n');
     write_out(out, &line)?;
     Ok(delivery_status(&options.url, &outcome, &counts, held_back))
 }

@@ -5,14 +5,14 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::Error;
 use crate::store::deliveries::Deliveries;
 use crate::store::{Store, StoreError};
 use crate::topup::format_timestamp;
 
-pub use crate::store::deliveries::{Counts, Delivery};
+pub use crate::store::deliveries::{Counts, Delivery, Retention};
 pub use crate::webhooks::{Options, Outcome, Schedule, Secrets, Stop};
 
 /// What a delivery did, and what waits.
@@ -21,14 +21,21 @@ pub struct Delivered {
     pub counts: Counts,
     /// Events held back behind a failed one of their account group.
     pub held_back: u64,
+    /// Delivered events deleted from the outbox, their retention over.
+    pub pruned: u64,
 }
+
+/// Delivered events pruned per write transaction: short enough not to hold a nightly run up.
+const PRUNE_BATCH: usize = 10_000;
 
 /// Posts what is due, one deliverer at a time; `None` when another deliverer is running.
 /// With `reenable`, an endpoint that answered 410 Gone is posted to again.
+/// Events delivered more than `retention_days` ago are then deleted from the outbox.
 pub fn deliver(
-    store: &Store,
+    store: &mut Store,
     options: &Options,
     reenable: bool,
+    retention_days: u64,
 ) -> Result<Option<Delivered>, Error> {
     // One deliverer at a time: two would post the same events twice.
     let Some(_lock) = lock_deliverer(store.path())? else {
@@ -42,6 +49,7 @@ pub fn deliver(
         );
     }
     let outcome = crate::webhooks::deliver(store.conn(), &mut deliveries, options)?;
+    let pruned = prune(store, &mut deliveries, retention_start(retention_days))?;
     let counts = deliveries.counts()?;
     let held_back = if counts.failed > 0 {
         deliveries.held_back()?
@@ -52,7 +60,56 @@ pub fn deliver(
         outcome,
         counts,
         held_back,
+        pruned,
     }))
+}
+
+/// When the retention of delivered events began: those delivered before go.
+pub fn retention_start(days: u64) -> DateTime<Utc> {
+    let days = i64::try_from(days).unwrap_or(i64::MAX);
+    Utc::now()
+        .checked_sub_signed(TimeDelta::try_days(days).unwrap_or(TimeDelta::MAX))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Deletes the events delivered before `before` from the outbox, a batch per transaction, and
+/// then from the delivery state. A stop in between leaves delivered states whose event is
+/// gone: the listing passes over them, and the next prune forgets them. Should a nightly run
+/// hold the database, pruning waits for the next delivery.
+fn prune(
+    store: &mut Store,
+    deliveries: &mut Deliveries,
+    before: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let mut pruned = 0;
+    loop {
+        let seqs = deliveries.prunable(before, PRUNE_BATCH)?;
+        if seqs.is_empty() {
+            return Ok(pruned);
+        }
+        let tx = match store.write() {
+            Ok(tx) => tx,
+            Err(StoreError::Locked(_)) => {
+                tracing::info!("the database is busy: delivered events are pruned next time");
+                return Ok(pruned);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        crate::store::outbox::prune(&tx, &seqs)?;
+        crate::store::commit(tx, "committing the pruned events")?;
+        deliveries.forget_pruned(&seqs, Utc::now())?;
+        pruned += seqs.len() as u64;
+    }
+}
+
+/// Delivered events kept in the outbox and pruned from it, against a retention of `days`;
+/// `None` when nothing was ever delivered (there is no delivery state file).
+pub fn retention(db: &Path, days: u64) -> Result<Option<Retention>, Error> {
+    if !Deliveries::path_for(db).exists() {
+        return Ok(None);
+    }
+    let deliveries = Deliveries::open(db)?;
+    Ok(Some(deliveries.retention(retention_start(days))?))
 }
 
 /// Takes `<db>.deliver-lock`, held until the file is dropped; `None` (with a message) when
@@ -107,7 +164,11 @@ pub fn list(
     deliveries.take_in(store.conn(), Utc::now())?;
     let mut events = Vec::new();
     for state in deliveries.list(status, limit)? {
-        let event = crate::store::outbox::event(store.conn(), state.seq)?.ok_or_else(|| {
+        let event = crate::store::outbox::event(store.conn(), state.seq)?;
+        if event.is_none() && state.status == Delivery::Delivered {
+            continue; // pruned from the outbox, not yet forgotten here
+        }
+        let event = event.ok_or_else(|| {
             Error::Store(StoreError::Corrupt(format!(
                 "event #{} is in {} but not in the database",
                 state.seq,

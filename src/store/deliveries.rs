@@ -107,6 +107,16 @@ pub struct Counts {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// Delivered events kept in the outbox, and those pruned from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub delivered_kept: u64,
+    /// Kept although delivered before the retention's start (the next deliver prunes them).
+    pub past_retention: u64,
+    pub pruned: u64,
+    pub last_pruned_at: Option<DateTime<Utc>>,
+}
+
 /// The delivery state file of one database.
 pub struct Deliveries {
     conn: Connection,
@@ -601,6 +611,74 @@ impl Deliveries {
             pending: pending as u64,
             failed: failed as u64,
             next_attempt_at: from_ms_opt(next)?,
+        })
+    }
+
+    /// Up to `limit` events delivered before `before`, oldest first: the outbox may delete them.
+    /// The last event taken in stays, so that the database can still be recognised by it.
+    pub fn prunable(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq FROM deliveries
+                 WHERE status = 'DELIVERED' AND delivered_at_ms < ?1
+                   AND seq <> (SELECT seq FROM intake)
+                 ORDER BY delivered_at_ms LIMIT ?2",
+            )
+            .doing("finding delivered events to prune")?;
+        stmt.query_map(params![ms(before), limit as i64], |r| r.get(0))
+            .doing("finding delivered events to prune")?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .doing("finding delivered events to prune")
+    }
+
+    /// Forgets events the outbox has deleted, and counts them as pruned.
+    pub fn forget_pruned(&mut self, seqs: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e, "forgetting pruned events"))?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM deliveries WHERE seq = ?1 AND status = 'DELIVERED'")
+                .doing("forgetting pruned events")?;
+            for seq in seqs {
+                delete.execute([seq]).doing("forgetting pruned events")?;
+            }
+        }
+        tx.execute(
+            "UPDATE pruned SET events = events + ?1, at_ms = ?2",
+            params![seqs.len() as i64, ms(at)],
+        )
+        .doing("counting pruned events")?;
+        tx.commit().doing("committing the pruned events")
+    }
+
+    /// Delivered events kept, those delivered before `before`, and how many were pruned (and
+    /// when last).
+    pub fn retention(&self, before: DateTime<Utc>) -> Result<Retention, StoreError> {
+        let doing = "counting delivered events";
+        let (kept, due): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE delivered_at_ms < ?1)
+                 FROM deliveries WHERE status = 'DELIVERED'",
+                [ms(before)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .doing(doing)?;
+        let (pruned, at): (i64, Option<i64>) = self
+            .conn
+            .query_row("SELECT events, at_ms FROM pruned", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .doing(doing)?;
+        Ok(Retention {
+            delivered_kept: kept as u64,
+            past_retention: due as u64,
+            pruned: pruned as u64,
+            last_pruned_at: from_ms_opt(at)?,
         })
     }
 

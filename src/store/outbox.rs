@@ -231,6 +231,17 @@ pub(crate) fn backfill_cash_balances(conn: &Connection) -> Result<(), StoreError
     Ok(())
 }
 
+/// Deletes these events (delivered long ago) from the outbox.
+pub fn prune(conn: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
+    let mut delete = conn
+        .prepare_cached("DELETE FROM events WHERE seq = ?1")
+        .doing("pruning delivered events")?;
+    for seq in seqs {
+        delete.execute([seq]).doing("pruning delivered events")?;
+    }
+    Ok(())
+}
+
 /// The event with this `seq`, if there is one.
 pub fn event(conn: &Connection, seq: i64) -> Result<Option<Event>, StoreError> {
     conn.prepare_cached("SELECT seq, id, type, created_at, payload FROM events WHERE seq = ?1")

@@ -288,6 +288,20 @@ CREATE INDEX deliveries_claimed ON deliveries (seq) WHERE claimed_at_ms IS NOT N
 "#,
         then: None,
     },
+    // 3: delivered events are deleted from the outbox after a retention: how many were, and
+    // when last, for `recon check`; and the delivered ones by time, to find them.
+    Migration {
+        sql: r#"
+CREATE TABLE pruned (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    events   INTEGER NOT NULL,
+    at_ms    INTEGER
+) STRICT;
+INSERT INTO pruned (id, events, at_ms) VALUES (1, 0, NULL);
+CREATE INDEX deliveries_delivered ON deliveries (delivered_at_ms) WHERE status = 'DELIVERED';
+"#,
+        then: None,
+    },
 ];
 
 /// The CHECK constraints that migration 5 rewrites: table, as created, as rewritten.

@@ -998,3 +998,81 @@ fn a_deliver_stopped_while_posting_leaves_a_claim_and_the_next_posts_only_that_e
         assert_eq!(posts, if i == 2 { 2 } else { 1 }, "{}", event.id);
     }
 }
+
+/// Moves every delivery in the delivery state file `days` days into the past.
+fn age_deliveries(env: &Env, days: i64) {
+    let path = format!("{}.deliveries", env.db());
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute(
+        "UPDATE deliveries SET delivered_at_ms = delivered_at_ms - ?1 WHERE status = 'DELIVERED'",
+        [days * 86_400_000],
+    )
+    .unwrap();
+}
+
+#[test]
+fn delivered_events_are_pruned_after_the_retention_counted_by_check_and_delivery_goes_on() {
+    let env = Env::with_groups();
+    let receiver = Receiver::start(vec![Reply::Status(200)]);
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    assert_eq!(env.sql_count("SELECT count(*) FROM events"), 9);
+    let check = env.recon(&["check", "--db", &env.db()]);
+    assert_ok(&check);
+    assert!(
+        crate::env::stdout(&check)
+            .contains("events   9 delivered kept (0 delivered over 30 day(s) ago"),
+        "{}",
+        crate::env::stdout(&check)
+    );
+
+    // Within the retention nothing goes; 31 days later every event but the last taken in does.
+    age_deliveries(&env, 29);
+    let out = env.deliver(&receiver.url, &[]);
+    assert_ok(&out);
+    assert!(!crate::env::stdout(&out).contains("pruned"));
+    assert_eq!(env.sql_count("SELECT count(*) FROM events"), 9);
+    age_deliveries(&env, 2);
+    let check = crate::env::stdout(&env.recon(&["check", "--db", &env.db()]));
+    assert!(check.contains("(9 delivered over 30 day(s) ago"), "{check}");
+    let out = env.deliver(&receiver.url, &[]);
+    assert_ok(&out);
+    assert!(
+        crate::env::stdout(&out).contains("pruned 8 event(s) delivered over 30 day(s) ago"),
+        "{}",
+        crate::env::stdout(&out)
+    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM events"), 1);
+    assert_eq!(env.events().len(), 1, "the listing shows what is kept");
+    let check = env.recon(&["check", "--db", &env.db()]);
+    assert_ok(&check);
+    let text = crate::env::stdout(&check);
+    assert!(text.contains("events   1 delivered kept"), "{text}");
+    assert!(text.contains(", 8 pruned (last on "), "{text}");
+
+    // New events after the prune are taken in and delivered as before, once each.
+    assert_ok(&env.recon(&[
+        "topups",
+        "create",
+        "--db",
+        &env.db(),
+        "--account-group-id",
+        GROUPS[0],
+        "--amount",
+        "12.00",
+        "--currency",
+        "EUR",
+    ]));
+    let before = receiver.seen().len();
+    assert_ok(&env.deliver(&receiver.url, &["--retention-days", "0"]));
+    assert_eq!(receiver.seen().len(), before + 1);
+    // A retention of 0 days prunes what was just delivered, except the last event taken in.
+    assert_eq!(env.sql_count("SELECT count(*) FROM events"), 1);
+    assert_eq!(
+        receiver
+            .seen()
+            .iter()
+            .filter(|r| r.id() == receiver.seen()[before].id())
+            .count(),
+        1
+    );
+}
