@@ -14,22 +14,7 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
-use crate::env::{Env, assert_ok, stdout};
-
-/// How many hidden (temporary) files a report directory holds.
-fn hidden(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .count()
-}
+use crate::env::{Env, assert_ok, hidden_files, stdout};
 
 /// Every top-up's id and status in the database `db`, as the state to compare.
 fn state(env: &Env, db: &str) -> Vec<String> {
@@ -130,7 +115,7 @@ fn a_killed_run_settles_nothing_and_finishing_it_equals_an_uninterrupted_run() {
                 "kill {i} at {wait:?}: committed without a published report"
             );
             assert_eq!(
-                hidden(&out_dir),
+                hidden_files(&out_dir),
                 0,
                 "kill {i} at {wait:?}: temporary files left"
             );

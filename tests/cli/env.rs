@@ -336,3 +336,18 @@ pub fn start_serve(env: &Env, token: &str, extra: &[&str], stderr: Stdio) -> (Ch
         .to_string();
     (child, base)
 }
+
+/// How many hidden (temporary) files a report directory holds.
+pub fn hidden_files(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count()
+}

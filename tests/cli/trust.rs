@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::env::{Env, assert_code, assert_ok, demo, stderr, stdout};
+use crate::env::{Env, assert_code, assert_ok, demo, hidden_files, stderr, stdout};
 
 /// The demo's first statement cut to its first entry, which pays a demo top-up exactly:
 /// a night that needs nobody.
@@ -273,19 +273,10 @@ fn a_run_killed_between_its_commit_and_its_report_is_published_by_the_next_comma
     assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 1, "committed");
     let report = env.path("r");
     assert!(!report.join("summary.json").exists(), "not published yet");
-    let temporary = |dir: &Path| {
-        fs::read_dir(dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with('.')
-            })
-            .count()
-    };
-    assert!(temporary(&report) > 0, "the report's files were left aside");
+    assert!(
+        hidden_files(&report) > 0,
+        "the report's files were left aside"
+    );
     // The next command publishes it, says so, and leaves no temporary file.
     let out = env.recon(&["check", "--db", &env.db()]);
     assert_ok(&out);
@@ -294,7 +285,7 @@ fn a_run_killed_between_its_commit_and_its_report_is_published_by_the_next_comma
         "{}",
         stdout(&out)
     );
-    assert_eq!(temporary(&report), 0);
+    assert_eq!(hidden_files(&report), 0);
     let summary = env.summary("r");
     assert_eq!(summary["counts"]["matched"], 4, "{summary}");
     let out = env.recon(&["check", "--db", &env.db()]);

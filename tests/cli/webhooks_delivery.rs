@@ -65,22 +65,27 @@ impl Env {
         let env = Env(crate::env::Env::new());
         for _ in 0..3 {
             for group in GROUPS {
-                assert_ok(&env.recon(&[
-                    "topups",
-                    "create",
-                    "--db",
-                    &env.db(),
-                    "--account-group-id",
-                    group,
-                    "--amount",
-                    "10.00",
-                    "--currency",
-                    "EUR",
-                ]));
+                assert_ok(&env.create_topup(group, "10.00"));
             }
         }
         fs::write(env.path("secret"), format!("{SECRET}\n")).unwrap();
         env
+    }
+
+    /// `recon topups create` of a EUR top-up in this account group.
+    fn create_topup(&self, group: &str, amount: &str) -> Output {
+        self.recon(&[
+            "topups",
+            "create",
+            "--db",
+            &self.db(),
+            "--account-group-id",
+            group,
+            "--amount",
+            amount,
+            "--currency",
+            "EUR",
+        ])
     }
 
     fn deliver(&self, url: &str, extra: &[&str]) -> Output {
@@ -885,18 +890,7 @@ fn deliver_beside_a_run_holding_the_write_lock_posts_each_event_once_and_records
     )
     .unwrap();
     // It is held: a writer gives up.
-    let writer = env.recon(&[
-        "topups",
-        "create",
-        "--db",
-        &env.db(),
-        "--account-group-id",
-        GROUPS[0],
-        "--amount",
-        "1.00",
-        "--currency",
-        "EUR",
-    ]);
+    let writer = env.create_topup(GROUPS[0], "1.00");
     assert_eq!(writer.status.code(), Some(75));
 
     let out = env.deliver(&receiver.url, &[]);
@@ -1050,18 +1044,7 @@ fn delivered_events_are_pruned_after_the_retention_counted_by_check_and_delivery
     assert!(text.contains(", 8 pruned (last on "), "{text}");
 
     // New events after the prune are taken in and delivered as before, once each.
-    assert_ok(&env.recon(&[
-        "topups",
-        "create",
-        "--db",
-        &env.db(),
-        "--account-group-id",
-        GROUPS[0],
-        "--amount",
-        "12.00",
-        "--currency",
-        "EUR",
-    ]));
+    assert_ok(&env.create_topup(GROUPS[0], "12.00"));
     let before = receiver.seen().len();
     assert_ok(&env.deliver(&receiver.url, &["--retention-days", "0"]));
     assert_eq!(receiver.seen().len(), before + 1);
