@@ -5,12 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use crate::ids::{SettlementReference, TopUpId};
 use crate::reference::{Candidate, Strength};
-use crate::statement::{Direction, Transaction, TxIdentity};
+use crate::statement::identity::{self, Evidence, EvidenceDigest};
+use crate::statement::{CrossKey, Direction, Transaction, TxIdentity};
 use crate::topup::{Status, TopUp};
 
 /// What happened to one bank transaction. Every transaction read ends in exactly one.
@@ -109,6 +111,21 @@ pub struct Known {
     pub topups: HashMap<SettlementReference, KnownTopUp>,
     /// Transactions processed by earlier runs, among the batch's identities.
     pub processed: HashSet<TxIdentity>,
+    /// Transactions of earlier runs read from another family of formats, among the batch's
+    /// cross-format keys.
+    pub originals: HashMap<CrossKey, Vec<Original>>,
+}
+
+/// A transaction of an earlier run as a later copy in another format is compared with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Original {
+    /// The family of its file's format ([`crate::statement::family`]).
+    pub family: String,
+    /// Our account, as its file stated it.
+    pub account: Option<String>,
+    pub evidence: EvidenceDigest,
+    /// How a person finds it: file, place, run.
+    pub description: String,
 }
 
 /// Who settled a top-up before a payment that came too late.
@@ -134,6 +151,8 @@ pub struct Decision {
     pub topup: Option<TopUp>,
     /// For payments of a settled top-up: who settled it.
     pub earlier: Option<EarlierSettlement>,
+    /// For a copy of a transaction delivered before in another format: that transaction.
+    pub copy_of: Option<String>,
 }
 
 impl Decision {
@@ -144,7 +163,17 @@ impl Decision {
             other_references: Vec::new(),
             topup: None,
             earlier: None,
+            copy_of: None,
         }
+    }
+
+    /// The note on a copy of a transaction delivered before in another format.
+    pub fn copy_note(&self) -> Option<String> {
+        let original = self.copy_of.as_ref()?;
+        Some(format!(
+            "probably the same bank transaction as {original}, delivered again in another \
+             format: counted once, there; nothing to do"
+        ))
     }
 
     /// The top-up's amount when it differs from what was paid, or when a top-up was found.
@@ -173,12 +202,38 @@ pub struct Matcher {
     hasher: std::hash::RandomState,
     /// The top-ups this run settled, with the place of the settling transaction's identity.
     settled: HashMap<TopUpId, u32>,
+    /// The run's transactions that a later copy in another format may repeat.
+    copies: Copies,
 }
 
 impl Matcher {
     /// A matcher for a new run.
     pub fn new() -> Self {
         Matcher::default()
+    }
+
+    /// A matcher that keeps what it needs to recognise a transaction that a later file of the
+    /// run repeats in another format: for runs that read more than one family of formats
+    /// (about 60 bytes a transaction).
+    pub fn across_formats() -> Self {
+        Matcher {
+            copies: Copies {
+                keep: true,
+                ..Copies::default()
+            },
+            ..Matcher::default()
+        }
+    }
+
+    /// The next transactions decided come from this file, of this family of formats (`None`:
+    /// unknown, and its transactions are not compared across formats).
+    pub fn start_file(&mut self, name: Arc<str>, family: Option<&str>) {
+        self.copies.files.push((name, family.map(Arc::from)));
+    }
+
+    /// Forgets what the file being decided left for its copies (its file was rejected).
+    pub fn forget_file(&mut self) {
+        self.copies.forget_file();
     }
 
     /// Forgets one decision, as if its transaction had never been seen (its file was rejected
@@ -214,9 +269,20 @@ impl Matcher {
         if known.processed.contains(&tx.identity) {
             return Decision::bare(Outcome::AlreadyProcessed);
         }
+        let mut evidence = EvidenceOf::new(tx);
+        let with_reference = !candidates.is_empty();
+        if let Some(original) = self.copy_of(tx, with_reference, &mut evidence, known) {
+            return Decision {
+                copy_of: Some(original),
+                ..Decision::bare(Outcome::AlreadyProcessed)
+            };
+        }
         let Some(claim) = self.claim(tx.identity) else {
             return Decision::bare(Outcome::AlreadyProcessed);
         };
+        if let Some(key) = tx.cross_key {
+            self.copies.keep(key, tx, &mut evidence);
+        }
         if tx.reversal {
             return Decision::bare(Outcome::Reversal);
         }
@@ -254,6 +320,36 @@ impl Matcher {
             };
         }
         self.settle_or_explain(tx, claim, found, decision)
+    }
+
+    /// The transaction that `tx` repeats in another format, earlier in this run or in an
+    /// earlier run, described; `None` when there is none (or `tx` is from the same family of
+    /// formats: two files of one format carry a transaction alike, so the identity decides).
+    fn copy_of(
+        &self,
+        tx: &Transaction,
+        with_reference: bool,
+        evidence: &mut EvidenceOf,
+        known: &Known,
+    ) -> Option<String> {
+        let key = tx.cross_key?;
+        let (_, Some(family)) = self.copies.files.last()? else {
+            return None;
+        };
+        let account = tx.account.as_deref();
+        let stored = known.originals.get(&key).into_iter().flatten();
+        for original in stored.filter(|o| *o.family != **family) {
+            let theirs = (original.account.as_deref(), &original.evidence);
+            if identity::same_transaction(with_reference, theirs, (account, evidence.get())) {
+                return Some(original.description.clone());
+            }
+        }
+        self.copies.this_run(
+            key,
+            family,
+            with_reference,
+            (account, evidence.get_if(self.copies.keep)?),
+        )
     }
 
     /// Claims `identity` for this run; returns its place, or `None` when it was claimed before.
@@ -313,6 +409,181 @@ impl Matcher {
     }
 }
 
+/// A transaction's [`EvidenceDigest`], made when first needed: most transactions of a night
+/// never need it.
+struct EvidenceOf<'t> {
+    tx: &'t Transaction,
+    digest: Option<EvidenceDigest>,
+}
+
+impl<'t> EvidenceOf<'t> {
+    fn new(tx: &'t Transaction) -> Self {
+        EvidenceOf { tx, digest: None }
+    }
+
+    fn get(&mut self) -> &EvidenceDigest {
+        let tx = self.tx;
+        self.digest.get_or_insert_with(|| {
+            let text = tx.remittance.display();
+            Evidence::of(tx, &text).digest()
+        })
+    }
+
+    fn get_if(&mut self, wanted: bool) -> Option<&EvidenceDigest> {
+        wanted.then(|| self.get())
+    }
+}
+
+/// The run's own transactions that a copy in another format, later in the run, may repeat.
+#[derive(Default)]
+struct Copies {
+    /// Whether to keep them: only a run that reads more than one family of formats can meet
+    /// a copy of its own transactions.
+    keep: bool,
+    /// Each file decided so far, with its family of formats.
+    files: Vec<(Arc<str>, Option<Arc<str>>)>,
+    /// The accounts the run's files stated, each once.
+    accounts: Vec<Arc<str>>,
+    kept: Vec<Kept>,
+    /// The place in `kept` of the newest transaction of each key; older ones follow `previous`.
+    newest: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+}
+
+/// One kept transaction, in a few numbers.
+struct Kept {
+    key: CrossKey,
+    /// The place in `kept` of the previous transaction with the same key, or `u32::MAX`.
+    previous: u32,
+    file: u32,
+    /// 1 + its place in `accounts`, or 0 when its file stated none.
+    account: u32,
+    evidence: EvidenceDigest,
+    entry: u32,
+    /// 0 when the entry has no details (or the file has no lines).
+    detail: u32,
+    line: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Copies {
+    /// Keeps `tx`, of the file being decided, for a later copy to be compared with.
+    fn keep(&mut self, key: CrossKey, tx: &Transaction, evidence: &mut EvidenceOf) {
+        if !self.keep {
+            return;
+        }
+        let Some(file) = self.files.len().checked_sub(1) else {
+            return;
+        };
+        let account = match tx.account.as_deref() {
+            None => 0,
+            Some(account) => match self.accounts.iter().position(|a| **a == *account) {
+                Some(at) => at + 1,
+                None => {
+                    self.accounts.push(Arc::from(account));
+                    self.accounts.len()
+                }
+            },
+        };
+        let at = u32::try_from(self.kept.len()).expect("fewer than 2^32 transactions");
+        let (kept, hasher) = (&self.kept, &self.hasher);
+        let previous = match self.newest.entry(
+            hasher.hash_one(key),
+            |&other| kept[other as usize].key == key,
+            |&other| hasher.hash_one(kept[other as usize].key),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut place) => {
+                std::mem::replace(place.get_mut(), at)
+            }
+            hashbrown::hash_table::Entry::Vacant(place) => {
+                place.insert(at);
+                NONE
+            }
+        };
+        self.kept.push(Kept {
+            key,
+            previous,
+            file: file as u32,
+            account: account as u32,
+            evidence: *evidence.get(),
+            entry: tx.position.entry,
+            detail: tx.position.detail.unwrap_or(0),
+            line: tx
+                .position
+                .line
+                .map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX)),
+        });
+    }
+
+    /// The first kept transaction of another family with this key that agrees, described.
+    fn this_run(
+        &self,
+        key: CrossKey,
+        family: &str,
+        with_reference: bool,
+        (account, evidence): (Option<&str>, &EvidenceDigest),
+    ) -> Option<String> {
+        let hash = self.hasher.hash_one(key);
+        let mut at = *self
+            .newest
+            .find(hash, |&other| self.kept[other as usize].key == key)?;
+        let mut found = None;
+        // Newest first; the oldest that agrees is the one named.
+        while at != NONE {
+            let kept = &self.kept[at as usize];
+            let (name, kept_family) = &self.files[kept.file as usize];
+            let kept_account =
+                (kept.account > 0).then(|| &*self.accounts[kept.account as usize - 1]);
+            if kept_family.as_deref().is_some_and(|f| f != family)
+                && identity::same_transaction(
+                    with_reference,
+                    (kept_account, &kept.evidence),
+                    (account, evidence),
+                )
+            {
+                found = Some(describe_place(
+                    name,
+                    kept.entry,
+                    (kept.detail > 0).then_some(kept.detail),
+                    (kept.line > 0).then_some(u64::from(kept.line)),
+                ));
+            }
+            at = kept.previous;
+        }
+        found
+    }
+
+    /// Takes out what the last file kept.
+    fn forget_file(&mut self) {
+        let Some(file) = self.files.len().checked_sub(1) else {
+            return;
+        };
+        while self.kept.last().is_some_and(|k| k.file as usize == file) {
+            let gone = self.kept.pop().expect("a last one");
+            let at = self.kept.len() as u32;
+            let hash = self.hasher.hash_one(gone.key);
+            if let Ok(mut place) = self.newest.find_entry(hash, |&other| other == at) {
+                if gone.previous == NONE {
+                    place.remove();
+                } else {
+                    *place.get_mut() = gone.previous;
+                }
+            }
+        }
+    }
+}
+
+/// Where a transaction is in its file, as a person opens it: the line of a line-based file
+/// (CSV, MT940), else the entry and its detail.
+pub fn describe_place(file: &str, entry: u32, detail: Option<u32>, line: Option<u64>) -> String {
+    match (line, detail) {
+        (Some(line), _) => format!("{file} line {line}"),
+        (None, Some(detail)) => format!("{file} entry {entry} detail {detail}"),
+        (None, None) => format!("{file} entry {entry}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +621,7 @@ mod tests {
                 .map(|k| (k.topup.settlement_reference, k.clone()))
                 .collect(),
             processed: HashSet::new(),
+            originals: HashMap::new(),
         }
     }
 
@@ -519,5 +791,115 @@ mod tests {
             &format!("order 9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f topup {REF_A}"),
         );
         assert_eq!(decide(&mut Matcher::new(), &t, &k), Outcome::Matched);
+    }
+    /// A payment of `text` booked on 2026-11-21 with its cross-format key, as the `n`-th
+    /// transaction of a file that gives it `servicer_ref`.
+    fn booked(amount: &str, text: &str, servicer_ref: &str) -> Transaction {
+        let mut t = Transaction::test_credit(amount, "EUR", text);
+        t.booking_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 21);
+        t.refs.servicer_ref = Some(servicer_ref.into());
+        identity::assign(std::slice::from_mut(&mut t));
+        let references = find_candidates([text]).into_iter().map(|c| c.reference);
+        t.cross_key = identity::CrossAssigner::default().key(&t, references);
+        t
+    }
+
+    fn decided(matcher: &mut Matcher, t: &Transaction, known: &Known) -> Decision {
+        let candidates = find_candidates(t.remittance.search_fields().iter().map(String::as_str));
+        matcher.decide(t, &candidates, known)
+    }
+
+    #[test]
+    fn a_copy_in_another_format_later_in_the_run_is_already_processed_and_names_the_first() {
+        let k = known(&[topup(REF_A, "200.00", Status::Confirmed)]);
+        let text = format!("topup {REF_A}");
+        let mut m = Matcher::across_formats();
+        m.start_file("night.xml".into(), Some("camt"));
+        assert_eq!(
+            decided(&mut m, &booked("200.00", &text, "B-1"), &k).outcome,
+            Outcome::Matched
+        );
+        m.start_file("night.csv".into(), Some("csv (recon)"));
+        let mut copy = booked("200", &text.to_uppercase(), "B-1");
+        copy.account = None;
+        let decision = decided(&mut m, &copy, &k);
+        assert_eq!(decision.outcome, Outcome::AlreadyProcessed);
+        assert_eq!(decision.copy_of.as_deref(), Some("night.xml entry 1"));
+        assert!(
+            decision
+                .copy_note()
+                .unwrap()
+                .starts_with("probably the same bank transaction as night.xml entry 1")
+        );
+        // A second file of the first one's format: a real second payment.
+        m.start_file("other.xml".into(), Some("camt"));
+        let again = booked("200.00", &text, "B-2");
+        assert_eq!(decided(&mut m, &again, &k).outcome, Outcome::AlreadySettled);
+    }
+
+    #[test]
+    fn without_room_for_copies_or_a_known_family_nothing_is_taken_for_a_copy() {
+        let k = known(&[topup(REF_A, "200.00", Status::Confirmed)]);
+        let text = format!("topup {REF_A}");
+        for (mut m, family) in [
+            (Matcher::new(), Some("csv (recon)")),
+            (Matcher::across_formats(), None),
+        ] {
+            m.start_file("night.xml".into(), Some("camt"));
+            assert_eq!(
+                decided(&mut m, &booked("200.00", &text, "B-1"), &k).outcome,
+                Outcome::Matched
+            );
+            m.start_file("night.csv".into(), family);
+            let copy = booked("200.00", &text, "B-2");
+            assert_eq!(decided(&mut m, &copy, &k).outcome, Outcome::AlreadySettled);
+        }
+    }
+
+    #[test]
+    fn a_copy_of_an_earlier_runs_transaction_in_another_format_is_already_processed() {
+        let mut k = known(&[topup(REF_A, "200.00", Status::Settled)]);
+        let text = format!("topup {REF_A}");
+        let copy = booked("200.00", &text, "B-1");
+        let original = |family: &str| Original {
+            family: family.to_string(),
+            account: Some("37040044/0532013000".to_string()),
+            evidence: identity::Evidence::of(&copy, "").digest(),
+            description: "night.sta line 5 (run R)".to_string(),
+        };
+        k.originals.insert(
+            copy.cross_key.unwrap(),
+            vec![original("camt"), original("mt940")],
+        );
+        let mut m = Matcher::new();
+        m.start_file("night.xml".into(), Some("camt"));
+        let decision = decided(&mut m, &copy, &k);
+        assert_eq!(decision.outcome, Outcome::AlreadyProcessed);
+        assert_eq!(
+            decision.copy_of.as_deref(),
+            Some("night.sta line 5 (run R)")
+        );
+    }
+
+    #[test]
+    fn a_rejected_files_transactions_are_no_originals_afterwards() {
+        let k = known(&[topup(REF_A, "200.00", Status::Confirmed)]);
+        let text = format!("topup {REF_A}");
+        let mut m = Matcher::across_formats();
+        m.start_file("bad.csv".into(), Some("csv (recon)"));
+        let first = booked("200.00", &text, "B-9");
+        let decision = decided(&mut m, &first, &k);
+        assert_eq!(decision.outcome, Outcome::Matched);
+        m.forget_file();
+        m.forget(
+            first.identity,
+            Outcome::Matched,
+            decision.topup.map(|t| t.id),
+        );
+        m.start_file("night.xml".into(), Some("camt"));
+        assert_eq!(
+            decided(&mut m, &booked("200.00", &text, "B-1"), &k).outcome,
+            Outcome::Matched
+        );
     }
 }

@@ -395,6 +395,7 @@ pub(crate) fn hostile_row() -> Row {
         expected_amount: "45.5".parse().ok(),
         difference: "-5.5".parse().ok(),
         identity: TxIdentity::default(),
+        cross_key: None,
     }
 }
 

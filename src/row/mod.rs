@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use crate::ids::TopUpId;
 use crate::matching::{Category, Decision, Outcome};
 use crate::money::{Currency, format_amount};
-use crate::statement::{Direction, Transaction, TxIdentity};
+use crate::statement::{CrossKey, Direction, Transaction, TxIdentity};
 
 /// A decided transaction with everything a person needs to act on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct Row {
     pub expected_amount: Option<Decimal>,
     pub difference: Option<Decimal>,
     pub identity: TxIdentity,
+    /// The transaction's identity across formats, if it has one (booked, with a booking date).
+    pub cross_key: Option<CrossKey>,
 }
 
 /// A row's texts as given, to make its [`Texts`] from.
@@ -140,7 +142,7 @@ impl Row {
             counterparty_iban: tx.counterparty.account.as_deref(),
             remittance: &remittance,
             extracted_reference: reference.as_deref(),
-            suggestion: None,
+            suggestion: decision.copy_note().as_deref(),
         });
         Row {
             outcome: decision.outcome,
@@ -162,6 +164,7 @@ impl Row {
             expected_amount: decision.expected_amount(),
             difference,
             identity: tx.identity,
+            cross_key: tx.cross_key,
         }
     }
 
@@ -313,6 +316,7 @@ pub(crate) mod tests {
             expected_amount: None,
             difference: None,
             identity: TxIdentity::default(),
+            cross_key: None,
         }
     }
 }

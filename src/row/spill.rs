@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use super::{Row, TEXTS, Texts};
 use crate::ids::TopUpId;
 use crate::matching::Outcome;
-use crate::statement::{Direction, TxIdentity};
+use crate::statement::{CrossKey, Direction, TxIdentity};
 
 /// Rows of one kind being written aside, in the order they were decided.
 pub struct Spill {
@@ -284,6 +284,7 @@ const EXPECTED: u16 = 1 << 7;
 const DIFFERENCE: u16 = 1 << 8;
 const REVERSAL: u16 = 1 << 9;
 const DEBIT: u16 = 1 << 10;
+const CROSS_KEY: u16 = 1 << 11;
 
 fn encode(row: &Row, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; 4]);
@@ -300,6 +301,7 @@ fn encode(row: &Row, out: &mut Vec<u8>) {
         (DIFFERENCE, row.difference.is_some()),
         (REVERSAL, row.reversal),
         (DEBIT, row.direction == Direction::Debit),
+        (CROSS_KEY, row.cross_key.is_some()),
     ] {
         if present {
             flags |= bit;
@@ -321,6 +323,9 @@ fn encode(row: &Row, out: &mut Vec<u8>) {
         out.extend_from_slice(&line.to_le_bytes());
     }
     out.extend_from_slice(&row.identity.0);
+    if let Some(key) = row.cross_key {
+        out.extend_from_slice(&key.0.to_le_bytes());
+    }
     if let Some(topup) = row.topup_id {
         out.extend_from_slice(topup.uuid().as_bytes());
     }
@@ -374,6 +379,10 @@ fn decode(record: &[u8], shared: &mut Shared) -> Option<Row> {
         false => None,
     };
     let identity = TxIdentity(input.array()?);
+    let cross_key = match has(CROSS_KEY) {
+        true => Some(CrossKey(i64::from_le_bytes(input.array()?))),
+        false => None,
+    };
     let topup_id = match has(TOPUP) {
         true => Some(TopUpId::from_uuid(uuid::Uuid::from_bytes(input.array()?))),
         false => None,
@@ -434,6 +443,7 @@ fn decode(record: &[u8], shared: &mut Shared) -> Option<Row> {
         expected_amount,
         difference,
         identity,
+        cross_key,
     })
 }
 
@@ -499,6 +509,7 @@ mod tests {
             expected_amount: Some(Decimal::new(-1, 28)),
             difference: Some(Decimal::MAX),
             identity: TxIdentity([7; 32]),
+            cross_key: Some(CrossKey(i64::MIN)),
         }
     }
 

@@ -1099,6 +1099,7 @@ fn detail_transaction(
         ),
         remittance: detail.remittance,
         identity: TxIdentity::default(),
+        cross_key: None,
     }
 }
 

@@ -497,6 +497,7 @@ impl<'p> Layout<'p> {
                 ..Remittance::default()
             },
             identity: TxIdentity::default(),
+            cross_key: None,
         })
     }
 

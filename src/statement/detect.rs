@@ -18,6 +18,29 @@ pub enum Format<'p> {
     Csv(&'p Profile),
 }
 
+impl Format<'_> {
+    /// The format's family, as [`family`] names a file's format: `camt`, `mt940` or
+    /// `csv (PROFILE)`.
+    pub fn family(&self) -> String {
+        match self {
+            Format::Camt { .. } => "camt".to_string(),
+            Format::Mt940 => "mt940".to_string(),
+            Format::Csv(profile) => format!("csv ({})", profile.name),
+        }
+    }
+}
+
+/// The family of a file's format as the summary and the ledger name it (`camt.053.001.02`,
+/// `mt940`, `csv (recon)`): every camt version is one family, each CSV profile is its own.
+/// Two files of one family that carry the same transaction carry it alike.
+pub fn family(format: &str) -> &str {
+    if format.starts_with("camt") {
+        "camt"
+    } else {
+        format
+    }
+}
+
 /// Decides the format of a file from its head: XML, then MT940, then CSV with `forced` as its
 /// profile, else with the profile whose header the head carries. The error says why none fits.
 pub fn detect<'p>(

@@ -6,6 +6,12 @@
 //! occurrence number among identical transactions in the same file. A re-sent or overlapping
 //! statement gives the same identities; two real payments with identical content get
 //! different occurrence numbers and stay apart.
+//!
+//! A bank's camt, MT940 and CSV exports of the same night describe each transaction with
+//! different fields, so the identity differs between them. The [`CrossKey`] is made only of
+//! what every format carries, and [`Evidence`] says whether two transactions with the same key
+//! agree on what both state: together they recognise one bank transaction delivered twice in
+//! different formats (the README's Outcomes section defines it for users).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,6 +19,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::Transaction;
+use crate::ids::SettlementReference;
 
 /// SHA-256 of a transaction's content and occurrence number.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -103,6 +110,188 @@ fn fingerprint(tx: &Transaction) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The cross-format identity of a booked transaction: a digest of its currency, direction,
+/// amount, booking date and the settlement references its remittance names, plus its
+/// occurrence number among the transactions of its file with the same content. 64 bits: it
+/// only finds candidates, which must then agree on their [`Evidence`] too.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CrossKey(pub i64);
+
+/// Gives one file's transactions their cross-format keys, in file order.
+#[derive(Default)]
+pub struct CrossAssigner {
+    occurrences: HashMap<[u8; 16], u32>,
+}
+
+impl CrossAssigner {
+    /// The key of the file's next transaction, whose remittance names `references`; `None`
+    /// for a transaction that is not booked or has no booking date (nothing to compare on).
+    pub fn key(
+        &mut self,
+        tx: &Transaction,
+        references: impl IntoIterator<Item = SettlementReference>,
+    ) -> Option<CrossKey> {
+        let booking_date = tx.booking_date.filter(|_| tx.booked)?;
+        let mut references: Vec<SettlementReference> = references.into_iter().collect();
+        references.sort_unstable();
+        references.dedup();
+        let mut hasher = Sha256::new();
+        let mut field = |value: &[u8]| {
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(value);
+        };
+        field(tx.currency.as_str().as_bytes());
+        field(tx.direction.code().as_bytes());
+        field(tx.amount.normalize().to_string().as_bytes());
+        field(booking_date.to_string().as_bytes());
+        for reference in &references {
+            field(reference.to_string().as_bytes());
+        }
+        let content: [u8; 32] = hasher.finalize().into();
+        let (half, _) = content.split_first_chunk::<16>().expect("32 bytes");
+        let seen = self.occurrences.entry(*half).or_insert(0);
+        let mut hasher = Sha256::new();
+        hasher.update(content);
+        hasher.update(seen.to_be_bytes());
+        *seen += 1;
+        let digest: [u8; 32] = hasher.finalize().into();
+        let (first, _) = digest.split_first_chunk::<8>().expect("32 bytes");
+        Some(CrossKey(i64::from_be_bytes(*first)))
+    }
+}
+
+/// What two transactions with the same [`CrossKey`] are compared on, as a report row and the
+/// ledger keep it: our account, the other party's account, the bank's references and the
+/// remittance text.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Evidence<'a> {
+    pub account: Option<&'a str>,
+    pub counterparty: Option<&'a str>,
+    pub references: [Option<&'a str>; 5],
+    pub text: &'a str,
+}
+
+impl<'a> Evidence<'a> {
+    /// A transaction's evidence; `text` is its remittance as the report shows it.
+    pub fn of(tx: &'a Transaction, text: &'a str) -> Evidence<'a> {
+        Evidence {
+            account: tx.account.as_deref(),
+            counterparty: tx.counterparty.account.as_deref(),
+            references: [
+                tx.refs.entry_display(),
+                tx.refs.servicer_display(),
+                tx.refs.end_to_end_id.as_deref(),
+                tx.refs.tx_id.as_deref(),
+                tx.refs.uetr.as_deref(),
+            ],
+            text,
+        }
+    }
+
+    /// The evidence in a few numbers, to be kept for every transaction of a run; the account
+    /// is kept apart, as text, because it does not compare by equality.
+    pub fn digest(&self) -> EvidenceDigest {
+        let mut references = [0; 5];
+        for (slot, reference) in references.iter_mut().zip(self.references) {
+            *slot = reference.map_or(0, |r| short_hash(&compact(meaningful_str(r))));
+        }
+        EvidenceDigest {
+            counterparty: self.counterparty.map_or(0, |c| short_hash(&compact(c))),
+            references,
+            text: short_hash(&compact(self.text)),
+        }
+    }
+}
+
+/// [`Evidence`] without our account, hashed: 0 stands for "not stated".
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct EvidenceDigest {
+    counterparty: u32,
+    references: [u32; 5],
+    text: u32,
+}
+
+/// Whether two transactions with the same [`CrossKey`] are one bank transaction: they must not
+/// disagree (our account, and the other party's account, are the same where both state them),
+/// and something beyond amount and date must say they are the same (a settlement reference in
+/// the key, the same other party's account, a bank reference in common, or the same text).
+pub fn same_transaction(
+    with_reference: bool,
+    (account_a, a): (Option<&str>, &EvidenceDigest),
+    (account_b, b): (Option<&str>, &EvidenceDigest),
+) -> bool {
+    if let (Some(x), Some(y)) = (account_a, account_b)
+        && !same_account(x, y)
+    {
+        return false;
+    }
+    let counterparty_stated = a.counterparty != 0 && b.counterparty != 0;
+    if counterparty_stated && a.counterparty != b.counterparty {
+        return false;
+    }
+    let reference_shared = a
+        .references
+        .iter()
+        .any(|&r| r != 0 && b.references.contains(&r));
+    with_reference || counterparty_stated || reference_shared || (a.text != 0 && a.text == b.text)
+}
+
+/// Whether two statements of our account name the same one: equal once spaces, punctuation
+/// and a currency code after the number are dropped, or the one's digits end the other's (an
+/// IBAN and the national account number inside it, as MT940's `:25:` often gives it).
+pub fn same_account(a: &str, b: &str) -> bool {
+    let (a, b) = (account_text(a), account_text(b));
+    if a == b {
+        return true;
+    }
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let (da, db) = (digits(&a), digits(&b));
+    let (short, long) = if da.len() <= db.len() {
+        (da, db)
+    } else {
+        (db, da)
+    };
+    short.len() >= 8 && long.ends_with(&short)
+}
+
+/// An account as compared: letters and digits, upper-cased, without a trailing currency code.
+fn account_text(account: &str) -> String {
+    let text = compact(account);
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    if n > 4 && bytes[n - 3..].iter().all(u8::is_ascii_uppercase) && bytes[n - 4].is_ascii_digit() {
+        return text[..n - 3].to_string();
+    }
+    text
+}
+
+/// Letters and digits only, upper-cased: how the formats differ in writing the same text.
+fn compact(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+fn meaningful_str(value: &str) -> &str {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("NOTPROVIDED") || v.eq_ignore_ascii_case("NONREF") {
+        ""
+    } else {
+        v
+    }
+}
+
+/// A 32-bit digest of a compacted text, 0 for none: a chance agreement of two different texts
+/// (one in four billion) only counts where everything in the key agrees too.
+fn short_hash(text: &str) -> u32 {
+    if text.is_empty() {
+        return 0;
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +316,165 @@ mod tests {
         assert_eq!(batched, whole);
         let distinct: std::collections::HashSet<_> = whole.iter().map(|t| t.identity).collect();
         assert_eq!(distinct.len(), 7);
+    }
+    fn booked(amount: &str, text: &str) -> Transaction {
+        let mut tx = payment(amount, text);
+        tx.booking_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 21);
+        tx
+    }
+
+    const REF: &str = "1ab4fef9-a097-4c6f-9345-647025d5fde6";
+
+    fn key(tx: &Transaction, references: &[&str]) -> Option<CrossKey> {
+        CrossAssigner::default().key(tx, references.iter().map(|r| r.parse().unwrap()))
+    }
+
+    #[test]
+    fn the_cross_key_is_made_of_what_every_format_carries_and_nothing_else() {
+        let camt = booked("200.00", "TOPUP 1AB4FEF9A0974C6F9345647025D5FDE6");
+        // The CSV of the same payment: no account, other references, text and value date.
+        let mut csv = booked("200", &format!("topup {REF}"));
+        csv.account = None;
+        csv.refs.entry_ref = Some("B-1".into());
+        csv.counterparty.name = Some("Erika".into());
+        csv.value_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23);
+        assert_eq!(key(&camt, &[REF]), key(&csv, &[REF]));
+        assert!(key(&camt, &[REF]).is_some());
+        let differs = [
+            Transaction {
+                amount: "200.01".parse().unwrap(),
+                ..camt.clone()
+            },
+            Transaction {
+                currency: "USD".parse().unwrap(),
+                ..camt.clone()
+            },
+            Transaction {
+                direction: super::super::Direction::Debit,
+                ..camt.clone()
+            },
+            Transaction {
+                booking_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22),
+                ..camt.clone()
+            },
+        ];
+        for other in &differs {
+            assert_ne!(key(&camt, &[REF]), key(other, &[REF]), "{other:?}");
+        }
+        assert_ne!(key(&camt, &[REF]), key(&camt, &[]));
+        // Pending, or without a booking date: nothing to compare on.
+        assert_eq!(
+            key(
+                &Transaction {
+                    booked: false,
+                    ..camt.clone()
+                },
+                &[REF]
+            ),
+            None
+        );
+        assert_eq!(key(&payment("200.00", "x"), &[REF]), None);
+    }
+
+    #[test]
+    fn identical_payments_of_one_file_get_their_keys_in_order_as_in_any_other_file() {
+        let gift = booked("10.00", "Spende");
+        let keys =
+            |assigner: &mut CrossAssigner| [assigner.key(&gift, []), assigner.key(&gift, [])];
+        let in_camt = keys(&mut CrossAssigner::default());
+        assert_ne!(in_camt[0], in_camt[1]);
+        assert_eq!(in_camt, keys(&mut CrossAssigner::default()));
+    }
+
+    #[test]
+    fn an_account_is_the_same_as_its_iban_with_spaces_a_currency_or_its_national_number() {
+        let iban = "DE89370400440532013000";
+        for same in [
+            "DE89 3704 0044 0532 0130 00",
+            "DE89370400440532013000EUR",
+            "37040044/0532013000",
+            "0532013000",
+        ] {
+            assert!(same_account(iban, same), "{same}");
+            assert!(same_account(same, iban), "{same}");
+        }
+        for other in [
+            "10020030/1234567",
+            "DE02120300000000202051",
+            "13000",
+            "GB29NWBK60161331926819",
+        ] {
+            assert!(!same_account(iban, other), "{other}");
+        }
+    }
+
+    fn evidence(
+        account: Option<&str>,
+        payer: Option<&str>,
+        reference: Option<&str>,
+        text: &str,
+    ) -> (Option<String>, EvidenceDigest) {
+        let digest = Evidence {
+            account,
+            counterparty: payer,
+            references: [reference, None, None, None, None],
+            text,
+        }
+        .digest();
+        (account.map(str::to_string), digest)
+    }
+
+    #[test]
+    fn copies_agree_on_what_both_state_and_share_more_than_amount_and_date() {
+        let camt = evidence(
+            Some("DE89370400440532013000"),
+            Some("DE02120300000000202051"),
+            Some("B-1"),
+            "Invoice 4711",
+        );
+        let same = |with_reference, other: &(Option<String>, EvidenceDigest)| {
+            same_transaction(
+                with_reference,
+                (camt.0.as_deref(), &camt.1),
+                (other.0.as_deref(), &other.1),
+            )
+        };
+        // A CSV without account: the same payer is enough, or a reference, or the text.
+        assert!(same(
+            false,
+            &evidence(None, Some("DE02 1203 0000 0000 2020 51"), None, "")
+        ));
+        assert!(same(
+            false,
+            &evidence(None, None, Some("b-1"), "other text")
+        ));
+        assert!(same(
+            false,
+            &evidence(None, None, Some("NONREF"), "INVOICE 4711")
+        ));
+        assert!(same(true, &evidence(None, None, None, "")));
+        // Nothing beyond amount and date: not the same.
+        assert!(!same(
+            false,
+            &evidence(None, None, Some("NOTPROVIDED"), "Rent")
+        ));
+        // A different payer, or account, wins over everything else.
+        assert!(!same(
+            true,
+            &evidence(
+                None,
+                Some("DE75512108001245126199"),
+                Some("B-1"),
+                "Invoice 4711"
+            )
+        ));
+        assert!(!same(
+            true,
+            &evidence(Some("10020030/1234567"), None, Some("B-1"), "Invoice 4711")
+        ));
+        assert!(same(
+            false,
+            &evidence(Some("37040044/0532013000"), None, Some("B-1"), "")
+        ));
     }
 }

@@ -89,6 +89,15 @@ impl From<io::Error> for InputErrorKind {
     }
 }
 
+/// The family of a file's format ([`detect::family`]), from its head, or `None` when it is
+/// not a statement recon reads (its reading will say why).
+pub fn detect_family(path: &Path, options: &ReadOptions) -> Option<String> {
+    let head = read_head(path, &options.limits).ok()?;
+    detect::detect(&head, &options.profiles, options.profile.as_ref())
+        .ok()
+        .map(|format| format.family())
+}
+
 /// Reads one statement file whole; any problem rejects the whole file (bad CSV rows only
 /// when `skip_bad_rows` is off).
 pub fn read_path(path: &Path, options: &ReadOptions) -> Result<StatementFile, InputError> {

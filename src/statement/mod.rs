@@ -21,9 +21,11 @@ use rust_decimal::Decimal;
 
 use crate::money::Currency;
 
-pub use identity::TxIdentity;
+pub use detect::family;
+pub use identity::{CrossKey, TxIdentity};
 pub use input::{
-    InputError, InputErrorKind, Limits, ReadOptions, hash_file, read_path, read_path_in_batches,
+    InputError, InputErrorKind, Limits, ReadOptions, detect_family, hash_file, read_path,
+    read_path_in_batches,
 };
 pub use reader::{BATCH, FormatRead, Place, ReadError, StatementReader};
 
@@ -183,6 +185,9 @@ pub struct Transaction {
     pub remittance: Remittance,
     /// Identity for de-duplication across files and runs; set by [`identity::assign`].
     pub identity: TxIdentity,
+    /// Identity across formats (the same transaction in the bank's camt and its CSV); set by
+    /// the run from the settlement references found ([`identity::CrossAssigner`]).
+    pub cross_key: Option<CrossKey>,
 }
 
 #[cfg(test)]
@@ -212,6 +217,7 @@ impl Transaction {
                 ..Remittance::default()
             },
             identity: TxIdentity::default(),
+            cross_key: None,
         }
     }
 }

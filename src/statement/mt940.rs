@@ -571,6 +571,7 @@ fn statement_line(field: &Field, ctx: &Context, ordinal: u32) -> Result<Transact
         counterparty: Counterparty::default(),
         remittance,
         identity: TxIdentity::default(),
+        cross_key: None,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The run ledger: each run, each statement file it read, and each bank transaction with its
 //! identity, outcome and top-up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -10,9 +10,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Doing, StoreError};
 use crate::ids::RunId;
-use crate::matching::Outcome;
+use crate::matching::{Original, Outcome};
 use crate::row::{Row, TextFields, Texts};
-use crate::statement::TxIdentity;
+use crate::statement::identity::Evidence;
+use crate::statement::{CrossKey, TxIdentity};
 use crate::topup::format_timestamp;
 
 /// Records the start of a run.
@@ -136,9 +137,9 @@ pub fn record_row(
                  topup_id, direction, status_code, reversal, amount, currency, booking_date,
                  value_date, account, statement_id, entry_ref, servicer_ref, end_to_end_id, tx_id,
                  uetr, counterparty_name, counterparty_iban, remittance, extracted_reference,
-                 expected_amount, difference, suggestion)
+                 expected_amount, difference, suggestion, cross_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
         )
         .doing("preparing the transaction insert")?;
     let identity = &row.identity.0[..];
@@ -174,6 +175,9 @@ pub fn record_row(
         row.expected_amount.map(|d| d.to_string()),
         row.difference.map(|d| d.to_string()),
         row.suggestion(),
+        row.cross_key
+            .filter(|_| claims_identity(row.outcome))
+            .map(|k| k.0),
     ])
     .doing("recording a bank transaction")?;
     Ok(())
@@ -209,6 +213,96 @@ pub fn processed<'a>(
         }
     }
     Ok(found)
+}
+
+/// Whether earlier runs read a statement of another family of formats than `family` (only
+/// then can a transaction repeat one of theirs in another format).
+pub fn read_other_families(conn: &Connection, family: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT format FROM statement_files WHERE format IS NOT NULL")
+        .doing("reading the formats read before")?;
+    let formats = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .doing("reading the formats read before")?;
+    for format in formats {
+        let format = format.doing("reading the formats read before")?;
+        if crate::statement::family(&format) != family {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The transactions of earlier runs, read from a file of another family of formats than
+/// `family`, that have these cross-format keys (a copy is compared with them).
+pub fn originals(
+    conn: &Connection,
+    keys: impl IntoIterator<Item = CrossKey>,
+    family: &str,
+) -> Result<HashMap<CrossKey, Vec<Original>>, StoreError> {
+    let doing = "looking up transactions read before in another format";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT sf.format, bt.account, bt.counterparty_iban, bt.entry_ref, bt.servicer_ref,
+                    bt.end_to_end_id, bt.tx_id, bt.uetr, bt.remittance, sf.path, bt.entry_number,
+                    bt.detail_number, bt.line_number, bt.run_id, r.started_at
+             FROM bank_transactions bt
+             JOIN statement_files sf ON sf.id = bt.file_id
+             JOIN runs r ON r.id = bt.run_id
+             WHERE bt.cross_key = ?1
+             ORDER BY bt.id",
+        )
+        .doing(doing)?;
+    let mut found: HashMap<CrossKey, Vec<Original>> = HashMap::new();
+    for key in keys {
+        let rows = stmt.query_map([key.0], original_from_row).doing(doing)?;
+        for original in rows {
+            let original = original.doing(doing)?;
+            if crate::statement::family(&original.family) != family {
+                found.entry(key).or_default().push(original);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn original_from_row(row: &rusqlite::Row) -> rusqlite::Result<Original> {
+    let format: String = row.get(0)?;
+    let account: Option<String> = row.get(1)?;
+    let counterparty: Option<String> = row.get(2)?;
+    let references: [Option<String>; 5] = [
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ];
+    let remittance: String = row.get(8)?;
+    let evidence = Evidence {
+        account: account.as_deref(),
+        counterparty: counterparty.as_deref(),
+        references: references.each_ref().map(Option::as_deref),
+        text: &remittance,
+    }
+    .digest();
+    let path: String = row.get(9)?;
+    let entry: i64 = row.get(10)?;
+    let detail: Option<i64> = row.get(11)?;
+    let line: Option<i64> = row.get(12)?;
+    let run: String = row.get(13)?;
+    let started: String = row.get(14)?;
+    let place = crate::matching::describe_place(
+        &path,
+        entry as u32,
+        detail.map(|d| d as u32),
+        line.map(|l| l as u64),
+    );
+    Ok(Original {
+        family: crate::statement::family(&format).to_string(),
+        account,
+        evidence,
+        description: format!("{place} (run {run}, {started})"),
+    })
 }
 
 /// Per-run totals kept next to the run.
@@ -541,6 +635,8 @@ fn row_from_ledger(row: &rusqlite::Row) -> rusqlite::Result<Result<Row, StoreErr
                     .try_into()
                     .map_err(|_| bad("identity", "?"))?,
             ),
+            // Only a run's deciding compares cross-format keys; no report shows them.
+            cross_key: None,
         })
     })())
 }

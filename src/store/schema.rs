@@ -232,6 +232,16 @@ CREATE INDEX topups_open ON topups (created_at, id) WHERE status IN ('NEW', 'CON
               ALTER TABLE runs ADD COLUMN published_at TEXT;",
         then: None,
     },
+    // 11 (the ninth entry on the branch that added it; it becomes the eleventh when merged
+    // after migrations 9 and 10): each transaction's cross-format key, for the transactions
+    // that claim their identity, so that the same bank transaction delivered later in another
+    // format (the bank's CSV of a night read as camt) is found and not processed twice.
+    Migration {
+        sql: "ALTER TABLE bank_transactions ADD COLUMN cross_key INTEGER;
+              CREATE INDEX bank_transactions_cross ON bank_transactions (cross_key)
+                  WHERE cross_key IS NOT NULL;",
+        then: None,
+    },
 ];
 
 /// `PRAGMA application_id` of a delivery state file, `<db>.deliveries` ("RECD").

@@ -7,6 +7,7 @@ mod env;
 // The nightly job and its inputs.
 mod camt;
 mod controls;
+mod cross_format;
 mod csv;
 mod hostile;
 mod inbox;

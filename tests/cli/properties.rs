@@ -172,6 +172,7 @@ fn payment(reference: &Uuid, amount: u8, debit: bool, i: usize) -> Transaction {
             ..Remittance::default()
         },
         identity: TxIdentity::default(),
+        cross_key: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::read::{FileEnd, Read};
+use super::read::{FileAt, FileEnd, Read};
 use super::record::Ledger;
 use crate::controls::{Chains, Control};
 use crate::error::Error;
@@ -55,6 +55,9 @@ struct FileStart {
     settlements: usize,
     totals: Totals,
     progress: u64,
+    /// Earlier runs read files of another family of formats than this one's: its
+    /// transactions are looked up among theirs, for copies.
+    originals_stored: bool,
 }
 
 /// Everything a run decided, for the settling, the ledger and the report.
@@ -72,9 +75,13 @@ pub(super) struct Decided {
 }
 
 impl Deciding {
-    pub fn new(first_ledger_id: i64, dir: &Path) -> Result<Self, Error> {
+    /// `mixed`: the run reads more than one family of formats.
+    pub fn new(first_ledger_id: i64, dir: &Path, mixed: bool) -> Result<Self, Error> {
         Ok(Deciding {
-            matcher: Matcher::new(),
+            matcher: match mixed {
+                true => Matcher::across_formats(),
+                false => Matcher::new(),
+            },
             totals: Totals::default(),
             inputs: Vec::new(),
             rows: DecidedRows::new(dir)?,
@@ -100,7 +107,7 @@ impl Deciding {
             return Err(Error::Interrupted);
         }
         match read {
-            Read::Batch(path, batch) => self.batch(tx, path, batch, progress),
+            Read::Batch(at, batch) => self.batch(tx, at, batch, progress),
             Read::Done(FileEnd {
                 position,
                 path,
@@ -128,22 +135,19 @@ impl Deciding {
     fn batch(
         &mut self,
         tx: &rusqlite::Transaction,
-        path: &Path,
+        at: FileAt,
         batch: Vec<(Transaction, Vec<Candidate>)>,
         progress: &indicatif::ProgressBar,
     ) -> Result<(), Error> {
-        let start = self.file_start.get_or_insert_with(|| FileStart {
-            name: Arc::from(path.display().to_string()),
-            rows: self.rows.mark(),
-            ledger: self.ledger.len(),
-            settlements: self.settlements.len(),
-            totals: self.totals.clone(),
-            progress: progress.position(),
-        });
+        if self.file_start.is_none() {
+            self.start_file(tx, at, progress)?;
+        }
+        let start = self.file_start.as_ref().expect("started above");
         let file_name = start.name.clone();
+        let family = at.family.filter(|_| start.originals_stored);
         // Nothing is written before the settlements, so every batch sees the store as the run
         // found it.
-        let known = lookup(tx, &batch)?;
+        let known = lookup(tx, &batch, family)?;
         for (transaction, candidates) in batch {
             let mut decision = self.matcher.decide(&transaction, &candidates, &known);
             let ledger_id = self.ledger.next_id();
@@ -169,12 +173,38 @@ impl Deciding {
         Ok(())
     }
 
+    /// Marks where the file that `at` names begins, and tells the matcher.
+    fn start_file(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        at: FileAt,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), Error> {
+        let name: Arc<str> = Arc::from(at.path.display().to_string());
+        let originals_stored = match at.family {
+            Some(family) => runs::read_other_families(tx, family)?,
+            None => false,
+        };
+        self.matcher.start_file(name.clone(), at.family);
+        self.file_start = Some(FileStart {
+            name,
+            rows: self.rows.mark(),
+            ledger: self.ledger.len(),
+            settlements: self.settlements.len(),
+            totals: self.totals.clone(),
+            progress: progress.position(),
+            originals_stored,
+        });
+        Ok(())
+    }
+
     /// Forgets what was decided of the file being read, if anything.
     fn roll_back_file(&mut self, progress: &indicatif::ProgressBar) -> Result<(), Error> {
         let Some(start) = self.file_start.take() else {
             return Ok(());
         };
         let matcher = &mut self.matcher;
+        matcher.forget_file();
         self.rows.cut_back(start.rows, &mut |row| {
             matcher.forget(row.identity, row.outcome, row.topup_id);
         })?;
@@ -344,10 +374,12 @@ fn read_before(
     }))
 }
 
-/// What the store knows of these transactions' candidate references and identities.
+/// What the store knows of these transactions' candidate references and identities, and with
+/// `family` (the file's), the transactions of earlier runs that they may repeat in another.
 fn lookup(
     conn: &rusqlite::Connection,
     slice: &[(Transaction, Vec<Candidate>)],
+    family: Option<&str>,
 ) -> Result<Known, Error> {
     let mut asked = HashSet::new();
     let references: Vec<_> = slice
@@ -361,6 +393,10 @@ fn lookup(
         ..Known::default()
     };
     known.processed = runs::processed(conn, slice.iter().map(|(t, _)| &t.identity))?;
+    if let Some(family) = family {
+        let keys = slice.iter().filter_map(|(t, _)| t.cross_key);
+        known.originals = runs::originals(conn, keys, family)?;
+    }
     Ok(known)
 }
 

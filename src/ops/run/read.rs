@@ -9,15 +9,23 @@ use super::{RunPlan, give_back_memory};
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::reference::{Candidate, find_candidates};
-use crate::statement::{self, InputError, ReadOptions, StatementFile, Transaction};
+use crate::statement::{self, InputError, ReadOptions, StatementFile, Transaction, identity};
 use crate::store::runs;
 
 /// What the reading hands to the deciding, in file order.
 pub(super) enum Read<'p> {
     /// The next transactions of the file being read, with their candidate references.
-    Batch(&'p Path, Vec<(Transaction, Vec<Candidate>)>),
+    Batch(FileAt<'p>, Vec<(Transaction, Vec<Candidate>)>),
     /// The file at this position was read to its end, or rejected.
     Done(FileEnd<'p>),
+}
+
+/// The file a batch comes from.
+#[derive(Clone, Copy)]
+pub(super) struct FileAt<'p> {
+    pub path: &'p Path,
+    /// The family of its format, from its head (`None` if that did not tell).
+    pub family: Option<&'p str>,
 }
 
 /// The end of one file's reading.
@@ -38,13 +46,15 @@ pub(super) fn read_and_decide(
     plan: &RunPlan,
 ) -> Result<Deciding, Error> {
     let clock = std::time::Instant::now();
-    let mut deciding = Deciding::new(runs::next_ledger_id(tx)?, &plan.report_dir)?;
+    let (families, mixed) = families(plan);
+    let mut deciding = Deciding::new(runs::next_ledger_id(tx)?, &plan.report_dir, mixed)?;
     let mut take = |read| deciding.take(tx, run_id, read, &plan.progress);
+    let files = (&plan.files[..], &families[..]);
     if rayon::current_num_threads() > 1 {
-        read_beside(&plan.files, &plan.read, take)?;
+        read_beside(files, &plan.read, take)?;
     } else {
         let mut failed = None;
-        read_in_order(&plan.files, &plan.read, &mut |read| {
+        read_in_order(files, &plan.read, &mut |read| {
             // Nothing more is taken after an error, not even the end of the file it stopped.
             failed.is_none() && take(read).map_err(|e| failed = Some(e)).is_ok()
         });
@@ -61,6 +71,19 @@ pub(super) fn read_and_decide(
     Ok(deciding)
 }
 
+/// Each file's family of formats, from its head, before any is read, and whether there is more
+/// than one: a run of one family cannot meet a copy of its own transactions in another.
+fn families(plan: &RunPlan) -> (Vec<Option<String>>, bool) {
+    let families: Vec<Option<String>> = plan
+        .files
+        .iter()
+        .map(|path| statement::detect_family(path, &plan.read))
+        .collect();
+    let distinct: std::collections::HashSet<&String> = families.iter().flatten().collect();
+    let mixed = distinct.len() > 1;
+    (families, mixed)
+}
+
 /// The settlement references a transaction's remittance may name.
 fn candidates(transaction: &Transaction) -> Vec<Candidate> {
     find_candidates(
@@ -72,25 +95,36 @@ fn candidates(transaction: &Transaction) -> Vec<Candidate> {
     )
 }
 
-/// Reads `files` in order, handing `hand` each batch of a file (with candidate references,
-/// found on the reading thread), then the file's end; stops when `hand` returns false.
+/// The files in order, each with the family of its format.
+type Files<'p> = (&'p [PathBuf], &'p [Option<String>]);
+
+/// Reads `files` in order, handing `hand` each batch of a file (with candidate references and
+/// cross-format keys, found on the reading thread), then the file's end; stops when `hand`
+/// returns false.
 fn read_in_order<'p>(
-    files: &'p [PathBuf],
+    (files, families): Files<'p>,
     options: &ReadOptions,
     hand: &mut dyn FnMut(Read<'p>) -> bool,
 ) {
     for (position, path) in files.iter().enumerate() {
         let mut handed = 0;
+        let at = FileAt {
+            path,
+            family: families.get(position).and_then(Option::as_deref),
+        };
+        let mut cross = identity::CrossAssigner::default();
         let result = statement::read_path_in_batches(path, options, &mut |batch| {
             handed += batch.len();
             let batch = batch
                 .into_iter()
-                .map(|transaction| {
+                .map(|mut transaction| {
                     let candidates = candidates(&transaction);
+                    transaction.cross_key =
+                        cross.key(&transaction, candidates.iter().map(|c| c.reference));
                     (transaction, candidates)
                 })
                 .collect();
-            hand(Read::Batch(path, batch))
+            hand(Read::Batch(at, batch))
         });
         let end = FileEnd {
             position,
@@ -108,7 +142,7 @@ fn read_in_order<'p>(
 /// At most two batches wait between them, so memory does not grow with the files. An error
 /// from `decide` stops the reading.
 fn read_beside<'p>(
-    files: &'p [PathBuf],
+    files: Files<'p>,
     options: &ReadOptions,
     mut decide: impl FnMut(Read<'p>) -> Result<(), Error>,
 ) -> Result<(), Error> {
