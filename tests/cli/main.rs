@@ -23,6 +23,7 @@ mod crash;
 mod database;
 mod determinism;
 mod nights;
+mod open_topups;
 mod report;
 
 // Top-ups, settings, events and the HTTP API.
