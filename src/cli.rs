@@ -493,7 +493,8 @@ pub enum ListFormat {
 pub struct ListArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Only top-ups in this status (NEW, CONFIRMED, SETTLED, CANCELLED).
+    /// Only top-ups in this status (NEW, CONFIRMED, SETTLED, CANCELLED), or `open` (NEW and
+    /// CONFIRMED: with `--format csv`, the full listing the report's open_topups.csv is not).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
     /// Output format.

@@ -92,31 +92,62 @@ pub(super) fn cancel(settings: &Settings, args: &IdArgs, out: &mut dyn Write) ->
 }
 
 pub(super) fn list(settings: &Settings, args: &ListArgs, out: &mut dyn Write) -> Result<u8, Error> {
-    let status = match &args.status {
-        Some(text) => Some(
+    let statuses: Vec<Status> = match args.status.as_deref() {
+        None => Vec::new(),
+        Some(open) if open.eq_ignore_ascii_case("open") => vec![Status::New, Status::Confirmed],
+        Some(text) => vec![
             text.parse::<Status>()
-                .map_err(|e| Error::Usage(format!("--status: {e}")))?,
-        ),
-        None => None,
+                .map_err(|e| Error::Usage(format!("--status: {e}, or open (NEW and CONFIRMED)")))?,
+        ],
     };
     let store = open(settings, OpenMode::MustExist)?;
-    let all = topups::list(&store, status)?;
+    if let ListFormat::Csv = args.format {
+        csv_listing(&store, &statuses, out)?;
+        return Ok(exit::OK);
+    }
+    let mut all = Vec::new();
+    topups::for_each(&store, &statuses, &mut |t| {
+        all.push(t.clone());
+        Ok(())
+    })
+    .map_err(listing_error)?;
     let text = match args.format {
         ListFormat::Json => to_json(&all),
         ListFormat::Jsonl => to_json_lines(&all),
-        ListFormat::Csv => csv_listing(&all)?,
+        ListFormat::Csv => unreachable!("streamed above"),
         ListFormat::Table => table(&all),
     };
     write_out(out, &text)?;
     Ok(exit::OK)
 }
 
-/// The top-ups as CSV, with the JSON field names as header (what `topups import` reads).
-fn csv_listing(all: &[TopUp]) -> Result<String, Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut write = || -> csv::Result<()> {
-        w.write_record(TopUp::FIELDS)?;
-        for t in all {
+/// A listing's error: the database's, or writing to stdout (a closed stdout stays a broken
+/// pipe, so recon stops quietly).
+fn listing_error(source: std::io::Error) -> Error {
+    match source.downcast::<crate::store::StoreError>() {
+        Ok(store) => Error::Store(store),
+        Err(source) => Error::Io {
+            doing: "writing to standard output".to_string(),
+            source,
+        },
+    }
+}
+
+/// The top-ups as CSV, with the JSON field names as header (what `topups import` reads),
+/// written as they are read: the full listing of millions of open top-ups is never held.
+fn csv_listing(
+    store: &crate::store::Store,
+    statuses: &[Status],
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let io = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("writing CSV: {other:?}")),
+    };
+    let mut w = csv::Writer::from_writer(out);
+    let mut write = || -> std::io::Result<()> {
+        w.write_record(TopUp::FIELDS).map_err(io)?;
+        topups::for_each(store, statuses, &mut |t| {
             w.write_record([
                 t.id.to_string(),
                 format_timestamp(t.created_at),
@@ -125,14 +156,12 @@ fn csv_listing(all: &[TopUp]) -> Result<String, Error> {
                 t.currency.to_string(),
                 t.status.to_string(),
                 t.settlement_reference.to_string(),
-            ])?;
-        }
-        w.flush()?;
-        Ok(())
+            ])
+            .map_err(io)
+        })?;
+        w.flush()
     };
-    write().map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
-    let bytes = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8"))
+    write().map_err(listing_error)
 }
 
 /// The top-ups as a table for a person.

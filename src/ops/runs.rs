@@ -1,5 +1,6 @@
 //! Past runs: listed, their summaries, and their reports written again from the ledger (the
-//! same rows, totals, controls and open top-ups as then; only the generation time differs),
+//! same rows, totals, controls and open top-ups as then, in the form of the run's summary
+//! version; only the generation time differs),
 //! including a report whose publication a stopped process never finished.
 
 use std::path::{Path, PathBuf};
@@ -76,7 +77,6 @@ pub fn mark_published(store: &mut Store, run: &str) -> Result<(), Error> {
 pub fn rerender(store: &Store, run: &str, out: &Path) -> Result<(), Error> {
     let (summary, mark) = stored_run(store, run)?;
     let rows = runs::rows(store.conn(), run)?;
-    let open_topups = topups::open_at(store.conn(), mark)?;
     let as_of = super::run::started_at(&summary)?;
     let mut by_category: [Vec<Row>; 3] = Default::default();
     for row in rows {
@@ -97,8 +97,17 @@ pub fn rerender(store: &Store, run: &str, out: &Path) -> Result<(), Error> {
         as_of,
         generated_at: Utc::now(),
     };
+    // `open_topups.csv` listed every open top-up until summary version 2, the newly stale since.
+    let which = summary
+        .newly_stale
+        .as_ref()
+        .map(|newly| topups::StaleSince {
+            until: &newly.created_until,
+            after: newly.created_after.as_deref(),
+            added_after: newly.added_after,
+        });
     report::prepare(out, &report, &mut |each| {
-        open_topups.iter().try_for_each(&mut *each)
+        topups::for_each_open_at(store.conn(), mark, which.as_ref(), each)
     })?
     .publish()?;
     Ok(())

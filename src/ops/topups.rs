@@ -255,9 +255,14 @@ pub fn cancel_in(conn: &Connection, id: TopUpId) -> Result<TopUp, StoreError> {
     topups::transition(conn, id, Status::Cancelled, Utc::now(), None)
 }
 
-/// Every top-up, or those of one status, oldest first.
-pub fn list(store: &Store, status: Option<Status>) -> Result<Vec<TopUp>, StoreError> {
-    topups::list(store.conn(), status)
+/// Calls `each` for every top-up in one of `statuses` (all when none is given), oldest first,
+/// as they are read.
+pub fn for_each(
+    store: &Store,
+    statuses: &[Status],
+    each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    topups::for_each(store.conn(), statuses, each)
 }
 
 /// Up to `limit` top-ups after the one named `after` (oldest first), and whether more follow.

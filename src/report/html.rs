@@ -158,6 +158,15 @@ struct Bucket {
     sums: String,
 }
 
+/// An age bucket of all open top-ups (summary version 2), as the page shows it.
+#[derive(Serialize)]
+struct AgeView {
+    label: String,
+    count: usize,
+    sums: String,
+    stale: bool,
+}
+
 #[derive(Serialize)]
 struct Bar {
     label: &'static str,
@@ -300,6 +309,9 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
             open => Value::from(Serde(&open_views(report, open))),
             buckets => Value::from(Serde(&buckets(open))),
             stale_count => open.stale,
+            aging => Value::from(Serde(&age_views(report))),
+            stale_open => report.summary.open_topup_ages.iter().flatten()
+                .filter(|b| b.stale).map(|b| b.count).sum::<usize>(),
             page_rows => PAGE_ROWS,
             open_total => open.total,
             generated_at => format_timestamp(report.generated_at),
@@ -384,7 +396,22 @@ fn open_views(report: &Report, open: &OpenTopUps) -> Vec<OpenView> {
         .collect()
 }
 
-/// The open top-ups by age.
+/// All open top-ups by age, from the summary (version 2 on; none before).
+fn age_views(report: &Report) -> Option<Vec<AgeView>> {
+    let ages = report.summary.open_topup_ages.as_ref()?;
+    Some(
+        ages.iter()
+            .map(|bucket| AgeView {
+                label: bucket.label(),
+                count: bucket.count,
+                sums: sums_text(bucket.by_currency.iter().map(|(c, t)| (*c, t.sum))),
+                stale: bucket.stale,
+            })
+            .collect(),
+    )
+}
+
+/// The open top-ups by age, as a report of summary version 1 shows them.
 fn buckets(open: &OpenTopUps) -> Vec<Bucket> {
     OpenTopUps::BUCKETS
         .into_iter()

@@ -2,6 +2,7 @@
 //! place only when all of them are ready ([`Pending::publish`]), so a reader never sees half a
 //! report.
 
+pub mod aging;
 pub mod columns;
 mod csv;
 pub mod html;
@@ -41,11 +42,14 @@ pub struct Report<'a> {
     pub generated_at: DateTime<Utc>,
 }
 
-/// How many open top-ups the page and the workbook list (the oldest); `open_topups.csv` has all.
+/// How many of the top-ups in `open_topups.csv` the page and the workbook list (the oldest);
+/// the file has all.
 pub const OPEN_LISTED: usize = 10_000;
 
-/// The open top-ups as a report shows them: counts and sums over all of them, gathered while
-/// `open_topups.csv` streams them, and the oldest few listed.
+/// The top-ups `open_topups.csv` lists, as the other files show them: counts and sums over all
+/// of them, gathered while the file streams them, and the oldest few listed. A report of
+/// summary version 2 lists the newly stale top-ups (the buckets of all open top-ups are in the
+/// summary); of version 1, every open top-up (and the page and workbook show these buckets).
 pub struct OpenTopUps {
     pub total: usize,
     pub stale: usize,
@@ -85,21 +89,6 @@ impl OpenTopUps {
         if self.oldest.len() < OPEN_LISTED {
             self.oldest.push(topup.clone());
         }
-    }
-
-    /// Adds the counts of the open top-ups that follow these in the listing.
-    fn extend(&mut self, later: OpenTopUps) {
-        self.total += later.total;
-        self.stale += later.stale;
-        for ((count, sums), (later_count, later_sums)) in self.buckets.iter_mut().zip(later.buckets)
-        {
-            *count += later_count;
-            for (currency, sum) in later_sums {
-                *sums.entry(currency).or_default() += sum;
-            }
-        }
-        let room = OPEN_LISTED.saturating_sub(self.oldest.len());
-        self.oldest.extend(later.oldest.into_iter().take(room));
     }
 }
 
@@ -202,8 +191,8 @@ fn render_aside(
     Ok((file, path))
 }
 
-/// Renders every report file into `dir` under temporary names. `open` streams the open
-/// top-ups into `open_topups.csv` first (they can be millions: never all in memory), then the
+/// Renders every report file into `dir` under temporary names. `open` streams the top-ups of
+/// `open_topups.csv` into it first (they can be millions: never all in memory), then the
 /// other files are rendered side by side.
 pub fn prepare(
     dir: &Path,
@@ -215,59 +204,27 @@ pub fn prepare(
 }
 
 /// `open_topups.csv` rendered under a temporary name, and what the page and the workbook
-/// show of the open top-ups.
+/// show of its top-ups.
 pub struct OpenRendered {
     file: (NamedTempFile, PathBuf),
     overview: OpenTopUps,
 }
 
 impl OpenRendered {
-    /// How many open top-ups the file lists.
+    /// How many top-ups the file lists.
     pub fn total(&self) -> usize {
         self.overview.total
     }
 
-    /// The file as rendered so far.
-    #[cfg(test)]
-    pub(crate) fn bytes(&self) -> Vec<u8> {
-        fs::read(self.file.0.path()).unwrap()
-    }
-
-    /// What the other files show of the open top-ups.
+    /// What the other files show of the listed top-ups.
     #[cfg(test)]
     pub(crate) fn overview(&self) -> &OpenTopUps {
         &self.overview
     }
-
-    /// Appends the rest of the listing (see [`render_open_rest`]) to the file, synced again.
-    pub fn then(mut self, rest: OpenRest) -> Result<OpenRendered, ReportError> {
-        use io::Seek as _;
-        let OpenRest { mut file, overview } = rest;
-        let path = self.file.1.clone();
-        let fail = |source| ReportError {
-            path: path.clone(),
-            source,
-        };
-        file.rewind().map_err(fail)?;
-        let target = self.file.0.as_file_mut();
-        target.seek(io::SeekFrom::End(0)).map_err(fail)?;
-        // File to file: the kernel copies (copy_file_range), nothing passes through here.
-        io::copy(&mut file, target).map_err(fail)?;
-        target.sync_all().map_err(fail)?;
-        self.overview.extend(overview);
-        Ok(self)
-    }
 }
 
-/// The open top-ups that follow those of a [`render_open`], listed beside it into an unnamed
-/// temporary file, with their counts.
-pub struct OpenRest {
-    file: fs::File,
-    overview: OpenTopUps,
-}
-
-/// Streams the open top-ups (oldest first) into `open_topups.csv` under a temporary name in
-/// `dir`, gathering what the other files show of them; ages are measured at `as_of`.
+/// Streams top-ups (oldest first) into `open_topups.csv` under a temporary name in `dir`,
+/// gathering what the other files show of them; ages are measured at `as_of`.
 pub fn render_open(
     dir: &Path,
     as_of: DateTime<Utc>,
@@ -288,31 +245,6 @@ pub fn render_open(
         writer.finish()
     })?;
     Ok(OpenRendered { file, overview })
-}
-
-/// Streams open top-ups that follow those of a [`render_open`] into an unnamed temporary file
-/// in `dir`, lines only, for [`OpenRendered::then`]: two connections can list a half each.
-pub fn render_open_rest(
-    dir: &Path,
-    as_of: DateTime<Utc>,
-    stale_after_days: i64,
-    open: &mut ForEachOpen,
-) -> Result<OpenRest, ReportError> {
-    let fail = |source| ReportError {
-        path: dir.join("open_topups.csv"),
-        source,
-    };
-    fs::create_dir_all(dir).map_err(fail)?;
-    let mut file = tempfile::tempfile_in(dir).map_err(fail)?;
-    let mut overview = OpenTopUps::new();
-    let mut writer = csv::OpenTopUpsWriter::continuing(&mut file, as_of);
-    open(&mut |topup| {
-        overview.add(topup, as_of, stale_after_days);
-        writer.write(topup)
-    })
-    .and_then(|()| writer.finish())
-    .map_err(fail)?;
-    Ok(OpenRest { file, overview })
 }
 
 /// Renders the report files other than `open_topups.csv` (already rendered: `open`) side by

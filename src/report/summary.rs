@@ -75,7 +75,7 @@ impl InputSummary {
 }
 
 /// Count and sum of one outcome in one currency.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CurrencyTotal {
     pub count: usize,
     pub sum: Decimal,
@@ -155,6 +155,58 @@ pub struct Summary {
     pub open_topups: usize,
     /// Open top-ups older than this many days are flagged as stale.
     pub stale_after_days: i64,
+    /// Every top-up the run left open, by age (summary version 2 on; absent before, when
+    /// `open_topups.csv` listed them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_topup_ages: Option<Vec<AgeBucket>>,
+    /// What `open_topups.csv` lists: the top-ups that became stale since the previous run
+    /// (summary version 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newly_stale: Option<NewlyStale>,
+}
+
+/// The open top-ups of one age span: how many, and their sums per currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgeBucket {
+    /// The youngest and the oldest age in the bucket, in whole days (no oldest: open-ended).
+    pub from_days: i64,
+    pub to_days: Option<i64>,
+    /// Older than the stale threshold.
+    pub stale: bool,
+    pub count: usize,
+    pub by_currency: BTreeMap<Currency, CurrencyTotal>,
+}
+
+impl AgeBucket {
+    /// `0–1 days`, `over 30 days`.
+    pub fn label(&self) -> String {
+        match self.to_days {
+            Some(to) if to == self.from_days && to == 1 => "1 day".to_string(),
+            Some(to) if to == self.from_days => format!("{to} days"),
+            Some(to) => format!("{}–{to} days", self.from_days),
+            None => format!("over {} days", self.from_days - 1),
+        }
+    }
+}
+
+/// The top-ups that became stale since the previous run: open when the run ended, stale at
+/// its start, and not stale at the previous committed run's start by that run's threshold, or
+/// not yet in the database then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewlyStale {
+    /// The previous committed run (absent for the first run on the database).
+    pub previous_run: Option<String>,
+    /// Created at or before this moment: stale at this run's start...
+    pub created_until: String,
+    /// ...and created after this one (the previous run's stale limit; absent for the first
+    /// run: every stale one is listed)...
+    pub created_after: Option<String>,
+    /// ...or added to the database after the previous run, which held top-ups up to this row
+    /// number (absent when the previous run did not record it: a summary version 1).
+    pub added_after: Option<i64>,
+    /// The highest top-up row number at this run, for the next run's `added_after`.
+    pub topups_seen: i64,
+    pub count: usize,
 }
 
 /// Adds up outcomes as rows are decided.
@@ -217,8 +269,9 @@ pub fn write(out: &mut dyn io::Write, summary: &Summary) -> io::Result<()> {
 }
 
 /// The version of the form a run stores its summary in. Version 1 is the shape of
-/// `summary.json` as it is; summaries stored before the version was recorded are version 1.
-pub const STORED_VERSION: u32 = 1;
+/// `summary.json` when `open_topups.csv` listed every open top-up; summaries stored before the
+/// version was recorded are version 1. Version 2 adds `open_topup_ages` and `newly_stale`.
+pub const STORED_VERSION: u32 = 2;
 
 /// A stored summary: `summary.json`'s fields, with the version beside them rather than around
 /// them, so that the database's checks read `$.outcomes` of old and new runs alike.
@@ -315,7 +368,7 @@ mod tests {
         let summary = Summary::from_stored(UNVERSIONED).unwrap();
         let stored = summary.to_stored();
         assert!(
-            stored.starts_with(r#"{"summary_version":1,"run_id":"#),
+            stored.starts_with(r#"{"summary_version":2,"run_id":"#),
             "{stored}"
         );
         // `recon check` reads `$.outcomes.<OUTCOME>.count` of every run.
@@ -326,10 +379,46 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_summary_has_no_buckets_and_a_version_2_one_keeps_them() {
+        let old = Summary::from_stored(UNVERSIONED).unwrap();
+        assert!(old.open_topup_ages.is_none() && old.newly_stale.is_none());
+        // Absent fields stay absent: summary.json of a version 1 run is written as it was.
+        assert!(!pretty(&old).contains("open_topup_ages"));
+        let eur: Currency = "EUR".parse().unwrap();
+        let mut summary = old.clone();
+        summary.open_topup_ages = Some(vec![AgeBucket {
+            from_days: 15,
+            to_days: None,
+            stale: true,
+            count: 2,
+            by_currency: [(
+                eur,
+                CurrencyTotal {
+                    count: 2,
+                    sum: "35.50".parse().unwrap(),
+                },
+            )]
+            .into(),
+        }]);
+        summary.newly_stale = Some(NewlyStale {
+            previous_run: None,
+            created_until: "2026-11-22T08:00:00Z".to_string(),
+            created_after: None,
+            added_after: None,
+            topups_seen: 13,
+            count: 2,
+        });
+        let again = Summary::from_stored(&summary.to_stored()).unwrap();
+        assert_eq!(again.open_topup_ages, summary.open_topup_ages);
+        assert_eq!(again.newly_stale, summary.newly_stale);
+        assert_eq!(again.open_topup_ages.unwrap()[0].label(), "over 14 days");
+    }
+
+    #[test]
     fn a_summary_stored_by_a_newer_recon_is_refused_with_its_version() {
-        let newer = UNVERSIONED.replacen('{', r#"{"summary_version":2,"#, 1);
+        let newer = UNVERSIONED.replacen('{', r#"{"summary_version":3,"#, 1);
         let error = Summary::from_stored(&newer).unwrap_err();
-        assert!(matches!(error, StoredSummaryError::Newer(2)), "{error}");
+        assert!(matches!(error, StoredSummaryError::Newer(3)), "{error}");
         assert!(Summary::from_stored(r#"{"run_id": 3}"#).is_err());
     }
 

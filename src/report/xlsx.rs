@@ -14,6 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
 
 use super::columns::{self, Column, Value};
+use super::summary::AgeBucket;
 use super::{OpenTopUps, Report, Rows};
 use crate::row::Row;
 use crate::topup::{TopUp, format_timestamp};
@@ -285,8 +286,9 @@ fn small_sheet(
 /// is counted in a last row pointing to the CSV file, which always has everything.
 const SHEET_ROWS: usize = 1_048_576 - 2;
 
-/// The open top-ups sheet lists the oldest ones (the ones to chase); open_topups.csv has all.
-/// A platform with millions of open top-ups must not pay for a million-row sheet every night.
+/// The sheet of `open_topups.csv`'s top-ups lists the oldest ones (the ones to chase); the file
+/// has all. A platform with millions of open top-ups must not pay for a million-row sheet
+/// every night.
 const OPEN_SHEET_ROWS: usize = super::OPEN_LISTED;
 
 fn open_cells<'t>(t: &'t TopUp, report: &Report) -> [Cell<'t>; 8] {
@@ -318,6 +320,76 @@ const OPEN_HEADER: [&str; 8] = [
     "age_days",
     "stale",
 ];
+
+/// The top-ups of `open_topups.csv`, the oldest [`OPEN_SHEET_ROWS`] of them.
+fn open_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    name: &str,
+    report: &Report,
+    open: &OpenTopUps,
+) -> Result<(), XlsxError> {
+    let mut widths = Widths::new(&OPEN_HEADER);
+    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
+        widths.measure(&open_cells(t, report));
+    }
+    let mut sheet = Sheet::new(
+        workbook,
+        formats,
+        name,
+        &OPEN_HEADER,
+        &widths,
+        "open_topups.csv",
+    )?;
+    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
+        sheet.push(&open_cells(t, report))?;
+    }
+    sheet.overflow(open.total, OPEN_SHEET_ROWS, "open_topups.csv")?;
+    sheet.finish()
+}
+
+/// Every open top-up by age (summary version 2 on): a row per bucket and currency, an empty
+/// bucket as a row of its own.
+fn ages_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    ages: &[AgeBucket],
+) -> Result<(), XlsxError> {
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    for bucket in ages {
+        let stale = if bucket.stale { "yes" } else { "" };
+        let label = bucket.label();
+        if bucket.by_currency.is_empty() {
+            rows.push(vec![
+                Cell::Text(label.clone().into()),
+                Cell::Text("".into()),
+                Cell::Count(0),
+                Cell::Money(None, 0),
+                Cell::Text(stale.into()),
+            ]);
+        }
+        for (currency, total) in &bucket.by_currency {
+            rows.push(vec![
+                Cell::Text(label.clone().into()),
+                Cell::Text(currency.as_str().into()),
+                Cell::Count(total.count),
+                Cell::Money(
+                    Some(total.sum),
+                    columns::sheet_decimals(total.sum, *currency),
+                ),
+                Cell::Text(stale.into()),
+            ]);
+        }
+    }
+    small_sheet(
+        workbook,
+        formats,
+        "Open top-ups",
+        &["age", "currency", "count", "sum", "stale"],
+        &rows,
+        "summary.json",
+    )
+}
 
 fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
     let mut workbook = Workbook::new();
@@ -400,23 +472,13 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         report.ignored,
         "ignored.csv",
     )?;
-    let mut widths = Widths::new(&OPEN_HEADER);
-    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
-        widths.measure(&open_cells(t, report));
+    match &s.open_topup_ages {
+        Some(ages) => {
+            ages_sheet(&mut workbook, &formats, ages)?;
+            open_sheet(&mut workbook, &formats, "Newly stale", report, open)?;
+        }
+        None => open_sheet(&mut workbook, &formats, "Open top-ups", report, open)?,
     }
-    let mut sheet = Sheet::new(
-        &mut workbook,
-        &formats,
-        "Open top-ups",
-        &OPEN_HEADER,
-        &widths,
-        "open_topups.csv",
-    )?;
-    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
-        sheet.push(&open_cells(t, report))?;
-    }
-    sheet.overflow(open.total, OPEN_SHEET_ROWS, "open_topups.csv")?;
-    sheet.finish()?;
     Ok(workbook)
 }
 

@@ -1,5 +1,6 @@
 //! Everything SQLite: opening and migrating the database, the top-up lifecycle, the run ledger.
 
+pub mod ages;
 pub mod check;
 pub mod deliveries;
 pub mod hints;

@@ -451,6 +451,46 @@ pub fn first_read(
     Ok(None)
 }
 
+/// The newest committed run, as the next run measures "since the previous run" from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousRun {
+    pub id: String,
+    pub started_at: DateTime<Utc>,
+    /// Its stale threshold (absent from summaries that do not record it).
+    pub stale_after_days: Option<i64>,
+    /// The highest top-up row number it saw (summary version 2 on).
+    pub topups_seen: Option<i64>,
+}
+
+/// The newest committed run: runs hold the write lock from start to commit, so they never
+/// overlap and the newest start is the last commit (ids, time-ordered, break ties). A dry run
+/// is rolled back and leaves no run; a run in progress is not visible to another connection.
+pub fn previous(conn: &Connection) -> Result<Option<PreviousRun>, StoreError> {
+    let doing = "reading the previous run";
+    let found: Option<(String, String, Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT id, started_at, json_extract(summary_json, '$.stale_after_days'),
+                    json_extract(summary_json, '$.newly_stale.topups_seen')
+             FROM runs
+             WHERE summary_json IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .doing(doing)?;
+    let Some((id, started_at, stale_after_days, topups_seen)) = found else {
+        return Ok(None);
+    };
+    let started_at = crate::topup::parse_timestamp(&started_at)
+        .map_err(|e| StoreError::Corrupt(format!("run {id}'s start {started_at:?}: {e}")))?;
+    Ok(Some(PreviousRun {
+        id,
+        started_at,
+        stale_after_days,
+        topups_seen,
+    }))
+}
+
 /// The report directory of the newest run that recorded one.
 pub fn newest_report_dir(conn: &Connection) -> Result<Option<PathBuf>, StoreError> {
     conn.query_row(

@@ -307,6 +307,27 @@ pub fn list(conn: &Connection, status: Option<Status>) -> Result<Vec<TopUp>, Sto
     Ok(out)
 }
 
+/// Calls `each` for every top-up in one of `statuses` (every top-up when none is given), oldest
+/// first, without holding them (a listing of millions: a database error comes back as an I/O
+/// error carrying it).
+pub fn for_each(
+    conn: &Connection,
+    statuses: &[Status],
+    each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let filter = if statuses.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("WHERE t.status IN ({})", names.join(", "))
+    };
+    let sql = format!("SELECT {COLUMNS} FROM topups t {filter} ORDER BY t.created_at, t.id");
+    stream(conn, &sql, &[], "listing top-ups", each)
+}
+
 /// One page of top-ups (optionally in one status), oldest first, starting after the top-up
 /// `after`; says whether more follow.
 pub fn page(
@@ -358,73 +379,65 @@ pub fn count_open(conn: &Connection) -> Result<usize, StoreError> {
     .doing("counting open top-ups")
 }
 
-/// Where an open top-up sits in the listing's order (`created_at`, then `id`), as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenKey {
-    created_at: String,
-    id: String,
-}
-
-/// Which open top-ups a listing covers: all, those before a key, or the key and those after.
+/// Which open top-ups `open_topups.csv` lists (summary version 2 on): created up to `until`
+/// (stale), and either created after `after` (not stale at the previous run) or added to the
+/// database after its row `added_after` (unknown to the previous run, however old).
 #[derive(Clone, Copy, Debug)]
-pub enum OpenRange<'k> {
-    All,
-    Before(&'k OpenKey),
-    From(&'k OpenKey),
+pub struct StaleSince<'a> {
+    pub until: &'a str,
+    pub after: Option<&'a str>,
+    pub added_after: Option<i64>,
 }
 
-/// The key halving the open top-ups in the listing's order, when there are at least `min` of
-/// them (so that two connections can list a half each). Counting them reads their whole index:
-/// about 0.3 s for 2.5M.
-pub fn open_midpoint(conn: &Connection, min: usize) -> Result<Option<OpenKey>, StoreError> {
-    let open = count_open(conn)?;
-    if open < min.max(2) {
-        return Ok(None);
-    }
-    conn.query_row(
-        "SELECT created_at, id FROM topups WHERE status IN ('NEW', 'CONFIRMED')
-         ORDER BY created_at, id LIMIT 1 OFFSET ?1",
-        [(open / 2) as i64],
-        |r| {
-            Ok(OpenKey {
-                created_at: r.get(0)?,
-                id: r.get(1)?,
-            })
-        },
-    )
-    .optional()
-    .doing("finding the middle of the open top-ups")
+/// The highest row number of a top-up: every top-up added later has a higher one (none is
+/// ever deleted).
+pub fn highest_row(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT coalesce(max(rowid), 0) FROM topups", [], |r| {
+        r.get(0)
+    })
+    .doing("counting top-ups")
 }
 
-/// Calls `each` for every open top-up in `range`, oldest first, without holding them all in
-/// memory (for writing a report file: a database error comes back as an I/O error carrying it).
+/// Calls `each` for every open top-up that `which` covers, oldest first, without holding them
+/// in memory (for writing a report file: a database error comes back as an I/O error carrying
+/// it).
 pub fn for_each_open(
     conn: &Connection,
-    range: OpenRange,
+    which: &StaleSince,
     each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    // Row values use the listing's index for the range (`SEARCH … USING INDEX topups_open`).
-    let (bound, key) = match range {
-        OpenRange::All => ("", None),
-        OpenRange::Before(key) => ("AND (t.created_at, t.id) < (?1, ?2)", Some(key)),
-        OpenRange::From(key) => ("AND (t.created_at, t.id) >= (?1, ?2)", Some(key)),
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED') {bound}
-         ORDER BY t.created_at, t.id"
+    let open = format!(
+        "SELECT {COLUMNS} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED') AND t.created_at <= ?1"
     );
-    let failed = |e: rusqlite::Error| {
-        std::io::Error::other(StoreError::Sqlite {
-            doing: "listing open top-ups",
-            source: e,
-        })
+    // Two ranges, each on its index: creation times (`topups_open`) and the newest rows.
+    let sql = match which.after {
+        None => open,
+        Some(_) if which.added_after.is_none() => format!("{open} AND t.created_at > ?2"),
+        Some(_) => format!(
+            "{open} AND t.created_at > ?2
+             UNION ALL {open} AND t.created_at <= ?2 AND t.rowid > ?3"
+        ),
     };
-    let mut stmt = conn.prepare_cached(&sql).map_err(failed)?;
-    let mut rows = match key {
-        Some(key) => stmt.query([&key.created_at, &key.id]),
-        None => stmt.query([]),
-    }
-    .map_err(failed)?;
+    let sql = format!("{sql} ORDER BY 2, 1");
+    let params = params![which.until, which.after, which.added_after];
+    let used = 1
+        + usize::from(which.after.is_some())
+        + usize::from(which.after.is_some() && which.added_after.is_some());
+    stream(conn, &sql, &params[..used], "listing open top-ups", each)
+}
+
+/// Calls `each` for every row of a query of top-ups ([`COLUMNS`]), as [`for_each_open`] does.
+fn stream(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    doing: &'static str,
+    each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let failed =
+        |e: rusqlite::Error| std::io::Error::other(StoreError::Sqlite { doing, source: e });
+    let mut stmt = conn.prepare_cached(sql).map_err(failed)?;
+    let mut rows = stmt.query(params).map_err(failed)?;
     while let Some(row) = rows.next().map_err(failed)? {
         let topup = topup_from_row(row)
             .map_err(failed)?
@@ -725,23 +738,29 @@ pub fn history_mark(conn: &Connection) -> Result<i64, StoreError> {
     .doing("reading the top-up history")
 }
 
-/// The top-ups that were open when the history stood at `mark`, with their status then,
-/// oldest first (the same order as [`for_each_open`]).
-pub fn open_at(conn: &Connection, mark: i64) -> Result<Vec<TopUp>, StoreError> {
+/// Calls `each` for every top-up that was open when the history stood at `mark`, with its
+/// status then, oldest first (the same order as [`for_each_open`]): all of them (a report of
+/// summary version 1), or those `which` covers.
+pub fn for_each_open_at(
+    conn: &Connection,
+    mark: i64,
+    which: Option<&StaleSince>,
+    each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let sql = "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
                 t.settlement_reference
          FROM topups t
          JOIN topup_history h ON h.id = (
              SELECT max(x.id) FROM topup_history x WHERE x.topup_id = t.id AND x.id <= ?1)
          WHERE h.status IN ('NEW', 'CONFIRMED')
+           AND (?2 IS NULL OR t.created_at <= ?2)
+           AND (?3 IS NULL OR t.created_at > ?3 OR t.rowid > ?4)
          ORDER BY t.created_at, t.id";
-    let mut stmt = conn.prepare(sql).doing("reading past open top-ups")?;
-    let rows = stmt
-        .query_map([mark], topup_from_row)
-        .doing("reading past open top-ups")?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(corrupt(row.doing("reading past open top-ups")?)?);
-    }
-    Ok(out)
+    let params = params![
+        mark,
+        which.map(|w| w.until),
+        which.and_then(|w| w.after),
+        which.and_then(|w| w.added_after)
+    ];
+    stream(conn, sql, params, "reading past open top-ups", each)
 }

@@ -24,6 +24,7 @@ mod crash;
 mod database;
 mod determinism;
 mod nights;
+mod open_topups;
 mod release;
 mod report;
 

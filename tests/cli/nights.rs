@@ -131,8 +131,53 @@ impl Mask {
                 .replace(&json, format!(r#"  "{key}": "{placeholder}""#))
                 .into_owned();
         }
-        self.text(&json)
+        self.text(&masked_ages(&json))
     }
+}
+
+/// summary.json with the open top-ups' buckets, which move as the fixtures' top-ups age, shown
+/// by their spans and their totals over all buckets (which do not), and the stale limit (a
+/// time) masked.
+fn masked_ages(json: &str) -> String {
+    let limit = Regex::new(r#"(?m)^    "created_until": "[^"]*""#).unwrap();
+    assert!(limit.is_match(json), "created_until in {json}");
+    let json = limit.replace(json, r#"    "created_until": "[time]""#);
+    let start = json
+        .find("\n  \"open_topup_ages\": [")
+        .expect("open_topup_ages")
+        + 1;
+    let end = start + json[start..].find("\n  ],\n").unwrap() + "\n  ],".len();
+    let value: serde_json::Value =
+        serde_json::from_str(&format!("{{{}}}", &json[start..end - 1])).unwrap();
+    let buckets = value["open_topup_ages"].as_array().unwrap();
+    let spans: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("{}-{}", b["from_days"], b["to_days"]))
+        .collect();
+    let mut totals: std::collections::BTreeMap<String, (u64, rust_decimal::Decimal)> =
+        Default::default();
+    for b in buckets {
+        for (currency, total) in b["by_currency"].as_object().unwrap() {
+            let entry = totals.entry(currency.clone()).or_default();
+            entry.0 += total["count"].as_u64().unwrap();
+            entry.1 += total["sum"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap();
+        }
+    }
+    let totals: Vec<String> = totals
+        .iter()
+        .map(|(currency, (count, sum))| format!("{count} {sum} {currency}"))
+        .collect();
+    format!(
+        "{}  \"open_topup_ages\": \"[by age, masked: spans {}; over all: {}]\",{}",
+        &json[..start],
+        spans.join(" "),
+        totals.join(", "),
+        &json[end..]
+    )
 }
 
 /// A CSV text with every value of `column` replaced by `[masked]`.
@@ -167,6 +212,11 @@ fn workbook_text(path: &std::path::Path) -> String {
             .map(|r| r.iter().map(|c| c.to_string()).collect())
             .unwrap_or_default();
         writeln!(out, "{}", line(header.iter().map(|h| format!("{h:?}")))).unwrap();
+        if name == "Open top-ups" && header.first().is_some_and(|h| h == "age") {
+            // The buckets move as the fixtures' top-ups age; summary.json has their totals.
+            writeln!(out, "[by age, masked]").unwrap();
+            continue;
+        }
         let age = header.iter().position(|h| h == "age_days");
         for row in rows {
             let label = row.first().map(|c| c.to_string()).unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Rendering: the report files are written aside (temporary files in the report directory)
-//! from the run's rows, while the run's connection records the ledger; `open_topups.csv` is
-//! listed beside the settling, from connections of its own.
+//! from the run's rows, while the run's connection records the ledger; the open top-ups are
+//! counted by age and the newly stale listed into `open_topups.csv` beside the settling, from a
+//! connection of their own.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,9 +13,10 @@ use super::RunPlan;
 use super::settle::Settled;
 use crate::error::Error;
 use crate::ids::{RunId, TopUpId};
-use crate::report::{self, Report, Summary};
+use crate::report::summary::{AgeBucket, CurrencyTotal, NewlyStale};
+use crate::report::{self, Report, Summary, aging};
 use crate::row::Row;
-use crate::store::{runs, topups};
+use crate::store::{ages, runs, topups};
 use crate::topup::format_timestamp;
 
 /// The run's `summary.json`, from what it decided and settled.
@@ -45,6 +47,8 @@ pub(super) fn summary(
         },
         open_topups: settled.open_topups,
         stale_after_days: plan.stale_after_days,
+        open_topup_ages: Some(settled.ages.clone()),
+        newly_stale: Some(settled.newly_stale.clone()),
     })
 }
 
@@ -91,76 +95,127 @@ pub(super) fn render_and_record(
     Ok(pending)
 }
 
-/// From how many open top-ups a listing is split in two halves, each listed from a connection
-/// of its own (finding the middle costs a count: about 0.3 s for 2.5M, against 3–4 s of
-/// listing them on one thread).
-pub(super) const SPLIT_LISTING_FROM: usize = 200_000;
+/// The top-ups the run leaves open, as its report shows them: all of them by age, and the
+/// newly stale ones listed in `open_topups.csv`.
+pub(super) struct OpenAfter {
+    pub listed: report::OpenRendered,
+    pub ages: Vec<AgeBucket>,
+    pub newly_stale: NewlyStale,
+}
 
-/// Lists the open top-ups the run leaves into `open_topups.csv`, from a connection of its own
-/// while the run's settles: those open before the run (it holds the write lock, so nothing
-/// else changes them) less the ones it settles. From `split_from` open top-ups on, a second
-/// connection lists the later half on a thread of its own, into a file appended after.
-pub(super) fn render_open_after(
+/// Counts the top-ups the run leaves open by age and lists the newly stale ones into
+/// `open_topups.csv`, from a connection of its own while the run's settles: those open before
+/// the run (it holds the write lock, so nothing else changes them) less the ones it settles.
+/// Newly stale: stale at `as_of` (the run's start), and not at the previous committed run's
+/// start by that run's threshold (see [`runs::previous`]) or added to the database since; the
+/// first run lists every stale one.
+pub(super) fn open_after(
     db: &Path,
     dir: &Path,
     as_of: DateTime<Utc>,
     stale_after_days: i64,
     settling: &HashSet<TopUpId>,
-    split_from: usize,
-) -> Result<report::OpenRendered, Error> {
+) -> Result<OpenAfter, Error> {
     let clock = std::time::Instant::now();
-    let list = |conn: &rusqlite::Connection,
-                range: topups::OpenRange,
-                each: &mut dyn FnMut(&crate::topup::TopUp) -> std::io::Result<()>| {
-        topups::for_each_open(conn, range, &mut |topup| {
+    let conn = crate::store::open_reader(db)?;
+    let previous = runs::previous(&conn)?;
+    let created_until = aging::stale_until(as_of, stale_after_days);
+    let created_after = previous
+        .as_ref()
+        .map(|p| aging::stale_until(p.started_at, p.stale_after_days.unwrap_or(stale_after_days)));
+    let added_after = previous.as_ref().and_then(|p| p.topups_seen);
+    let which = topups::StaleSince {
+        until: &created_until,
+        after: created_after.as_deref(),
+        added_after,
+    };
+    let topups_seen = topups::highest_row(&conn)?;
+    let listed = report::render_open(dir, as_of, stale_after_days, &mut |each| {
+        topups::for_each_open(&conn, &which, &mut |topup| {
             if settling.contains(&topup.id) {
                 Ok(())
             } else {
                 each(topup)
             }
         })
-    };
-    let conn = crate::store::open_reader(db)?;
-    let middle = topups::open_midpoint(&conn, split_from)?;
-    let open = match &middle {
-        None => report::render_open(dir, as_of, stale_after_days, &mut |each| {
-            list(&conn, topups::OpenRange::All, each)
-        })?,
-        Some(middle) => std::thread::scope(|scope| -> Result<_, Error> {
-            let rest = scope.spawn(|| -> Result<_, Error> {
-                let conn = crate::store::open_reader(db)?;
-                Ok(report::render_open_rest(
-                    dir,
-                    as_of,
-                    stale_after_days,
-                    &mut |each| list(&conn, topups::OpenRange::From(middle), each),
-                )?)
-            });
-            let first = report::render_open(dir, as_of, stale_after_days, &mut |each| {
-                list(&conn, topups::OpenRange::Before(middle), each)
-            });
-            let rest = rest
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            Ok(first?.then(rest?)?)
-        })?,
+    })?;
+    let ages = open_ages(&conn, as_of, stale_after_days, settling)?;
+    let newly_stale = NewlyStale {
+        previous_run: previous.map(|p| p.id),
+        count: listed.total(),
+        created_until,
+        created_after,
+        added_after,
+        topups_seen,
     };
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
-        open = open.total(),
-        halves = middle.is_some(),
-        "open top-ups listed"
+        newly_stale = newly_stale.count,
+        "open top-ups counted by age, newly stale listed"
     );
-    Ok(open)
+    Ok(OpenAfter {
+        listed,
+        ages,
+        newly_stale,
+    })
+}
+
+/// The open top-ups in each of the report's age buckets at `as_of`, less those `settling`:
+/// counted by SQLite, so that millions of them cost no memory here.
+fn open_ages(
+    conn: &rusqlite::Connection,
+    as_of: DateTime<Utc>,
+    stale_after_days: i64,
+    settling: &HashSet<TopUpId>,
+) -> Result<Vec<AgeBucket>, Error> {
+    let spans = aging::spans(stale_after_days);
+    let created: Vec<_> = spans
+        .iter()
+        .map(|&span| aging::created_within(as_of, span))
+        .collect();
+    let mut open = ages::open_by_created(conn, &created)?;
+    let settling: Vec<TopUpId> = settling.iter().copied().collect();
+    // Settled top-ups were open when the run began (each UPDATE requires the status read).
+    let not_open = |currency| Error::Internal(format!("settling {currency} top-ups not open"));
+    for (currency, settled) in ages::by_created_among(conn, &settling, &created)? {
+        let spans = open.get_mut(&currency).ok_or_else(|| not_open(currency))?;
+        for ((count, sum), (gone, gone_sum)) in spans.iter_mut().zip(settled) {
+            *count = count.checked_sub(gone).ok_or_else(|| not_open(currency))?;
+            *sum -= gone_sum;
+        }
+    }
+    Ok(spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(from_days, to_days))| AgeBucket {
+            from_days,
+            to_days,
+            stale: from_days > stale_after_days.max(0),
+            count: open.values().map(|spans| spans[i].0).sum(),
+            by_currency: open
+                .iter()
+                .filter(|(_, spans)| spans[i].0 > 0)
+                .map(|(&currency, spans)| {
+                    let (count, mut sum) = spans[i];
+                    // Shown with the currency's decimals (200 -> 200.00), as the totals are.
+                    sum.rescale(sum.scale().max(currency.minor_units()));
+                    (currency, CurrencyTotal { count, sum })
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::{AccountGroupId, SettlementReference};
+    use crate::money::Currency;
     use crate::store::{OpenMode, Store};
     use crate::topup::Status;
     use crate::topup::TopUp;
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
     use std::path::PathBuf;
     use std::time::Duration;
     use uuid::Uuid;
@@ -193,59 +248,51 @@ mod tests {
         (path, topups.iter().map(|(_, t)| t.id).collect())
     }
 
+    /// The buckets SQLite counts are those of each top-up's age as recon measures it, less
+    /// the ones the run settles; a first run lists every stale one.
     #[test]
-    fn an_open_listing_split_in_two_halves_is_the_listing_in_one_piece() {
+    fn open_topups_by_age_are_counted_as_each_ones_age_says_less_the_settled() {
         let dir = tempfile::tempdir().unwrap();
         let (db, ids) = open_topups(dir.path(), 900);
-        // Settled by the run: left out of both halves.
         let settling: HashSet<TopUpId> = ids.iter().step_by(4).copied().collect();
-        let as_of = "2026-11-10T00:00:00Z".parse().unwrap();
-        let render = |out: &str, split_from| {
-            render_open_after(&db, &dir.path().join(out), as_of, 2, &settling, split_from).unwrap()
-        };
-        let whole = render("whole", usize::MAX);
-        let halves = render("halves", 2);
-        assert_eq!(whole.total(), 900 - 225);
-        assert_eq!(halves.total(), whole.total());
-        assert_eq!(
-            String::from_utf8(halves.bytes()).unwrap(),
-            String::from_utf8(whole.bytes()).unwrap()
-        );
-        let (a, b) = (whole.overview(), halves.overview());
-        assert_eq!((a.total, a.stale), (b.total, b.stale));
-        assert!(
-            a.stale > 0 && a.stale < a.total,
-            "some are stale: {}",
-            a.stale
-        );
-        assert_eq!(a.buckets, b.buckets);
-        let ids = |o: &report::OpenTopUps| o.oldest.iter().map(|t| t.id).collect::<Vec<_>>();
-        assert_eq!(ids(a), ids(b));
-    }
-
-    #[test]
-    fn the_middle_of_the_open_topups_parts_them_into_two_halves() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, _) = open_topups(dir.path(), 301);
+        let as_of: DateTime<Utc> = "2026-11-10T01:30:00.5Z".parse().unwrap();
+        let open = open_after(&db, &dir.path().join("out"), as_of, 3, &settling).unwrap();
         let conn = crate::store::open_reader(&db).unwrap();
-        assert_eq!(topups::open_midpoint(&conn, 302).unwrap(), None);
-        let middle = topups::open_midpoint(&conn, 301)
-            .unwrap()
-            .expect("301 are enough");
-        let list = |range| {
-            let mut ids = Vec::new();
-            topups::for_each_open(&conn, range, &mut |t| {
-                ids.push(t.id);
-                Ok(())
+        let all = topups::list(&conn, None).unwrap();
+        let left: Vec<&TopUp> = all.iter().filter(|t| !settling.contains(&t.id)).collect();
+        assert_eq!(left.len(), 900 - 225);
+        let mut expected: Vec<(usize, BTreeMap<Currency, Decimal>)> =
+            vec![Default::default(); open.ages.len()];
+        for t in &left {
+            let age = t.age_days(as_of);
+            let i = open
+                .ages
+                .iter()
+                .position(|b| age >= b.from_days && b.to_days.is_none_or(|to| age <= to))
+                .unwrap();
+            expected[i].0 += 1;
+            *expected[i].1.entry(t.currency).or_default() += t.cash_amount;
+        }
+        let counted: Vec<(usize, BTreeMap<Currency, Decimal>)> = open
+            .ages
+            .iter()
+            .map(|b| {
+                let sums = b.by_currency.iter().map(|(c, t)| (*c, t.sum)).collect();
+                (b.count, sums)
             })
-            .unwrap();
-            ids
-        };
-        let (before, from) = (
-            list(topups::OpenRange::Before(&middle)),
-            list(topups::OpenRange::From(&middle)),
-        );
-        assert_eq!((before.len(), from.len()), (150, 151));
-        assert_eq!([before, from].concat(), list(topups::OpenRange::All));
+            .collect();
+        assert_eq!(counted, expected);
+        assert!(expected.iter().filter(|(n, _)| *n > 0).count() >= 3);
+        let stale: Vec<TopUpId> = left
+            .iter()
+            .filter(|t| t.age_days(as_of) > 3)
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(open.newly_stale.count, stale.len());
+        assert!(!stale.is_empty() && stale.len() < left.len());
+        let stale_counted: usize = open.ages.iter().filter(|b| b.stale).map(|b| b.count).sum();
+        assert_eq!(stale_counted, stale.len());
+        assert_eq!(open.newly_stale.previous_run, None);
+        assert_eq!(open.listed.overview().oldest.len(), stale.len());
     }
 }

@@ -1,5 +1,6 @@
 //! Settling: the matched top-ups become `SETTLED` (with their history, events and cash
-//! balances) while a connection of its own lists the top-ups the run leaves open; then each
+//! balances) while a connection of its own counts the top-ups the run leaves open by age and
+//! lists the newly stale; then each
 //! exception gets its suggestion, which sees the top-ups as the run leaves them.
 
 use std::collections::{HashMap, HashSet};
@@ -8,23 +9,27 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::decide::{Decided, Deciding, aside_failed};
-use super::render::{SPLIT_LISTING_FROM, render_open_after};
+use super::render::{OpenAfter, open_after};
 use super::{RunPlan, give_back_memory};
 use crate::error::Error;
 use crate::matching::{EarlierSettlement, Outcome};
 use crate::report::OpenRendered;
-use crate::report::summary::OutcomeKey;
+use crate::report::summary::{AgeBucket, NewlyStale, OutcomeKey};
 use crate::statement::TxIdentity;
 use crate::store::outbox::Growth;
 use crate::store::{hints, topups};
 use crate::suggest::PayerWindows;
 
-/// A run decided and settled, with its open top-ups listed.
+/// A run decided and settled, with its open top-ups counted by age and the newly stale
+/// listed.
 pub(super) struct Settled {
     pub decided: Decided,
+    /// `open_topups.csv`: the newly stale top-ups.
     pub open: OpenRendered,
     /// How many top-ups the run leaves open, counted in the run's transaction.
     pub open_topups: usize,
+    pub ages: Vec<AgeBucket>,
+    pub newly_stale: NewlyStale,
 }
 
 /// Settles what matched and suggests for the exceptions on the run's connection, while the
@@ -39,14 +44,8 @@ pub(super) fn settle_beside_listing(
     let settling = deciding.settling();
     let (settled, open) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| {
-            // One thread (`RAYON_NUM_THREADS=1`) means one listing.
-            let split_from = if rayon::current_num_threads() > 1 {
-                SPLIT_LISTING_FROM
-            } else {
-                usize::MAX
-            };
             let stale = plan.stale_after_days;
-            render_open_after(db, &plan.report_dir, started, stale, &settling, split_from)
+            open_after(db, &plan.report_dir, started, stale, &settling)
         });
         // Counted here, while a long listing may still be running, to check it against.
         let settled = deciding
@@ -62,10 +61,17 @@ pub(super) fn settle_beside_listing(
     drop(settling);
     give_back_memory();
     plan.progress.finish_and_clear();
+    let OpenAfter {
+        listed,
+        ages,
+        newly_stale,
+    } = open;
     let mut settled = Settled {
         decided,
-        open,
+        open: listed,
         open_topups,
+        ages,
+        newly_stale,
     };
     settled.check(&growth)?;
     Ok(settled)
@@ -86,11 +92,18 @@ impl Settled {
                 self.decided.handed, c.read, c.matched, c.unmatched, c.ignored
             )));
         }
-        if self.open_topups != self.open.total() {
+        let by_age: usize = self.ages.iter().map(|bucket| bucket.count).sum();
+        if self.open_topups != by_age {
             return Err(breach(format!(
-                "the run leaves {} top-ups open but {} were listed",
-                self.open_topups,
-                self.open.total()
+                "the run leaves {} top-ups open but {by_age} were counted by age",
+                self.open_topups
+            )));
+        }
+        let stale: usize = self.ages.iter().filter(|b| b.stale).map(|b| b.count).sum();
+        if self.newly_stale.count > stale {
+            return Err(breach(format!(
+                "{} top-ups listed as newly stale but {stale} are stale",
+                self.newly_stale.count
             )));
         }
         let matched: Growth = totals
