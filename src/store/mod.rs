@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod runs;
 mod schema;
+pub mod statements;
 pub mod topups;
 
 use std::path::{Path, PathBuf};
