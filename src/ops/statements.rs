@@ -40,6 +40,7 @@ pub fn keep(conn: &rusqlite::Connection, run: RunId, file: &Evidence) -> Result<
         let doing = format!("{doing} {}", file.path.display());
         move |source| Error::Io { doing, source }
     };
+    let clock = std::time::Instant::now();
     let source = File::open(file.path).map_err(io("reading"))?;
     let mut spool = tempfile::spooled_tempfile(SPOOL_IN_MEMORY);
     let (read_sha, size) = statements::compress(source, &mut spool).map_err(io("compressing"))?;
@@ -74,6 +75,13 @@ pub fn keep(conn: &rusqlite::Connection, run: RunId, file: &Evidence) -> Result<
     spool.rewind().map_err(io("compressing"))?;
     let mut blob = statements::blob(conn, id, false)?;
     io::copy(&mut spool, &mut blob).map_err(io("storing"))?;
+    tracing::debug!(
+        file = %file.path.display(),
+        size,
+        compressed = compressed_len,
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "statement file stored"
+    );
     Ok(())
 }
 
