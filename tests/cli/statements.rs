@@ -242,3 +242,20 @@ fn a_backup_holds_the_stored_files() {
     assert_eq!(out.stdout, fs::read(&path).unwrap());
     assert_ok(&env.recon(&["check", "--db", &copy, "--deep"]));
 }
+
+#[test]
+fn inbox_mode_stores_the_files_it_archives_and_quarantines() {
+    let env = Env::new().with_demo_topups();
+    let name = "2026-11-20.camt053.xml";
+    env.write(&format!("inbox/{name}"), fs::read(demo(name)).unwrap());
+    env.write("inbox/junk.txt", "not a statement");
+    let out = env.inbox_run(&["-q", "--stable-secs", "0"]);
+    assert_code(&out, 65);
+    // Stored before the commit, while the files were still in the inbox; moved after it.
+    let archived = fs::read(env.path(&format!("archive/{name}"))).unwrap();
+    let quarantined = fs::read(env.path("quarantine/junk.txt")).unwrap();
+    let files = stored(&env);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(export(&env, &sha256_hex(&archived)), archived);
+    assert_eq!(export(&env, &sha256_hex(&quarantined)), quarantined);
+}
