@@ -85,7 +85,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// Check the database: SQLite's integrity check and recon's invariants (exit 0 only when all
     /// hold).
-    Check(DbArgs),
+    Check(CheckArgs),
+    /// List the statement files kept in the database, or give one's original bytes back.
+    #[command(subcommand)]
+    Statements(StatementsCommand),
     /// Generate a night for benchmarks and tests: top-ups, a camt.053 statement, the same night
     /// as CSV, and the expected outcome counts.
     BenchData(BenchDataArgs),
@@ -221,6 +224,58 @@ pub struct BackupArgs {
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Also decompress every stored statement file and check its SHA-256 (reads them all:
+    /// slow on a large database).
+    #[arg(long)]
+    pub deep: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StatementsCommand {
+    /// List the stored statement files, oldest first: SHA-256, format, sizes, statement ids,
+    /// and the run that first read each.
+    List(StatementsListArgs),
+    /// Write a stored statement file's original bytes, exactly as the bank sent them.
+    Export(StatementsExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatementsListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatementsFormat::Table)]
+    pub format: StatementsFormat,
+}
+
+/// Output formats of `statements list`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatementsFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct StatementsExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The file's SHA-256 (from `statements list` or a summary.json), or its first 8 or more
+    /// hex digits.
+    #[arg(value_name = "SHA256")]
+    pub sha256: String,
+    /// Write the file here instead of standard output (must not exist unless --force).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing --out file.
     #[arg(long)]
     pub force: bool,
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::cli::{
     Cli, Command, ConfigCommand, DbArgs, LimitArgs, ProfilesCommand, RunArgs, RunsCommand,
-    TopupsCommand, WebhooksCommand,
+    StatementsCommand, TopupsCommand, WebhooksCommand,
 };
 use crate::error::Error;
 use crate::statement::Limits;
@@ -475,7 +475,9 @@ fn command_args(command: &Command) -> (Option<&DbArgs>, Option<&LimitArgs>) {
         Command::Runs(RunsCommand::List(a)) => (Some(&a.db), None),
         Command::Runs(RunsCommand::Show(a)) => (Some(&a.db), None),
         Command::Report(a) => (Some(&a.db), None),
-        Command::Check(a) => (Some(a), None),
+        Command::Check(a) => (Some(&a.db), None),
+        Command::Statements(StatementsCommand::List(a)) => (Some(&a.db), None),
+        Command::Statements(StatementsCommand::Export(a)) => (Some(&a.db), None),
         Command::Backup(a) => (Some(&a.db), None),
         Command::Webhooks(WebhooksCommand::Deliver(a)) => (Some(&a.db), None),
         Command::Webhooks(WebhooksCommand::List(a)) => (Some(&a.db), None),

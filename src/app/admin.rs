@@ -10,15 +10,16 @@ use crate::error::{Error, exit};
 use crate::ops::{self, OpenMode};
 use crate::statement::profile::{Origin, ProfileSet};
 
-/// Runs the database's invariants as queries; 65 when one is broken.
-pub(super) fn check(settings: &Settings, out: &mut dyn Write) -> Result<u8, Error> {
+/// Runs the database's invariants as queries (with `deep`, also decompresses every stored
+/// statement file); 65 when one is broken.
+pub(super) fn check(settings: &Settings, deep: bool, out: &mut dyn Write) -> Result<u8, Error> {
     // A damaged database is the check's own finding, below.
     if let Err(error) = super::publish_pending(settings, out)
         && !error.is_damaged_database()
     {
         return Err(error);
     }
-    let findings = ops::admin::check(|| open(settings, OpenMode::MustExist))?;
+    let findings = ops::admin::check(|| open(settings, OpenMode::MustExist), deep)?;
     let mut text = String::new();
     let mut broken = 0;
     for finding in &findings {

@@ -3,13 +3,16 @@
 
 mod admin;
 mod runs;
+mod statements;
 mod topups;
 mod webhooks;
 
 use std::io::Write;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, ProfilesCommand, RunsCommand, TopupsCommand, WebhooksCommand};
+use crate::cli::{
+    Cli, Command, ProfilesCommand, RunsCommand, StatementsCommand, TopupsCommand, WebhooksCommand,
+};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::ids::TopUpId;
@@ -35,7 +38,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
         },
         Command::Report(args) => runs::rerender(s, &args, out),
         Command::BenchData(args) => admin::bench_data(&args, out),
-        Command::Check(_) => admin::check(s, out),
+        Command::Check(args) => admin::check(s, args.deep, out),
+        Command::Statements(cmd) => match cmd {
+            StatementsCommand::List(args) => statements::list(s, &args, out),
+            StatementsCommand::Export(args) => statements::export(s, &args, out),
+        },
         Command::Backup(args) => admin::backup(s, &args, out),
         Command::Config(_) => admin::config_show(s, out),
         Command::Profiles(cmd) => match cmd {

@@ -8,8 +8,11 @@ use crate::store::check::{self, Finding, INTEGRITY};
 
 /// Runs every check on the database `open` gives. A database SQLite cannot even read fails the
 /// first check (its integrity) instead of failing the command.
-pub fn check(open: impl FnOnce() -> Result<Store, Error>) -> Result<Vec<Finding>, Error> {
-    match open().and_then(|store| Ok(check::run(store.conn())?)) {
+pub fn check(
+    open: impl FnOnce() -> Result<Store, Error>,
+    deep: bool,
+) -> Result<Vec<Finding>, Error> {
+    match open().and_then(|store| Ok(check::run(store.conn(), deep)?)) {
         Ok(findings) => Ok(findings),
         Err(error) if error.is_damaged_database() => Ok(vec![Finding {
             invariant: INTEGRITY,

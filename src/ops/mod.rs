@@ -6,6 +6,7 @@ pub mod inbox;
 pub mod interrupt;
 pub mod run;
 pub mod runs;
+pub mod statements;
 pub mod topups;
 pub mod webhooks;
 

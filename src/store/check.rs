@@ -86,8 +86,9 @@ const INVARIANTS: &[(&str, &str)] = &[
 /// The first check: SQLite's own.
 pub const INTEGRITY: &str = "the database file is intact (PRAGMA integrity_check)";
 
-/// Runs every check; the first finding is SQLite's own integrity check.
-pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
+/// Runs every check; the first finding is SQLite's own integrity check. With `deep`, every
+/// stored statement file is decompressed and hashed too (reading them all).
+pub fn run(conn: &Connection, deep: bool) -> Result<Vec<Finding>, StoreError> {
     let mut findings = Vec::new();
     let integrity: Vec<String> = collect(conn, "PRAGMA integrity_check")?
         .into_iter()
@@ -115,7 +116,56 @@ pub fn run(conn: &Connection) -> Result<Vec<Finding>, StoreError> {
         invariant: "each cash balance is the sum of its account group's settled top-ups",
         problems: balance_problems(conn)?,
     });
+    findings.push(match deep {
+        true => Finding {
+            invariant: "each stored statement file decompresses to the bytes its SHA-256 names",
+            problems: stored_file_problems(conn)?,
+        },
+        false => Finding {
+            invariant: "each stored statement file starts as zstd data (--deep checks its bytes)",
+            problems: unframed_stored_files(conn)?,
+        },
+    });
     Ok(findings)
+}
+
+/// The cheap check of stored files: each begins with zstd's magic number. Through the blob
+/// handle only the first page of each is read (SQL's substr would read every byte).
+fn unframed_stored_files(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    for (id, sha256) in super::statements::keys(conn)? {
+        let blob = super::statements::blob(conn, id, true)?;
+        let mut magic = [0u8; 4];
+        if blob.read_at_exact(&mut magic, 0).is_err() || magic != ZSTD_MAGIC {
+            problems.push(format!(
+                "stored statement file {} does not start as zstd data",
+                hex::encode(sha256)
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Decompresses every stored statement file, one at a time and streaming, and names those
+/// whose bytes are not the ones their SHA-256 names.
+fn stored_file_problems(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    for (id, sha256) in super::statements::keys(conn)? {
+        let name = hex::encode(sha256);
+        let blob = super::statements::blob(conn, id, true)?;
+        match super::statements::decompress(blob, std::io::sink()) {
+            Ok((found, _)) if found == sha256 => {}
+            Ok((found, size)) => problems.push(format!(
+                "stored statement file {name} decompresses to {size} bytes with SHA-256 {}",
+                hex::encode(found)
+            )),
+            Err(e) => problems.push(format!("stored statement file {name}: {e}")),
+        }
+    }
+    Ok(problems)
 }
 
 fn balance_problems(conn: &Connection) -> Result<Vec<String>, StoreError> {

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod runs;
 mod schema;
+pub mod statements;
 pub mod topups;
 
 use std::path::{Path, PathBuf};

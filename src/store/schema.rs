@@ -232,6 +232,24 @@ CREATE INDEX topups_open ON topups (created_at, id) WHERE status IN ('NEW', 'CON
               ALTER TABLE runs ADD COLUMN published_at TEXT;",
         then: None,
     },
+    // 9: each statement file read, kept once by its content: the bank's bytes as evidence,
+    // compressed with zstd (the blob last, so that listing never reads it). `statement_files`
+    // rows, one per file per run, name it by the same SHA-256 in hex.
+    Migration {
+        sql: r#"
+CREATE TABLE stored_files (
+    id            INTEGER PRIMARY KEY,
+    sha256        BLOB NOT NULL UNIQUE CHECK (length(sha256) = 32),
+    format        TEXT,
+    size          INTEGER NOT NULL,
+    statement_ids TEXT NOT NULL,
+    stored_at     TEXT NOT NULL,
+    run_id        TEXT NOT NULL REFERENCES runs(id),
+    compressed    BLOB NOT NULL
+) STRICT;
+"#,
+        then: None,
+    },
     // 11 (the ninth entry on the branch that added it; it becomes the eleventh when merged
     // after migrations 9 and 10): each transaction's cross-format key, for the transactions
     // that claim their identity, so that the same bank transaction delivered later in another

@@ -14,6 +14,7 @@ mod inbox;
 mod mt940;
 mod run;
 mod samples;
+mod statements;
 mod suggest;
 
 // What an operator and cron rely on when things go wrong.

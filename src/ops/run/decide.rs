@@ -13,13 +13,14 @@ use crate::controls::{Chains, Control};
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::matching::{Category, Decision, Known, Matcher};
+use crate::ops::statements::{self, Evidence};
 use crate::reference::Candidate;
 use crate::report::InputSummary;
 use crate::report::summary::ReadBefore;
 use crate::report::summary::Totals;
 use crate::row::Row;
 use crate::row::spill::{Mark, Spill, Spilled};
-use crate::statement::{self, InputError, StatementFile, Transaction};
+use crate::statement::{self, InputError, InputErrorKind, StatementFile, Transaction};
 use crate::store::{runs, topups};
 
 /// The decisions of a run so far, made in file order.
@@ -247,6 +248,13 @@ impl Deciding {
             error: None,
         };
         let file_id = runs::record_file(tx, run_id, &record)?;
+        let evidence = Evidence {
+            path,
+            sha256: &file.sha256,
+            format: Some(&file.format),
+            statement_ids: &statement_ids,
+        };
+        statements::keep(tx, run_id, &evidence)?;
         self.ledger.file_begins(first_entry, file_id);
         self.totals.read(transactions);
         tracing::info!(
@@ -303,6 +311,17 @@ impl Deciding {
             error: Some(&message),
         };
         runs::record_file(tx, run_id, &record)?;
+        // What the bank sent is kept even when it cannot be read; a file over the size limit
+        // was refused unread, and is not.
+        if !matches!(error.kind, InputErrorKind::TooLarge { .. }) {
+            let evidence = Evidence {
+                path,
+                sha256: &sha256,
+                format: None,
+                statement_ids: &[],
+            };
+            statements::keep(tx, run_id, &evidence)?;
+        }
         self.inputs.push(InputSummary {
             path: file_name,
             sha256: Some(sha256).filter(|s| !s.is_empty()),
