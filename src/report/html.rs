@@ -490,12 +490,12 @@ impl ExceptionLines {
         self.count += 1;
         *self.sums.entry(row.currency).or_default() += row.amount;
         let key = SameKey::of(&row);
-        let same = match &key.reference {
-            Some(_) => self.keyed.get(&key).copied(),
-            // Naming nothing, only the line just before can be the same.
-            None => Some(self.lines.len().wrapping_sub(1))
-                .filter(|_| key.payer.is_some())
-                .filter(|&last| self.lines.get(last).is_some_and(|l| l.key == key)),
+        let same = if key.reference.is_some() {
+            self.keyed.get(&key).copied()
+        } else {
+            // Naming nothing, only the line just before can be the same, from a named payer.
+            let last = self.lines.len().checked_sub(1);
+            last.filter(|&last| key.payer.is_some() && self.lines[last].key == key)
         };
         if let Some(line) = same {
             let line = &mut self.lines[line];
