@@ -19,6 +19,20 @@ pub struct Spec {
     pub seed: u64,
     /// When the top-ups were created (default: 2026-11-01T08:00:00Z, before the statement).
     pub created_at: Option<DateTime<Utc>>,
+    pub mix: Mix,
+}
+
+/// Which outcomes a generated night has.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Matches and every kind of exception, as nights have them.
+    Realistic,
+    /// Every transaction the same payment of the first top-up by the same payer: the first
+    /// settles it, every other one is `ALREADY_SETTLED`.
+    Copies,
+    /// Every transaction a reference no top-up has (`UNKNOWN_REFERENCE`), each needing a
+    /// suggestion.
+    Unknown,
 }
 
 /// One generated bank transaction.
@@ -54,7 +68,11 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
     let mut expected: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut payments = Vec::with_capacity(spec.transactions);
     for i in 0..spec.transactions {
-        let (payment, outcome) = night.payment(i);
+        let (payment, outcome) = match spec.mix {
+            Mix::Realistic => night.payment(i),
+            Mix::Copies => night.copy(i),
+            Mix::Unknown => night.unknown(),
+        };
         *expected.entry(outcome).or_default() += 1;
         payments.push(payment);
     }
@@ -176,6 +194,39 @@ impl Night<'_> {
             }
         };
         (payment, outcome)
+    }
+}
+
+impl Night<'_> {
+    /// The same payment of the first top-up, again: the first settles it.
+    fn copy(&mut self, i: usize) -> (Payment, &'static str) {
+        let Some(&(id, cents)) = self.topups.first() else {
+            return self.unknown();
+        };
+        let payment = Payment {
+            amount_cents: cents,
+            debit: false,
+            pending: false,
+            reversal: false,
+            remittance: vec![format!("topup {id}")],
+            payer: 1,
+        };
+        (payment, if i == 0 { "MATCHED" } else { "ALREADY_SETTLED" })
+    }
+
+    /// A payment of a reference no top-up has, from any payer.
+    fn unknown(&mut self) -> (Payment, &'static str) {
+        let rng = &mut self.rng;
+        let reference = random_uuid(rng);
+        let payment = Payment {
+            amount_cents: rng.random_range(100..100_000),
+            debit: false,
+            pending: false,
+            reversal: false,
+            remittance: vec![format!("topup {reference}")],
+            payer: rng.random_range(0..10_000),
+        };
+        (payment, "UNKNOWN_REFERENCE")
     }
 }
 

@@ -298,6 +298,10 @@ pub struct BenchDataArgs {
     /// Directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// The night's outcomes: a realistic mix, or (to measure a worst case) every transaction
+    /// the same payment of the first top-up, or every one an unknown reference.
+    #[arg(long, value_enum, default_value_t = crate::benchdata::Mix::Realistic, hide = true)]
+    pub mix: crate::benchdata::Mix,
 }
 
 #[derive(Subcommand, Debug)]

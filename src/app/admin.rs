@@ -85,6 +85,7 @@ pub(super) fn bench_data(
         transactions: args.transactions,
         seed: args.seed,
         created_at: args.created_at,
+        mix: args.mix,
     };
     let expected = crate::benchdata::generate(&spec, &args.out).map_err(|source| Error::Io {
         doing: format!("writing the generated night into {}", args.out.display()),

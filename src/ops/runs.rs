@@ -4,7 +4,6 @@
 //! including a report whose publication a stopped process never finished.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::Utc;
 
@@ -88,11 +87,10 @@ pub fn rerender(store: &Store, run: &str, out: &Path) -> Result<(), Error> {
         by_category[slot].push(row);
     }
     let [matched, unmatched, ignored] = by_category;
-    let unmatched: Arc<[Row]> = unmatched.into();
     let report = Report {
         summary: &summary,
         matched: report::Rows::Memory(&matched),
-        unmatched: &unmatched,
+        unmatched: report::Rows::Memory(&unmatched),
         ignored: report::Rows::Memory(&ignored),
         as_of,
         generated_at: Utc::now(),

@@ -3,7 +3,8 @@
 //! markup. Search and sorting are a few lines of plain JavaScript; without it the page reads the
 //! same.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::Arc;
 
@@ -13,17 +14,25 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::columns::{self, Style};
-use super::{OpenTopUps, Report, Rows};
-use crate::matching::{Category, Outcome};
+use super::{OpenTopUps, Report, Rows, grouped};
+use crate::matching::Outcome;
 use crate::money::{Currency, format_amount};
 use crate::row::Row;
 use crate::topup::format_timestamp;
 
 const TEMPLATE: &str = include_str!("report.html.j2");
 
-/// Rows shown per table of matched, ignored and open items; exceptions are always complete.
-/// Every row is in the CSV files and the workbook.
+/// Rows shown per table of matched, ignored and open items. Every row is in the CSV files and
+/// the workbook.
 pub const PAGE_ROWS: usize = 2000;
+
+/// Lines each kind of exception lists at most (repeated exceptions share a line); every
+/// exception is in `unmatched.csv` and the workbook.
+pub const EXCEPTION_LINES: usize = 5000;
+
+/// Exceptions alike (same top-up or reference, same payer) that the page lists each on a line
+/// of its own, where to look for each, before it counts the rest on the last of them.
+pub const LISTED_ALIKE: usize = 3;
 
 /// What an exception means and what a person usually does about it.
 pub fn explain(outcome: Outcome) -> (&'static str, &'static str) {
@@ -81,13 +90,20 @@ struct TotalLine {
 struct RowObject {
     rows: Arc<[Row]>,
     index: usize,
+    /// The line saying how many exceptions like this one follow it, if any do.
+    more: Option<String>,
 }
 
 impl RowObject {
     fn value(rows: &Arc<[Row]>, index: usize) -> Value {
+        Self::with_more(rows, index, None)
+    }
+
+    fn with_more(rows: &Arc<[Row]>, index: usize, more: Option<String>) -> Value {
         Value::from_object(RowObject {
             rows: rows.clone(),
             index,
+            more,
         })
     }
 }
@@ -95,6 +111,9 @@ impl RowObject {
 impl Object for RowObject {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
+        if key == "more" {
+            return self.more.clone().map(Value::from);
+        }
         let column = columns::page_fields().find(|c| c.name == key)?;
         let value = (column.value)(&self.rows[self.index]).into_text();
         Some(Value::from(value.into_owned()))
@@ -126,12 +145,17 @@ fn rows_table_template() -> String {
         head.push_str(&format!("<th{th}>{}</th>", page.header));
         cells.push_str(&format!("<td{td}{attributes}>{content}</td>"));
     }
+    let span = columns::page_columns().len();
+    // A repeated exception's line: how many more like it, after it.
+    let more = format!(
+        "{{% if r.more %}}<tr class=\"more\"><td colspan=\"{span}\" class=\"muted\">{{{{ r.more }}}}</td></tr>{{% endif %}}"
+    );
     format!(
         "{{% macro rows_table(rows) %}}
 <table class=\"searchable sortable-table\">
 <thead><tr>{head}</tr></thead>
 <tbody>
-{{% for r in rows %}}<tr>{cells}</tr>
+{{% for r in rows %}}<tr>{cells}</tr>{more}
 {{% endfor %}}
 </tbody>
 </table>
@@ -199,10 +223,10 @@ fn sums_text(items: impl Iterator<Item = (Currency, Decimal)>) -> String {
     }
 }
 
-/// The one-line verdict at the top of the page, and its colour.
-fn status_line(report: &Report) -> (String, &'static str) {
+/// The one-line verdict at the top of the page, and its colour; `exceptions` is what the
+/// exceptions come to.
+fn status_line(report: &Report, exceptions: &str) -> (String, &'static str) {
     let s = report.summary;
-    let exceptions = sums_text(report.unmatched.iter().map(|r| (r.currency, r.amount)));
     let mut parts = Vec::new();
     let mut class = "ok";
     if s.inputs_rejected > 0 {
@@ -278,7 +302,15 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
     let mut controls: Vec<&crate::controls::Control> =
         report.summary.controls.results.iter().collect();
     controls.sort_by_key(|c| c.ok);
-    let (line, class) = status_line(report);
+    // A run of a release before the page grouped its exceptions is re-rendered as it was.
+    let (limit, alike) = if report.summary.groups_exceptions() {
+        (EXCEPTION_LINES, LISTED_ALIKE)
+    } else {
+        (usize::MAX, usize::MAX)
+    };
+    let groups = ExceptionLines::gather(report.unmatched.iter(), limit, alike)?;
+    let exceptions = sums_text(groups.iter().flat_map(|g| g.sums.clone()));
+    let (line, class) = status_line(report, &exceptions);
     let views = |rows: Rows| {
         let shown: Arc<[Row]> = rows
             .iter()
@@ -303,7 +335,8 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
             totals => Value::from(Serde(&totals(report))),
             chart => Value::from(Serde(chart(report))),
             controls => Value::from(Serde(&controls)),
-            groups => exception_groups(report),
+            groups => exception_groups(groups),
+            exception_lines => EXCEPTION_LINES,
             matched,
             ignored,
             open => Value::from(Serde(&open_views(report, open))),
@@ -345,33 +378,180 @@ fn totals(report: &Report) -> Vec<TotalLine> {
 }
 
 /// The exceptions grouped by outcome, each group with what it means and what to do.
-fn exception_groups(report: &Report) -> Vec<Value> {
-    Outcome::ALL
+fn exception_groups(groups: Vec<ExceptionLines>) -> Vec<Value> {
+    groups
         .into_iter()
-        .filter(|o| o.category() == Category::Unmatched)
-        .filter_map(|outcome| {
-            let rows: Vec<usize> = (0..report.unmatched.len())
-                .filter(|&i| report.unmatched[i].outcome == outcome)
-                .collect();
-            if rows.is_empty() {
-                return None;
-            }
-            let (explanation, action) = explain(outcome);
-            Some(context! {
-                outcome => outcome.as_str(),
+        .map(|group| {
+            let (explanation, action) = explain(group.outcome);
+            let (rows, more): (Vec<Row>, Vec<Option<String>>) = group
+                .lines
+                .into_iter()
+                .map(|line| {
+                    let more = line.more_text();
+                    (line.row, more)
+                })
+                .unzip();
+            let rows: Arc<[Row]> = rows.into();
+            context! {
+                outcome => group.outcome.as_str(),
                 explanation,
                 action,
-                sums => sums_text(rows.iter().map(|&i| {
-                    let row = &report.unmatched[i];
-                    (row.currency, row.amount)
-                })),
-                rows => rows
+                count => group.count,
+                unlisted => group.unlisted,
+                sums => sums_text(group.sums.into_iter()),
+                rows => more
                     .into_iter()
-                    .map(|i| RowObject::value(report.unmatched, i))
+                    .enumerate()
+                    .map(|(i, more)| RowObject::with_more(&rows, i, more))
                     .collect::<Vec<_>>(),
-            })
+            }
         })
         .collect()
+}
+
+/// What makes a later exception of an outcome the same as an earlier one on the page: the
+/// top-up it pays (or else the reference it names) and its payer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SameKey {
+    reference: Option<String>,
+    payer: Option<String>,
+}
+
+impl SameKey {
+    fn of(row: &Row) -> SameKey {
+        SameKey {
+            reference: row
+                .topup_id
+                .map(|id| id.to_string())
+                .or_else(|| row.extracted_reference().map(str::to_string)),
+            payer: row.counterparty_iban().map(str::to_string),
+        }
+    }
+}
+
+/// One line of an outcome's table: an exception, and the exceptions like it that came after.
+#[derive(Debug)]
+struct Line {
+    row: Row,
+    key: SameKey,
+    more: usize,
+    more_sums: BTreeMap<Currency, Decimal>,
+}
+
+impl Line {
+    /// `3 more payments for top-up X, same payer: 30.00 EUR`, when any came after.
+    fn more_text(&self) -> Option<String> {
+        if self.more == 0 {
+            return None;
+        }
+        let payments = if self.more == 1 {
+            "payment"
+        } else {
+            "payments"
+        };
+        let what = match (self.row.topup_id, &self.key.reference) {
+            (Some(topup), _) => format!(" for top-up {topup}"),
+            (None, Some(reference)) => format!(" naming {reference}"),
+            (None, None) => " without a reference".to_string(),
+        };
+        let payer = if self.key.payer.is_some() {
+            ", same payer"
+        } else {
+            ""
+        };
+        let sums = sums_text(self.more_sums.iter().map(|(c, a)| (*c, *a)));
+        Some(format!(
+            "{} more {payments}{what}{payer}: {sums}",
+            grouped(self.more)
+        ))
+    }
+}
+
+/// The exceptions of one outcome as the page lists them: at most a bounded number of lines,
+/// an exception like an earlier listed one (the same top-up or reference, the same payer; or,
+/// naming neither, the same payer as the line just before) counted on that one's line.
+#[derive(Debug)]
+struct ExceptionLines {
+    outcome: Outcome,
+    count: usize,
+    sums: BTreeMap<Currency, Decimal>,
+    lines: Vec<Line>,
+    /// The listed lines that name a top-up or reference, by what makes them the same: the last
+    /// of them, and how many are listed.
+    keyed: HashMap<SameKey, (usize, usize)>,
+    /// How many lines at the end are alike (for exceptions naming nothing).
+    tail_alike: usize,
+    /// Exceptions on no line: they came after the last line was listed.
+    unlisted: usize,
+}
+
+impl ExceptionLines {
+    /// Gathers exceptions read in order into lines (at most `limit` per outcome, `alike` of
+    /// exceptions alike), in the order of [`Outcome::ALL`]; memory grows with the lines, not
+    /// with the exceptions.
+    fn gather<'r>(
+        rows: impl Iterator<Item = io::Result<Cow<'r, Row>>>,
+        limit: usize,
+        alike: usize,
+    ) -> io::Result<Vec<ExceptionLines>> {
+        let mut by_outcome: Vec<Option<ExceptionLines>> =
+            Outcome::ALL.iter().map(|_| None).collect();
+        for row in rows {
+            let row = row?;
+            let slot = Outcome::ALL.iter().position(|o| *o == row.outcome);
+            let lines =
+                by_outcome[slot.unwrap_or_default()].get_or_insert_with(|| ExceptionLines {
+                    outcome: row.outcome,
+                    count: 0,
+                    sums: BTreeMap::new(),
+                    lines: Vec::new(),
+                    keyed: HashMap::new(),
+                    tail_alike: 0,
+                    unlisted: 0,
+                });
+            lines.add(row, limit, alike);
+        }
+        Ok(by_outcome.into_iter().flatten().collect())
+    }
+
+    fn add(&mut self, row: Cow<Row>, limit: usize, alike: usize) {
+        self.count += 1;
+        *self.sums.entry(row.currency).or_default() += row.amount;
+        let key = SameKey::of(&row);
+        let full = self.lines.len() >= limit;
+        // The last line alike, and how many alike are listed.
+        let same = if key.reference.is_some() {
+            self.keyed.get(&key).copied()
+        } else {
+            // Naming nothing, only the lines just before can be alike, from a named payer.
+            let last = self.lines.len().checked_sub(1);
+            last.filter(|&last| key.payer.is_some() && self.lines[last].key == key)
+                .map(|last| (last, self.tail_alike))
+        };
+        match same {
+            Some((line, listed)) if listed >= alike || full => {
+                let line = &mut self.lines[line];
+                line.more += 1;
+                *line.more_sums.entry(row.currency).or_default() += row.amount;
+            }
+            _ if full => self.unlisted += 1,
+            _ => {
+                let at = self.lines.len();
+                let listed = same.map_or(0, |(_, listed)| listed) + 1;
+                if key.reference.is_some() {
+                    self.keyed.insert(key.clone(), (at, listed));
+                }
+                let after_alike = self.lines.last().is_some_and(|last| last.key == key);
+                self.tail_alike = if after_alike { self.tail_alike + 1 } else { 1 };
+                self.lines.push(Line {
+                    row: row.into_owned(),
+                    key,
+                    more: 0,
+                    more_sums: BTreeMap::new(),
+                });
+            }
+        }
+    }
 }
 
 /// The oldest open top-ups the page lists.
@@ -470,6 +650,159 @@ mod tests {
         assert!(
             page.contains(r#"<td class="mono" title="in&#x2f;2026-11-20.xml">2026-11-20.xml · entry 5 detail 2</td></tr>"#),
             "{page}"
+        );
+    }
+
+    /// An exception of `outcome` for `cents`, naming `reference`, from `payer`.
+    fn exception(
+        outcome: Outcome,
+        reference: Option<&str>,
+        payer: Option<&str>,
+        cents: i64,
+    ) -> Row {
+        use crate::row::{TextFields, Texts};
+        let mut row = crate::row::tests::sample_row();
+        row.outcome = outcome;
+        row.amount = Decimal::new(cents, 2);
+        row.texts = Texts::new(TextFields {
+            entry_ref: None,
+            servicer_ref: None,
+            end_to_end_id: None,
+            tx_id: None,
+            uetr: None,
+            counterparty_name: None,
+            counterparty_iban: payer,
+            remittance: "",
+            extracted_reference: reference,
+            suggestion: None,
+        });
+        row
+    }
+
+    fn gather(rows: &[Row], limit: usize) -> Vec<ExceptionLines> {
+        gather_alike(rows, limit, 1)
+    }
+
+    fn gather_alike(rows: &[Row], limit: usize, alike: usize) -> Vec<ExceptionLines> {
+        ExceptionLines::gather(rows.iter().map(|r| Ok(Cow::Borrowed(r))), limit, alike).unwrap()
+    }
+
+    /// Each line's `(amount, more)`.
+    fn lines(group: &ExceptionLines) -> Vec<(String, usize)> {
+        let line = |l: &Line| (l.row.amount.to_string(), l.more);
+        group.lines.iter().map(line).collect()
+    }
+
+    #[test]
+    fn exceptions_of_one_reference_and_payer_share_a_line_wherever_they_come() {
+        use Outcome::{AlreadySettled as Again, NoReference as NoRef};
+        let rows = [
+            exception(Again, Some("ref-a"), Some("DE01"), 100),
+            exception(NoRef, None, Some("DE01"), 200),
+            exception(Again, Some("ref-a"), Some("DE02"), 300),
+            exception(Again, Some("ref-a"), Some("DE01"), 400),
+            exception(Again, Some("ref-b"), Some("DE01"), 500),
+            exception(Again, Some("ref-a"), Some("DE01"), 600),
+        ];
+        let groups = gather(&rows, 100);
+        // In the order of the outcomes, whatever the order of the rows.
+        let outcomes: Vec<Outcome> = groups.iter().map(|g| g.outcome).collect();
+        assert_eq!(outcomes, [NoRef, Again]);
+        let again = &groups[1];
+        assert_eq!((again.count, again.unlisted), (5, 0));
+        assert_eq!(
+            lines(again),
+            [("1.00".into(), 2), ("3.00".into(), 0), ("5.00".into(), 0)]
+        );
+        assert_eq!(
+            again.lines[0].more_text().as_deref(),
+            Some("2 more payments naming ref-a, same payer: 10.00 EUR")
+        );
+        assert_eq!(again.lines[1].more_text(), None);
+        assert_eq!(again.sums[&"EUR".parse().unwrap()], Decimal::new(1900, 2));
+    }
+
+    #[test]
+    fn exceptions_naming_nothing_share_a_line_only_with_the_one_just_before_of_the_same_payer() {
+        let rows = [
+            exception(Outcome::NoReference, None, Some("DE01"), 100),
+            exception(Outcome::NoReference, None, Some("DE01"), 200),
+            exception(Outcome::NoReference, None, Some("DE02"), 300),
+            exception(Outcome::NoReference, None, Some("DE01"), 400),
+            exception(Outcome::NoReference, None, None, 500),
+            exception(Outcome::NoReference, None, None, 600),
+        ];
+        let groups = gather(&rows, 100);
+        assert_eq!(
+            lines(&groups[0]),
+            [
+                ("1.00".into(), 1),
+                ("3.00".into(), 0),
+                ("4.00".into(), 0),
+                ("5.00".into(), 0),
+                ("6.00".into(), 0)
+            ]
+        );
+        assert_eq!(
+            groups[0].lines[0].more_text().as_deref(),
+            Some("1 more payment without a reference, same payer: 2.00 EUR")
+        );
+    }
+
+    #[test]
+    fn an_outcome_lists_at_most_its_limit_of_lines_and_counts_the_rest() {
+        let payment = |reference, cents| {
+            exception(
+                Outcome::UnknownReference,
+                Some(reference),
+                Some("DE01"),
+                cents,
+            )
+        };
+        let mut rows = vec![payment("a", 100), payment("b", 200), payment("c", 300)];
+        // Like a listed line after the limit was reached: still counted on it.
+        rows.extend((0..1000).map(|_| payment("a", 100)));
+        let groups = gather(&rows, 2);
+        let group = &groups[0];
+        assert_eq!(lines(group), [("1.00".into(), 1000), ("2.00".into(), 0)]);
+        assert_eq!((group.count, group.unlisted), (1003, 1));
+        assert_eq!(
+            group.lines[0].more_text().as_deref(),
+            Some("1,000 more payments naming a, same payer: 1000.00 EUR")
+        );
+    }
+
+    #[test]
+    fn the_first_few_alike_are_listed_each_and_the_rest_counted_on_the_last_of_them() {
+        let again =
+            |payer, cents| exception(Outcome::AlreadySettled, Some("ref-a"), Some(payer), cents);
+        let mut rows: Vec<Row> = (1..=5).map(|i| again("DE01", i * 100)).collect();
+        rows.insert(2, again("DE02", 900));
+        let nothing = |cents| exception(Outcome::NoReference, None, Some("DE03"), cents);
+        rows.extend((1..=4).map(nothing));
+        let groups = gather_alike(&rows, 100, 3);
+        assert_eq!(
+            lines(&groups[0]),
+            [("0.01".into(), 0), ("0.02".into(), 0), ("0.03".into(), 1)]
+        );
+        assert_eq!(
+            lines(&groups[1]),
+            [
+                ("1.00".into(), 0),
+                ("2.00".into(), 0),
+                ("9.00".into(), 0),
+                ("3.00".into(), 2),
+            ]
+        );
+        assert_eq!(
+            groups[1].lines[3].more_text().as_deref(),
+            Some("2 more payments naming ref-a, same payer: 9.00 EUR")
+        );
+        // A run stored before the page grouped (no limit, nothing alike) lists each.
+        let each = gather_alike(&rows, usize::MAX, usize::MAX);
+        assert_eq!(
+            each.iter().map(|g| g.lines.len()).sum::<usize>(),
+            rows.len()
         );
     }
 }

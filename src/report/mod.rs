@@ -12,7 +12,6 @@ mod xlsx;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -23,7 +22,6 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use crate::money::Currency;
-use crate::row::Row;
 pub use crate::row::spill::Rows;
 use crate::topup::TopUp;
 pub use summary::{InputSummary, Summary};
@@ -32,9 +30,7 @@ pub use summary::{InputSummary, Summary};
 pub struct Report<'a> {
     pub summary: &'a Summary,
     pub matched: Rows<'a>,
-    /// Always in memory: their suggestions are made after every transaction is decided. Shared,
-    /// so the page's template reads them without a copy.
-    pub unmatched: &'a Arc<[Row]>,
+    pub unmatched: Rows<'a>,
     pub ignored: Rows<'a>,
     /// The moment ages of open top-ups are measured at (the run's start).
     pub as_of: DateTime<Utc>,
@@ -90,6 +86,19 @@ impl OpenTopUps {
             self.oldest.push(topup.clone());
         }
     }
+}
+
+/// `40000` as `40,000`.
+pub(crate) fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Calls its argument once per open top-up, oldest first (from the database, or a list).
@@ -269,7 +278,7 @@ pub fn prepare_alongside<T>(
         ),
         (
             "unmatched.csv",
-            Box::new(|w| csv::write_rows(w, Rows::Memory(&report.unmatched[..]))),
+            Box::new(|w| csv::write_rows(w, report.unmatched)),
         ),
         (
             "ignored.csv",

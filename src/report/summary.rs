@@ -306,6 +306,12 @@ pub enum StoredSummaryError {
 }
 
 impl Summary {
+    /// Whether the page groups repeated exceptions: runs stored in version 2 or later (those of
+    /// version 1 carry no age buckets, and their pages listed every exception).
+    pub fn groups_exceptions(&self) -> bool {
+        self.open_topup_ages.is_some()
+    }
+
     /// The summary as a run stores it (`runs.summary_json`).
     pub fn to_stored(&self) -> String {
         let stored = Stored {

@@ -15,7 +15,7 @@ use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
 
 use super::columns::{self, Column, Value};
 use super::summary::AgeBucket;
-use super::{OpenTopUps, Report, Rows};
+use super::{OpenTopUps, Report, Rows, grouped};
 use crate::row::Row;
 use crate::topup::{TopUp, format_timestamp};
 
@@ -114,19 +114,6 @@ fn fit_cell<'t>(text: &'t str, whole_in: &str) -> Cow<'t, str> {
         })
         .map_or(text.len(), |(at, _)| at);
     Cow::Owned(format!("{}{marker}", &text[..end]))
-}
-
-/// `40000` as `40,000`.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// A sheet written row by row straight to a temporary file (rust_xlsxwriter's constant-memory
@@ -462,7 +449,7 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
         &mut workbook,
         &formats,
         "Exceptions",
-        Rows::Memory(&report.unmatched[..]),
+        report.unmatched,
         "unmatched.csv",
     )?;
     rows_sheet(

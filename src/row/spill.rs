@@ -3,28 +3,78 @@
 //!
 //! The file is ours alone (unnamed, gone when closed, even after a crash), so its format is
 //! whatever is quickest to write and read: each row is its length and then its fields in a
-//! fixed order, numbers little-endian.
+//! fixed order, numbers little-endian. An exception is written aside with the decision its
+//! suggestion is made from ([`Unmatched`]), the same way.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::{Row, TEXTS, Texts};
-use crate::ids::TopUpId;
-use crate::matching::Outcome;
+use crate::ids::{AccountGroupId, SettlementReference, TopUpId};
+use crate::matching::{Decision, EarlierSettlement, Outcome};
 use crate::statement::{CrossKey, Direction, TxIdentity};
+use crate::topup::{Status, TopUp};
 
-/// Rows of one kind being written aside, in the order they were decided.
-pub struct Spill {
+/// What a spill writes aside: a row, or an exception with its decision.
+pub trait Record: Sized {
+    /// Appends the record: its length (four bytes), then its fields.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads what [`Record::encode`] wrote, after its length; `None` when it is not such a
+    /// record.
+    fn decode(record: &[u8], shared: &mut Shared) -> Option<Self>;
+}
+
+impl Record for Row {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode(self, out);
+    }
+
+    fn decode(record: &[u8], shared: &mut Shared) -> Option<Self> {
+        decode(record, shared)
+    }
+}
+
+/// An exception's row and the decision its suggestion is made from, once the run has settled
+/// what matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unmatched {
+    pub row: Row,
+    pub decision: Decision,
+}
+
+impl Record for Unmatched {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        encode(&self.row, out);
+        encode_decision(&self.decision, out);
+        let size = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&size.to_le_bytes());
+    }
+
+    fn decode(record: &[u8], shared: &mut Shared) -> Option<Self> {
+        let mut input = Input(record);
+        let row = input.bytes()?;
+        let row = decode(row, shared)?;
+        let decision = decode_decision(&mut input)?;
+        input.0.is_empty().then_some(Unmatched { row, decision })
+    }
+}
+
+/// Records of one kind being written aside, in the order they were decided.
+pub struct Spill<T = Row> {
     out: BufWriter<File>,
     len: usize,
     bytes: u64,
     record: Vec<u8>,
+    kind: PhantomData<fn() -> T>,
 }
 
 /// How far a [`Spill`] had got: what [`Spill::truncate`] cuts it back to.
@@ -34,21 +84,22 @@ pub struct Mark {
     bytes: u64,
 }
 
-impl Spill {
+impl<T: Record> Spill<T> {
     /// A new spill in a temporary file of `dir`.
-    pub fn new_in(dir: &Path) -> io::Result<Spill> {
+    pub fn new_in(dir: &Path) -> io::Result<Spill<T>> {
         Ok(Spill {
             out: BufWriter::with_capacity(1 << 16, tempfile::tempfile_in(dir)?),
             len: 0,
             bytes: 0,
             record: Vec::with_capacity(1024),
+            kind: PhantomData,
         })
     }
 
-    /// Writes the next row.
-    pub fn push(&mut self, row: &Row) -> io::Result<()> {
+    /// Writes the next record.
+    pub fn push(&mut self, record: &T) -> io::Result<()> {
         self.record.clear();
-        encode(row, &mut self.record);
+        record.encode(&mut self.record);
         self.out.write_all(&self.record)?;
         self.len += 1;
         self.bytes += self.record.len() as u64;
@@ -74,7 +125,7 @@ impl Spill {
     }
 
     /// The rows written since `mark`, read back one by one.
-    pub fn since(&mut self, mark: Mark) -> io::Result<Reader<'_>> {
+    pub fn since(&mut self, mark: Mark) -> io::Result<Reader<'_, T>> {
         self.out.flush()?;
         Ok(Reader::new(
             self.out.get_ref(),
@@ -95,22 +146,24 @@ impl Spill {
     }
 
     /// Every row written, ready to be read (by several readers at once).
-    pub fn finish(self) -> io::Result<Spilled> {
+    pub fn finish(self) -> io::Result<Spilled<T>> {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         Ok(Spilled {
             file,
             len: self.len,
+            kind: PhantomData,
         })
     }
 }
 
-/// Rows written aside, complete.
-pub struct Spilled {
+/// Records written aside, complete.
+pub struct Spilled<T = Row> {
     file: File,
     len: usize,
+    kind: PhantomData<fn() -> T>,
 }
 
-impl Spilled {
+impl<T: Record> Spilled<T> {
     /// How many rows there are.
     pub fn len(&self) -> usize {
         self.len
@@ -121,8 +174,8 @@ impl Spilled {
         self.len == 0
     }
 
-    /// The rows from the first, each read as it is asked for.
-    pub fn iter(&self) -> Reader<'_> {
+    /// The records from the first, each read as it is asked for.
+    pub fn iter(&self) -> Reader<'_, T> {
         Reader::new(&self.file, 0, self.len)
     }
 }
@@ -157,8 +210,8 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// Reads rows back from a spill's file, at offsets of its own (readers share the file).
-pub struct Reader<'f> {
+/// Reads records back from a spill's file, at offsets of its own (readers share the file).
+pub struct Reader<'f, T = Row> {
     file: &'f File,
     at: u64,
     left: usize,
@@ -166,11 +219,12 @@ pub struct Reader<'f> {
     start: usize,
     end: usize,
     shared: Shared,
+    kind: PhantomData<fn() -> T>,
 }
 
 /// The texts rows share in memory (a file's name, a status code), shared again when read back.
 #[derive(Default)]
-struct Shared {
+pub struct Shared {
     status_code: Option<Arc<str>>,
     statement_file: Option<Arc<str>>,
     statement_id: Option<Arc<str>>,
@@ -188,8 +242,8 @@ fn share(last: &mut Option<Arc<str>>, text: &str) -> Arc<str> {
     }
 }
 
-impl<'f> Reader<'f> {
-    fn new(file: &'f File, at: u64, rows: usize) -> Reader<'f> {
+impl<'f, T: Record> Reader<'f, T> {
+    fn new(file: &'f File, at: u64, rows: usize) -> Reader<'f, T> {
         Reader {
             file,
             at,
@@ -198,6 +252,7 @@ impl<'f> Reader<'f> {
             start: 0,
             end: 0,
             shared: Shared::default(),
+            kind: PhantomData,
         }
     }
 
@@ -223,22 +278,22 @@ impl<'f> Reader<'f> {
         Ok(())
     }
 
-    fn next_row(&mut self) -> io::Result<Row> {
+    fn next_row(&mut self) -> io::Result<T> {
         self.fill(4)?;
         let size = u32::from_le_bytes(self.buffer[self.start..self.start + 4].try_into().unwrap())
             as usize;
         self.fill(4 + size)?;
         let record = &self.buffer[self.start + 4..self.start + 4 + size];
-        let row = decode(record, &mut self.shared).ok_or_else(|| damaged("a row is damaged"))?;
+        let row = T::decode(record, &mut self.shared).ok_or_else(|| damaged("a row is damaged"))?;
         self.start += 4 + size;
         Ok(row)
     }
 }
 
-impl Iterator for Reader<'_> {
-    type Item = io::Result<Row>;
+impl<T: Record> Iterator for Reader<'_, T> {
+    type Item = io::Result<T>;
 
-    fn next(&mut self) -> Option<io::Result<Row>> {
+    fn next(&mut self) -> Option<io::Result<T>> {
         if self.left == 0 {
             return None;
         }
@@ -287,6 +342,7 @@ const DEBIT: u16 = 1 << 10;
 const CROSS_KEY: u16 = 1 << 11;
 
 fn encode(row: &Row, out: &mut Vec<u8>) {
+    let start = out.len();
     out.extend_from_slice(&[0; 4]);
     let mut flags = 0;
     for (bit, present) in [
@@ -346,8 +402,116 @@ fn encode(row: &Row, out: &mut Vec<u8>) {
         out.extend_from_slice(&(end as u32).to_le_bytes());
     }
     text(out, &row.texts.text);
-    let size = (out.len() - 4) as u32;
-    out[..4].copy_from_slice(&size.to_le_bytes());
+    let size = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&size.to_le_bytes());
+}
+
+// What a decision's earlier settlement is, in a byte.
+const NOT_SETTLED: u8 = 0;
+const SETTLED_STORED: u8 = 1;
+const SETTLED_THIS_RUN: u8 = 2;
+const SETTLED_UNKNOWN: u8 = 3;
+
+/// Appends what a suggestion reads of a decision (its outcome is the row's).
+fn encode_decision(decision: &Decision, out: &mut Vec<u8>) {
+    let outcome = Outcome::ALL.iter().position(|o| *o == decision.outcome);
+    out.push(outcome.unwrap_or_default() as u8);
+    out.push(u8::from(decision.reference.is_some()));
+    if let Some(reference) = decision.reference {
+        out.extend_from_slice(reference.uuid().as_bytes());
+    }
+    out.extend_from_slice(&(decision.other_references.len() as u32).to_le_bytes());
+    for reference in &decision.other_references {
+        out.extend_from_slice(reference.uuid().as_bytes());
+    }
+    out.push(u8::from(decision.topup.is_some()));
+    if let Some(topup) = &decision.topup {
+        out.extend_from_slice(topup.id.uuid().as_bytes());
+        out.extend_from_slice(&topup.created_at.timestamp().to_le_bytes());
+        out.extend_from_slice(&topup.created_at.timestamp_subsec_nanos().to_le_bytes());
+        out.extend_from_slice(topup.account_group_id.uuid().as_bytes());
+        out.extend_from_slice(&topup.cash_amount.serialize());
+        out.extend_from_slice(topup.currency.as_str().as_bytes());
+        let status = Status::ALL.iter().position(|s| *s == topup.status);
+        out.push(status.unwrap_or_default() as u8);
+        out.extend_from_slice(topup.settlement_reference.uuid().as_bytes());
+    }
+    match &decision.earlier {
+        None => out.push(NOT_SETTLED),
+        Some(EarlierSettlement::Stored(text)) => {
+            out.push(SETTLED_STORED);
+            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        Some(EarlierSettlement::ThisRun(identity)) => {
+            out.push(SETTLED_THIS_RUN);
+            out.extend_from_slice(&identity.0);
+        }
+        Some(EarlierSettlement::Unknown) => out.push(SETTLED_UNKNOWN),
+    }
+    out.push(u8::from(decision.copy_of.is_some()));
+    if let Some(text) = &decision.copy_of {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// Reads what [`encode_decision`] wrote.
+fn decode_decision(input: &mut Input) -> Option<Decision> {
+    let uuid = |input: &mut Input| input.array().map(uuid::Uuid::from_bytes);
+    let outcome = *Outcome::ALL.get(usize::from(input.array::<1>()?[0]))?;
+    let reference = match input.array::<1>()? {
+        [0] => None,
+        [1] => Some(SettlementReference::from_uuid(uuid(input)?)),
+        _ => return None,
+    };
+    let others = u32::from_le_bytes(input.array()?) as usize;
+    // Each takes 16 bytes: a count beyond what is left is damage, not an allocation.
+    if others > input.0.len() / 16 {
+        return None;
+    }
+    let other_references = (0..others)
+        .map(|_| uuid(input).map(SettlementReference::from_uuid))
+        .collect::<Option<_>>()?;
+    let topup = match input.array::<1>()? {
+        [0] => None,
+        [1] => Some(TopUp {
+            id: TopUpId::from_uuid(uuid(input)?),
+            created_at: DateTime::from_timestamp(
+                i64::from_le_bytes(input.array()?),
+                u32::from_le_bytes(input.array()?),
+            )?,
+            account_group_id: AccountGroupId::from_uuid(uuid(input)?),
+            cash_amount: Decimal::deserialize(input.array()?),
+            currency: std::str::from_utf8(&input.array::<3>()?)
+                .ok()?
+                .parse()
+                .ok()?,
+            status: *Status::ALL.get(usize::from(input.array::<1>()?[0]))?,
+            settlement_reference: SettlementReference::from_uuid(uuid(input)?),
+        }),
+        _ => return None,
+    };
+    let earlier = match input.array::<1>()?[0] {
+        NOT_SETTLED => None,
+        SETTLED_STORED => Some(EarlierSettlement::Stored(input.text()?.to_string())),
+        SETTLED_THIS_RUN => Some(EarlierSettlement::ThisRun(TxIdentity(input.array()?))),
+        SETTLED_UNKNOWN => Some(EarlierSettlement::Unknown),
+        _ => return None,
+    };
+    let copy_of = match input.array::<1>()? {
+        [0] => None,
+        [1] => Some(input.text()?.to_string()),
+        _ => return None,
+    };
+    Some(Decision {
+        outcome,
+        reference,
+        other_references,
+        topup,
+        earlier,
+        copy_of,
+    })
 }
 
 /// Reads what [`encode`] wrote, after its length; `None` when it is not such a record.
@@ -458,10 +622,15 @@ impl<'a> Input<'a> {
     }
 
     fn text(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+
+    /// Bytes after their length.
+    fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = u32::from_le_bytes(self.array()?) as usize;
-        let (text, rest) = self.0.split_at_checked(len)?;
+        let (bytes, rest) = self.0.split_at_checked(len)?;
         self.0 = rest;
-        std::str::from_utf8(text).ok()
+        Some(bytes)
     }
 }
 
@@ -574,5 +743,70 @@ mod tests {
         let mut bad = body.to_vec();
         bad[2] = 200;
         assert_eq!(decode(&bad, &mut Shared::default()), None);
+    }
+
+    fn decision(earlier: Option<EarlierSettlement>) -> Decision {
+        let reference: SettlementReference =
+            "1ab4fef9-a097-4c6f-9345-647025d5fde6".parse().unwrap();
+        Decision {
+            outcome: Outcome::AlreadySettled,
+            reference: Some(reference),
+            other_references: vec![reference, SettlementReference::from_uuid(uuid::Uuid::nil())],
+            topup: Some(TopUp {
+                id: "0b7d1c7e-9f1a-4c43-8f43-1d2b7b1f6a01".parse().unwrap(),
+                created_at: "2026-11-01T08:00:00.123456789Z".parse().unwrap(),
+                account_group_id: AccountGroupId::from_uuid(uuid::Uuid::from_u128(7)),
+                cash_amount: "300.50".parse().unwrap(),
+                currency: "EUR".parse().unwrap(),
+                status: Status::Settled,
+                settlement_reference: reference,
+            }),
+            earlier,
+            copy_of: None,
+        }
+    }
+
+    #[test]
+    fn exceptions_come_back_with_their_decisions_and_a_damaged_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::<Unmatched>::new_in(dir.path()).unwrap();
+        let written = [
+            Some(EarlierSettlement::Stored("run x, entry 5".into())),
+            Some(EarlierSettlement::ThisRun(TxIdentity([3; 32]))),
+            Some(EarlierSettlement::Unknown),
+            None,
+        ]
+        .into_iter()
+        .map(|earlier| Unmatched {
+            row: full_row(),
+            decision: decision(earlier),
+        })
+        .chain([Unmatched {
+            row: row(1),
+            decision: Decision {
+                outcome: Outcome::NoReference,
+                reference: None,
+                other_references: Vec::new(),
+                topup: None,
+                earlier: None,
+                copy_of: Some("statement.csv line 4 (run x)".into()),
+            },
+        }])
+        .collect::<Vec<_>>();
+        for unmatched in &written {
+            spill.push(unmatched).unwrap();
+        }
+        let read: Vec<Unmatched> = spill.finish().unwrap().iter().map(Result::unwrap).collect();
+        assert_eq!(read, written);
+        let mut record = Vec::new();
+        written[0].encode(&mut record);
+        let body = &record[4..];
+        for cut in 0..body.len() {
+            assert_eq!(
+                Unmatched::decode(&body[..cut], &mut Shared::default()),
+                None,
+                "cut {cut}"
+            );
+        }
     }
 }

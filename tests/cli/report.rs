@@ -426,3 +426,68 @@ fn dates_before_1900_are_text_in_the_workbook_not_negative_serial_numbers() {
         row[col("value_date")]
     );
 }
+
+/// The first line of `topups.csv` in a generated night: the top-up's id.
+fn first_topup(night: &str) -> String {
+    let topups = fs::read_to_string(format!("{night}/topups.csv")).unwrap();
+    let line = topups.lines().nth(1).unwrap();
+    line.split(',').next().unwrap().to_string()
+}
+
+#[test]
+fn the_page_shows_repeated_exceptions_as_one_line_and_unmatched_csv_keeps_each() {
+    let env = Env::new();
+    let night = env.bench_night("night", "1", "5000", &["--mix", "copies"]);
+    env.import_night(&night);
+    assert_ok(&env.run("r", &[&format!("{night}/statement.xml")]));
+    let unmatched = env.csv("r", "unmatched.csv");
+    assert_eq!(unmatched.len(), 4999);
+    assert!(unmatched.iter().all(|r| r["outcome"] == "ALREADY_SETTLED"));
+    let html = fs::read_to_string(env.path("r/report.html")).unwrap();
+    let topup = first_topup(&night);
+    assert!(
+        html.contains("<h3>ALREADY_SETTLED · 4999 · "),
+        "the heading counts every exception"
+    );
+    // The first three payments again are listed, each with its place; the 4,996 after them
+    // are one line.
+    assert!(
+        html.contains(&format!(
+            r#"<tr class="more"><td colspan="13" class="muted">4,996 more payments for top-up {topup}, same payer: "#
+        )),
+        "{}",
+        &html[html.find("ALREADY_SETTLED ·").unwrap()..][..3000]
+    );
+    assert_eq!(html.matches(r#"<tr class="more">"#).count(), 1);
+    assert!(
+        html.len() < 100_000,
+        "the page is small: {} bytes",
+        html.len()
+    );
+}
+
+#[test]
+fn the_page_lists_a_bounded_number_of_lines_per_exception_and_says_how_many_more() {
+    let env = Env::new();
+    let lines = recon::report::html::EXCEPTION_LINES;
+    let night = env.bench_night(
+        "night",
+        "1",
+        &(lines + 7).to_string(),
+        &["--mix", "unknown"],
+    );
+    env.import_night(&night);
+    assert_ok(&env.run("r", &[&format!("{night}/statement.xml")]));
+    assert_eq!(env.csv("r", "unmatched.csv").len(), lines + 7);
+    let html = fs::read_to_string(env.path("r/report.html")).unwrap();
+    assert!(html.contains(&format!(
+        "7 more are not listed here (at most {lines} lines for each kind of exception): all {} are in unmatched.csv and report.xlsx.",
+        lines + 7
+    )));
+    let section = &html[html.find("<h3>UNKNOWN_REFERENCE").unwrap()..];
+    let section = &section[..section.find("</table>").unwrap()];
+    assert_eq!(
+        section.matches("<tr><td>UNKNOWN_REFERENCE</td>").count(),
+        lines
+    );
+}

@@ -1,7 +1,7 @@
 //! Deciding: one outcome per transaction, in file order, by the pure matcher, with what the
-//! store knew when the run began; each transaction becomes its row at once (matched and
-//! ignored rows written aside, unmatched ones kept for their suggestions). A file rejected
-//! after some of its transactions were decided is taken out again whole.
+//! store knew when the run began; each transaction becomes its row at once, written aside (an
+//! exception's with its decision, for its suggestion). A file rejected after some of its
+//! transactions were decided is taken out again whole.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,7 +19,7 @@ use crate::report::InputSummary;
 use crate::report::summary::ReadBefore;
 use crate::report::summary::Totals;
 use crate::row::Row;
-use crate::row::spill::{Mark, Spill, Spilled};
+use crate::row::spill::{Mark, Record, Spill, Spilled, Unmatched};
 use crate::statement::{self, InputError, InputErrorKind, StatementFile, Transaction};
 use crate::store::{runs, topups};
 
@@ -35,9 +35,6 @@ pub(super) struct Deciding {
     ledger: Ledger,
     // The matched top-ups in document order (as the matched rows).
     settlements: Vec<topups::ToSettle>,
-    // Each unmatched row's decision, in the same order: its suggestion needs the top-ups as
-    // the run leaves them.
-    exceptions: Vec<Decision>,
     controls: Vec<Control>,
     chains: Chains,
     /// Where the file being read began; `None` before its first batch.
@@ -61,11 +58,10 @@ struct FileStart {
     originals_stored: bool,
 }
 
-/// Everything a run decided, for the settling, the ledger and the report.
-pub(super) struct Decided {
-    pub rows: RunRows,
-    /// Each unmatched row's decision, in the rows' order.
-    pub exceptions: Vec<Decision>,
+/// Everything a run decided, for the settling, the ledger and the report: the exceptions are
+/// first [`Unmatched`] (a row and its decision), then, with their suggestions, rows.
+pub(super) struct Decided<U = Row> {
+    pub rows: RunRows<U>,
     pub ledger: Ledger,
     pub settlements: Vec<topups::ToSettle>,
     pub inputs: Vec<InputSummary>,
@@ -88,7 +84,6 @@ impl Deciding {
             rows: DecidedRows::new(dir)?,
             ledger: Ledger::new(first_ledger_id),
             settlements: Vec::new(),
-            exceptions: Vec::new(),
             controls: Vec::new(),
             chains: Chains::default(),
             file_start: None,
@@ -155,19 +150,15 @@ impl Deciding {
             let row = Row::new(transaction, &decision, &file_name);
             self.totals.add(&row);
             let category = row.category();
-            self.rows.push(row)?;
-            match category {
-                Category::Matched => {
-                    let topup = decision
-                        .topup
-                        .take()
-                        .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
-                    self.settlements
-                        .push(topups::ToSettle::new(&topup, ledger_id));
-                }
-                Category::Unmatched => self.exceptions.push(decision),
-                Category::Ignored => {}
+            if category == Category::Matched {
+                let topup = decision
+                    .topup
+                    .take()
+                    .ok_or_else(|| Error::Internal("a match without a top-up".to_string()))?;
+                self.settlements
+                    .push(topups::ToSettle::new(&topup, ledger_id));
             }
+            self.rows.push(row, decision)?;
             self.ledger.push(category);
             progress.inc(1);
         }
@@ -211,7 +202,6 @@ impl Deciding {
         })?;
         self.ledger.truncate(start.ledger);
         self.settlements.truncate(start.settlements);
-        self.exceptions.truncate(start.rows.unmatched);
         self.totals = start.totals;
         progress.set_position(start.progress);
         Ok(())
@@ -337,7 +327,7 @@ impl Deciding {
     }
 
     /// What was decided; the matcher's memory is not needed to settle and goes first.
-    pub fn finish(self) -> Result<Decided, Error> {
+    pub fn finish(self) -> Result<Decided<Unmatched>, Error> {
         let Deciding {
             matcher,
             totals,
@@ -345,7 +335,6 @@ impl Deciding {
             rows,
             ledger,
             settlements,
-            exceptions,
             controls,
             chains,
             file_start: _,
@@ -354,7 +343,6 @@ impl Deciding {
         drop((matcher, chains));
         Ok(Decided {
             rows: rows.finish()?,
-            exceptions,
             ledger,
             settlements,
             inputs,
@@ -419,12 +407,12 @@ fn lookup(
     Ok(known)
 }
 
-/// The rows of a run as they are decided. The matched and the ignored are most of a night and
-/// are only read again to be recorded and reported, so they are written aside as they come; the
-/// unmatched stay, for their suggestions.
+/// The rows of a run as they are decided, written aside as they come: a night can be a million
+/// transactions of any outcome, and its rows are only read again to be recorded and reported
+/// (the exceptions' first to be given their suggestions).
 struct DecidedRows {
     matched: Spill,
-    unmatched: Vec<Row>,
+    unmatched: Spill<Unmatched>,
     ignored: Spill,
 }
 
@@ -432,14 +420,14 @@ struct DecidedRows {
 #[derive(Clone, Copy)]
 struct RowsMark {
     matched: Mark,
-    unmatched: usize,
+    unmatched: Mark,
     ignored: Mark,
 }
 
-/// The rows of a run, all decided.
-pub(super) struct RunRows {
+/// The rows of a run, all decided; the exceptions as `U`.
+pub(super) struct RunRows<U = Row> {
     pub matched: Spilled,
-    pub unmatched: Vec<Row>,
+    pub unmatched: Spilled<U>,
     pub ignored: Spilled,
 }
 
@@ -458,7 +446,7 @@ impl DecidedRows {
     fn new(dir: &Path) -> Result<Self, Error> {
         Ok(DecidedRows {
             matched: Spill::new_in(dir).map_err(aside_failed)?,
-            unmatched: Vec::new(),
+            unmatched: Spill::new_in(dir).map_err(aside_failed)?,
             ignored: Spill::new_in(dir).map_err(aside_failed)?,
         })
     }
@@ -466,17 +454,17 @@ impl DecidedRows {
     fn mark(&self) -> RowsMark {
         RowsMark {
             matched: self.matched.mark(),
-            unmatched: self.unmatched.len(),
+            unmatched: self.unmatched.mark(),
             ignored: self.ignored.mark(),
         }
     }
 
-    /// Adds the next row.
-    fn push(&mut self, row: Row) -> Result<(), Error> {
+    /// Adds the next row; an exception's with its decision.
+    fn push(&mut self, row: Row, decision: Decision) -> Result<(), Error> {
         let spill = match row.category() {
             Category::Unmatched => {
-                self.unmatched.push(row);
-                return Ok(());
+                let unmatched = Unmatched { row, decision };
+                return self.unmatched.push(&unmatched).map_err(aside_failed);
             }
             Category::Matched => &mut self.matched,
             Category::Ignored => &mut self.ignored,
@@ -487,23 +475,27 @@ impl DecidedRows {
     /// Takes out every row added since `mark`, showing each to `each` first (in no particular
     /// order).
     fn cut_back(&mut self, mark: RowsMark, each: &mut dyn FnMut(&Row)) -> Result<(), Error> {
-        self.unmatched[mark.unmatched..].iter().for_each(&mut *each);
-        self.unmatched.truncate(mark.unmatched);
-        let mut spilled = |spill: &mut Spill, mark: Mark| -> std::io::Result<()> {
-            for row in spill.since(mark)? {
-                each(&row?);
-            }
-            spill.truncate(mark)
-        };
-        spilled(&mut self.matched, mark.matched).map_err(aside_failed)?;
-        spilled(&mut self.ignored, mark.ignored).map_err(aside_failed)
+        cut(&mut self.unmatched, mark.unmatched, &mut |u| each(&u.row))?;
+        cut(&mut self.matched, mark.matched, each)?;
+        cut(&mut self.ignored, mark.ignored, each)
     }
 
-    fn finish(self) -> Result<RunRows, Error> {
+    fn finish(self) -> Result<RunRows<Unmatched>, Error> {
         Ok(RunRows {
             matched: self.matched.finish().map_err(aside_failed)?,
-            unmatched: self.unmatched,
+            unmatched: self.unmatched.finish().map_err(aside_failed)?,
             ignored: self.ignored.finish().map_err(aside_failed)?,
         })
     }
+}
+
+/// Takes out of `spill` every record written since `mark`, showing each to `each` first.
+fn cut<T: Record>(spill: &mut Spill<T>, mark: Mark, each: &mut dyn FnMut(&T)) -> Result<(), Error> {
+    let mut cut = || -> std::io::Result<()> {
+        for record in spill.since(mark)? {
+            each(&record?);
+        }
+        spill.truncate(mark)
+    };
+    cut().map_err(aside_failed)
 }

@@ -5,7 +5,6 @@ use super::decide::{RunRows, aside_failed};
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::matching::Category;
-use crate::row::Row;
 use crate::store::runs;
 
 /// Where each decided transaction goes in the ledger, in document order, in a byte each (a
@@ -56,16 +55,15 @@ impl Ledger {
     }
 
     /// Records every decided transaction, in document order: its row is the next one of its
-    /// category (`unmatched` holds the exceptions, with their suggestions).
+    /// category (the exceptions with their suggestions).
     pub fn record(
         &self,
         tx: &rusqlite::Transaction,
         run_id: RunId,
         rows: &RunRows,
-        unmatched: &[Row],
     ) -> Result<(), Error> {
         let (mut matched, mut ignored) = (rows.matched.iter(), rows.ignored.iter());
-        let mut unmatched = unmatched.iter();
+        let mut unmatched = rows.unmatched.iter();
         let mut files = self.files.iter().peekable();
         let mut file_id = None;
         for (i, category) in self.categories.iter().enumerate() {
@@ -76,11 +74,7 @@ impl Ledger {
             let file_id = file_id.ok_or_else(missing)?;
             let id = self.first_id + i as i64;
             let spilled = match category {
-                Category::Unmatched => {
-                    let row = unmatched.next().ok_or_else(missing)?;
-                    runs::record_row(tx, run_id, file_id, id, row)?;
-                    continue;
-                }
+                Category::Unmatched => unmatched.next(),
                 Category::Matched => matched.next(),
                 Category::Ignored => ignored.next(),
             };

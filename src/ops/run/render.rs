@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -15,7 +14,6 @@ use crate::error::Error;
 use crate::ids::{RunId, TopUpId};
 use crate::report::summary::{AgeBucket, CurrencyTotal, NewlyStale};
 use crate::report::{self, Report, Summary, aging};
-use crate::row::Row;
 use crate::store::{ages, runs, topups};
 use crate::topup::format_timestamp;
 
@@ -62,23 +60,19 @@ pub(super) fn render_and_record(
     settled: Settled,
     (started, finished): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<report::Pending, Error> {
-    let Settled {
-        mut decided, open, ..
-    } = settled;
+    let Settled { decided, open, .. } = settled;
     let summary_json = summary.to_stored();
-    // Shared with the page's template, which reads them without a copy.
-    let unmatched: Arc<[Row]> = std::mem::take(&mut decided.rows.unmatched).into();
     let rows = &decided.rows;
     let report = Report {
         summary,
         matched: report::Rows::Spilled(&rows.matched),
-        unmatched: &unmatched,
+        unmatched: report::Rows::Spilled(&rows.unmatched),
         ignored: report::Rows::Spilled(&rows.ignored),
         as_of: started,
         generated_at: finished,
     };
     let (pending, recorded) = report::prepare_alongside(&plan.report_dir, &report, open, || {
-        decided.ledger.record(tx, run_id, rows, &unmatched)?;
+        decided.ledger.record(tx, run_id, rows)?;
         let c = &summary.counts;
         let totals = runs::RunTotals {
             read: c.read,

@@ -8,13 +8,14 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::decide::{Decided, Deciding, aside_failed};
+use super::decide::{Decided, Deciding, RunRows, aside_failed};
 use super::render::{OpenAfter, open_after};
 use super::{RunPlan, give_back_memory};
 use crate::error::Error;
 use crate::matching::{EarlierSettlement, Outcome};
 use crate::report::OpenRendered;
 use crate::report::summary::{AgeBucket, NewlyStale, OutcomeKey};
+use crate::row::spill::{Spill, Spilled, Unmatched};
 use crate::statement::TxIdentity;
 use crate::store::outbox::Growth;
 use crate::store::{hints, topups};
@@ -50,7 +51,7 @@ pub(super) fn settle_beside_listing(
         // Counted here, while a long listing may still be running, to check it against.
         let settled = deciding
             .finish()
-            .and_then(|decided| settle(tx, decided, started))
+            .and_then(|decided| settle(tx, decided, started, &plan.report_dir))
             .and_then(|done| Ok((done, topups::count_open(tx)?)));
         let open = listing
             .join()
@@ -133,33 +134,71 @@ fn breach(what: String) -> Error {
     Error::Internal(format!("{what}; nothing was committed; please report this"))
 }
 
-/// Settles what matched, then writes each exception's suggestion.
+/// Settles what matched, then gives each exception its suggestion (its rows written aside
+/// again, in `dir`).
 fn settle(
     tx: &rusqlite::Transaction,
-    mut decided: Decided,
+    decided: Decided<Unmatched>,
     at: DateTime<Utc>,
+    dir: &Path,
 ) -> Result<(Decided, Growth), Error> {
-    let (payer_groups, settled_here) = payers_and_earlier(tx, &decided)?;
+    let Decided {
+        rows,
+        ledger,
+        settlements,
+        inputs,
+        totals,
+        controls,
+        handed,
+    } = decided;
+    let (payer_groups, settled_here) = payers_and_earlier(tx, &rows)?;
     let clock = std::time::Instant::now();
-    let settlements = std::mem::take(&mut decided.settlements);
     let growth = topups::settle_all(tx, settlements, at)?;
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "matched top-ups settled and announced"
     );
-    // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
-    // never offered for another payment.
-    let exceptions = std::mem::take(&mut decided.exceptions);
-    for (row, decision) in decided.rows.unmatched.iter_mut().zip(exceptions) {
+    let unmatched = suggest_all(tx, &rows.unmatched, &payer_groups, &settled_here, dir)?;
+    let rows = RunRows {
+        matched: rows.matched,
+        unmatched,
+        ignored: rows.ignored,
+    };
+    let decided = Decided {
+        rows,
+        ledger,
+        settlements: Vec::new(),
+        inputs,
+        totals,
+        controls,
+        handed,
+    };
+    Ok((decided, growth))
+}
+
+/// The exceptions' rows with their suggestions, in their order, written aside in `dir`.
+/// Suggestions look at the top-ups as the run leaves them: a top-up this run settled is never
+/// offered for another payment.
+fn suggest_all(
+    tx: &rusqlite::Transaction,
+    exceptions: &Spilled<Unmatched>,
+    payer_groups: &HashMap<String, Vec<String>>,
+    settled_here: &HashMap<TxIdentity, String>,
+    dir: &Path,
+) -> Result<Spilled, Error> {
+    let mut rows = Spill::new_in(dir).map_err(aside_failed)?;
+    for exception in exceptions.iter() {
+        let Unmatched { mut row, decision } = exception.map_err(aside_failed)?;
         let this_run = row
             .counterparty_iban()
             .and_then(|iban| payer_groups.get(iban))
             .map_or(&[][..], Vec::as_slice);
-        let hints = hints::for_exception(tx, row, decision.reference, this_run)?;
-        let suggestion = crate::suggest::suggest(row, &decision, &hints, &settled_here);
+        let hints = hints::for_exception(tx, &row, decision.reference, this_run)?;
+        let suggestion = crate::suggest::suggest(&row, &decision, &hints, settled_here);
         row.set_suggestion(suggestion.as_deref());
+        rows.push(&row).map_err(aside_failed)?;
     }
-    Ok((decided, growth))
+    rows.finish().map_err(aside_failed)
 }
 
 /// What suggestions need from this run's matched payments, in one pass over them: the
@@ -168,24 +207,26 @@ fn settle(
 #[allow(clippy::type_complexity)]
 fn payers_and_earlier(
     tx: &rusqlite::Transaction,
-    decided: &Decided,
+    rows: &RunRows<Unmatched>,
 ) -> Result<(HashMap<String, Vec<String>>, HashMap<TxIdentity, String>), Error> {
-    let exceptions = decided.exceptions.iter().zip(&decided.rows.unmatched);
-    let payers: HashSet<String> = exceptions
-        .clone()
-        .filter(|(decision, _)| decision.outcome == Outcome::NoReference)
-        .filter_map(|(_, row)| row.counterparty_iban().map(str::to_string))
-        .collect();
-    let settled_earlier: HashSet<TxIdentity> = exceptions
-        .filter_map(|(decision, _)| match decision.earlier {
-            Some(EarlierSettlement::ThisRun(identity)) => Some(identity),
-            _ => None,
-        })
-        .collect();
+    let mut payers: HashSet<String> = HashSet::new();
+    let mut settled_earlier: HashSet<TxIdentity> = HashSet::new();
+    for exception in rows.unmatched.iter() {
+        let Unmatched { row, decision } = exception.map_err(aside_failed)?;
+        if decision.outcome == Outcome::NoReference
+            && let Some(iban) = row.counterparty_iban()
+            && !payers.contains(iban)
+        {
+            payers.insert(iban.to_string());
+        }
+        if let Some(EarlierSettlement::ThisRun(identity)) = decision.earlier {
+            settled_earlier.insert(identity);
+        }
+    }
     let mut settled_here = HashMap::new();
     let mut windows = PayerWindows::new(&payers, hints::PAYER_PAYMENTS);
     if !payers.is_empty() || !settled_earlier.is_empty() {
-        for row in decided.rows.matched.iter() {
+        for row in rows.matched.iter() {
             let row = row.map_err(aside_failed)?;
             if let (Some(iban), Some(topup)) = (row.counterparty_iban(), row.topup_id) {
                 windows.add(iban, topup);
