@@ -1,7 +1,7 @@
 //! What the report tells a person to do about an exception: a near-miss reference, the payer's
 //! open top-up of the same amount, never a top-up the same run settled.
 
-use crate::env::{Env, assert_ok, camt, credit, demo};
+use crate::env::{Env, assert_ok, camt, credit, demo, stdout};
 
 #[test]
 fn unknown_and_missing_references_get_suggestions_from_open_topups() {
@@ -117,4 +117,65 @@ fn a_payment_matched_later_in_the_run_names_the_payers_account_group() {
             .contains("0fd630f1-f29d-4da9-953f-48f1a09f76b5 (10.00 EUR, same payer and amount)"),
         "{row:?}"
     );
+}
+
+/// The indexes the release before migration 10 kept on `topups` for suggestions, as it made
+/// them (schema migrations 1, 3).
+const OLD_SUGGESTION_INDEXES: &str = "
+CREATE INDEX topups_open_amount ON topups (currency, cash_amount, created_at, id)
+    WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_open_group ON topups (account_group_id, created_at, id)
+    WHERE status IN ('NEW', 'CONFIRMED');
+CREATE INDEX topups_ref0 ON topups (substr(settlement_reference, 1, 8));
+CREATE INDEX topups_ref1 ON topups (substr(settlement_reference, 10, 4) || substr(settlement_reference, 15, 4));
+CREATE INDEX topups_ref2 ON topups (substr(settlement_reference, 20, 4) || substr(settlement_reference, 25, 4));
+CREATE INDEX topups_ref3 ON topups (substr(settlement_reference, 29, 8));";
+
+#[test]
+fn a_database_with_the_old_suggestion_indexes_migrates_checks_clean_and_still_suggests() {
+    let env = Env::new().with_demo_topups();
+    assert_ok(&env.run("r1", &[&demo("2026-11-20.camt053.xml")]));
+    let names = "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'topups'";
+    let now = env.sql_count(names);
+    let version = env.sql_count("PRAGMA user_version");
+    // The database as the previous release left it: its six indexes, its schema version.
+    {
+        let conn = env.conn();
+        conn.execute_batch(OLD_SUGGESTION_INDEXES).unwrap();
+        conn.pragma_update(None, "user_version", version - 1)
+            .unwrap();
+    }
+    assert_eq!(env.sql_count(names), now + 6);
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("checks hold"), "{}", stdout(&out));
+    assert_eq!(env.sql_count(names), now, "migration 10 dropped them");
+    assert_eq!(env.sql_count("PRAGMA user_version"), version);
+    // A near miss (one digit swapped for another, one pair transposed) and a payment without
+    // reference still find their open top-ups.
+    let t13 = "92276658-1e27-41c0-8a6a-63ec24ede6a4";
+    let near = "92276658-1e27-41c0-8a6a-63ec24eed6a5";
+    let stmt = env.write(
+        "later.xml",
+        camt(
+            "S11",
+            &[
+                credit("12.00", "EUR", &format!("topup {near}"), "Y1"),
+                credit("10.00", "EUR", "thanks", "Y2"),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r2", &[stmt.to_str().unwrap()]));
+    let rows = env.csv("r2", "unmatched.csv");
+    assert!(
+        rows[0]["suggestion"].contains(&format!("did you mean top-up {t13}")),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[1]["suggestion"].contains("(10.00 EUR, same payer and amount)"),
+        "{:?}",
+        rows[1]
+    );
+    assert_ok(&env.recon(&["check", "--db", &env.db()]));
 }

@@ -120,7 +120,9 @@ fn breach(what: String) -> Error {
     Error::Internal(format!("{what}; nothing was committed; please report this"))
 }
 
-/// Settles what matched, then writes each exception's suggestion.
+/// Settles what matched, then writes each exception's suggestion: one pass over the open
+/// top-ups as the run leaves them answers them all (a top-up this run settled is never
+/// offered for another payment).
 fn settle(
     tx: &rusqlite::Transaction,
     mut decided: Decided,
@@ -134,15 +136,28 @@ fn settle(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "matched top-ups settled and announced"
     );
-    // Suggestions look at the top-ups as the run leaves them: a top-up this run settled is
-    // never offered for another payment.
     let exceptions = std::mem::take(&mut decided.exceptions);
-    for (row, decision) in decided.rows.unmatched.iter_mut().zip(exceptions) {
+    let mut asks = Vec::with_capacity(exceptions.len());
+    for (row, decision) in decided.rows.unmatched.iter().zip(&exceptions) {
         let this_run = row
             .counterparty_iban()
             .and_then(|iban| payer_groups.get(iban))
             .map_or(&[][..], Vec::as_slice);
-        let hints = hints::for_exception(tx, row, decision.reference, this_run)?;
+        asks.push(hints::ask_for(tx, row, decision.reference, this_run)?);
+    }
+    let clock = std::time::Instant::now();
+    let answers = hints::answer(tx, &asks)?;
+    tracing::debug!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "open top-ups looked through for suggestions"
+    );
+    let each = decided
+        .rows
+        .unmatched
+        .iter_mut()
+        .zip(exceptions)
+        .zip(answers);
+    for ((row, decision), hints) in each {
         let suggestion = crate::suggest::suggest(row, &decision, &hints, &settled_here);
         row.set_suggestion(suggestion.as_deref());
     }
