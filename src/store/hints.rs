@@ -381,3 +381,96 @@ pub fn ask_for(
         _ => Ask::Nothing,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::{OpenMode, Store, topups};
+    use crate::topup::Status;
+
+    const GROUP: &str = "1ea60f56-b67b-61fc-829a-0242ac130003";
+
+    fn topup(id: &str, day: u32, amount: &str, status: Status) -> TopUp {
+        TopUp {
+            id: id.parse().unwrap(),
+            created_at: format!("2026-11-{day:02}T08:00:00Z").parse().unwrap(),
+            account_group_id: GROUP.parse().unwrap(),
+            cash_amount: amount.parse().unwrap(),
+            currency: "EUR".parse().unwrap(),
+            status,
+            settlement_reference: id.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn one_pass_finds_a_shifted_near_miss_and_the_first_open_topups_of_an_amount_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open(&path, OpenMode::CreateIfMissing, Duration::ZERO).unwrap();
+        let now = chrono::Utc::now();
+        let target = "92276658-1e27-41c0-8a6a-63ec24ede6a4";
+        for t in [
+            topup(
+                "00000000-0000-4000-8000-000000000003",
+                3,
+                "10.00",
+                Status::New,
+            ),
+            topup(target, 2, "12.00", Status::Confirmed),
+            topup(
+                "00000000-0000-4000-8000-000000000001",
+                1,
+                "10.00",
+                Status::Confirmed,
+            ),
+            // Its reference's second quarter is the target's: a candidate, but not open.
+            topup(
+                "aaaaaaaa-1e27-41c0-8a6a-aaaaaaaaaaaa",
+                1,
+                "12.00",
+                Status::Cancelled,
+            ),
+        ] {
+            topups::insert(store.conn(), &t, now).unwrap();
+        }
+        // One digit deleted near the start and one inserted near the end: two edits, and no
+        // quarter of the target where it was, only shifted by one.
+        let digits = "922766581e2741c08a6a63ec24ede6a4";
+        let typo = format!("{}{}f{}", &digits[..3], &digits[4..30], &digits[30..]);
+        let reference = SettlementReference::from_uuid(uuid::Uuid::parse_str(&typo).unwrap());
+        let asks = [
+            Ask::Nothing,
+            Ask::Nearest {
+                reference,
+                amount: "12.00".parse().unwrap(),
+                currency: "EUR".parse().unwrap(),
+            },
+            Ask::Likely {
+                amount: "10.00".parse().unwrap(),
+                currency: "EUR".parse().unwrap(),
+                payer_groups: vec![GROUP.to_string()],
+            },
+        ];
+        let answers = answer(store.conn(), &asks).unwrap();
+        assert_eq!(answers[0], Hints::default());
+        let (nearest, edits) = answers[1].nearest.clone().unwrap();
+        assert_eq!((nearest.id.to_string().as_str(), edits), (target, 2));
+        let likely: Vec<(String, bool, bool)> = answers[2]
+            .likely
+            .iter()
+            .map(|l| (l.topup.id.to_string(), l.same_payer, l.same_amount))
+            .collect();
+        let id = |n: u8| format!("00000000-0000-4000-8000-00000000000{n}");
+        assert_eq!(
+            likely,
+            vec![
+                (id(1), true, true),
+                (id(3), true, true),
+                (target.to_string(), true, false)
+            ],
+            "oldest first, as the listing"
+        );
+    }
+}
