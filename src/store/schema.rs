@@ -250,8 +250,29 @@ CREATE TABLE stored_files (
 "#,
         then: None,
     },
-    // 11 (the ninth entry on the branch that added it; it becomes the eleventh when merged
-    // after migrations 9 and 10): each transaction's cross-format key, for the transactions
+    // 10: only the indexes on topups that save a night more than they cost it (measured in
+    // docs/performance.md, 2026-12-07). The suggestions for a night's exceptions come from one
+    // pass over the open top-ups in `topups_open`, taken only when an exception asks
+    // (`store::hints`), instead of these six:
+    // - topups_ref0..3 (a quarter of the reference each): four random inserts per imported
+    //   top-up, 170 MB at 2.5M top-ups, for a look-up a pass answers for the whole night;
+    // - topups_open_amount and topups_open_group: an insert per top-up and a random delete per
+    //   settlement each (settling 16k of 2.5M open took 10.3 s with them, 4.9 s without), for
+    //   look-ups the same pass answers.
+    // Kept: the primary key and UNIQUE settlement_reference (a night's look-ups by reference,
+    // refusing duplicates), UNIQUE settled_by_transaction (a transaction settles one top-up; it
+    // cannot be dropped without rebuilding the table), topups_open (the open listing and the
+    // pass, oldest first, without sorting).
+    Migration {
+        sql: "DROP INDEX topups_ref0;
+              DROP INDEX topups_ref1;
+              DROP INDEX topups_ref2;
+              DROP INDEX topups_ref3;
+              DROP INDEX topups_open_amount;
+              DROP INDEX topups_open_group;",
+        then: None,
+    },
+    // 11: each transaction's cross-format key, for the transactions
     // that claim their identity, so that the same bank transaction delivered later in another
     // format (the bank's CSV of a night read as camt) is found and not processed twice.
     Migration {

@@ -1,7 +1,7 @@
 //! What the report tells a person to do about an exception: a near-miss reference, the payer's
 //! open top-up of the same amount, never a top-up the same run settled.
 
-use crate::env::{Env, assert_ok, camt, credit, demo};
+use crate::env::{Env, assert_ok, camt, credit, demo, stdout};
 
 #[test]
 fn unknown_and_missing_references_get_suggestions_from_open_topups() {
@@ -117,4 +117,72 @@ fn a_payment_matched_later_in_the_run_names_the_payers_account_group() {
             .contains("0fd630f1-f29d-4da9-953f-48f1a09f76b5 (10.00 EUR, same payer and amount)"),
         "{row:?}"
     );
+}
+
+/// The indexes the release before migration 10 kept on `topups` for suggestions.
+const OLD_SUGGESTION_INDEXES: [&str; 6] = [
+    "topups_open_amount",
+    "topups_open_group",
+    "topups_ref0",
+    "topups_ref1",
+    "topups_ref2",
+    "topups_ref3",
+];
+
+#[test]
+fn a_database_with_the_old_suggestion_indexes_migrates_checks_clean_and_still_suggests() {
+    // The database as the release before migration 10 left it (fixtures/releases).
+    let env = Env::new();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/releases/2026-12-06-schema-8/recon.sqlite"
+        ),
+        env.db(),
+    )
+    .unwrap();
+    let old = |name: &str| {
+        env.sql_count(&format!(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{name}'"
+        ))
+    };
+    assert!(OLD_SUGGESTION_INDEXES.iter().all(|name| old(name) == 1));
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("checks hold"), "{}", stdout(&out));
+    assert!(
+        OLD_SUGGESTION_INDEXES.iter().all(|name| old(name) == 0),
+        "migration 10 dropped them"
+    );
+    assert_eq!(
+        env.sql_count("PRAGMA user_version"),
+        recon::store::SCHEMA_VERSION as i64
+    );
+    // A near miss (one digit swapped for another, one pair transposed) and a payment without
+    // reference still find their open top-ups.
+    let t13 = "92276658-1e27-41c0-8a6a-63ec24ede6a4";
+    let near = "92276658-1e27-41c0-8a6a-63ec24eed6a5";
+    let stmt = env.write(
+        "later.xml",
+        camt(
+            "S11",
+            &[
+                credit("12.00", "EUR", &format!("topup {near}"), "Y1"),
+                credit("10.00", "EUR", "thanks", "Y2"),
+            ],
+        ),
+    );
+    assert_ok(&env.run("r2", &[stmt.to_str().unwrap()]));
+    let rows = env.csv("r2", "unmatched.csv");
+    assert!(
+        rows[0]["suggestion"].contains(&format!("did you mean top-up {t13}")),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[1]["suggestion"].contains("(10.00 EUR, same payer and amount)"),
+        "{:?}",
+        rows[1]
+    );
+    assert_ok(&env.recon(&["check", "--db", &env.db()]));
 }

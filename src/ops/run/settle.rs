@@ -176,9 +176,13 @@ fn settle(
     Ok((decided, growth))
 }
 
+/// Exceptions whose suggestions one pass over the open top-ups answers: a night's, unless it
+/// has more; then a pass per so many, so that memory stays bounded whatever the night.
+const SUGGEST_CHUNK: usize = 50_000;
+
 /// The exceptions' rows with their suggestions, in their order, written aside in `dir`.
-/// Suggestions look at the top-ups as the run leaves them: a top-up this run settled is never
-/// offered for another payment.
+/// Suggestions look at the top-ups as the run leaves them (a top-up this run settled is never
+/// offered for another payment): one pass over the open top-ups answers a chunk of them.
 fn suggest_all(
     tx: &rusqlite::Transaction,
     exceptions: &Spilled<Unmatched>,
@@ -187,16 +191,33 @@ fn suggest_all(
     dir: &Path,
 ) -> Result<Spilled, Error> {
     let mut rows = Spill::new_in(dir).map_err(aside_failed)?;
-    for exception in exceptions.iter() {
-        let Unmatched { mut row, decision } = exception.map_err(aside_failed)?;
-        let this_run = row
-            .counterparty_iban()
-            .and_then(|iban| payer_groups.get(iban))
-            .map_or(&[][..], Vec::as_slice);
-        let hints = hints::for_exception(tx, &row, decision.reference, this_run)?;
-        let suggestion = crate::suggest::suggest(&row, &decision, &hints, settled_here);
-        row.set_suggestion(suggestion.as_deref());
-        rows.push(&row).map_err(aside_failed)?;
+    let mut exceptions = exceptions.iter().peekable();
+    while exceptions.peek().is_some() {
+        let chunk: Vec<Unmatched> = exceptions
+            .by_ref()
+            .take(SUGGEST_CHUNK)
+            .collect::<Result<_, _>>()
+            .map_err(aside_failed)?;
+        let mut asks = Vec::with_capacity(chunk.len());
+        for Unmatched { row, decision } in &chunk {
+            let this_run = row
+                .counterparty_iban()
+                .and_then(|iban| payer_groups.get(iban))
+                .map_or(&[][..], Vec::as_slice);
+            asks.push(hints::ask_for(tx, row, decision.reference, this_run)?);
+        }
+        let clock = std::time::Instant::now();
+        let answers = hints::answer(tx, &asks)?;
+        tracing::debug!(
+            elapsed_ms = clock.elapsed().as_millis() as u64,
+            exceptions = asks.len(),
+            "open top-ups looked through for suggestions"
+        );
+        for (Unmatched { mut row, decision }, hints) in chunk.into_iter().zip(answers) {
+            let suggestion = crate::suggest::suggest(&row, &decision, &hints, settled_here);
+            row.set_suggestion(suggestion.as_deref());
+            rows.push(&row).map_err(aside_failed)?;
+        }
     }
     rows.finish().map_err(aside_failed)
 }
