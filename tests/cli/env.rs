@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use recon::statement::{ReadOptions, StatementFile, read_path};
 use serde_json::Value;
@@ -145,6 +146,38 @@ impl Env {
         ];
         args.extend_from_slice(flags);
         self.recon(&args)
+    }
+
+    /// `recon run` of these statements into `out`, sent SIGTERM after `after`: its output, or
+    /// `None` (said as SKIPPED) when it finished before the signal came.
+    pub fn run_terminated(
+        &self,
+        out: &str,
+        statements: &[&str],
+        after: Duration,
+    ) -> Option<Output> {
+        let db = self.db();
+        let mut args = vec!["run", "--db", &db, "--out", out];
+        args.extend_from_slice(statements);
+        let child = self
+            .command()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(after);
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let output = child.wait_with_output().unwrap();
+        if output.status.code() == Some(0) {
+            eprintln!("SKIPPED: the run finished before the signal arrived");
+            return None;
+        }
+        Some(output)
     }
 
     /// Why the run in `out` rejected its first input.

@@ -2,7 +2,6 @@
 //! compressed, and `recon statements export` gives its original bytes back.
 
 use std::fs;
-use std::process::Stdio;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -142,24 +141,10 @@ fn an_interrupted_run_stores_nothing() {
     // A small file first, stored by the time the signal comes during the large one.
     let small = demo("2026-11-20.camt053.xml");
     let statement = format!("{night}/statement.xml");
-    let child = env
-        .command()
-        .args(["run", "--db", &env.db(), "--out", "r", &small, &statement])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    if out.status.code() == Some(0) {
-        eprintln!("SKIPPED: the run finished before the signal arrived");
+    let after = std::time::Duration::from_millis(400);
+    let Some(out) = env.run_terminated("r", &[&small, &statement], after) else {
         return;
-    }
+    };
     assert_code(&out, 130);
     assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
     assert_eq!(env.sql_count("SELECT count(*) FROM stored_files"), 0);

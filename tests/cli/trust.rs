@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use crate::env::{Env, assert_code, assert_ok, demo, hidden_files, stderr, stdout};
 
@@ -301,24 +302,9 @@ fn sigterm_during_a_run_commits_nothing_and_leaves_no_temporary_file() {
     let night = env.bench_night("night", "60000", "50000", &[]);
     env.import_night(&night);
     let statement = format!("{night}/statement.xml");
-    let child = env
-        .command()
-        .args(["run", "--db", &env.db(), "--out", "r", &statement])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    if out.status.code() == Some(0) {
-        eprintln!("SKIPPED: the run finished before the signal arrived");
+    let Some(out) = env.run_terminated("r", &[&statement], Duration::from_millis(300)) else {
         return;
-    }
+    };
     assert_code(&out, 130);
     assert!(
         stderr(&out).contains("nothing was committed"),
