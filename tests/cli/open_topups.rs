@@ -9,7 +9,7 @@ use calamine::{Reader, Xlsx, open_workbook};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::env::{Env, assert_ok, camt, credit, fixture};
+use crate::env::{Env, assert_ok, camt, credit};
 
 const GROUP: &str = "1ea60f56-b67b-61fc-829a-0242ac130003";
 
@@ -262,49 +262,4 @@ fn a_lower_threshold_lists_the_topups_the_previous_run_did_not_count_as_stale() 
     let ages = buckets(&env.summary("second"));
     let labels: Vec<&str> = ages.iter().map(|(l, _, _)| l.as_str()).collect();
     assert_eq!(labels, ["0-1", "2-7", "8-30", "31+"]);
-}
-
-/// What the release before summary version 2 wrote (`fixtures/summary-v1`: its database as SQL,
-/// and the report of its first run) is what `recon report` writes again: every open top-up.
-#[test]
-fn a_run_stored_by_summary_version_1_is_written_again_as_it_was() {
-    let env = Env::new();
-    let sql = fs::read_to_string(fixture("summary-v1/recon.sql")).unwrap();
-    env.conn().execute_batch(&sql).unwrap();
-    let run_id = "01a24dd5-57ea-73bc-9abc-049719ea483f";
-    let again = env.path("again").display().to_string();
-    assert_ok(&env.recon(&["report", run_id, "--db", &env.db(), "--out", &again]));
-    let then = fixture("summary-v1/r1");
-    let then = std::path::Path::new(&then);
-    for file in [
-        "matched.csv",
-        "unmatched.csv",
-        "ignored.csv",
-        "open_topups.csv",
-        "summary.json",
-    ] {
-        assert_eq!(
-            fs::read_to_string(then.join(file)).unwrap(),
-            fs::read_to_string(env.path("again").join(file)).unwrap(),
-            "{file}"
-        );
-    }
-    assert_eq!(env.csv("again", "open_topups.csv").len(), 7);
-    let strip = |html: String| html.split("report generated").next().unwrap().to_string();
-    assert_eq!(
-        strip(fs::read_to_string(then.join("report.html")).unwrap()),
-        strip(fs::read_to_string(env.path("again/report.html")).unwrap())
-    );
-    let sheets = |path: &std::path::Path| {
-        let mut book: Xlsx<_> = open_workbook(path).unwrap();
-        book.sheet_names()
-            .into_iter()
-            .filter(|name| name != "Summary")
-            .map(|name| (name.clone(), book.worksheet_range(&name).unwrap()))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        sheets(&then.join("report.xlsx")),
-        sheets(&env.path("again/report.xlsx"))
-    );
 }
