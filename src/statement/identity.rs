@@ -112,8 +112,9 @@ fn fingerprint(tx: &Transaction) -> [u8; 32] {
 
 /// The cross-format identity of a booked transaction: a digest of its currency, direction,
 /// amount, booking date and the settlement references its remittance names, plus its
-/// occurrence number among the transactions of its file with the same content. 64 bits: it
-/// only finds candidates, which must then agree on their [`Evidence`] too.
+/// occurrence number among the transactions of its file with the same content. 64 bits, the
+/// booking day first: it only finds candidates, which must then agree on their [`Evidence`]
+/// too.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct CrossKey(pub i64);
 
@@ -156,7 +157,17 @@ impl CrossAssigner {
         *seen += 1;
         let digest: [u8; 32] = hasher.finalize().into();
         let (first, _) = digest.split_first_chunk::<8>().expect("32 bytes");
-        Some(CrossKey(i64::from_be_bytes(*first)))
+        Some(CrossKey::on_day(booking_date, u64::from_be_bytes(*first)))
+    }
+}
+
+impl CrossKey {
+    /// The booking day (days since 1970, 16 bits: until 2149) above 48 bits of the digest, so
+    /// that a night's keys land together in the ledger's index instead of all over it.
+    fn on_day(booking_date: chrono::NaiveDate, digest: u64) -> CrossKey {
+        let day = (booking_date - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days();
+        let day = day.clamp(0, 0xFFFF) as u64;
+        CrossKey(((day << 48) | (digest & 0xFFFF_FFFF_FFFF)) as i64)
     }
 }
 
@@ -327,6 +338,19 @@ mod tests {
 
     fn key(tx: &Transaction, references: &[&str]) -> Option<CrossKey> {
         CrossAssigner::default().key(tx, references.iter().map(|r| r.parse().unwrap()))
+    }
+
+    #[test]
+    fn cross_keys_of_one_booking_day_share_their_first_bits_and_days_come_in_order() {
+        let day = |d: u32, amount: &str| {
+            let mut tx = booked(amount, "gift");
+            tx.booking_date = chrono::NaiveDate::from_ymd_opt(2026, 11, d);
+            key(&tx, &[]).unwrap().0
+        };
+        assert_eq!(day(21, "1.00") >> 48, day(21, "2.00") >> 48);
+        assert_ne!(day(21, "1.00"), day(21, "2.00"));
+        assert!(day(21, "9.00") < day(22, "1.00"));
+        assert_eq!(day(21, "1.00") >> 48, 20_778, "days since 1970");
     }
 
     #[test]
