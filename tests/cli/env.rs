@@ -105,6 +105,14 @@ impl Env {
         assert_ok(&self.recon(&["topups", "import", "--db", db, topups]));
     }
 
+    /// `recon topups list --status STATUS --format FORMAT` on the scratch database.
+    pub fn topups_list(&self, status: &str, format: &str) -> Output {
+        let db = self.db();
+        self.recon(&[
+            "topups", "list", "--db", &db, "--status", status, "--format", format,
+        ])
+    }
+
     /// Imports the demo top-ups into a new database.
     pub fn with_demo_topups(self) -> Self {
         self.import_into(&self.db(), &demo("topups.csv"));

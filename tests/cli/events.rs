@@ -79,16 +79,7 @@ fn a_run_writes_one_settled_event_per_settlement_with_the_topup_payload_and_the_
     }
 
     // The last balance event of each group and currency is the sum of its settled top-ups.
-    let out = env.recon(&[
-        "topups",
-        "list",
-        "--db",
-        &env.db(),
-        "--status",
-        "SETTLED",
-        "--format",
-        "json",
-    ]);
+    let out = env.topups_list("SETTLED", "json");
     let settled: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut sums: BTreeMap<(String, String), Decimal> = BTreeMap::new();
     for t in &settled {

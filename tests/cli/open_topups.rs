@@ -213,16 +213,7 @@ fn open_topups_csv_lists_only_the_topups_that_became_stale_since_the_previous_ru
     assert_eq!(listed(&env, "fifth"), []);
 
     // The full listing is a command: every open top-up.
-    let out = env.recon(&[
-        "topups",
-        "list",
-        "--db",
-        &env.db(),
-        "--status",
-        "open",
-        "--format",
-        "csv",
-    ]);
+    let out = env.topups_list("open", "csv");
     assert_ok(&out);
     let listing = String::from_utf8(out.stdout).unwrap();
     assert_eq!(listing.lines().count(), 1 + 7, "{listing}");

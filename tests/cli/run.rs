@@ -88,18 +88,7 @@ fn run_settles_matched_topups_and_records_which_transaction_did() {
         .map(|r| r["id"].clone())
         .collect();
     assert!(!listed.contains(&T1.to_string()));
-    let list = |status: &str| {
-        env.recon(&[
-            "topups",
-            "list",
-            "--db",
-            &env.db(),
-            "--status",
-            status,
-            "--format",
-            "csv",
-        ])
-    };
+    let list = |status: &str| env.topups_list(status, "csv");
     let still_open = list("confirmed");
     assert_ok(&still_open);
     let mut expected: Vec<String> = csv::Reader::from_reader(&still_open.stdout[..])

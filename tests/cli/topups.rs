@@ -111,16 +111,7 @@ fn list_filters_by_status_and_writes_the_api_header_first() {
         "{text}"
     );
     assert_eq!(text.lines().count(), 14);
-    let out = env.recon(&[
-        "topups",
-        "list",
-        "--db",
-        &env.db(),
-        "--status",
-        "cancelled",
-        "--format",
-        "json",
-    ]);
+    let out = env.topups_list("cancelled", "json");
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["status"], "CANCELLED");
