@@ -63,7 +63,7 @@ impl Marks {
             topup: max("topups", "rowid")?,
             statement_file: max("statement_files", "id")?,
             statement: max("statements", "id")?,
-            ledger: max("bank_transactions", "id")?,
+            ledger: max("journal", "id")?,
             history: max("topup_history", "id")?,
             event: max("events", "seq")?,
         })
@@ -156,7 +156,10 @@ fn main() -> anyhow::Result<()> {
              WHERE id NOT IN (SELECT id FROM main.runs)",
         "CREATE TEMP TABLE new_files AS SELECT * FROM night.statement_files WHERE id > ?2",
         "CREATE TEMP TABLE new_statements AS SELECT * FROM night.statements WHERE id > ?3",
-        "CREATE TEMP TABLE new_ledger AS SELECT * FROM night.bank_transactions WHERE id > ?4",
+        "CREATE TEMP TABLE new_ledger AS SELECT * FROM night.journal WHERE id > ?4",
+        "CREATE TEMP TABLE new_texts AS SELECT * FROM night.journal_texts WHERE file_id > ?2",
+        "CREATE TEMP TABLE new_processed AS SELECT * FROM night.processed WHERE id > ?4",
+        "CREATE TEMP TABLE new_payers AS SELECT * FROM night.payers WHERE id > ?4",
         "CREATE TEMP TABLE new_history AS SELECT * FROM night.topup_history WHERE id > ?5",
         // Top-ups that were there before and changed: settled (or cancelled) since.
         "CREATE TEMP TABLE changed_topups AS SELECT n.* FROM new_history h
@@ -201,8 +204,11 @@ fn main() -> anyhow::Result<()> {
              INSERT OR REPLACE INTO cash_balances SELECT * FROM night.cash_balances;",
         ),
         (
-            "ledger rows",
-            "INSERT INTO bank_transactions SELECT * FROM new_ledger",
+            "journal rows, texts and keys",
+            "INSERT INTO journal SELECT * FROM new_ledger;
+             INSERT INTO journal_texts SELECT * FROM new_texts;
+             INSERT INTO processed SELECT * FROM new_processed ORDER BY key;
+             INSERT INTO payers SELECT * FROM new_payers ORDER BY iban, id;",
         ),
         ("commit", ""),
     ];

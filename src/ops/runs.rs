@@ -75,7 +75,7 @@ pub fn mark_published(store: &mut Store, run: &str) -> Result<(), Error> {
 /// Writes run `run`'s report into `out` (which the caller has checked may be written).
 pub fn rerender(store: &Store, run: &str, out: &Path) -> Result<(), Error> {
     let (summary, mark) = stored_run(store, run)?;
-    let rows = runs::rows(store.conn(), run)?;
+    let rows = crate::store::journal::run_rows(store.conn(), run)?;
     let as_of = super::run::started_at(&summary)?;
     let mut by_category: [Vec<Row>; 3] = Default::default();
     for row in rows {

@@ -19,7 +19,7 @@ const INVARIANTS: &[(&str, &str)] = &[
                 CASE WHEN t.settled_by_transaction IS NULL THEN 'no transaction settled it'
                      ELSE 'transaction ' || t.settled_by_transaction || ' is not a MATCHED payment for it' END
          FROM topups t
-         LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
+         LEFT JOIN ledger bt ON bt.id = t.settled_by_transaction
          WHERE t.status = 'SETTLED'
            AND (bt.id IS NULL OR bt.outcome <> 'MATCHED' OR bt.topup_id IS NOT t.id)
            AND NOT (t.settled_by_transaction IS NULL AND
@@ -29,45 +29,50 @@ const INVARIANTS: &[(&str, &str)] = &[
         "every MATCHED transaction settled its top-up, and that top-up names it",
         "SELECT 'transaction ' || bt.id || ' (run ' || bt.run_id || ') is MATCHED but top-up ' ||
                 coalesce(bt.topup_id, '?') || ' does not name it as its settlement'
-         FROM bank_transactions bt
+         FROM ledger bt
          LEFT JOIN topups t ON t.id = bt.topup_id
          WHERE bt.outcome = 'MATCHED' AND (t.id IS NULL OR t.status <> 'SETTLED' OR t.settled_by_transaction IS NOT bt.id)",
     ),
     (
         "no top-up is settled twice",
         "SELECT 'top-up ' || topup_id || ' has ' || count(*) || ' MATCHED payments'
-         FROM bank_transactions WHERE outcome = 'MATCHED' GROUP BY topup_id HAVING count(*) > 1",
+         FROM ledger WHERE outcome = 'MATCHED' GROUP BY topup_id HAVING count(*) > 1",
     ),
     (
         "every processed transaction has exactly one known outcome",
-        "SELECT 'transaction ' || id || ' has outcome ' || quote(outcome) FROM bank_transactions
-         WHERE outcome NOT IN ('MATCHED', 'NO_REFERENCE', 'UNKNOWN_REFERENCE', 'AMBIGUOUS_REFERENCE',
+        "SELECT 'transaction ' || id || ' has outcome code ' || outcome_code FROM ledger
+         WHERE outcome IS NULL OR outcome NOT IN ('MATCHED', 'NO_REFERENCE', 'UNKNOWN_REFERENCE', 'AMBIGUOUS_REFERENCE',
                'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH', 'ALREADY_SETTLED', 'TOPUP_CANCELLED', 'REVERSAL',
                'DEBIT', 'NOT_BOOKED', 'ALREADY_PROCESSED')",
     ),
     (
         "a bank transaction claims its identity at most once, and only with a booked first outcome",
-        "SELECT 'transaction ' || id || ' claims its identity with outcome ' || outcome FROM bank_transactions
-         WHERE dedup_key IS NOT NULL AND (outcome IN ('NOT_BOOKED', 'ALREADY_PROCESSED') OR dedup_key <> identity)",
+        "SELECT 'processed key ' || hex(p.key) || ' is claimed by ' ||
+                CASE WHEN l.id IS NULL THEN 'no transaction ' || p.id
+                     ELSE 'transaction ' || l.id || ' with outcome ' || l.outcome END
+         FROM processed p LEFT JOIN ledger l ON l.id = p.id
+         WHERE l.id IS NULL OR l.outcome IN ('NOT_BOOKED', 'ALREADY_PROCESSED')",
     ),
     (
         "each run's conservation holds: read = matched + unmatched + ignored = transactions recorded",
         "SELECT 'run ' || r.id || ': read ' || r.transactions_read || ', matched ' || r.matched ||
                 ', unmatched ' || r.unmatched || ', ignored ' || r.ignored || ', recorded ' ||
-                (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id)
+                coalesce(o.n, 0)
          FROM runs r
+         LEFT JOIN (SELECT run_id, count(*) AS n, sum(outcome = 'MATCHED') AS matched,
+                           sum(outcome IN ('DEBIT', 'NOT_BOOKED', 'ALREADY_PROCESSED')) AS ignored
+                    FROM ledger GROUP BY run_id) o ON o.run_id = r.id
          WHERE r.transactions_read <> r.matched + r.unmatched + r.ignored
-            OR r.transactions_read <> (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id)
-            OR r.matched <> (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id AND bt.outcome = 'MATCHED')
-            OR r.ignored <> (SELECT count(*) FROM bank_transactions bt WHERE bt.run_id = r.id
-                             AND bt.outcome IN ('DEBIT', 'NOT_BOOKED', 'ALREADY_PROCESSED'))
+            OR r.transactions_read <> coalesce(o.n, 0)
+            OR r.matched <> coalesce(o.matched, 0)
+            OR r.ignored <> coalesce(o.ignored, 0)
             OR r.transactions_read <> (SELECT coalesce(sum(f.transactions), 0) FROM statement_files f WHERE f.run_id = r.id)",
     ),
     (
         "each run's summary agrees with its recorded transactions, per outcome",
         "SELECT 'run ' || r.id || ': summary says ' || coalesce(json_extract(r.summary_json, '$.outcomes.' || o.outcome || '.count'), 0)
                 || ' ' || o.outcome || ', recorded ' || o.n
-         FROM runs r JOIN (SELECT run_id, outcome, count(*) AS n FROM bank_transactions GROUP BY run_id, outcome) o
+         FROM runs r JOIN (SELECT run_id, outcome, count(*) AS n FROM ledger GROUP BY run_id, outcome) o
            ON o.run_id = r.id
          WHERE coalesce(json_extract(r.summary_json, '$.outcomes.' || o.outcome || '.count'), 0) <> o.n",
     ),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::{Doing, StoreError};
 use crate::ids::SettlementReference;
@@ -333,22 +333,9 @@ pub fn payer_groups(
     };
     let mut recent: Vec<String> = this_run.iter().take(PAYER_PAYMENTS).cloned().collect();
     if recent.len() < PAYER_PAYMENTS {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT p.account_group_id FROM bank_transactions bt
-                 JOIN topups p ON p.id = bt.topup_id
-                 WHERE bt.counterparty_iban = ?1 AND bt.outcome = 'MATCHED'
-                 ORDER BY bt.id DESC LIMIT ?2",
-            )
-            .doing("looking up suggestions")?;
-        let earlier = stmt
-            .query_map(params![iban, (PAYER_PAYMENTS - recent.len()) as i64], |r| {
-                r.get::<_, String>(0)
-            })
-            .doing("looking up suggestions")?;
-        for group in earlier {
-            recent.push(group.doing("looking up suggestions")?);
-        }
+        let earlier =
+            super::journal::payer_account_groups(conn, iban, PAYER_PAYMENTS - recent.len())?;
+        recent.extend(earlier);
     }
     for group in recent {
         if payer_groups.len() < 5 && !payer_groups.contains(&group) {

@@ -5,6 +5,7 @@ pub mod check;
 pub mod deliveries;
 pub mod hints;
 pub mod idempotency;
+pub mod journal;
 pub mod outbox;
 pub mod runs;
 mod schema;

@@ -281,6 +281,57 @@ CREATE TABLE stored_files (
                   WHERE cross_key IS NOT NULL;",
         then: None,
     },
+    // 12: (the worklist's tables; taken by another change)
+    Migration {
+        sql: "",
+        then: None,
+    },
+    // 13: the journal replaces `bank_transactions` (issue 22, measured in docs/performance.md,
+    // 2026-12-07): one compact row per bank transaction (amount as an integer with its scale
+    // in `flags`, days since 1970, the outcome as a code, the top-up as its 16-byte UUID);
+    // the texts of a file's rows in one zstd frame in `journal_texts`; the identities claimed
+    // in `processed`, keyed by booking day first so that a night's keys land together; the
+    // payers of settled payments in `payers`, for suggestions. `ledger` spells the journal's
+    // codes out for people and scripts that query the database.
+    Migration {
+        sql: r#"
+CREATE TABLE journal (
+    id            INTEGER PRIMARY KEY,
+    file_id       INTEGER NOT NULL REFERENCES statement_files(id),
+    entry_number  INTEGER NOT NULL,
+    detail_number INTEGER,
+    line_number   INTEGER,
+    outcome       INTEGER NOT NULL,
+    flags         INTEGER NOT NULL,
+    amount        INTEGER NOT NULL,
+    currency      TEXT NOT NULL,
+    booking_day   INTEGER,
+    value_day     INTEGER,
+    topup         BLOB CHECK (topup IS NULL OR length(topup) = 16),
+    cross_key     INTEGER
+) STRICT;
+CREATE INDEX journal_cross ON journal (cross_key) WHERE cross_key IS NOT NULL;
+
+CREATE TABLE journal_texts (
+    file_id INTEGER PRIMARY KEY REFERENCES statement_files(id),
+    first   INTEGER NOT NULL,
+    count   INTEGER NOT NULL,
+    texts   BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE processed (
+    key BLOB PRIMARY KEY CHECK (length(key) = 16),
+    id  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE payers (
+    iban TEXT NOT NULL,
+    id   INTEGER NOT NULL,
+    PRIMARY KEY (iban, id)
+) STRICT, WITHOUT ROWID;
+"#,
+        then: Some(into_journal),
+    },
 ];
 
 /// `PRAGMA application_id` of a delivery state file, `<db>.deliveries` ("RECD").
@@ -387,6 +438,39 @@ const DEFERRED_KEYS: &[(&str, &str, &str)] = &[
         "REFERENCES topups(id) DEFERRABLE INITIALLY DEFERRED",
     ),
 ];
+
+/// Migration 13's data step: the ledger's rows into the journal, the top-ups' foreign key to
+/// the journal, then the old table and its indexes dropped.
+fn into_journal(conn: &rusqlite::Connection) -> Result<(), super::StoreError> {
+    use super::Doing;
+    super::journal::from_bank_transactions(conn)?;
+    rewrite_constraints(conn, "pointing settlements at the journal", JOURNAL_KEYS)?;
+    let outcome = super::journal::outcome_names_sql("j.outcome");
+    conn.execute_batch(&format!(
+        "DROP TABLE bank_transactions;
+         CREATE VIEW ledger AS
+         SELECT j.id, sf.run_id, j.file_id, j.entry_number, j.detail_number, j.line_number,
+                {outcome} AS outcome, j.outcome AS outcome_code,
+                CASE WHEN j.flags & 1 THEN 'DBIT' ELSE 'CRDT' END AS direction,
+                (j.flags & 2) <> 0 AS reversal, j.amount AS amount_units, j.flags >> 8 AS scale,
+                j.currency, date(j.booking_day * 86400, 'unixepoch') AS booking_date,
+                date(j.value_day * 86400, 'unixepoch') AS value_date,
+                CASE WHEN j.topup IS NOT NULL THEN
+                lower(substr(hex(j.topup), 1, 8) || '-' || substr(hex(j.topup), 9, 4) || '-' ||
+                      substr(hex(j.topup), 13, 4) || '-' || substr(hex(j.topup), 17, 4) || '-' ||
+                      substr(hex(j.topup), 21)) END AS topup_id,
+                j.cross_key
+         FROM journal j JOIN statement_files sf ON sf.id = j.file_id;"
+    ))
+    .doing("moving the ledger into the journal")
+}
+
+/// The foreign key that migration 13 points at the journal: table, as it was, as rewritten.
+const JOURNAL_KEYS: &[(&str, &str, &str)] = &[(
+    "topups",
+    "REFERENCES bank_transactions(id) DEFERRABLE INITIALLY DEFERRED",
+    "REFERENCES journal(id) DEFERRABLE INITIALLY DEFERRED",
+)];
 
 fn rewrite_checks(conn: &rusqlite::Connection) -> Result<(), super::StoreError> {
     rewrite_constraints(conn, "rewriting CHECK constraints", CHECK_REWRITES)

@@ -248,41 +248,61 @@ pub fn by_ids(
 /// Looks a top-up up by id.
 pub fn get(conn: &Connection, id: TopUpId) -> Result<TopUpRecord, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS}, t.updated_at, t.cancelled_at, t.settled_at,
-                bt.run_id, sf.path, bt.entry_number, bt.detail_number, bt.amount, bt.currency,
-                bt.booking_date, bt.counterparty_name, bt.counterparty_iban,
-                coalesce(bt.servicer_ref, bt.entry_ref)
+        "SELECT {COLUMNS}, t.updated_at, t.cancelled_at, t.settled_at, t.settled_by_transaction,
+                sf.run_id
          FROM topups t
-         LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
-         LEFT JOIN statement_files sf ON sf.id = bt.file_id
+         LEFT JOIN journal j ON j.id = t.settled_by_transaction
+         LEFT JOIN statement_files sf ON sf.id = j.file_id
          WHERE t.id = ?1"
     );
-    let row = conn
+    type Found = (
+        Result<TopUp, String>,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
+    let found: Found = conn
         .query_row(&sql, [id.to_string()], |row| {
-            let topup = topup_from_row(row)?;
-            let settled_at: Option<String> = row.get(9)?;
-            let settlement = match settled_at {
-                Some(settled_at) => Some(Settlement {
-                    settled_at,
-                    run_id: row.get(10)?,
-                    statement_file: row.get(11)?,
-                    entry_number: row.get(12)?,
-                    detail_number: row.get(13)?,
-                    amount: row.get(14)?,
-                    currency: row.get(15)?,
-                    booking_date: row.get(16)?,
-                    counterparty_name: row.get(17)?,
-                    counterparty_iban: row.get(18)?,
-                    bank_reference: row.get(19)?,
-                }),
-                None => None,
-            };
-            Ok((topup, row.get(7)?, row.get(8)?, settlement))
+            Ok((
+                topup_from_row(row)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+                row.get(10)?,
+                row.get(11)?,
+            ))
         })
         .optional()
         .doing("reading a top-up")?
         .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?;
-    let (topup, updated_at, cancelled_at, settlement) = row;
+    let (topup, updated_at, cancelled_at, settled_at, settled_by, run_id) = found;
+    let paid = match settled_by {
+        Some(tx) => super::journal::rows_by_id(conn, &[tx])?.remove(&tx),
+        None => None,
+    };
+    let settlement = settled_at.map(|settled_at| Settlement {
+        settled_at,
+        run_id,
+        statement_file: paid.as_ref().map(|r| r.statement_file.to_string()),
+        entry_number: paid.as_ref().map(|r| i64::from(r.entry_number)),
+        detail_number: paid.as_ref().and_then(|r| r.detail_number.map(i64::from)),
+        amount: paid.as_ref().map(|r| r.amount.to_string()),
+        currency: paid.as_ref().map(|r| r.currency.to_string()),
+        booking_date: paid
+            .as_ref()
+            .and_then(|r| r.booking_date.map(|d| d.to_string())),
+        counterparty_name: paid
+            .as_ref()
+            .and_then(|r| r.counterparty_name().map(str::to_string)),
+        counterparty_iban: paid
+            .as_ref()
+            .and_then(|r| r.counterparty_iban().map(str::to_string)),
+        bank_reference: paid
+            .as_ref()
+            .and_then(|r| r.servicer_ref().or(r.entry_ref()).map(str::to_string)),
+    });
     Ok(TopUpRecord {
         topup: corrupt(topup)?,
         updated_at,
@@ -458,10 +478,11 @@ pub fn by_references(
     for chunk in references.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(",");
         let sql = format!(
-            "SELECT {COLUMNS}, bt.run_id, sf.path, bt.entry_number, bt.detail_number, bt.booking_date
+            "SELECT {COLUMNS}, sf.run_id, sf.path, j.entry_number, j.detail_number,
+                    date(j.booking_day * 86400, 'unixepoch')
              FROM topups t
-             LEFT JOIN bank_transactions bt ON bt.id = t.settled_by_transaction
-             LEFT JOIN statement_files sf ON sf.id = bt.file_id
+             LEFT JOIN journal j ON j.id = t.settled_by_transaction
+             LEFT JOIN statement_files sf ON sf.id = j.file_id
              WHERE t.settlement_reference IN ({marks})"
         );
         let mut stmt = conn.prepare_cached(&sql).doing("looking up references")?;

@@ -90,7 +90,7 @@ fn the_floor_example_replays_a_nights_rows_into_a_copy_and_leaves_both_databases
         )),
         "two events per settlement: {text}"
     );
-    for phase in ["settling the top-ups", "ledger rows", "commit", "all"] {
+    for phase in ["settling the top-ups", "journal rows", "commit", "all"] {
         assert!(
             text.lines().any(|l| l.starts_with(phase)),
             "{phase}: {text}"

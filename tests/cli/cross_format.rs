@@ -91,12 +91,12 @@ fn assert_copies(rows: &[(String, String, String)], copy: &str, first_note: &str
 /// The database settled each paid top-up once, by the camt's payment.
 fn assert_settled_once(env: &Env) {
     assert_eq!(
-        env.sql_count("SELECT count(*) FROM bank_transactions WHERE outcome = 'MATCHED'"),
+        env.sql_count("SELECT count(*) FROM ledger WHERE outcome = 'MATCHED'"),
         2
     );
     assert_eq!(
         env.sql_count(
-            "SELECT count(*) FROM topups t JOIN bank_transactions bt
+            "SELECT count(*) FROM topups t JOIN ledger bt
                ON bt.id = t.settled_by_transaction
              JOIN statement_files sf ON sf.id = bt.file_id
              WHERE sf.path LIKE '%.camt053.xml'"
@@ -159,7 +159,7 @@ fn camt_and_its_mt940_of_one_night_in_one_run_count_every_payment_once() {
     assert!(note.contains(&format!("{mt940} line 5")), "{note}");
     assert_conserved(&env, "out", 13);
     assert_eq!(
-        env.sql_count("SELECT count(*) FROM bank_transactions WHERE outcome = 'MATCHED'"),
+        env.sql_count("SELECT count(*) FROM ledger WHERE outcome = 'MATCHED'"),
         2
     );
 }

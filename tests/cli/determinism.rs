@@ -28,11 +28,11 @@ fn run(env: &Env, name: &str, threads: &str, inputs: &[&str]) -> PathBuf {
 fn recorded(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let queries = [
-        "SELECT id, file_id, entry_number, detail_number, line_number, hex(identity),
-                hex(dedup_key), outcome, topup_id, direction, amount, currency, booking_date,
-                counterparty_iban, remittance, extracted_reference, expected_amount, difference,
-                suggestion
-         FROM bank_transactions ORDER BY id",
+        "SELECT * FROM journal ORDER BY id",
+        "SELECT outcome, count(*) FROM ledger GROUP BY outcome ORDER BY outcome",
+        "SELECT file_id, first, count, hex(texts) FROM journal_texts ORDER BY file_id",
+        "SELECT hex(key), id FROM processed ORDER BY key",
+        "SELECT iban, id FROM payers ORDER BY iban, id",
         "SELECT id, status, settled_by_transaction FROM topups ORDER BY id",
         "SELECT topup_id, status FROM topup_history ORDER BY id",
         "SELECT type, json_remove(payload, '$.updated_at') FROM events ORDER BY seq",

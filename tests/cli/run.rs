@@ -153,7 +153,7 @@ fn dry_run_writes_the_same_report_and_leaves_the_database_untouched() {
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["counts"]["matched"], 4);
     assert_eq!(env.topup(T1)["status"], "CONFIRMED");
-    assert_eq!(env.sql_count("SELECT count(*) FROM bank_transactions"), 0);
+    assert_eq!(env.sql_count("SELECT count(*) FROM ledger"), 0);
     assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
     assert_ok(&env.run("real", &[&stmt]));
     let real = env.summary("real");
@@ -308,13 +308,10 @@ fn a_file_cut_off_after_thousands_of_entries_leaves_no_trace_and_its_payments_co
     assert_eq!(outcome_count(&summary, "NO_REFERENCE"), 9000);
     assert_eq!(outcome_count(&summary, "DEBIT"), 3000);
     assert_eq!(outcome_count(&summary, "ALREADY_PROCESSED"), 0);
-    assert_eq!(
-        env.sql_count("SELECT count(*) FROM bank_transactions"),
-        12001
-    );
+    assert_eq!(env.sql_count("SELECT count(*) FROM ledger"), 12001);
     assert_eq!(
         env.sql_count(
-            "SELECT count(*) FROM bank_transactions b JOIN statement_files f ON f.id = b.file_id
+            "SELECT count(*) FROM ledger b JOIN statement_files f ON f.id = b.file_id
              WHERE f.path LIKE '%whole.xml'"
         ),
         12001

@@ -21,7 +21,7 @@ use crate::report::summary::Totals;
 use crate::row::Row;
 use crate::row::spill::{Mark, Record, Spill, Spilled, Unmatched};
 use crate::statement::{self, InputError, InputErrorKind, StatementFile, Transaction};
-use crate::store::{runs, topups};
+use crate::store::{journal, runs, topups};
 
 /// The decisions of a run so far, made in file order.
 pub(super) struct Deciding {
@@ -399,10 +399,13 @@ fn lookup(
         topups: topups::by_references(conn, &references)?,
         ..Known::default()
     };
-    known.processed = runs::processed(conn, slice.iter().map(|(t, _)| &t.identity))?;
+    known.processed = journal::processed(
+        conn,
+        slice.iter().map(|(t, _)| (&t.identity, t.booking_date)),
+    )?;
     if let Some(family) = family {
         let keys = slice.iter().filter_map(|(t, _)| t.cross_key);
-        known.originals = runs::originals(conn, keys, family)?;
+        known.originals = journal::originals(conn, keys, family)?;
     }
     Ok(known)
 }

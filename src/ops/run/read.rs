@@ -10,7 +10,6 @@ use crate::error::Error;
 use crate::ids::RunId;
 use crate::reference::{Candidate, find_candidates};
 use crate::statement::{self, InputError, ReadOptions, StatementFile, Transaction, identity};
-use crate::store::runs;
 
 /// What the reading hands to the deciding, in file order.
 pub(super) enum Read<'p> {
@@ -47,7 +46,7 @@ pub(super) fn read_and_decide(
 ) -> Result<Deciding, Error> {
     let clock = std::time::Instant::now();
     let (families, mixed) = families(plan);
-    let mut deciding = Deciding::new(runs::next_ledger_id(tx)?, &plan.report_dir, mixed)?;
+    let mut deciding = Deciding::new(crate::store::journal::next_id(tx)?, &plan.report_dir, mixed)?;
     let mut take = |read| deciding.take(tx, run_id, read, &plan.progress);
     let files = (&plan.files[..], &families[..]);
     if rayon::current_num_threads() > 1 {

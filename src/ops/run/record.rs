@@ -1,11 +1,10 @@
-//! Recording: every decided transaction goes into the ledger (`bank_transactions`) under the
-//! id it was handed in document order, with the file it came from.
+//! Recording: every decided transaction goes into the journal under the id it was handed in
+//! document order, with the file it came from.
 
 use super::decide::{RunRows, aside_failed};
 use crate::error::Error;
-use crate::ids::RunId;
 use crate::matching::Category;
-use crate::store::runs;
+use crate::store::journal;
 
 /// Where each decided transaction goes in the ledger, in document order, in a byte each (a
 /// night has up to a million): the rows of each category are in that same order, so the n-th
@@ -56,16 +55,12 @@ impl Ledger {
 
     /// Records every decided transaction, in document order: its row is the next one of its
     /// category (the exceptions with their suggestions).
-    pub fn record(
-        &self,
-        tx: &rusqlite::Transaction,
-        run_id: RunId,
-        rows: &RunRows,
-    ) -> Result<(), Error> {
+    pub fn record(&self, tx: &rusqlite::Transaction, rows: &RunRows) -> Result<(), Error> {
         let (mut matched, mut ignored) = (rows.matched.iter(), rows.ignored.iter());
         let mut unmatched = rows.unmatched.iter();
         let mut files = self.files.iter().peekable();
         let mut file_id = None;
+        let mut journal = journal::Writer::new();
         for (i, category) in self.categories.iter().enumerate() {
             while let Some((_, id)) = files.next_if(|(start, _)| *start <= i) {
                 file_id = Some(*id);
@@ -79,8 +74,9 @@ impl Ledger {
                 Category::Ignored => ignored.next(),
             };
             let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
-            runs::record_row(tx, run_id, file_id, id, &row)?;
+            journal.record(tx, file_id, id, &row)?;
         }
+        journal.finish(tx)?;
         // Every row decided is recorded: a row left over is one the ledger would lose.
         let left_over =
             unmatched.next().is_some() || matched.next().is_some() || ignored.next().is_some();
