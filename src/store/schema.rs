@@ -292,7 +292,9 @@ CREATE TABLE stored_files (
     // the texts of a file's rows in one zstd frame in `journal_texts`; the identities claimed
     // in `processed`, keyed by booking day first so that a night's keys land together; the
     // payers of settled payments in `payers`, for suggestions. `ledger` spells the journal's
-    // codes out for people and scripts that query the database.
+    // codes out for people and scripts that query the database. And two indexes on `events`
+    // that nothing has read since the delivery state moved to `<db>.deliveries`: every event
+    // still added an entry to `events_pending`, never removed.
     Migration {
         sql: r#"
 CREATE TABLE journal (
@@ -329,6 +331,9 @@ CREATE TABLE payers (
     id   INTEGER NOT NULL,
     PRIMARY KEY (iban, id)
 ) STRICT, WITHOUT ROWID;
+
+DROP INDEX events_pending;
+DROP INDEX events_failed;
 "#,
         then: Some(into_journal),
     },
