@@ -22,6 +22,7 @@ pub mod money;
 pub mod ops;
 pub mod reference;
 pub mod report;
+pub mod returns;
 pub mod row;
 pub mod statement;
 pub mod store;

@@ -3,6 +3,7 @@
 //! per area; what they share (the `Env` builder, fixtures, assertions) is in `env.rs`.
 
 mod env;
+mod xsd;
 
 // The nightly job and its inputs.
 mod camt;
@@ -28,6 +29,9 @@ mod nights;
 mod open_topups;
 mod release;
 mod report;
+
+// The files recon writes for the bank.
+mod pain001;
 
 // Top-ups, settings, events and the HTTP API.
 mod api;

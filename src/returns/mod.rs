@@ -1,0 +1,3 @@
+//! Returns: money sent back to the payers, as the credit-transfer file their bank executes.
+
+pub mod pain001;
