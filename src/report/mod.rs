@@ -6,7 +6,7 @@ pub mod aging;
 pub mod columns;
 mod csv;
 pub mod html;
-mod page;
+pub mod page;
 pub mod summary;
 mod xlsx;
 

@@ -106,7 +106,7 @@ fn direction_word(direction: Direction) -> &'static str {
 }
 
 /// The categories in the order the page shows them, with their headings.
-const CATEGORIES: [(Category, &str); 3] = [
+pub(super) const CATEGORIES: [(Category, &str); 3] = [
     (Category::Matched, "Settled"),
     (Category::Unmatched, "Needs a human"),
     (Category::Ignored, "Ignored"),
@@ -114,9 +114,9 @@ const CATEGORIES: [(Category, &str); 3] = [
 
 /// Count and sum of the rows of one outcome, currency and direction, and more of them.
 #[derive(Default, Clone)]
-struct Tally {
-    count: usize,
-    sum: Decimal,
+pub(super) struct Tally {
+    pub(super) count: usize,
+    pub(super) sum: Decimal,
 }
 
 impl Tally {
@@ -129,14 +129,14 @@ impl Tally {
 /// Every row's amount by category, outcome, currency and direction: the summary sums
 /// outcomes without telling money in from money out.
 #[derive(Default)]
-struct Money {
+pub(super) struct Money {
     /// (category's place, outcome, currency, direction) → tally.
-    lines: BTreeMap<(usize, &'static str, Currency, &'static str), Tally>,
+    pub(super) lines: BTreeMap<(usize, &'static str, Currency, &'static str), Tally>,
 }
 
 impl Money {
     /// Adds up the rows of the three lists, reading each once.
-    fn gather(report: &Report) -> io::Result<Money> {
+    pub(super) fn gather(report: &Report) -> io::Result<Money> {
         let mut money = Money::default();
         for rows in [report.matched, report.unmatched, report.ignored] {
             for row in rows.iter() {
@@ -618,7 +618,7 @@ fn age_views(report: &Report) -> Vec<AgeView> {
 }
 
 /// The report's time zone: the run's, UTC if it named none this recon knows.
-fn zone(report: &Report) -> Tz {
+pub(super) fn zone(report: &Report) -> Tz {
     let name = report.summary.timezone.as_deref().unwrap_or("UTC");
     name.parse().unwrap_or(Tz::UTC)
 }
