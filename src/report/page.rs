@@ -170,6 +170,23 @@ impl Money {
         subtotals
     }
 
+    /// `1,200.00 EUR in and 200.00 EUR out`: a category's money, each direction apart.
+    fn worth(&self, place: usize) -> String {
+        let mut by_direction: BTreeMap<&str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
+        for ((currency, direction), tally) in self.subtotals(place) {
+            *by_direction
+                .entry(direction)
+                .or_default()
+                .entry(currency)
+                .or_default() += tally.sum;
+        }
+        let parts: Vec<String> = by_direction
+            .iter()
+            .map(|(direction, sums)| format!("{} {}", sums_line(sums), direction.to_lowercase()))
+            .collect();
+        parts.join(" and ")
+    }
+
     /// `In 1,200.00 EUR; out 200.00 EUR`: a category's money, each direction apart.
     fn category_line(&self, place: usize) -> String {
         let mut by_direction: BTreeMap<&str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
@@ -641,11 +658,8 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
     let mut controls: Vec<&crate::controls::Control> = s.controls.results.iter().collect();
     controls.sort_by_key(|c| c.ok);
     let groups = ExceptionLines::gather(report.unmatched.iter(), EXCEPTION_LINES, LISTED_ALIKE)?;
-    let mut exception_sums: BTreeMap<Currency, Decimal> = BTreeMap::new();
-    for (currency, sum) in groups.iter().flat_map(|g| &g.sums) {
-        *exception_sums.entry(*currency).or_default() += *sum;
-    }
-    let (line, class) = status_line_counted(report, &sums_line(&exception_sums), &grouped);
+    // Money out (a reversal) is said apart from money in, never added to it.
+    let (line, class) = status_line_counted(report, &money.worth(1), &grouped);
     let stale_open: usize = s
         .open_topup_ages
         .iter()
@@ -737,14 +751,14 @@ mod tests {
         );
         assert!(
             table.contains(
-                r#"<td class="id" title="{{ r.counterparty_iban }}">{{ r.counterparty_iban }}</td>"#
+                r#"<div class="id" title="{{ r.counterparty_iban }}">{{ r.counterparty_iban }}</div>"#
             ),
             "{table}"
         );
         assert_eq!(
             table.matches("<col>").count(),
-            2,
-            "remittance and suggestion share the rest"
+            1,
+            "the suggestion takes what the others leave"
         );
     }
 }

@@ -71,7 +71,9 @@ fn the_report_page_renders_in_chromium_and_shows_the_totals() {
         "the page's script ran"
     );
     assert!(
-        dom.contains("10 exception(s) worth 671.00 EUR need a human · 5 matched"),
+        dom.contains(
+            "10 exception(s) worth 471.00 EUR in and 200.00 EUR out need a human · 5 matched"
+        ),
         "status line"
     );
     assert!(dom.contains("<strong id=\"count-read\">18</strong>"));
