@@ -456,6 +456,10 @@ pub struct RunArgs {
     /// Open top-ups older than this many days are flagged as stale in the report (default 14).
     #[arg(long, value_name = "DAYS")]
     pub stale_after_days: Option<i64>,
+    /// Show the report's times in this time zone beside UTC (an IANA name such as
+    /// Europe/Berlin; default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Read only the files of a statement folder or the inbox whose names match this pattern

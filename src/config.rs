@@ -55,6 +55,8 @@ struct FileConfig {
     serve: ServeSection,
     #[serde(default)]
     webhooks: WebhooksSection,
+    #[serde(default)]
+    report: ReportSection,
     /// Parsed separately by [`ProfileSet::add_toml`].
     #[serde(default)]
     #[allow(dead_code)]
@@ -68,6 +70,12 @@ struct RunSection {
     strict_controls: Option<bool>,
     skip_bad_rows: Option<bool>,
     profile: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReportSection {
+    timezone: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -108,6 +116,8 @@ pub struct Settings {
     pub skip_bad_rows: bool,
     pub profile: Option<String>,
     pub profiles: ProfileSet,
+    /// The time zone reports show times in beside UTC (`[report] timezone`, `--timezone`).
+    pub timezone: chrono_tz::Tz,
     /// `recon serve`: address to listen on, and the bearer token's file.
     pub serve_listen: String,
     pub api_token_file: Option<PathBuf>,
@@ -322,6 +332,25 @@ impl Picker {
             return Err(Error::Usage("limits must be greater than zero".to_string()));
         }
         Ok(limits)
+    }
+
+    /// The report's time zone: an IANA name, UTC unless set.
+    fn timezone(
+        &mut self,
+        flags: Option<&RunArgs>,
+        file: &ReportSection,
+    ) -> Result<chrono_tz::Tz, Error> {
+        let name = self.pick_or(
+            "report.timezone",
+            flag(flags.and_then(|r| r.timezone.clone()), "--timezone"),
+            file.timezone.clone(),
+            "UTC".to_string(),
+        );
+        name.parse().map_err(|_| {
+            Error::Usage(format!(
+                "unknown time zone {name:?}: give an IANA name such as Europe/Berlin or UTC"
+            ))
+        })
     }
 
     fn run(&mut self, flags: Option<&RunArgs>, file: &RunSection) -> RunSettings {
@@ -553,6 +582,7 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         _ => None,
     };
     let run = picker.run(run_args, &file.run);
+    let timezone = picker.timezone(run_args, &file.report)?;
     let endpoints = picker.endpoints(&cli.command, &file);
     picker.profiles(&profiles);
     Ok(Settings {
@@ -566,6 +596,7 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         skip_bad_rows: run.skip_bad_rows,
         profile: run.profile,
         profiles,
+        timezone,
         serve_listen: endpoints.serve_listen,
         api_token_file: endpoints.api_token_file,
         webhook_url: endpoints.webhook_url,
@@ -588,6 +619,7 @@ impl Settings {
             skip_bad_rows: false,
             profile: None,
             profiles: ProfileSet::built_in(),
+            timezone: chrono_tz::Tz::UTC,
             serve_listen: "127.0.0.1:8080".to_string(),
             api_token_file: None,
             webhook_url: None,

@@ -154,6 +154,7 @@ fn plan(
             skip_bad_rows: settings.skip_bad_rows,
         },
         stale_after_days: settings.stale_after_days,
+        timezone: settings.timezone,
         dry_run,
         progress: progress(settings.progress),
     })

@@ -207,7 +207,7 @@ struct Chart {
 }
 
 /// `12.00 EUR, 3.50 USD`: sums per currency, in currency order.
-fn sums_text(items: impl Iterator<Item = (Currency, Decimal)>) -> String {
+pub(super) fn sums_text(items: impl Iterator<Item = (Currency, Decimal)>) -> String {
     let mut by: BTreeMap<Currency, Decimal> = BTreeMap::new();
     for (currency, amount) in items {
         *by.entry(currency).or_default() += amount;
@@ -226,24 +226,37 @@ fn sums_text(items: impl Iterator<Item = (Currency, Decimal)>) -> String {
 /// The one-line verdict at the top of the page, and its colour; `exceptions` is what the
 /// exceptions come to.
 fn status_line(report: &Report, exceptions: &str) -> (String, &'static str) {
+    status_line_counted(report, exceptions, &|n| n.to_string())
+}
+
+/// The verdict, its counts spelled by `count`.
+pub(super) fn status_line_counted(
+    report: &Report,
+    exceptions: &str,
+    count: &dyn Fn(usize) -> String,
+) -> (String, &'static str) {
     let s = report.summary;
     let mut parts = Vec::new();
     let mut class = "ok";
     if s.inputs_rejected > 0 {
         parts.push(format!(
             "{} input file(s) rejected: nothing from them was processed",
-            s.inputs_rejected
+            count(s.inputs_rejected)
         ));
         class = "bad";
     }
     if s.controls.failed > 0 {
-        parts.push(format!("{} statement control(s) failed", s.controls.failed));
+        parts.push(format!(
+            "{} statement control(s) failed",
+            count(s.controls.failed)
+        ));
         class = "bad";
     }
     let read_before = s.inputs.iter().filter(|i| i.read_before.is_some()).count();
     if read_before > 0 {
         parts.push(format!(
-            "{read_before} input file(s) read before: see below"
+            "{} input file(s) read before: see below",
+            count(read_before)
         ));
         if class == "ok" {
             class = "warn";
@@ -252,7 +265,7 @@ fn status_line(report: &Report, exceptions: &str) -> (String, &'static str) {
     if s.counts.unmatched > 0 {
         parts.push(format!(
             "{} exception(s) worth {exceptions} need a human",
-            s.counts.unmatched
+            count(s.counts.unmatched)
         ));
         if class == "ok" {
             class = "warn";
@@ -262,12 +275,12 @@ fn status_line(report: &Report, exceptions: &str) -> (String, &'static str) {
         return (
             format!(
                 "All good: {} matched, nothing needs a human",
-                s.counts.matched
+                count(s.counts.matched)
             ),
             "ok",
         );
     }
-    parts.push(format!("{} matched", s.counts.matched));
+    parts.push(format!("{} matched", count(s.counts.matched)));
     (parts.join(" · "), class)
 }
 
@@ -292,8 +305,12 @@ fn chart(report: &Report) -> Chart {
     Chart { height: 96, bars }
 }
 
-/// Renders the page.
+/// Renders the page: laid out for analysts (see [`super::page`]) from summary version 3 on,
+/// as its release rendered it before.
 pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io::Result<()> {
+    if report.summary.analyst_layout() {
+        return super::page::write(out, report, open);
+    }
     let mut env = Environment::new();
     env.add_template_owned("rows.html", rows_table_template())
         .map_err(io::Error::other)?;
@@ -431,16 +448,24 @@ impl SameKey {
 
 /// One line of an outcome's table: an exception, and the exceptions like it that came after.
 #[derive(Debug)]
-struct Line {
-    row: Row,
+pub(super) struct Line {
+    pub(super) row: Row,
     key: SameKey,
-    more: usize,
+    pub(super) more: usize,
     more_sums: BTreeMap<Currency, Decimal>,
 }
 
 impl Line {
     /// `3 more payments for top-up X, same payer: 30.00 EUR`, when any came after.
-    fn more_text(&self) -> Option<String> {
+    pub(super) fn more_text(&self) -> Option<String> {
+        self.more_text_with(&|sums| sums_text(sums.iter().map(|(c, a)| (*c, *a))))
+    }
+
+    /// [`Line::more_text`] with the sums spelled by `sums`.
+    pub(super) fn more_text_with(
+        &self,
+        sums: &dyn Fn(&BTreeMap<Currency, Decimal>) -> String,
+    ) -> Option<String> {
         if self.more == 0 {
             return None;
         }
@@ -459,7 +484,7 @@ impl Line {
         } else {
             ""
         };
-        let sums = sums_text(self.more_sums.iter().map(|(c, a)| (*c, *a)));
+        let sums = sums(&self.more_sums);
         Some(format!(
             "{} more {payments}{what}{payer}: {sums}",
             grouped(self.more)
@@ -471,25 +496,25 @@ impl Line {
 /// an exception like an earlier listed one (the same top-up or reference, the same payer; or,
 /// naming neither, the same payer as the line just before) counted on that one's line.
 #[derive(Debug)]
-struct ExceptionLines {
-    outcome: Outcome,
-    count: usize,
-    sums: BTreeMap<Currency, Decimal>,
-    lines: Vec<Line>,
+pub(super) struct ExceptionLines {
+    pub(super) outcome: Outcome,
+    pub(super) count: usize,
+    pub(super) sums: BTreeMap<Currency, Decimal>,
+    pub(super) lines: Vec<Line>,
     /// The listed lines that name a top-up or reference, by what makes them the same: the last
     /// of them, and how many are listed.
     keyed: HashMap<SameKey, (usize, usize)>,
     /// How many lines at the end are alike (for exceptions naming nothing).
     tail_alike: usize,
     /// Exceptions on no line: they came after the last line was listed.
-    unlisted: usize,
+    pub(super) unlisted: usize,
 }
 
 impl ExceptionLines {
     /// Gathers exceptions read in order into lines (at most `limit` per outcome, `alike` of
     /// exceptions alike), in the order of [`Outcome::ALL`]; memory grows with the lines, not
     /// with the exceptions.
-    fn gather<'r>(
+    pub(super) fn gather<'r>(
         rows: impl Iterator<Item = io::Result<Cow<'r, Row>>>,
         limit: usize,
         alike: usize,

@@ -6,6 +6,7 @@ pub mod aging;
 pub mod columns;
 mod csv;
 pub mod html;
+pub mod page;
 pub mod summary;
 mod xlsx;
 

@@ -163,6 +163,10 @@ pub struct Summary {
     /// (summary version 2 on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newly_stale: Option<NewlyStale>,
+    /// The IANA time zone the page and the workbook show times in beside UTC (summary version
+    /// 3 on; absent before, when they showed UTC only, in the layout of their release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// The open top-ups of one age span: how many, and their sums per currency.
@@ -270,8 +274,10 @@ pub fn write(out: &mut dyn io::Write, summary: &Summary) -> io::Result<()> {
 
 /// The version of the form a run stores its summary in. Version 1 is the shape of
 /// `summary.json` when `open_topups.csv` listed every open top-up; summaries stored before the
-/// version was recorded are version 1. Version 2 adds `open_topup_ages` and `newly_stale`.
-pub const STORED_VERSION: u32 = 2;
+/// version was recorded are version 1. Version 2 adds `open_topup_ages` and `newly_stale`;
+/// version 3 `timezone` (and the page and workbook laid out for analysts, see
+/// [`Summary::analyst_layout`]).
+pub const STORED_VERSION: u32 = 3;
 
 /// A stored summary: `summary.json`'s fields, with the version beside them rather than around
 /// them, so that the database's checks read `$.outcomes` of old and new runs alike.
@@ -310,6 +316,13 @@ impl Summary {
     /// version 1 carry no age buckets, and their pages listed every exception).
     pub fn groups_exceptions(&self) -> bool {
         self.open_topup_ages.is_some()
+    }
+
+    /// Whether the page and the workbook are laid out for analysts (times in a time zone too,
+    /// totals by category, long lists summarised): runs stored in version 3 or later; earlier
+    /// runs are rendered again as their release rendered them.
+    pub fn analyst_layout(&self) -> bool {
+        self.timezone.is_some()
     }
 
     /// The summary as a run stores it (`runs.summary_json`).
@@ -374,7 +387,7 @@ mod tests {
         let summary = Summary::from_stored(UNVERSIONED).unwrap();
         let stored = summary.to_stored();
         assert!(
-            stored.starts_with(r#"{"summary_version":2,"run_id":"#),
+            stored.starts_with(r#"{"summary_version":3,"run_id":"#),
             "{stored}"
         );
         // `recon check` reads `$.outcomes.<OUTCOME>.count` of every run.
@@ -422,9 +435,9 @@ mod tests {
 
     #[test]
     fn a_summary_stored_by_a_newer_recon_is_refused_with_its_version() {
-        let newer = UNVERSIONED.replacen('{', r#"{"summary_version":3,"#, 1);
+        let newer = UNVERSIONED.replacen('{', r#"{"summary_version":4,"#, 1);
         let error = Summary::from_stored(&newer).unwrap_err();
-        assert!(matches!(error, StoredSummaryError::Newer(3)), "{error}");
+        assert!(matches!(error, StoredSummaryError::Newer(4)), "{error}");
         assert!(Summary::from_stored(r#"{"run_id": 3}"#).is_err());
     }
 

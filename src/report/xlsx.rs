@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::io;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{DocProperties, Format, Workbook, Worksheet, XlsxError};
@@ -34,12 +34,16 @@ enum Cell<'a> {
     Money(Option<Decimal>, u32),
     Date(Option<NaiveDate>),
     Count(usize),
+    /// A moment (UTC), to the second.
+    Moment(NaiveDateTime),
+    Flag(bool),
 }
 
 /// The cell formats of a workbook, made once: a format per cell costs a hash look-up each.
 struct Formats {
     bold: Format,
     date: Format,
+    moment: Format,
     /// Money with 0 to 8 decimals.
     money: Vec<Format>,
 }
@@ -49,6 +53,7 @@ impl Formats {
         Formats {
             bold: Format::new().set_bold(),
             date: Format::new().set_num_format("yyyy-mm-dd"),
+            moment: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
             money: (0..=8).map(money_format).collect(),
         }
     }
@@ -59,6 +64,18 @@ impl Formats {
 }
 
 impl Cell<'_> {
+    /// The cell with its text its own.
+    fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Text(text) => Cell::Text(Cow::Owned(text.into_owned())),
+            Cell::Money(money, decimals) => Cell::Money(money, decimals),
+            Cell::Date(date) => Cell::Date(date),
+            Cell::Count(n) => Cell::Count(n),
+            Cell::Moment(at) => Cell::Moment(at),
+            Cell::Flag(flag) => Cell::Flag(flag),
+        }
+    }
+
     /// Characters the cell shows, for the column width.
     fn width(&self) -> usize {
         match self {
@@ -66,6 +83,8 @@ impl Cell<'_> {
             Cell::Money(Some(value), _) => value.to_string().len() + 3,
             Cell::Date(Some(_)) => 10,
             Cell::Count(n) => n.to_string().len(),
+            Cell::Moment(_) => 19,
+            Cell::Flag(_) => 5,
             Cell::Money(None, _) | Cell::Date(None) => 0,
         }
     }
@@ -188,6 +207,20 @@ impl<'w> Sheet<'w> {
                 Cell::Count(n) => {
                     self.sheet.write_number(self.row, col, *n as u32)?;
                 }
+                Cell::Moment(at) if at.year() < 1900 => {
+                    self.sheet.write_string(self.row, col, at.to_string())?;
+                }
+                Cell::Moment(at) => {
+                    self.sheet.write_datetime_with_format(
+                        self.row,
+                        col,
+                        at,
+                        &self.formats.moment,
+                    )?;
+                }
+                Cell::Flag(flag) => {
+                    self.sheet.write_boolean(self.row, col, *flag)?;
+                }
                 Cell::Money(None, _) | Cell::Date(None) => {}
             }
         }
@@ -204,9 +237,21 @@ impl<'w> Sheet<'w> {
     }
 
     fn finish(self) -> Result<(), XlsxError> {
+        self.finish_with_notes(&[])
+    }
+
+    /// Filters the rows written so far, then writes `notes` below them after an empty row,
+    /// outside the filtered range (a filter would hide or sort them among the rows).
+    fn finish_with_notes(mut self, notes: &[String]) -> Result<(), XlsxError> {
         if self.row > 0 {
             self.sheet
                 .autofilter(0, 0, self.row, self.columns.saturating_sub(1))?;
+        }
+        if !notes.is_empty() {
+            self.row += 1;
+        }
+        for note in notes {
+            self.push(&[Cell::Text(note.as_str().into())])?;
         }
         Ok(())
     }
@@ -378,6 +423,324 @@ fn ages_sheet(
     )
 }
 
+/// A timestamp of the summary (RFC 3339) as a moment in UTC, or as text if unreadable.
+fn moment(at: &str) -> Cell<'_> {
+    match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(at) => Cell::Moment(at.naive_utc()),
+        Err(_) => Cell::Text(at.into()),
+    }
+}
+
+/// The Summary sheet of summary version 3 on: the run's facts, one typed value a row (times
+/// as date-times in UTC, and in the report's time zone when it is another; flags as booleans,
+/// counts as numbers); the totals are a sheet of their own.
+fn run_sheet(workbook: &mut Workbook, formats: &Formats, report: &Report) -> Result<(), XlsxError> {
+    let s = report.summary;
+    let zone = super::page::zone(report);
+    let local = |at: &str| match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(at) => Cell::Moment(at.with_timezone(&zone).naive_local()),
+        Err(_) => Cell::Text(at.to_string().into()),
+    };
+    let generated = format_timestamp(report.generated_at);
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    let mut push = |label: String, value: Cell<'static>| {
+        rows.push(vec![Cell::Text(label.into()), value]);
+    };
+    // An input read before comes first, where the eye lands.
+    for line in s.inputs.iter().filter_map(|i| i.read_before_line()) {
+        push("read before".into(), Cell::Text(line.into()));
+    }
+    push("run id".into(), Cell::Text(s.run_id.clone().into()));
+    push("started".into(), moment(&s.started_at).into_owned());
+    push("finished".into(), moment(&s.finished_at).into_owned());
+    push("generated".into(), moment(&generated).into_owned());
+    push(
+        "time zone".into(),
+        Cell::Text(zone.name().to_string().into()),
+    );
+    if zone != chrono_tz::Tz::UTC {
+        push(format!("started ({})", zone.name()), local(&s.started_at));
+        push(format!("finished ({})", zone.name()), local(&s.finished_at));
+    }
+    push("dry run".into(), Cell::Flag(s.dry_run));
+    push("inputs".into(), Cell::Count(s.inputs.len()));
+    push("inputs rejected".into(), Cell::Count(s.inputs_rejected));
+    push("controls checked".into(), Cell::Count(s.controls.checked));
+    push("controls failed".into(), Cell::Count(s.controls.failed));
+    push("read".into(), Cell::Count(s.counts.read));
+    push("matched".into(), Cell::Count(s.counts.matched));
+    push("needs a human".into(), Cell::Count(s.counts.unmatched));
+    push("ignored".into(), Cell::Count(s.counts.ignored));
+    push(
+        "conservation holds".into(),
+        Cell::Flag(s.counts.conservation_holds),
+    );
+    push("open top-ups".into(), Cell::Count(s.open_topups));
+    push(
+        "stale after days".into(),
+        Cell::Count(s.stale_after_days.max(0) as usize),
+    );
+    small_sheet(
+        workbook,
+        formats,
+        "Summary",
+        &["item", "value"],
+        &rows,
+        "summary.json",
+    )
+}
+
+/// Every transaction's money by category, outcome, direction and currency, one line each.
+fn totals_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    report: &Report,
+) -> Result<(), XlsxError> {
+    let money = super::page::Money::gather(report)?;
+    let rows: Vec<Vec<Cell>> = money
+        .lines
+        .iter()
+        .map(|((place, outcome, currency, direction), tally)| {
+            vec![
+                Cell::Text(super::page::CATEGORIES[*place].1.into()),
+                Cell::Text((*outcome).into()),
+                Cell::Text((*direction).into()),
+                Cell::Text(currency.as_str().into()),
+                Cell::Count(tally.count),
+                Cell::Money(
+                    Some(tally.sum),
+                    columns::sheet_decimals(tally.sum, *currency),
+                ),
+            ]
+        })
+        .collect();
+    small_sheet(
+        workbook,
+        formats,
+        "Totals",
+        &[
+            "category",
+            "outcome",
+            "direction",
+            "currency",
+            "count",
+            "sum",
+        ],
+        &rows,
+        "summary.json",
+    )
+}
+
+/// The exceptions grouped by reason (sorted by outcome, then in the order read), each with
+/// what a person usually does about it; a pass over the rows per reason, none held.
+fn exceptions_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    rows: Rows,
+) -> Result<(), XlsxError> {
+    let columns = columns::sheet_columns();
+    let rest = &columns[1..];
+    let mut header = vec!["outcome", "what_to_do"];
+    header.extend(rest.iter().map(|c| c.name));
+    let cells = |row: &Row| {
+        let mut cells = vec![
+            Cell::Text(row.outcome.as_str().into()),
+            Cell::Text(super::html::explain(row.outcome).1.into()),
+        ];
+        cells.extend(row_cells(rest, row).into_iter().map(Cell::into_owned));
+        cells
+    };
+    let mut widths = Widths::new(&header);
+    let mut reasons = std::collections::BTreeSet::new();
+    for r in rows.iter().take(SHEET_ROWS) {
+        let r = r?;
+        widths.measure(&cells(&r));
+        reasons.insert(r.outcome.as_str());
+    }
+    let mut sheet = Sheet::new(
+        workbook,
+        formats,
+        "Exceptions",
+        &header,
+        &widths,
+        "unmatched.csv",
+    )?;
+    let mut written = 0;
+    for reason in reasons {
+        for r in rows.iter() {
+            let r = r?;
+            if r.outcome.as_str() == reason && written < SHEET_ROWS {
+                sheet.push(&cells(&r))?;
+                written += 1;
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if rows.len() > written {
+        notes.push(format!(
+            "{} more rows are in unmatched.csv",
+            rows.len() - written
+        ));
+    }
+    sheet.finish_with_notes(&notes)
+}
+
+/// Matched or ignored rows (summary version 3 on): as [`rows_sheet`], the note on rows only in
+/// the CSV file below the filtered range.
+fn listed_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    name: &str,
+    rows: Rows,
+    csv_file: &str,
+) -> Result<(), XlsxError> {
+    let columns = columns::sheet_columns();
+    let header: Vec<&str> = columns.iter().map(|c| c.name).collect();
+    let mut widths = Widths::new(&header);
+    for r in rows.iter().take(SHEET_ROWS) {
+        widths.measure(&row_cells(&columns, &*r?));
+    }
+    let mut sheet = Sheet::new(workbook, formats, name, &header, &widths, csv_file)?;
+    for r in rows.iter().take(SHEET_ROWS) {
+        sheet.push(&row_cells(&columns, &*r?))?;
+    }
+    let mut notes = Vec::new();
+    if rows.len() > SHEET_ROWS {
+        notes.push(format!(
+            "{} more rows are in {csv_file}",
+            rows.len() - SHEET_ROWS
+        ));
+    }
+    sheet.finish_with_notes(&notes)
+}
+
+const OPEN_HEADER_V3: [&str; 9] = [
+    "id",
+    "account_group_id",
+    "created_at",
+    "amount",
+    "currency",
+    "status",
+    "settlement_reference",
+    "age_days",
+    "stale",
+];
+
+fn open_cells_v3<'t>(t: &'t TopUp, report: &Report) -> [Cell<'t>; 9] {
+    let age = t.age_days(report.as_of);
+    [
+        Cell::Text(t.id.to_string().into()),
+        Cell::Text(t.account_group_id.to_string().into()),
+        Cell::Moment(t.created_at.naive_utc()),
+        Cell::Money(Some(t.cash_amount), t.currency.minor_units()),
+        Cell::Text(t.currency.as_str().into()),
+        Cell::Text(t.status.as_str().into()),
+        Cell::Text(t.settlement_reference.to_string().into()),
+        Cell::Count(age.max(0) as usize),
+        Cell::Flag(age > report.summary.stale_after_days),
+    ]
+}
+
+/// The newly stale top-ups (summary version 3 on): with their account group and the moment
+/// they were created (UTC), the stale flag a boolean, the note below the filtered range.
+fn newly_stale_sheet(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    report: &Report,
+    open: &OpenTopUps,
+) -> Result<(), XlsxError> {
+    let mut widths = Widths::new(&OPEN_HEADER_V3);
+    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
+        widths.measure(&open_cells_v3(t, report));
+    }
+    let mut sheet = Sheet::new(
+        workbook,
+        formats,
+        "Newly stale",
+        &OPEN_HEADER_V3,
+        &widths,
+        "open_topups.csv",
+    )?;
+    for t in open.oldest.iter().take(OPEN_SHEET_ROWS) {
+        sheet.push(&open_cells_v3(t, report))?;
+    }
+    let mut notes = Vec::new();
+    if open.total > OPEN_SHEET_ROWS {
+        notes.push(format!(
+            "{} more rows are in open_topups.csv",
+            open.total - OPEN_SHEET_ROWS
+        ));
+    }
+    sheet.finish_with_notes(&notes)
+}
+
+/// Every open top-up by age (summary version 3 on): the stale flag a boolean.
+fn ages_sheet_v3(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    ages: &[AgeBucket],
+) -> Result<(), XlsxError> {
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    for bucket in ages {
+        let label = bucket.label();
+        let totals: Vec<(Option<&crate::money::Currency>, usize, Option<Decimal>)> =
+            if bucket.by_currency.is_empty() {
+                vec![(None, 0, None)]
+            } else {
+                bucket
+                    .by_currency
+                    .iter()
+                    .map(|(c, t)| (Some(c), t.count, Some(t.sum)))
+                    .collect()
+            };
+        for (currency, count, sum) in totals {
+            let decimals = match (currency, sum) {
+                (Some(c), Some(sum)) => columns::sheet_decimals(sum, *c),
+                _ => 0,
+            };
+            rows.push(vec![
+                Cell::Text(label.clone().into()),
+                Cell::Text(currency.map_or("", |c| c.as_str()).to_string().into()),
+                Cell::Count(count),
+                Cell::Money(sum, decimals),
+                Cell::Flag(bucket.stale),
+            ]);
+        }
+    }
+    small_sheet(
+        workbook,
+        formats,
+        "Open top-ups",
+        &["age", "currency", "count", "sum", "stale"],
+        &rows,
+        "summary.json",
+    )
+}
+
+/// The workbook of summary version 3 on, laid out for analysts.
+fn build_analyst(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    report: &Report,
+    open: &OpenTopUps,
+) -> Result<(), XlsxError> {
+    run_sheet(workbook, formats, report)?;
+    totals_sheet(workbook, formats, report)?;
+    exceptions_sheet(workbook, formats, report.unmatched)?;
+    listed_sheet(workbook, formats, "Matched", report.matched, "matched.csv")?;
+    listed_sheet(workbook, formats, "Ignored", report.ignored, "ignored.csv")?;
+    ages_sheet_v3(
+        workbook,
+        formats,
+        report
+            .summary
+            .open_topup_ages
+            .as_deref()
+            .unwrap_or_default(),
+    )?;
+    newly_stale_sheet(workbook, formats, report, open)
+}
+
 fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
     let mut workbook = Workbook::new();
     // Fast compression: a night's workbook is written every run, read a few times.
@@ -388,6 +751,10 @@ fn build(report: &Report, open: &OpenTopUps) -> Result<Workbook, XlsxError> {
             .set_creation_datetime(&report.generated_at),
     );
     let formats = Formats::new();
+    if report.summary.analyst_layout() {
+        build_analyst(&mut workbook, &formats, report, open)?;
+        return Ok(workbook);
+    }
     let s = report.summary;
     let mut summary: Vec<Vec<Cell>> = Vec::new();
     // An input read before comes first, where the eye lands.

@@ -166,3 +166,60 @@ fn config_show_prints_a_recon_toml_that_recon_reads_back_with_the_same_settings(
     assert_ok(&out);
     assert!(stdout(&out).contains("13 top-up(s)"), "{}", stdout(&out));
 }
+
+#[test]
+fn the_report_time_zone_comes_from_the_flag_or_recon_toml_and_a_past_run_keeps_its_own() {
+    let env = Env::new().with_demo_topups();
+    env.write("recon.toml", "[report]\ntimezone = \"America/New_York\"\n");
+    let config = env.path("recon.toml").display().to_string();
+    let night = demo("2026-11-20.camt053.xml");
+    // An unknown zone is refused before anything runs.
+    let out = env.run(
+        "bad",
+        &["--config", &config, "--timezone", "Mars/Olympus", &night],
+    );
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("unknown time zone \"Mars/Olympus\": give an IANA name"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("bad").exists());
+    assert_eq!(env.sql_count("SELECT count(*) FROM runs"), 0);
+
+    let out = env.run("r", &["--config", &config, &night]);
+    assert_ok(&out);
+    assert_eq!(env.summary("r")["timezone"], "America/New_York");
+    let page = std::fs::read_to_string(env.path("r/report.html")).unwrap();
+    assert!(page.contains("Times in America&#x2f;New_York, with UTC in brackets."));
+    assert!(page.contains(" EST ("), "New York's winter time beside UTC");
+
+    // `recon report` renders the run again in the zone it recorded, whatever is set now.
+    let run = env.summary("r")["run_id"].as_str().unwrap().to_string();
+    let out = env.recon(&[
+        "report",
+        "--db",
+        &env.db(),
+        &run,
+        "--out",
+        &env.path("again").display().to_string(),
+    ]);
+    assert_ok(&out);
+    let again = std::fs::read_to_string(env.path("again/report.html")).unwrap();
+    let strip = |page: &str| page.split("report generated").next().unwrap().to_string();
+    assert_eq!(strip(&page), strip(&again));
+
+    // A flag beats the file.
+    let out = env.run(
+        "utc",
+        &[
+            "--config",
+            &config,
+            "--timezone",
+            "UTC",
+            &demo("2026-11-21.camt053.xml"),
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(env.summary("utc")["timezone"], "UTC");
+}

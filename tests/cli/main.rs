@@ -27,6 +27,7 @@ mod database;
 mod determinism;
 mod nights;
 mod open_topups;
+mod page_browser;
 mod release;
 mod report;
 

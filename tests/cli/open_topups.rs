@@ -166,7 +166,9 @@ fn open_topups_csv_lists_only_the_topups_that_became_stale_since_the_previous_ru
         "{page}"
     );
     assert!(
-        page.contains("<td class=\"num\">35.50 EUR, 100.00 USD</td>"),
+        page.contains(
+            "<td class=\"num\" title=\"35.50 EUR, 100.00 USD\">35.50 EUR, 100.00 USD</td>"
+        ),
         "{page}"
     );
     assert!(page.contains("Stale since the previous run (2)"), "{page}");
@@ -189,12 +191,12 @@ fn open_topups_csv_lists_only_the_topups_that_became_stale_since_the_previous_ru
         rows,
         [
             "age|currency|count|sum|stale",
-            "0–1 days|JPY|1|1500|",
-            "2–7 days|EUR|1|5|",
-            "8–14 days||0||",
-            "15–30 days|EUR|2|35.5|yes",
-            "15–30 days|USD|1|100|yes",
-            "over 30 days|USD|1|7|yes",
+            "0–1 days|JPY|1|1500|false",
+            "2–7 days|EUR|1|5|false",
+            "8–14 days||0||false",
+            "15–30 days|EUR|2|35.5|true",
+            "15–30 days|USD|1|100|true",
+            "over 30 days|USD|1|7|true",
         ]
     );
     let newly = book.worksheet_range("Newly stale").unwrap();

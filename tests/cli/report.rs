@@ -82,15 +82,50 @@ fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
         book.sheet_names(),
         [
             "Summary",
-            "Matched",
+            "Totals",
             "Exceptions",
+            "Matched",
             "Ignored",
             "Open top-ups",
             "Newly stale"
         ]
     );
+    // The Summary sheet: one typed value a row.
+    let summary = book.worksheet_range("Summary").unwrap();
+    let value = |label: &str| {
+        let row = summary.rows().find(|r| r[0] == label);
+        row.unwrap_or_else(|| panic!("no {label} row"))[1].clone()
+    };
+    assert_eq!(value("dry run"), Data::Bool(false));
+    assert_eq!(value("conservation holds"), Data::Bool(true));
+    assert_eq!(value("read"), Data::Float(18.0));
+    assert!(
+        matches!(value("started"), Data::DateTime(_)),
+        "{:?}",
+        value("started")
+    );
+    assert_eq!(value("time zone"), Data::String("UTC".into()));
+    // Totals apart, money in and out on lines of their own.
+    let totals = book.worksheet_range("Totals").unwrap();
+    let reversal = totals.rows().find(|r| r[1] == "REVERSAL").unwrap();
+    assert_eq!(reversal[0], Data::String("Needs a human".into()));
+    assert_eq!(reversal[2], Data::String("Out".into()));
     let exceptions = book.worksheet_range("Exceptions").unwrap();
     assert_eq!(exceptions.height(), 11, "header and ten exceptions");
+    // Grouped by reason, each with what to do.
+    let reasons: Vec<String> = exceptions
+        .rows()
+        .skip(1)
+        .map(|r| r[0].to_string())
+        .collect();
+    let mut sorted = reasons.clone();
+    sorted.sort();
+    assert_eq!(reasons, sorted);
+    assert_eq!(exceptions.get((0, 1)).unwrap().to_string(), "what_to_do");
+    assert_eq!(
+        exceptions.get((1, 1)).unwrap().to_string(),
+        "refund the payer"
+    );
     let header: Vec<String> = exceptions
         .rows()
         .next()
@@ -121,6 +156,13 @@ fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
     // The demo's top-ups are weeks old: the first run lists every open one as newly stale.
     let stale = book.worksheet_range("Newly stale").unwrap();
     assert_eq!(stale.height(), 7);
+    assert_eq!(stale.get((0, 1)).unwrap().to_string(), "account_group_id");
+    assert!(
+        matches!(stale.get((1, 2)), Some(Data::DateTime(at)) if at.as_f64().fract() != 0.0),
+        "created_at to the second: {:?}",
+        stale.get((1, 2))
+    );
+    assert_eq!(stale.get((1, 8)), Some(&Data::Bool(true)));
 }
 
 #[test]
@@ -151,12 +193,13 @@ fn many_newly_stale_topups_are_all_in_the_csv_while_the_workbook_lists_the_oldes
     let sheet = book.worksheet_range("Newly stale").unwrap();
     assert_eq!(
         sheet.height(),
-        1 + 10_000 + 1,
-        "header, the oldest 10,000, a note"
+        1 + 10_000 + 2,
+        "header, the oldest 10,000, an empty row, a note (outside the filtered rows)"
     );
     let first_id = sheet.get((1, 0)).unwrap().to_string();
     assert_eq!(first_id, keys[0].1);
-    let note = sheet.get((10_001, 0)).unwrap().to_string();
+    assert_eq!(sheet.get((10_001, 0)), Some(&calamine::Data::Empty));
+    let note = sheet.get((10_002, 0)).unwrap().to_string();
     assert_eq!(
         note,
         format!("{} more rows are in open_topups.csv", open - 10_000)
@@ -446,14 +489,14 @@ fn the_page_shows_repeated_exceptions_as_one_line_and_unmatched_csv_keeps_each()
     let html = fs::read_to_string(env.path("r/report.html")).unwrap();
     let topup = first_topup(&night);
     assert!(
-        html.contains("<h3>ALREADY_SETTLED · 4999 · "),
+        html.contains("<h3>ALREADY_SETTLED · 4,999 · "),
         "the heading counts every exception"
     );
     // The first three payments again are listed, each with its place; the 4,996 after them
     // are one line.
     assert!(
         html.contains(&format!(
-            r#"<tr class="more"><td colspan="13" class="muted">4,996 more payments for top-up {topup}, same payer: "#
+            r#"<tr class="more"><td colspan="9" class="muted">4,996 more payments for top-up {topup}, same payer: "#
         )),
         "{}",
         &html[html.find("ALREADY_SETTLED ·").unwrap()..][..3000]
@@ -469,7 +512,7 @@ fn the_page_shows_repeated_exceptions_as_one_line_and_unmatched_csv_keeps_each()
 #[test]
 fn the_page_lists_a_bounded_number_of_lines_per_exception_and_says_how_many_more() {
     let env = Env::new();
-    let lines = recon::report::html::EXCEPTION_LINES;
+    let lines = recon::report::page::EXCEPTION_LINES;
     let night = env.bench_night(
         "night",
         "1",
@@ -487,7 +530,7 @@ fn the_page_lists_a_bounded_number_of_lines_per_exception_and_says_how_many_more
     let section = &html[html.find("<h3>UNKNOWN_REFERENCE").unwrap()..];
     let section = &section[..section.find("</table>").unwrap()];
     assert_eq!(
-        section.matches("<tr><td>UNKNOWN_REFERENCE</td>").count(),
+        section.matches(r#"<tr><td title="CRDT">In</td>"#).count(),
         lines
     );
 }

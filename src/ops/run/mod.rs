@@ -36,6 +36,8 @@ pub struct RunPlan {
     pub report_dir: PathBuf,
     pub read: ReadOptions,
     pub stale_after_days: i64,
+    /// The time zone the report shows times in beside UTC.
+    pub timezone: chrono_tz::Tz,
     /// Report what would happen, and roll the database back.
     pub dry_run: bool,
     /// Counts the transactions decided; hidden unless the caller shows it.

@@ -47,6 +47,7 @@ pub(super) fn summary(
         stale_after_days: plan.stale_after_days,
         open_topup_ages: Some(settled.ages.clone()),
         newly_stale: Some(settled.newly_stale.clone()),
+        timezone: Some(plan.timezone.name().to_string()),
     })
 }
 
