@@ -3,6 +3,7 @@
 pub mod ages;
 pub mod check;
 pub mod deliveries;
+pub mod exceptions;
 pub mod hints;
 pub mod idempotency;
 pub mod outbox;
