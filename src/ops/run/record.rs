@@ -80,6 +80,7 @@ impl Ledger {
             };
             let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
             runs::record_row(tx, run_id, file_id, id, &row)?;
+            crate::store::exceptions::recorded(tx, run_id, id, &row)?;
         }
         // Every row decided is recorded: a row left over is one the ledger would lose.
         let left_over =
