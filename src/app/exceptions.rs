@@ -230,12 +230,13 @@ pub(super) fn returns_list(
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
     let status = args.status.as_ref().map(|s| s.to_ascii_uppercase());
-    if let Some(s) = &status {
-        if !["PENDING", "EXPORTED", "DONE", "CANCELLED"].contains(&s.as_str()) {
-            return Err(Error::Usage(format!(
-                "--status {s:?}: use PENDING, EXPORTED, DONE or CANCELLED"
-            )));
-        }
+    if let Some(s) = status
+        .as_ref()
+        .filter(|s| !["PENDING", "EXPORTED", "DONE", "CANCELLED"].contains(&s.as_str()))
+    {
+        return Err(Error::Usage(format!(
+            "--status {s:?}: use PENDING, EXPORTED, DONE or CANCELLED"
+        )));
     }
     let store = open(settings, OpenMode::MustExist)?;
     let all = returns::list(&store, status.as_deref())?;

@@ -179,10 +179,10 @@ pub struct Shown {
 pub fn show(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<Shown, StoreError> {
     let exception = find(conn, id)?;
     let mut candidates = Vec::new();
-    if let Some(named) = exception.topup_id.as_deref().and_then(|t| t.parse().ok()) {
-        if let Some(topup) = topups::by_ids(conn, &[named])?.remove(&named) {
-            candidates.push(judge(&exception, topup, "its reference names it"));
-        }
+    let named: Option<TopUpId> = exception.topup_id.as_deref().and_then(|t| t.parse().ok());
+    if let Some(named) = named {
+        let topup = topups::by_ids(conn, &[named])?.remove(&named);
+        candidates.extend(topup.map(|t| judge(&exception, t, "its reference names it")));
     }
     for (topup, why) in hinted(conn, &exception)? {
         if candidates.iter().all(|c| c.topup.id != topup.id) {

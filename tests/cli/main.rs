@@ -34,6 +34,7 @@ mod api;
 mod api_load;
 mod config;
 mod events;
+mod exceptions;
 mod topups;
 mod webhooks_delivery;
 

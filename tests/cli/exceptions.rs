@@ -1,0 +1,699 @@
+//! The worklist: exceptions stay open until someone settles, returns or dismisses them (each
+//! audited, announced, refused when the state does not allow it), reopen undoes, returns are
+//! exported as pain.001 and closed by the statement that shows them paid, and `recon check`
+//! holds the worklist's invariants.
+
+use serde_json::Value;
+
+use crate::env::{Env, assert_code, assert_ok, stderr, stdout};
+
+const OUR_IBAN: &str = "DE89370400440532013000";
+const ANNA: &str = "DE02120300000000202051";
+const BORIS: &str = "FR1420041010050500013M02606";
+
+/// A camt.053 statement of `entries` on our account.
+fn statement(id: &str, entries: &[String]) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+<BkToCstmrStmt><GrpHdr><MsgId>{id}</MsgId><CreDtTm>2026-11-21T22:00:00</CreDtTm></GrpHdr>
+<Stmt><Id>{id}</Id><Acct><Id><IBAN>{OUR_IBAN}</IBAN></Id></Acct>
+{}
+</Stmt></BkToCstmrStmt></Document>
+"#,
+        entries.join("\n")
+    )
+}
+
+/// A booked incoming payment from `payer` (an IBAN, or none).
+fn paid(amount: &str, remittance: &str, bank_ref: &str, payer: Option<&str>) -> String {
+    let account = payer
+        .map(|iban| format!("<DbtrAcct><Id><IBAN>{iban}</IBAN></Id></DbtrAcct>"))
+        .unwrap_or_default();
+    format!(
+        r#"<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2026-11-21</Dt></BookgDt><ValDt><Dt>2026-11-21</Dt></ValDt><AcctSvcrRef>{bank_ref}</AcctSvcrRef>
+<NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
+<RltdPties><Dbtr><Nm>Anna Payer</Nm></Dbtr>{account}</RltdPties>
+<RmtInf><Ustrd>{remittance}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"#
+    )
+}
+
+/// A booked outgoing payment with this end-to-end id.
+fn sent(amount: &str, end_to_end: &str, bank_ref: &str) -> String {
+    format!(
+        r#"<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2026-11-24</Dt></BookgDt><ValDt><Dt>2026-11-24</Dt></ValDt><AcctSvcrRef>{bank_ref}</AcctSvcrRef>
+<NtryDtls><TxDtls><Refs><EndToEndId>{end_to_end}</EndToEndId></Refs>
+<RltdPties><Cdtr><Nm>Anna Payer</Nm></Cdtr><CdtrAcct><Id><IBAN>{ANNA}</IBAN></Id></CdtrAcct></RltdPties>
+<RmtInf><Ustrd>Return</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"#
+    )
+}
+
+/// A new top-up: (id, reference).
+fn topup(env: &Env, amount: &str) -> (String, String) {
+    let out = env.recon(&[
+        "topups",
+        "create",
+        "--db",
+        &env.db(),
+        "--account-group-id",
+        crate::env::GROUP,
+        "--amount",
+        amount,
+        "--currency",
+        "EUR",
+    ]);
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["settlement_reference"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Runs a statement of these entries into the report directory `out`.
+fn night(env: &Env, out: &str, entries: &[String]) {
+    let file = env.write(&format!("{out}.xml"), statement(out, entries));
+    assert_ok(&env.run(out, &[file.to_str().unwrap()]));
+}
+
+fn json(env: &Env, args: &[&str]) -> Value {
+    let db = env.db();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--db", &db]);
+    let out = env.recon(&all);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+fn open_ids(env: &Env, extra: &[&str]) -> Vec<i64> {
+    let mut args = vec!["exceptions", "list", "--format", "json"];
+    args.extend_from_slice(extra);
+    json(env, &args)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Every event of the outbox: (type, payload).
+fn events(env: &Env) -> Vec<(String, Value)> {
+    let conn = env.conn();
+    let mut stmt = conn
+        .prepare("SELECT type, payload FROM events ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| {
+        let payload: String = r.get(1)?;
+        Ok((r.get(0)?, serde_json::from_str(&payload).unwrap()))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+/// Everything a refusal must leave as it was.
+fn state(env: &Env) -> (i64, i64, i64, i64, String) {
+    let balances: String = env
+        .conn()
+        .query_row(
+            "SELECT coalesce(group_concat(settled), '') FROM cash_balances",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (
+        env.sql_count("SELECT count(*) FROM resolutions"),
+        env.sql_count("SELECT count(*) FROM events"),
+        env.sql_count("SELECT count(*) FROM exceptions WHERE resolution IS NULL"),
+        env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
+        balances,
+    )
+}
+
+fn check_ok(env: &Env) {
+    assert_ok(&env.recon(&["check", "--db", &env.db()]));
+}
+
+#[test]
+fn exceptions_stay_open_across_nights_and_list_with_filters_and_formats() {
+    let env = Env::new();
+    let (t1, r1) = topup(&env, "100.00");
+    night(
+        &env,
+        "n1",
+        &[
+            paid("95.00", &format!("topup {r1}"), "A1", Some(ANNA)),
+            paid("12.00", "thanks", "A2", Some(BORIS)),
+        ],
+    );
+    night(&env, "n2", &[paid("500.00", "no idea", "A3", None)]);
+    let all = json(&env, &["exceptions", "list", "--format", "json"]);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3, "yesterday's exceptions are still listed");
+    assert_eq!(all[0]["reason"], "AMOUNT_MISMATCH");
+    assert_eq!(all[0]["topup_id"], t1.as_str());
+    assert_eq!(all[0]["status"], "open");
+    assert_eq!(all[0]["payer_iban"], ANNA);
+    assert_eq!(all[0]["age_days"], 0);
+    let mismatch = all[0]["id"].as_i64().unwrap();
+    assert_eq!(open_ids(&env, &["--reason", "no_reference"]).len(), 2);
+    assert_eq!(open_ids(&env, &["--min-amount", "100"]).len(), 1);
+    assert_eq!(open_ids(&env, &["--max-amount", "95.00"]).len(), 2);
+    assert_eq!(
+        open_ids(&env, &["--account-group", crate::env::GROUP]),
+        vec![mismatch]
+    );
+    assert_eq!(open_ids(&env, &["--currency", "USD"]).len(), 0);
+    assert_eq!(open_ids(&env, &["--min-age-days", "3"]).len(), 0);
+    // Three days later (the first night's opening moved back by hand).
+    env.conn()
+        .execute(
+            "UPDATE exceptions SET opened_at = '2020-01-01T00:00:00Z' WHERE run_id =
+                 (SELECT run_id FROM exceptions ORDER BY tx LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(open_ids(&env, &["--min-age-days", "3"]).len(), 2);
+    assert_eq!(open_ids(&env, &["--max-age-days", "2"]).len(), 1);
+    let csv = env.recon(&["exceptions", "list", "--db", &env.db(), "--format", "csv"]);
+    assert_ok(&csv);
+    let text = stdout(&csv);
+    assert!(
+        text.starts_with("id,status,reason,opened_at,age_days,amount,currency"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let table = env.recon(&["exceptions", "list", "--db", &env.db()]);
+    assert!(
+        stdout(&table).ends_with("3 exception(s)\n"),
+        "{}",
+        stdout(&table)
+    );
+    let bad = env.recon(&[
+        "exceptions",
+        "list",
+        "--db",
+        &env.db(),
+        "--status",
+        "closed",
+    ]);
+    assert_code(&bad, 2);
+    // Show: the transaction, the top-up its reference names and why it fits, no history yet.
+    let shown = json(&env, &["exceptions", "show", &mismatch.to_string()]);
+    assert_eq!(shown["amount"], "95.00");
+    assert_eq!(shown["candidates"][0]["topup"]["id"], t1.as_str());
+    assert_eq!(shown["candidates"][0]["fits"], true);
+    assert!(
+        shown["candidates"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("underpayment of 5.00"),
+        "{shown}"
+    );
+    assert_eq!(shown["history"], serde_json::json!([]));
+    let missing = env.recon(&["exceptions", "show", "--db", &env.db(), "999"]);
+    assert_code(&missing, 65);
+    assert!(
+        stderr(&missing).contains("no exception with id 999"),
+        "{}",
+        stderr(&missing)
+    );
+    check_ok(&env);
+}
+
+#[test]
+fn an_underpayment_settled_by_hand_is_audited_and_announced_like_a_run_settlement() {
+    let env = Env::new();
+    let (t1, r1) = topup(&env, "100.00");
+    night(
+        &env,
+        "n1",
+        &[paid("95.00", &format!("topup {r1}"), "A1", Some(ANNA))],
+    );
+    let id = open_ids(&env, &[])[0].to_string();
+    let before = events(&env).len();
+    let resolved = json(
+        &env,
+        &[
+            "exceptions",
+            "settle",
+            &id,
+            "--topup",
+            &t1,
+            "--note",
+            "customer confirmed by phone",
+            "--by",
+            "erika",
+        ],
+    );
+    assert_eq!(resolved["topup"]["status"], "SETTLED");
+    let r = &resolved["resolution"];
+    assert_eq!(r["kind"], "settle");
+    assert_eq!(r["by"], "erika");
+    assert_eq!(r["note"], "customer confirmed by phone");
+    assert_eq!(r["changes"]["payment"], "underpayment");
+    assert_eq!(r["changes"]["difference"], "-5.00");
+    assert_eq!(r["changes"]["cash_balance"]["to"], "100.00");
+    let new: Vec<(String, Value)> = events(&env).split_off(before);
+    let kinds: Vec<&str> = new.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["topup.settled", "cash_balance.updated"]);
+    assert_eq!(new[1].1["change"], "100.00");
+    assert_eq!(new[1].1["received"], "95.00");
+    assert_eq!(new[1].1["difference"], "-5.00");
+    assert_eq!(
+        env.topup(&t1)["settlement"]["amount"],
+        "95.00",
+        "topups show links the payment"
+    );
+    assert!(open_ids(&env, &[]).is_empty());
+    let resolved_list = json(
+        &env,
+        &[
+            "exceptions",
+            "list",
+            "--status",
+            "resolved",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(resolved_list[0]["status"], "settled");
+    check_ok(&env);
+    // Reopen: the top-up is open again as it was, the balance back, both audited.
+    let reopened = json(
+        &env,
+        &[
+            "exceptions",
+            "reopen",
+            &id,
+            "--note",
+            "wrong top-up",
+            "--by",
+            "max",
+        ],
+    );
+    assert_eq!(reopened["topup"]["status"], "CONFIRMED");
+    assert_eq!(reopened["resolution"]["reopened_by"], "max");
+    assert_eq!(reopened["resolution"]["reopen_note"], "wrong top-up");
+    let last: Vec<(String, Value)> = events(&env).into_iter().rev().take(2).collect();
+    assert_eq!(last[1].0, "cash_balance.updated");
+    assert_eq!(last[1].1["change"], "-100.00");
+    assert_eq!(last[1].1["cash_balance"], "0.00");
+    assert_eq!(last[0].0, "exception.reopened");
+    assert_eq!(open_ids(&env, &[]).len(), 1);
+    let shown = json(&env, &["exceptions", "show", &id]);
+    assert_eq!(shown["history"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["history"][0]["reopened_by"], "max");
+    check_ok(&env);
+    // And settled again, by the OS user by default.
+    let again = env
+        .command()
+        .args([
+            "exceptions",
+            "settle",
+            &id,
+            "--topup",
+            &t1,
+            "--note",
+            "right after all",
+        ])
+        .args(["--db", &env.db()])
+        .env("USER", "osuser")
+        .output()
+        .unwrap();
+    assert_ok(&again);
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["resolution"]["by"], "osuser");
+    check_ok(&env);
+}
+
+#[test]
+fn two_payments_of_one_payer_are_suggested_and_settle_one_topup_together() {
+    let env = Env::new();
+    let (t1, r1) = topup(&env, "100.00");
+    night(
+        &env,
+        "n1",
+        &[
+            paid("60.00", &format!("topup {r1}"), "A1", Some(ANNA)),
+            paid("40.00", &format!("topup {r1} rest"), "A2", Some(ANNA)),
+            paid("40.00", &format!("topup {r1}"), "A3", Some(BORIS)),
+        ],
+    );
+    let list = json(&env, &["exceptions", "list", "--format", "json"]);
+    let (a, b, c) = (
+        list[0]["id"].as_i64().unwrap(),
+        list[1]["id"].as_i64().unwrap(),
+        list[2]["id"].as_i64().unwrap(),
+    );
+    assert_eq!(list[0]["settles_with"]["topup_id"], t1.as_str());
+    assert_eq!(
+        list[0]["settles_with"]["transactions"],
+        serde_json::json!([a, b])
+    );
+    assert_eq!(
+        list[2]["settles_with"],
+        Value::Null,
+        "another payer's payment is not added"
+    );
+    let shown = json(&env, &["exceptions", "show", &b.to_string()]);
+    assert_eq!(
+        shown["settles_with"]["transactions"],
+        serde_json::json!([a, b])
+    );
+    // Another payer's payment is refused with nothing changed.
+    let before = state(&env);
+    let mixed = env.recon(&[
+        "exceptions",
+        "settle",
+        &a.to_string(),
+        &c.to_string(),
+        "--topup",
+        &t1,
+        "--note",
+        "x",
+        "--db",
+        &env.db(),
+    ]);
+    assert_code(&mixed, 65);
+    assert!(stderr(&mixed).contains("same payer"), "{}", stderr(&mixed));
+    assert_eq!(state(&env), before);
+    let resolved = json(
+        &env,
+        &[
+            "exceptions",
+            "settle",
+            &a.to_string(),
+            &b.to_string(),
+            "--topup",
+            &t1,
+            "--note",
+            "paid in two transfers",
+        ],
+    );
+    assert_eq!(
+        resolved["resolution"]["transactions"],
+        serde_json::json!([a, b])
+    );
+    assert_eq!(resolved["resolution"]["changes"]["payment"], "exact");
+    assert_eq!(open_ids(&env, &[]), vec![c]);
+    check_ok(&env);
+}
+
+#[test]
+fn refusals_say_why_and_change_nothing() {
+    let env = Env::new();
+    let (t1, r1) = topup(&env, "100.00");
+    let (t2, _) = topup(&env, "7.00");
+    night(
+        &env,
+        "n1",
+        &[
+            paid("95.00", &format!("topup {r1}"), "A1", Some(ANNA)),
+            paid("8.00", "no reference", "A2", None),
+            sent("3.00", "NOTPROVIDED", "A3"),
+        ],
+    );
+    let ids = open_ids(&env, &[]);
+    let (first, no_iban) = (ids[0].to_string(), ids[1].to_string());
+    let cancel = env.recon(&["topups", "cancel", "--db", &env.db(), &t2]);
+    assert_ok(&cancel);
+    let db = env.db();
+    let before = state(&env);
+    for (args, says) in [
+        (
+            vec!["settle", &first, "--topup", &t2, "--note", "n"],
+            "is CANCELLED",
+        ),
+        (
+            vec!["settle", &first, "--topup", &t1, "--note", "  "],
+            "needs a note",
+        ),
+        (vec!["return", &no_iban, "--note", "n"], "has no payer IBAN"),
+        (
+            vec!["reopen", &first, "--note", "n"],
+            "there is no resolution to reopen",
+        ),
+        (
+            vec!["dismiss", "4242", "--note", "n"],
+            "no exception with id 4242",
+        ),
+    ] {
+        let mut all = vec!["exceptions"];
+        all.extend(args.iter().copied());
+        all.extend(["--db", &db]);
+        let out = env.recon(&all);
+        assert_code(&out, 65);
+        assert!(stderr(&out).contains(says), "{all:?}: {}", stderr(&out));
+        assert_eq!(state(&env), before, "{all:?}");
+    }
+    assert_ok(&env.recon(&[
+        "exceptions",
+        "dismiss",
+        &first,
+        "--note",
+        "handled by support",
+        "--db",
+        &db,
+    ]));
+    let before = state(&env);
+    let twice = env.recon(&[
+        "exceptions",
+        "settle",
+        &first,
+        "--topup",
+        &t1,
+        "--note",
+        "n",
+        "--db",
+        &db,
+    ]);
+    assert_code(&twice, 65);
+    assert!(
+        stderr(&twice).contains("already dismissed"),
+        "{}",
+        stderr(&twice)
+    );
+    assert_eq!(state(&env), before);
+    let dismissed = events(&env).pop().unwrap();
+    assert_eq!(dismissed.0, "exception.dismissed");
+    assert_eq!(dismissed.1["note"], "handled by support");
+    assert_eq!(dismissed.1["account_group_id"], crate::env::GROUP);
+    check_ok(&env);
+}
+
+#[test]
+fn a_return_is_exported_as_pain001_and_closed_by_the_statement_that_shows_it_paid() {
+    let env = Env::new();
+    topup(&env, "1.00");
+    night(&env, "n1", &[paid("30.50", "unknown", "A1", Some(ANNA))]);
+    let id = open_ids(&env, &[])[0].to_string();
+    let returned = json(
+        &env,
+        &[
+            "exceptions",
+            "return",
+            &id,
+            "--note",
+            "no such customer",
+            "--by",
+            "erika",
+        ],
+    );
+    let e2e = returned["return"]["end_to_end_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(e2e.starts_with("RECON-RET-"), "{returned}");
+    assert_eq!(returned["return"]["status"], "PENDING");
+    assert_eq!(returned["return"]["creditor_iban"], ANNA);
+    assert_eq!(returned["return"]["debtor_account"], OUR_IBAN);
+    let (kind, payload) = events(&env).pop().unwrap();
+    assert_eq!(kind, "exception.returned");
+    assert_eq!(payload["details"]["end_to_end_id"], e2e.as_str());
+    // A return is not also settled, and a pending one can be reopened (cancelled) and made
+    // again; the new one has an end-to-end id of its own.
+    let out = env.path("returns.xml");
+    let no_name = env.recon(&[
+        "returns",
+        "export",
+        "--db",
+        &env.db(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_code(&no_name, 2);
+    assert!(!out.exists());
+    env.write(
+        "recon.toml",
+        "[returns]\ndebtor_name = \"Recon Test GmbH\"\n",
+    );
+    let exported = env.recon(&[
+        "returns",
+        "export",
+        "--db",
+        &env.db(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&exported);
+    assert!(
+        stdout(&exported).starts_with("exported 1 return(s)"),
+        "{}",
+        stdout(&exported)
+    );
+    let xml = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        xml.contains(&format!("<EndToEndId>{e2e}</EndToEndId>")),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<InstdAmt Ccy=\"EUR\">30.50</InstdAmt>"),
+        "{xml}"
+    );
+    assert!(xml.contains(ANNA) && xml.contains(OUR_IBAN) && xml.contains("Recon Test GmbH"));
+    let listed = json(&env, &["returns", "list", "--format", "json"]);
+    assert_eq!(listed[0]["status"], "EXPORTED");
+    assert!(
+        listed[0]["message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("RECON-")
+    );
+    assert_eq!(events(&env).pop().unwrap().0, "return.exported");
+    // Exported: a reopen is refused unless the bank confirmed it did not pay.
+    let refused = env.recon(&[
+        "exceptions",
+        "reopen",
+        &id,
+        "--note",
+        "n",
+        "--db",
+        &env.db(),
+    ]);
+    assert_code(&refused, 65);
+    assert!(
+        stderr(&refused).contains("--cancel-exported"),
+        "{}",
+        stderr(&refused)
+    );
+    // Nothing pending: no file.
+    let again = env.recon(&[
+        "returns",
+        "export",
+        "--db",
+        &env.db(),
+        "--out",
+        env.path("none.xml").to_str().unwrap(),
+    ]);
+    assert_ok(&again);
+    assert!(!env.path("none.xml").exists());
+    // The bank's next statement shows the money going out: the return is DONE.
+    night(&env, "n2", &[sent("30.50", &e2e, "D1")]);
+    let done = json(&env, &["returns", "list", "--format", "json"]);
+    assert_eq!(done[0]["status"], "DONE");
+    assert!(done[0]["closed_by_transaction"].as_i64().is_some());
+    let (kind, payload) = events(&env).pop().unwrap();
+    assert_eq!(kind, "return.completed");
+    assert_eq!(payload["end_to_end_id"], e2e.as_str());
+    let shown = json(&env, &["exceptions", "show", &id]);
+    assert_eq!(shown["status"], "returned");
+    assert_eq!(shown["returns"][0]["status"], "DONE");
+    check_ok(&env);
+    let closed = env.recon(&[
+        "exceptions",
+        "reopen",
+        &id,
+        "--note",
+        "n",
+        "--cancel-exported",
+        "--db",
+        &env.db(),
+    ]);
+    assert_code(&closed, 65);
+    assert!(stderr(&closed).contains("is DONE"), "{}", stderr(&closed));
+}
+
+#[test]
+fn a_pending_return_reopened_is_cancelled() {
+    let env = Env::new();
+    topup(&env, "1.00");
+    night(&env, "n1", &[paid("9.00", "unknown", "A1", Some(ANNA))]);
+    let id = open_ids(&env, &[])[0].to_string();
+    assert_ok(&env.recon(&[
+        "exceptions",
+        "return",
+        &id,
+        "--note",
+        "n",
+        "--db",
+        &env.db(),
+    ]));
+    let reopened = json(
+        &env,
+        &[
+            "exceptions",
+            "reopen",
+            &id,
+            "--note",
+            "the customer found it",
+        ],
+    );
+    assert_eq!(reopened["return"]["status"], "CANCELLED");
+    assert_eq!(open_ids(&env, &[]).len(), 1);
+    check_ok(&env);
+}
+
+#[test]
+fn recon_check_finds_a_broken_worklist() {
+    let env = Env::new();
+    let (t1, r1) = topup(&env, "100.00");
+    night(
+        &env,
+        "n1",
+        &[
+            paid("95.00", &format!("topup {r1}"), "A1", Some(ANNA)),
+            paid("9.00", "unknown", "A2", Some(ANNA)),
+        ],
+    );
+    let ids = open_ids(&env, &[]);
+    let (a, b) = (ids[0].to_string(), ids[1].to_string());
+    assert_ok(&env.recon(&[
+        "exceptions",
+        "settle",
+        &a,
+        "--topup",
+        &t1,
+        "--note",
+        "n",
+        "--db",
+        &env.db(),
+    ]));
+    assert_ok(&env.recon(&["exceptions", "return", &b, "--note", "n", "--db", &env.db()]));
+    check_ok(&env);
+    // By hand: the returned payment also settles the top-up, and the settled exception
+    // forgets its resolution.
+    let conn = env.conn();
+    conn.execute_batch(&format!(
+        "INSERT INTO resolved_transactions (resolution, tx, in_force)
+             SELECT id, {b}, 0 FROM resolutions WHERE kind = 'SETTLE';
+         UPDATE topups SET settled_by_transaction = {b};
+         UPDATE exceptions SET resolution = NULL WHERE tx = {a};"
+    ))
+    .unwrap();
+    let out = env.recon(&["check", "--db", &env.db()]);
+    assert_code(&out, 65);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains(&format!("transaction {b} is returned")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "exception {a} has 1 resolution(s) in force but is open"
+        )),
+        "{text}"
+    );
+}
