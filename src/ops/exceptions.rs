@@ -396,11 +396,60 @@ fn refused(message: &str) -> StoreError {
 }
 
 fn find(conn: &Connection, id: i64) -> Result<Exception, StoreError> {
-    store::get(conn, id)?.ok_or_else(|| {
-        refused(&format!(
-            "no exception with id {id} (`recon exceptions list --status all` lists them)"
-        ))
-    })
+    store::get(conn, id)?.ok_or(StoreError::ExceptionNotFound(id))
+}
+
+/// A resolution made now, or the answer a request with the same idempotency key got before.
+pub enum Answer {
+    New(Box<Resolved>),
+    Replayed {
+        status: u16,
+        body: String,
+    },
+    /// The key was used before for another request: nothing was done.
+    KeyReused,
+}
+
+/// As [`resolve_in`], with the API's idempotency key: the same key with the same request
+/// answers the same again without resolving twice; with another request it is refused.
+pub fn resolve_keyed_in(
+    conn: &Connection,
+    id: i64,
+    request: &Resolve,
+    key: Option<&str>,
+) -> Result<Answer, StoreError> {
+    use crate::store::idempotency;
+    let fingerprint = key.map(|_| fingerprint(id, request));
+    if let (Some(key), Some(fingerprint)) = (key, &fingerprint) {
+        match idempotency::lookup(conn, key)? {
+            Some(stored) if &stored.fingerprint == fingerprint => {
+                return Ok(Answer::Replayed {
+                    status: stored.status,
+                    body: stored.body,
+                });
+            }
+            Some(_) => return Ok(Answer::KeyReused),
+            None => {}
+        }
+    }
+    let resolved = resolve_in(conn, id, request)?;
+    if let (Some(key), Some(fingerprint)) = (key, &fingerprint) {
+        let body = serde_json::to_string(&resolved).expect("plain data serialises");
+        idempotency::remember(conn, key, fingerprint, 200, &body, Utc::now())?;
+    }
+    Ok(Answer::New(Box::new(resolved)))
+}
+
+/// The same request is the same exception, action, note and person.
+fn fingerprint(id: i64, request: &Resolve) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!(
+        "resolution\n{id}\n{:?}\n{}\n{}",
+        request.action,
+        request.note.trim(),
+        request.by.trim()
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn settle(

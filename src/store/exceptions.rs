@@ -89,6 +89,8 @@ pub struct Filter {
     pub opened_until: Option<String>,
     pub account_group_id: Option<String>,
     pub payer_iban: Option<String>,
+    /// Only those listed after this exception (a page's cursor).
+    pub after: Option<i64>,
 }
 
 /// LEDGER: the exception's columns, joined with its ledger row.
@@ -150,6 +152,7 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Exception>, StoreE
            AND (?1 IS NULL OR e.reason = ?1) AND (?2 IS NULL OR e.currency = ?2)
            AND (?3 IS NULL OR e.opened_at >= ?3) AND (?4 IS NULL OR e.opened_at <= ?4)
            AND (?5 IS NULL OR t.account_group_id = ?5) AND (?6 IS NULL OR e.payer_iban = ?6)
+           AND (?7 IS NULL OR (e.opened_at, e.tx) > (SELECT opened_at, tx FROM exceptions WHERE tx = ?7))
          ORDER BY e.opened_at, e.tx"
     );
     let mut stmt = conn.prepare(&sql).doing("listing exceptions")?;
@@ -161,7 +164,8 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Exception>, StoreE
                 filter.opened_from,
                 filter.opened_until,
                 filter.account_group_id,
-                filter.payer_iban
+                filter.payer_iban,
+                filter.after
             ],
             exception_from_row,
         )

@@ -697,3 +697,155 @@ fn recon_check_finds_a_broken_worklist() {
         "{text}"
     );
 }
+
+/// `recon serve` on `env`'s database, killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TOKEN: &str = "worklist-token-0123456789abcdef-0123456789";
+
+impl Serve {
+    fn start(env: &Env) -> Serve {
+        let (child, base) = crate::env::start_serve(env, TOKEN, &[], std::process::Stdio::null());
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Serve { child, base, agent }
+    }
+
+    /// (status, JSON body, whether the answer was replayed)
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, bool) {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {TOKEN}"));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = match body {
+            Some(body) => self.agent.run(
+                request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string())
+                    .unwrap(),
+            ),
+            None => self.agent.run(request.body(()).unwrap()),
+        }
+        .unwrap();
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("Idempotent-Replayed");
+        let text = response.into_body().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            replayed,
+        )
+    }
+}
+
+#[test]
+fn the_api_lists_shows_and_resolves_exceptions_with_idempotency_keys() {
+    let env = Env::new();
+    let (t1, r1) = topup(&env, "100.00");
+    night(
+        &env,
+        "n1",
+        &[
+            paid("95.00", &format!("topup {r1}"), "A1", Some(ANNA)),
+            paid("12.00", "thanks", "A2", Some(BORIS)),
+        ],
+    );
+    let server = Serve::start(&env);
+    let unauthorised = server
+        .agent
+        .get(format!("{}/exceptions", server.base))
+        .call()
+        .unwrap();
+    assert_eq!(unauthorised.status().as_u16(), 401);
+    let (status, all, _) = server.call("GET", "/exceptions", None, None);
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let (a, b) = (
+        all["items"][0]["id"].as_i64().unwrap(),
+        all["items"][1]["id"].as_i64().unwrap(),
+    );
+    let (_, noref, _) = server.call("GET", "/exceptions?reason=no_reference", None, None);
+    assert_eq!(noref["items"][0]["id"], b);
+    let (_, page, _) = server.call("GET", "/exceptions?limit=1", None, None);
+    assert_eq!(page["next_cursor"], a);
+    let (_, next, _) = server.call(
+        "GET",
+        &format!("/exceptions?limit=1&cursor={a}"),
+        None,
+        None,
+    );
+    assert_eq!(next["items"][0]["id"], b);
+    assert_eq!(next["next_cursor"], Value::Null);
+    let (status, shown, _) = server.call("GET", &format!("/exceptions/{a}"), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(shown["candidates"][0]["topup"]["id"], t1.as_str());
+    assert_eq!(server.call("GET", "/exceptions/999", None, None).0, 404);
+    assert_eq!(server.call("GET", "/exceptions/abc", None, None).0, 400);
+    let settle = serde_json::json!({"kind": "settle", "topup_id": t1, "note": "by phone", "by": "backoffice"});
+    let path = format!("/exceptions/{a}/resolution");
+    let (status, first, replayed) = server.call("POST", &path, Some("k1"), Some(settle.clone()));
+    assert_eq!((status, replayed), (200, false), "{first}");
+    assert_eq!(first["resolution"]["by"], "backoffice");
+    assert_eq!(first["topup"]["status"], "SETTLED");
+    let (status, again, replayed) = server.call("POST", &path, Some("k1"), Some(settle));
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(again, first);
+    assert_eq!(env.sql_count("SELECT count(*) FROM resolutions"), 1);
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM events WHERE type = 'topup.settled'"),
+        1
+    );
+    let dismiss = serde_json::json!({"kind": "dismiss", "note": "x"});
+    let (status, _, _) = server.call("POST", &path, Some("k1"), Some(dismiss.clone()));
+    assert_eq!(status, 422, "a key used for another request");
+    let (status, conflict, _) = server.call("POST", &path, None, Some(dismiss));
+    assert_eq!(status, 409);
+    assert!(
+        conflict["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already settled"),
+        "{conflict}"
+    );
+    let (status, _, _) = server.call(
+        "POST",
+        &path,
+        None,
+        Some(serde_json::json!({"kind": "pay", "note": "x"})),
+    );
+    assert_eq!(status, 400);
+    let (status, dismissed, _) = server.call(
+        "POST",
+        &format!("/exceptions/{b}/resolution"),
+        None,
+        Some(serde_json::json!({"kind": "dismiss", "note": "a gift"})),
+    );
+    assert_eq!(status, 200, "{dismissed}");
+    assert_eq!(dismissed["resolution"]["by"], "api");
+    let (_, open, _) = server.call("GET", "/exceptions", None, None);
+    assert_eq!(open["items"], serde_json::json!([]));
+    drop(server);
+    check_ok(&env);
+}
