@@ -40,8 +40,7 @@ impl Kind {
     }
 }
 
-/// The prefix of the end-to-end id of every return recon initiates.
-pub const RETURN_PREFIX: &str = "RECON-RET-";
+pub use crate::ids::RETURN_PREFIX;
 
 /// One exception: the ledger transaction and where the worklist stands with it.
 #[derive(Clone, Debug, serde::Serialize)]

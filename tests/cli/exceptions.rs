@@ -592,6 +592,11 @@ fn a_return_is_exported_as_pain001_and_closed_by_the_statement_that_shows_it_pai
     assert!(!env.path("none.xml").exists());
     // The bank's next statement shows the money going out: the return is DONE.
     night(&env, "n2", &[sent("30.50", &e2e, "D1")]);
+    let ignored = env.csv("n2", "ignored.csv");
+    assert!(
+        ignored[0]["suggestion"].contains(&format!("return {e2e}: it closes that return")),
+        "{ignored:?}"
+    );
     let done = json(&env, &["returns", "list", "--format", "json"]);
     assert_eq!(done[0]["status"], "DONE");
     assert!(done[0]["closed_by_transaction"].as_i64().is_some());
@@ -847,5 +852,157 @@ fn the_api_lists_shows_and_resolves_exceptions_with_idempotency_keys() {
     let (_, open, _) = server.call("GET", "/exceptions", None, None);
     assert_eq!(open["items"], serde_json::json!([]));
     drop(server);
+    check_ok(&env);
+}
+
+#[test]
+fn a_week_of_nights_and_resolutions_leaves_store_reports_and_events_consistent() {
+    let env = Env::new();
+    env.write(
+        "recon.toml",
+        "[returns]\ndebtor_name = \"Recon Test GmbH\"\n",
+    );
+    let (t1, r1) = topup(&env, "100.00");
+    let (t2, r2) = topup(&env, "50.00");
+    let (_, r3) = topup(&env, "20.00");
+    let db = env.db();
+    let resolve = |args: &[&str]| {
+        let mut all = vec!["exceptions"];
+        all.extend_from_slice(args);
+        all.extend(["--db", &db, "--by", "erika"]);
+        assert_ok(&env.recon(&all));
+    };
+    // Monday: an underpayment, a top-up paid in two transfers, an exact one, one without reference.
+    night(
+        &env,
+        "mon",
+        &[
+            paid("95.00", &format!("topup {r1}"), "M1", Some(ANNA)),
+            paid("30.00", &format!("topup {r2}"), "M2", Some(BORIS)),
+            paid("20.00", &format!("topup {r2} rest"), "M3", Some(BORIS)),
+            paid("20.00", &format!("topup {r3}"), "M4", Some(ANNA)),
+            paid("15.00", "for nothing", "M5", Some(ANNA)),
+        ],
+    );
+    let mon = open_ids(&env, &[]);
+    assert_eq!(mon.len(), 4);
+    assert_eq!(
+        crate::env::outcome_count(&env.summary("mon"), "AMOUNT_MISMATCH"),
+        3
+    );
+    resolve(&[
+        "settle",
+        &mon[0].to_string(),
+        "--topup",
+        &t1,
+        "--note",
+        "accepted short",
+    ]);
+    resolve(&["return", &mon[3].to_string(), "--note", "unknown payer"]);
+    // Tuesday: a payment nobody can be found for, without an IBAN: dismissed.
+    night(&env, "tue", &[paid("7.00", "?", "T1", None)]);
+    let tue = open_ids(&env, &["--max-amount", "7"]);
+    resolve(&[
+        "dismiss",
+        &tue[0].to_string(),
+        "--note",
+        "booked as a fee by accounting",
+    ]);
+    let out = env.path("returns-wed.xml");
+    assert_ok(&env.recon(&[
+        "returns",
+        "export",
+        "--db",
+        &db,
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    // Wednesday: the bank executed the return; Boris's two transfers settle his top-up.
+    night(&env, "wed", &[sent("15.00", "RECON-RET-1", "W1")]);
+    let boris: Vec<String> = open_ids(&env, &[]).iter().map(|i| i.to_string()).collect();
+    assert_eq!(boris.len(), 2);
+    resolve(&[
+        "settle",
+        &boris[0],
+        &boris[1],
+        "--topup",
+        &t2,
+        "--note",
+        "two transfers",
+    ]);
+    // Thursday: Anna pays the rest of the first top-up, already settled by hand.
+    night(
+        &env,
+        "thu",
+        &[paid("5.00", &format!("topup {r1}"), "H1", Some(ANNA))],
+    );
+    let thu = json(&env, &["exceptions", "list", "--format", "json"]);
+    assert_eq!(thu.as_array().unwrap().len(), 1);
+    assert_eq!(thu[0]["reason"], "ALREADY_SETTLED");
+    // The store: every exception opened by its night's run, resolved ones have one resolution.
+    for (night, opened) in [("mon", 4), ("tue", 1), ("wed", 0), ("thu", 1)] {
+        let run = env.summary(night)["run_id"].as_str().unwrap().to_string();
+        let n = env.sql_count(&format!(
+            "SELECT count(*) FROM exceptions WHERE run_id = '{run}'"
+        ));
+        assert_eq!(n, opened, "{night}");
+    }
+    let returns = json(&env, &["returns", "list", "--format", "json"]);
+    assert_eq!(returns[0]["status"], "DONE");
+    // The events: one settlement event per settled top-up, the balance their sum.
+    let events = events(&env);
+    let settled = events.iter().filter(|(k, _)| k == "topup.settled").count();
+    assert_eq!(settled, 3);
+    let changes: rust_decimal::Decimal = events
+        .iter()
+        .filter(|(k, _)| k == "cash_balance.updated")
+        .map(|(_, p)| {
+            p["change"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(changes.to_string(), "170.00");
+    let last_balance = events
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "cash_balance.updated")
+        .unwrap();
+    assert_eq!(last_balance.1["cash_balance"], "170.00");
+    for kind in [
+        "exception.returned",
+        "exception.dismissed",
+        "return.exported",
+        "return.completed",
+    ] {
+        assert_eq!(
+            events.iter().filter(|(k, _)| k == kind).count(),
+            1,
+            "{kind}"
+        );
+    }
+    let history = json(
+        &env,
+        &[
+            "exceptions",
+            "list",
+            "--status",
+            "resolved",
+            "--format",
+            "json",
+        ],
+    );
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["settled", "settled", "settled", "returned", "dismissed"]
+    );
     check_ok(&env);
 }
