@@ -574,6 +574,20 @@ fn return_money(conn: &Connection, e: &Exception, audit: &Audit) -> Result<Resol
             e.id
         )));
     };
+    if !iban_is_valid(iban) {
+        return Err(refused(&format!(
+            "transaction {}'s payer account {iban:?} is not a valid IBAN: recon cannot address \
+             a return; pay it back outside recon and dismiss the exception with a note",
+            e.id
+        )));
+    }
+    if e.currency != "EUR" {
+        return Err(refused(&format!(
+            "transaction {} is in {}: a return is a SEPA credit transfer, in EUR only; pay it \
+             back outside recon and dismiss the exception with a note",
+            e.id, e.currency
+        )));
+    }
     let Some(account) = e.account.as_deref().filter(|a| !a.trim().is_empty()) else {
         return Err(refused(&format!(
             "transaction {} names no account it arrived on, to pay the return from",
@@ -648,6 +662,26 @@ fn return_money(conn: &Connection, e: &Exception, audit: &Audit) -> Result<Resol
         topup: None,
         returned: Some(returned),
     })
+}
+
+/// An IBAN's shape and ISO 7064 check digits (mod 97), spaces aside.
+fn iban_is_valid(text: &str) -> bool {
+    let iban: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    let shaped = (15..=34).contains(&iban.len())
+        && iban[..2].iter().all(u8::is_ascii_uppercase)
+        && iban[2..4].iter().all(u8::is_ascii_digit)
+        && iban
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !shaped {
+        return false;
+    }
+    let rearranged = iban[4..].iter().chain(&iban[..4]);
+    let remainder = rearranged.fold(0u32, |acc, b| match b {
+        b'0'..=b'9' => (acc * 10 + u32::from(b - b'0')) % 97,
+        _ => (acc * 100 + u32::from(b - b'A' + 10)) % 97,
+    });
+    remainder == 1
 }
 
 fn dismiss(conn: &Connection, e: &Exception, audit: &Audit) -> Result<Resolved, StoreError> {
@@ -796,4 +830,34 @@ pub fn default_by() -> String {
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ibans_are_checked_by_their_check_digits() {
+        assert!(iban_is_valid("DE89370400440532013000"));
+        assert!(iban_is_valid("DE89 3704 0044 0532 0130 00"));
+        assert!(iban_is_valid("FR1420041010050500013M02606"));
+        assert!(!iban_is_valid("DE89370400440532013001"));
+        assert!(!iban_is_valid("de89370400440532013000"));
+        assert!(!iban_is_valid("DE8937"));
+    }
+
+    #[test]
+    fn the_smallest_set_of_payments_that_pays_a_topup_is_found() {
+        let d = |t: &str| Some(t.parse::<Decimal>().unwrap());
+        let amounts = [d("60.00"), d("15.00"), d("40.00"), d("25.00"), None];
+        assert_eq!(
+            subset_paying(&amounts, "100.00".parse().unwrap()),
+            Some(vec![0, 2])
+        );
+        assert_eq!(
+            subset_paying(&amounts, "40.00".parse().unwrap()),
+            Some(vec![1, 3])
+        );
+        assert_eq!(subset_paying(&amounts, "1.00".parse().unwrap()), None);
+    }
 }

@@ -414,10 +414,12 @@ fn refusals_say_why_and_change_nothing() {
             paid("95.00", &format!("topup {r1}"), "A1", Some(ANNA)),
             paid("8.00", "no reference", "A2", None),
             sent("3.00", "NOTPROVIDED", "A3"),
+            paid("9.00", "no reference", "A4", Some("DE00123456789012345678")),
         ],
     );
     let ids = open_ids(&env, &[]);
     let (first, no_iban) = (ids[0].to_string(), ids[1].to_string());
+    let bad_iban = ids[2].to_string();
     let cancel = env.recon(&["topups", "cancel", "--db", &env.db(), &t2]);
     assert_ok(&cancel);
     let db = env.db();
@@ -432,6 +434,10 @@ fn refusals_say_why_and_change_nothing() {
             "needs a note",
         ),
         (vec!["return", &no_iban, "--note", "n"], "has no payer IBAN"),
+        (
+            vec!["return", &bad_iban, "--note", "n"],
+            "is not a valid IBAN",
+        ),
         (
             vec!["reopen", &first, "--note", "n"],
             "there is no resolution to reopen",
