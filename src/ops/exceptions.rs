@@ -561,39 +561,7 @@ fn check_payments(payments: &[Exception], topup: &TopUp) -> Result<Decimal, Stor
 }
 
 fn return_money(conn: &Connection, e: &Exception, audit: &Audit) -> Result<Resolved, StoreError> {
-    if e.direction != "CRDT" || e.reversal {
-        return Err(refused(&format!(
-            "transaction {} is not an incoming credit: only money received can be returned",
-            e.id
-        )));
-    }
-    let Some(iban) = e.payer_iban.as_deref().filter(|i| !i.trim().is_empty()) else {
-        return Err(refused(&format!(
-            "transaction {} has no payer IBAN: recon cannot address a return; pay it back \
-             outside recon and dismiss the exception with a note",
-            e.id
-        )));
-    };
-    if !iban_is_valid(iban) {
-        return Err(refused(&format!(
-            "transaction {}'s payer account {iban:?} is not a valid IBAN: recon cannot address \
-             a return; pay it back outside recon and dismiss the exception with a note",
-            e.id
-        )));
-    }
-    if e.currency != "EUR" {
-        return Err(refused(&format!(
-            "transaction {} is in {}: a return is a SEPA credit transfer, in EUR only; pay it \
-             back outside recon and dismiss the exception with a note",
-            e.id, e.currency
-        )));
-    }
-    let Some(account) = e.account.as_deref().filter(|a| !a.trim().is_empty()) else {
-        return Err(refused(&format!(
-            "transaction {} names no account it arrived on, to pay the return from",
-            e.id
-        )));
-    };
+    let (iban, account) = return_address(e)?;
     let creditor = e.payer_name.as_deref().unwrap_or(iban);
     let booked = e.booking_date.as_deref().unwrap_or("");
     // SEPA allows 140 characters of unstructured remittance.
@@ -641,14 +609,7 @@ fn return_money(conn: &Connection, e: &Exception, audit: &Audit) -> Result<Resol
         "creditor_iban": returned.creditor_iban,
         "debtor_account": returned.debtor_account,
     });
-    conn.execute(
-        "UPDATE resolutions SET changes = ?2 WHERE id = ?1",
-        rusqlite::params![resolution, changes.to_string()],
-    )
-    .map_err(|source| StoreError::Sqlite {
-        doing: "recording a return",
-        source,
-    })?;
+    store::set_changes(conn, resolution, &changes)?;
     announce(
         conn,
         EventType::ExceptionReturned,
@@ -662,6 +623,44 @@ fn return_money(conn: &Connection, e: &Exception, audit: &Audit) -> Result<Resol
         topup: None,
         returned: Some(returned),
     })
+}
+
+/// Where a return goes and is paid from: the payer's IBAN and our account it arrived on; a
+/// payment recon cannot send back in a SEPA credit transfer is refused, saying why.
+fn return_address(e: &Exception) -> Result<(&str, &str), StoreError> {
+    let outside = "pay it back outside recon and dismiss the exception with a note";
+    if e.direction != "CRDT" || e.reversal {
+        return Err(refused(&format!(
+            "transaction {} is not an incoming credit: only money received can be returned",
+            e.id
+        )));
+    }
+    let Some(iban) = e.payer_iban.as_deref().filter(|i| !i.trim().is_empty()) else {
+        return Err(refused(&format!(
+            "transaction {} has no payer IBAN: recon cannot address a return; {outside}",
+            e.id
+        )));
+    };
+    if !iban_is_valid(iban) {
+        return Err(refused(&format!(
+            "transaction {}'s payer account {iban:?} is not a valid IBAN: recon cannot address \
+             a return; {outside}",
+            e.id
+        )));
+    }
+    if e.currency != "EUR" {
+        return Err(refused(&format!(
+            "transaction {} is in {}: a return is a SEPA credit transfer, in EUR only; {outside}",
+            e.id, e.currency
+        )));
+    }
+    let Some(account) = e.account.as_deref().filter(|a| !a.trim().is_empty()) else {
+        return Err(refused(&format!(
+            "transaction {} names no account it arrived on, to pay the return from",
+            e.id
+        )));
+    };
+    Ok((iban, account))
 }
 
 /// An IBAN's shape and ISO 7064 check digits (mod 97), spaces aside.

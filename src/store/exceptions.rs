@@ -329,6 +329,20 @@ pub fn insert_resolution(conn: &Connection, new: &NewResolution) -> Result<i64, 
     Ok(id)
 }
 
+/// Records what a resolution changed, once it is known (a return's, after the return is made).
+pub fn set_changes(
+    conn: &Connection,
+    id: i64,
+    changes: &serde_json::Value,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE resolutions SET changes = ?2 WHERE id = ?1",
+        params![id, changes.to_string()],
+    )
+    .doing("recording what a resolution changed")?;
+    Ok(())
+}
+
 const RESOLUTION_COLUMNS: &str = "r.id, r.kind, r.resolved_by, r.resolved_at, r.note, r.topup_id,
     r.topup_status, r.changes, r.reopened_at, r.reopened_by, r.reopen_note";
 
