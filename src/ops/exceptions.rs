@@ -96,7 +96,8 @@ fn together(
     exceptions: &[Exception],
 ) -> Result<HashMap<i64, Together>, StoreError> {
     let mut groups: BTreeMap<(&str, &str), Vec<&Exception>> = BTreeMap::new();
-    for e in exceptions.iter().filter(|e| settleable(e).is_ok()) {
+    let open = exceptions.iter().filter(|e| e.resolution_id.is_none());
+    for e in open.filter(|e| settleable(e).is_ok()) {
         if let Some(iban) = e.payer_iban.as_deref() {
             groups.entry((iban, &e.currency)).or_default().push(e);
         }
