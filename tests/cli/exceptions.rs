@@ -1012,3 +1012,40 @@ fn a_week_of_nights_and_resolutions_leaves_store_reports_and_events_consistent()
     );
     check_ok(&env);
 }
+
+#[test]
+fn a_resolution_waits_for_the_write_lock_and_a_dry_run_opens_no_exception() {
+    let env = Env::new();
+    topup(&env, "1.00");
+    let file = env.write(
+        "dry.xml",
+        statement("dry", &[paid("4.00", "?", "X1", Some(ANNA))]),
+    );
+    assert_ok(&env.run("dry", &["--dry-run", file.to_str().unwrap()]));
+    assert_eq!(env.sql_count("SELECT count(*) FROM exceptions"), 0);
+    night(&env, "n1", &[paid("4.00", "?", "X1", Some(ANNA))]);
+    let id = open_ids(&env, &[])[0].to_string();
+    let holder = env.conn();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = env.recon(&[
+        "exceptions",
+        "dismiss",
+        &id,
+        "--note",
+        "n",
+        "--db",
+        &env.db(),
+    ]);
+    assert_code(&out, 75);
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(open_ids(&env, &[]).len(), 1, "nothing was resolved");
+    assert_ok(&env.recon(&[
+        "exceptions",
+        "dismiss",
+        &id,
+        "--note",
+        "n",
+        "--db",
+        &env.db(),
+    ]));
+}
