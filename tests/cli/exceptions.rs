@@ -655,6 +655,52 @@ fn a_pending_return_reopened_is_cancelled() {
     assert_eq!(reopened["return"]["status"], "CANCELLED");
     assert_eq!(open_ids(&env, &[]).len(), 1);
     check_ok(&env);
+    // Returned again and exported; the bank did not execute it: cancelled on the analyst's word,
+    // and a later debit with its end-to-end id no longer closes it.
+    let again = json(&env, &["exceptions", "return", &id, "--note", "after all"]);
+    let e2e = again["return"]["end_to_end_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(e2e, "RECON-RET-2");
+    let out = env.path("r.xml");
+    let export = env.recon(&[
+        "returns",
+        "export",
+        "--db",
+        &env.db(),
+        "--out",
+        out.to_str().unwrap(),
+        "--debtor-name",
+        "Us",
+    ]);
+    assert_ok(&export);
+    let cancelled = json(
+        &env,
+        &[
+            "exceptions",
+            "reopen",
+            &id,
+            "--note",
+            "bank rejected the file",
+            "--cancel-exported",
+        ],
+    );
+    assert_eq!(cancelled["return"]["status"], "CANCELLED");
+    night(&env, "n2", &[sent("9.00", &e2e, "D1")]);
+    let listed = json(
+        &env,
+        &[
+            "returns",
+            "list",
+            "--status",
+            "cancelled",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    check_ok(&env);
 }
 
 #[test]
