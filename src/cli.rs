@@ -96,6 +96,13 @@ pub enum Command {
     /// the platform, list them, or queue failed ones again.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The worklist: the exceptions left open until someone resolves them (settle, return,
+    /// dismiss, reopen), each audited.
+    #[command(subcommand)]
+    Exceptions(ExceptionsCommand),
+    /// The payments sent back to payers: list them, or export the pending ones as pain.001.
+    #[command(subcommand)]
+    Returns(ReturnsCommand),
     /// Serve the top-up HTTP API (create, read, list, cancel) on the same database as the runs.
     ///
     /// A write waits for a nightly run up to --wait seconds (default 10 here, not 0), then
@@ -570,4 +577,163 @@ pub struct DemoArgs {
     /// Directory to work in (default: a new directory under the system's temp directory).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExceptionsCommand {
+    /// List exceptions (open ones by default), oldest first.
+    List(ExceptionsListArgs),
+    /// Show one exception: the transaction, the top-ups it may pay and why, its history.
+    Show(ExceptionIdArgs),
+    /// Settle an open top-up with this payment (another amount is recorded as an under- or
+    /// overpayment), or with several payments of the same payer.
+    Settle(SettleArgs),
+    /// Send the money back to the payer: a PENDING return, exported with `recon returns
+    /// export`.
+    Return(ResolveArgs),
+    /// Close the exception: it is handled elsewhere (say how in the note).
+    Dismiss(ResolveArgs),
+    /// Undo the resolution in force (a settle opens its top-up again and takes the money off
+    /// the cash balance; a return is cancelled if not exported yet).
+    Reopen(ReopenArgs),
+}
+
+/// Output formats of `exceptions list` and `returns list`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorklistFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ExceptionsListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// open (default), resolved or all.
+    #[arg(long, value_name = "STATUS", default_value = "open")]
+    pub status: String,
+    /// Only this outcome, e.g. AMOUNT_MISMATCH or NO_REFERENCE.
+    #[arg(long, value_name = "OUTCOME")]
+    pub reason: Option<String>,
+    /// Only this currency.
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
+    /// Only exceptions open at least this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub min_age_days: Option<i64>,
+    /// Only exceptions open at most this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub max_age_days: Option<i64>,
+    /// Only payments naming a top-up of this account group.
+    #[arg(long, value_name = "UUID")]
+    pub account_group: Option<String>,
+    /// Only amounts of at least this much.
+    #[arg(long, value_name = "AMOUNT")]
+    pub min_amount: Option<String>,
+    /// Only amounts of at most this much.
+    #[arg(long, value_name = "AMOUNT")]
+    pub max_amount: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = WorklistFormat::Table)]
+    pub format: WorklistFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ExceptionIdArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The exception's id (its ledger id, from `exceptions list`).
+    #[arg(value_name = "ID")]
+    pub id: i64,
+}
+
+/// What every resolution records: why and who.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Why (required; kept with the resolution and sent in its event).
+    #[arg(long, value_name = "TEXT")]
+    pub note: String,
+    /// Who resolves it (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The exception's id.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SettleArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The exception's id, then any other payments of the same payer that pay it together.
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<i64>,
+    /// The open top-up to settle.
+    #[arg(long, value_name = "TOPUP_ID")]
+    pub topup: String,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReopenArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The exception's id.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Also cancel a return already exported, once the bank confirms it did not execute it.
+    #[arg(long)]
+    pub cancel_exported: bool,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReturnsCommand {
+    /// List returns, oldest first.
+    List(ReturnsListArgs),
+    /// Write the pending returns of one account as a pain.001.001.09 file for the bank, and
+    /// mark them EXPORTED.
+    Export(ReturnsExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReturnsListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only returns in this status: PENDING, EXPORTED, DONE or CANCELLED.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = WorklistFormat::Table)]
+    pub format: WorklistFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ReturnsExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The pain.001 file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Our account (IBAN) whose pending returns to export; needed when several accounts have
+    /// some.
+    #[arg(long, value_name = "IBAN")]
+    pub account: Option<String>,
+    /// The debtor's name in the file (or `debtor_name` under [returns] in recon.toml).
+    #[arg(long, value_name = "NAME")]
+    pub debtor_name: Option<String>,
+    /// The requested execution date, YYYY-MM-DD (default: today).
+    #[arg(long, value_name = "DATE")]
+    pub execution_date: Option<String>,
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DbArgs, LimitArgs, ProfilesCommand, RunArgs, RunsCommand,
-    StatementsCommand, TopupsCommand, WebhooksCommand,
+    Cli, Command, ConfigCommand, DbArgs, ExceptionsCommand, LimitArgs, ProfilesCommand,
+    ReturnsCommand, RunArgs, RunsCommand, StatementsCommand, TopupsCommand, WebhooksCommand,
 };
 use crate::error::Error;
 use crate::statement::Limits;
@@ -57,6 +57,7 @@ struct FileConfig {
     webhooks: WebhooksSection,
     #[serde(default)]
     report: ReportSection,
+    returns: ReturnsSection,
     /// Parsed separately by [`ProfileSet::add_toml`].
     #[serde(default)]
     #[allow(dead_code)]
@@ -102,6 +103,14 @@ struct WebhooksSection {
     retention_days: Option<u64>,
 }
 
+/// `[returns]`: who pays the returns back, as the pain.001 file names them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReturnsSection {
+    debtor_name: Option<String>,
+    debtor_bic: Option<String>,
+}
+
 /// Days a delivered event is kept in the outbox, unless set otherwise.
 pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 
@@ -126,6 +135,9 @@ pub struct Settings {
     pub webhook_secret_file: Option<PathBuf>,
     /// Days a delivered event stays in the outbox before `webhooks deliver` deletes it.
     pub webhook_retention_days: u64,
+    /// `[returns]`: the debtor's name and BIC in the pain.001 files of returns.
+    pub returns_debtor_name: Option<String>,
+    pub returns_debtor_bic: Option<String>,
     /// (key, value, source) for `config show`, in a stable order.
     pub shown: Vec<(String, SettingValue, Source)>,
     /// Show a progress bar: stderr is a terminal and -q was not given.
@@ -512,6 +524,15 @@ fn command_args(command: &Command) -> (Option<&DbArgs>, Option<&LimitArgs>) {
         Command::Webhooks(WebhooksCommand::List(a)) => (Some(&a.db), None),
         Command::Webhooks(WebhooksCommand::Retry(a)) => (Some(&a.db), None),
         Command::Serve(a) => (Some(&a.db), None),
+        Command::Exceptions(e) => match e {
+            ExceptionsCommand::List(a) => (Some(&a.db), None),
+            ExceptionsCommand::Show(a) => (Some(&a.db), None),
+            ExceptionsCommand::Settle(a) => (Some(&a.db), None),
+            ExceptionsCommand::Return(a) | ExceptionsCommand::Dismiss(a) => (Some(&a.db), None),
+            ExceptionsCommand::Reopen(a) => (Some(&a.db), None),
+        },
+        Command::Returns(ReturnsCommand::List(a)) => (Some(&a.db), None),
+        Command::Returns(ReturnsCommand::Export(a)) => (Some(&a.db), None),
         Command::Config(ConfigCommand::Show(a)) => (Some(&a.db), Some(&a.limits)),
         Command::Demo(_) | Command::BenchData(_) | Command::Profiles(_) => (None, None),
     }
@@ -584,6 +605,8 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
     let run = picker.run(run_args, &file.run);
     let timezone = picker.timezone(run_args, &file.report)?;
     let endpoints = picker.endpoints(&cli.command, &file);
+    let returns_debtor_name = picker.pick("returns.debtor_name", None, file.returns.debtor_name);
+    let returns_debtor_bic = picker.pick("returns.debtor_bic", None, file.returns.debtor_bic);
     picker.profiles(&profiles);
     Ok(Settings {
         progress: !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -602,6 +625,8 @@ pub fn resolve(cli: &Cli) -> Result<Settings, Error> {
         webhook_url: endpoints.webhook_url,
         webhook_retention_days: endpoints.webhook_retention_days,
         webhook_secret_file: endpoints.webhook_secret_file,
+        returns_debtor_name,
+        returns_debtor_bic,
         shown: picker.shown,
     })
 }
@@ -625,6 +650,8 @@ impl Settings {
             webhook_url: None,
             webhook_retention_days: DEFAULT_RETENTION_DAYS,
             webhook_secret_file: None,
+            returns_debtor_name: None,
+            returns_debtor_bic: None,
             shown: Vec::new(),
             progress: false,
         }

@@ -132,6 +132,7 @@ fn store_code(error: &StoreError) -> u8 {
         StoreError::Missing(_) | StoreError::NotOurs(_) | StoreError::Newer { .. } => exit::USAGE,
         StoreError::Locked(_) => exit::LOCKED,
         StoreError::TopUpNotFound(_)
+        | StoreError::ExceptionNotFound(_)
         | StoreError::Lifecycle(_)
         | StoreError::Import { .. }
         | StoreError::Refused(_) => exit::DATA,

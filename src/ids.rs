@@ -71,6 +71,10 @@ uuid_newtype!(
     RunId
 );
 
+/// The prefix of the end-to-end id of every return recon initiates (`RECON-RET-<n>`, at most
+/// 35 characters as ISO 20022 allows).
+pub const RETURN_PREFIX: &str = crate::returns::pain001::END_TO_END_PREFIX;
+
 #[cfg(test)]
 mod tests {
     use super::*;

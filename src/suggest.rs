@@ -117,6 +117,18 @@ pub fn suggest(
     Some(text)
 }
 
+/// The note on an outgoing payment that carries the end-to-end id of a return recon
+/// initiated (`RECON-RET-<n>`): the run closes that return with it when the amount and
+/// currency are the return's.
+pub fn return_note(outcome: Outcome, end_to_end_id: Option<&str>) -> Option<String> {
+    let id = end_to_end_id.filter(|id| id.starts_with(crate::ids::RETURN_PREFIX))?;
+    (outcome == Outcome::Debit).then(|| {
+        format!(
+            "the outgoing payment of recon's return {id}: it closes that return (DONE) when its              amount and currency are the return's; see recon returns list"
+        )
+    })
+}
+
 /// What was paid (`300.50 EUR`) and to whom money would go back (` to DE…`, or nothing).
 struct Paid {
     amount: String,

@@ -84,6 +84,22 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Whether a settled top-up may be opened again as `to` (NEW or CONFIRMED, what it was):
+    /// only to undo a settlement made by hand in the worklist, which its caller has checked.
+    pub fn check_reopen(self, id: TopUpId, to: Status) -> Result<(), LifecycleError> {
+        if self == Status::Settled && matches!(to, Status::New | Status::Confirmed) {
+            return Ok(());
+        }
+        Err(LifecycleError {
+            id,
+            from: self,
+            to,
+            hint: "only a top-up settled by hand can be opened again, as it was before",
+        })
+    }
+}
+
 impl FromStr for Status {
     type Err = BadStatus;
 

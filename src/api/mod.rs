@@ -7,6 +7,7 @@
 
 mod readers;
 pub mod server;
+mod worklist;
 mod writer;
 
 use std::net::SocketAddr;
@@ -129,6 +130,12 @@ fn router(shared: Arc<Shared>, limits: &Limits) -> Router {
     let protected = Router::new()
         .route("/payments/topups", get(list).post(create))
         .route("/payments/topups/{id}", get(show).delete(cancel))
+        .route("/exceptions", get(worklist::list))
+        .route("/exceptions/{id}", get(worklist::show))
+        .route(
+            "/exceptions/{id}/resolution",
+            axum::routing::post(worklist::resolve),
+        )
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "No such resource", None) })
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
@@ -339,6 +346,16 @@ fn store_problem(error: StoreError) -> Response {
             StatusCode::NOT_FOUND,
             "No such top-up",
             Some(&format!("no top-up with id {id}")),
+        ),
+        StoreError::ExceptionNotFound(id) => problem(
+            StatusCode::NOT_FOUND,
+            "No such exception",
+            Some(&format!("no exception with id {id}")),
+        ),
+        StoreError::Refused(why) => problem(
+            StatusCode::CONFLICT,
+            "The exception cannot be resolved so",
+            Some(&why),
         ),
         StoreError::Lifecycle(e) => problem_with(
             StatusCode::CONFLICT,
@@ -562,7 +579,9 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     let created = match shared.writer.write(Write::Create { request, key }).await {
         Ok(Written::Created(created)) => created,
-        Ok(Written::Cancelled(_)) => unreachable!("a create is answered as created"),
+        Ok(Written::Cancelled(_) | Written::Resolved(_)) => {
+            unreachable!("a create is answered as created")
+        }
         Err(why) => return refused(&shared, why),
     };
     match created {
@@ -614,7 +633,9 @@ async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
     match shared.writer.write(Write::Cancel(id)).await {
         Ok(Written::Cancelled(Ok(topup))) => json_response(StatusCode::OK, to_json(&topup)),
         Ok(Written::Cancelled(Err(error))) => store_problem(error),
-        Ok(Written::Created(_)) => unreachable!("a cancel is answered as cancelled"),
+        Ok(Written::Created(_) | Written::Resolved(_)) => {
+            unreachable!("a cancel is answered as cancelled")
+        }
         Err(why) => refused(&shared, why),
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::ids::TopUpId;
+use crate::ops::exceptions;
 use crate::ops::topups::{self, CreateError, Created};
 use crate::store::{Doing, Store, StoreError};
 use crate::topup::{TopUp, ValidTopUp};
@@ -30,23 +31,38 @@ pub enum Write {
         key: Option<String>,
     },
     Cancel(TopUpId),
+    /// A resolution of the worklist for exception `id`.
+    Resolve {
+        id: i64,
+        request: exceptions::Resolve,
+        key: Option<String>,
+    },
 }
 
 /// What a committed (or refused by the lifecycle) write answered.
 pub enum Written {
     Created(Result<Created, CreateError>),
     Cancelled(Result<TopUp, StoreError>),
+    Resolved(Result<exceptions::Answer, StoreError>),
 }
 
 impl Written {
     fn succeeded(&self) -> bool {
-        matches!(self, Written::Created(Ok(_)) | Written::Cancelled(Ok(_)))
+        matches!(
+            self,
+            Written::Created(Ok(_))
+                | Written::Cancelled(Ok(_))
+                | Written::Resolved(Ok(
+                    exceptions::Answer::New(_) | exceptions::Answer::Replayed { .. }
+                ))
+        )
     }
 
     fn failed(write: &Write, error: StoreError) -> Written {
         match write {
             Write::Create { .. } => Written::Created(Err(CreateError::Failed(Error::Store(error)))),
             Write::Cancel(_) => Written::Cancelled(Err(error)),
+            Write::Resolve { .. } => Written::Resolved(Err(error)),
         }
     }
 }
@@ -179,12 +195,16 @@ fn commit_group(store: &mut Store, group: &[Job]) -> Result<Vec<Written>, StoreE
     let mut written = Vec::with_capacity(group.len());
     for job in group {
         let savepoint = tx.savepoint().doing("starting a request's savepoint")?;
-        let result = match &job.write {
-            Write::Create { request, key } => {
-                Written::Created(topups::create_in(&savepoint, request, key.as_deref()))
-            }
-            Write::Cancel(id) => Written::Cancelled(topups::cancel_in(&savepoint, *id)),
-        };
+        let result =
+            match &job.write {
+                Write::Create { request, key } => {
+                    Written::Created(topups::create_in(&savepoint, request, key.as_deref()))
+                }
+                Write::Cancel(id) => Written::Cancelled(topups::cancel_in(&savepoint, *id)),
+                Write::Resolve { id, request, key } => Written::Resolved(
+                    exceptions::resolve_keyed_in(&savepoint, *id, request, key.as_deref()),
+                ),
+            };
         if result.succeeded() {
             savepoint
                 .commit()

@@ -2,6 +2,7 @@
 //! the result into printed text and an exit status. One file per command group.
 
 mod admin;
+mod exceptions;
 mod runs;
 mod statements;
 mod topups;
@@ -11,7 +12,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::cli::{
-    Cli, Command, ProfilesCommand, RunsCommand, StatementsCommand, TopupsCommand, WebhooksCommand,
+    Cli, Command, ExceptionsCommand, ProfilesCommand, ReturnsCommand, RunsCommand,
+    StatementsCommand, TopupsCommand, WebhooksCommand,
 };
 use crate::config::Settings;
 use crate::error::Error;
@@ -55,6 +57,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, Error> {
             WebhooksCommand::Retry(args) => webhooks::retry(s, &args, out),
         },
         Command::Serve(args) => webhooks::serve(s, &args),
+        Command::Exceptions(cmd) => match cmd {
+            ExceptionsCommand::List(args) => exceptions::list(s, &args, out),
+            ExceptionsCommand::Show(args) => exceptions::show(s, &args, out),
+            ExceptionsCommand::Settle(args) => exceptions::settle(s, &args, out),
+            ExceptionsCommand::Return(args) => exceptions::return_money(s, &args, out),
+            ExceptionsCommand::Dismiss(args) => exceptions::dismiss(s, &args, out),
+            ExceptionsCommand::Reopen(args) => exceptions::reopen(s, &args, out),
+        },
+        Command::Returns(cmd) => match cmd {
+            ReturnsCommand::List(args) => exceptions::returns_list(s, &args, out),
+            ReturnsCommand::Export(args) => exceptions::returns_export(s, &args, out),
+        },
     }
 }
 

@@ -2,8 +2,10 @@
 //! `api` is a thin wrapper around a function here, so both go through one code path.
 
 pub mod admin;
+pub mod exceptions;
 pub mod inbox;
 pub mod interrupt;
+pub mod returns;
 pub mod run;
 pub mod runs;
 pub mod statements;

@@ -142,7 +142,12 @@ impl Row {
             counterparty_iban: tx.counterparty.account.as_deref(),
             remittance: &remittance,
             extracted_reference: reference.as_deref(),
-            suggestion: decision.copy_note().as_deref(),
+            suggestion: decision
+                .copy_note()
+                .or_else(|| {
+                    crate::suggest::return_note(decision.outcome, tx.refs.end_to_end_id.as_deref())
+                })
+                .as_deref(),
         });
         Row {
             outcome: decision.outcome,

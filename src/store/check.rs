@@ -14,7 +14,7 @@ pub struct Finding {
 /// (what must hold, a query returning one text per violation)
 const INVARIANTS: &[(&str, &str)] = &[
     (
-        "every settled top-up is linked to exactly one MATCHED transaction of its own (or was imported settled)",
+        "every settled top-up is linked to exactly one MATCHED transaction of its own (or was imported settled, or settled by hand)",
         "SELECT 'top-up ' || t.id || ' is SETTLED but ' ||
                 CASE WHEN t.settled_by_transaction IS NULL THEN 'no transaction settled it'
                      ELSE 'transaction ' || t.settled_by_transaction || ' is not a MATCHED payment for it' END
@@ -22,6 +22,7 @@ const INVARIANTS: &[(&str, &str)] = &[
          LEFT JOIN ledger bt ON bt.id = t.settled_by_transaction
          WHERE t.status = 'SETTLED'
            AND (bt.id IS NULL OR bt.outcome <> 'MATCHED' OR bt.topup_id IS NOT t.id)
+           AND NOT EXISTS (SELECT 1 FROM resolutions r WHERE r.topup_id = t.id AND r.kind = 'SETTLE' AND r.reopened_at IS NULL)
            AND NOT (t.settled_by_transaction IS NULL AND
                     (SELECT h.status FROM topup_history h WHERE h.topup_id = t.id ORDER BY h.id LIMIT 1) = 'SETTLED')",
     ),
@@ -111,7 +112,7 @@ pub fn run(conn: &Connection, deep: bool) -> Result<Vec<Finding>, StoreError> {
         invariant: "every reference between tables points at an existing row",
         problems: foreign,
     });
-    for (invariant, sql) in INVARIANTS {
+    for (invariant, sql) in INVARIANTS.iter().chain(super::exceptions::INVARIANTS) {
         findings.push(Finding {
             invariant,
             problems: collect(conn, sql)?,

@@ -3,6 +3,7 @@
 pub mod ages;
 pub mod check;
 pub mod deliveries;
+pub mod exceptions;
 pub mod hints;
 pub mod idempotency;
 pub mod journal;
@@ -50,6 +51,8 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("no top-up with id {0}")]
     TopUpNotFound(String),
+    #[error("no exception with id {0} (`recon exceptions list --status all` lists them)")]
+    ExceptionNotFound(i64),
     #[error(transparent)]
     Lifecycle(#[from] crate::topup::LifecycleError),
     #[error("{0}")]

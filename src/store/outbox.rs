@@ -20,6 +20,15 @@ pub enum EventType {
     TopUpSettled,
     TopUpCancelled,
     CashBalanceUpdated,
+    /// A payment is to be sent back to its payer (a PENDING return).
+    ExceptionReturned,
+    ExceptionDismissed,
+    /// A resolution undone.
+    ExceptionReopened,
+    /// Returns written to a pain.001 file for the bank.
+    ReturnExported,
+    /// A return's outgoing payment seen in a statement.
+    ReturnCompleted,
 }
 
 impl EventType {
@@ -30,6 +39,11 @@ impl EventType {
             EventType::TopUpSettled => "topup.settled",
             EventType::TopUpCancelled => "topup.cancelled",
             EventType::CashBalanceUpdated => "cash_balance.updated",
+            EventType::ExceptionReturned => "exception.returned",
+            EventType::ExceptionDismissed => "exception.dismissed",
+            EventType::ExceptionReopened => "exception.reopened",
+            EventType::ReturnExported => "return.exported",
+            EventType::ReturnCompleted => "return.completed",
         }
     }
 
@@ -62,6 +76,17 @@ pub struct Event {
     pub payload: String,
 }
 
+/// Records an event of the worklist (its payload carries an `account_group_id`, empty when
+/// the money belongs to none).
+pub fn record(
+    conn: &Connection,
+    kind: EventType,
+    at: DateTime<Utc>,
+    payload: &serde_json::Value,
+) -> Result<(), StoreError> {
+    insert(conn, kind, at, &payload.to_string())
+}
+
 fn insert(
     conn: &Connection,
     kind: EventType,
@@ -91,6 +116,18 @@ pub fn announce(
     at: DateTime<Utc>,
     balances: &mut Balances,
 ) -> Result<(), StoreError> {
+    announce_received(conn, topup, at, balances, None)
+}
+
+/// As [`announce`]; a settlement by hand with a payment of another amount says in its cash
+/// balance event what was `received` and the difference (negative: underpaid).
+pub fn announce_received(
+    conn: &Connection,
+    topup: &TopUp,
+    at: DateTime<Utc>,
+    balances: &mut Balances,
+    received: Option<Decimal>,
+) -> Result<(), StoreError> {
     let Some(kind) = EventType::for_status(topup.status) else {
         return Ok(());
     };
@@ -117,6 +154,9 @@ pub fn announce(
         change: crate::money::format_amount(topup.cash_amount, topup.currency),
         topup_id: topup.id.to_string(),
         updated_at: format_timestamp(at),
+        received: received.map(|r| crate::money::format_amount(r, topup.currency)),
+        difference: received
+            .map(|r| crate::money::format_amount(r - topup.cash_amount, topup.currency)),
     })
     .expect("a balance serialises");
     balances.changed.insert(key, after);
@@ -134,6 +174,45 @@ struct BalanceUpdated<'a> {
     change: String,
     topup_id: String,
     updated_at: String,
+    /// Only for a settlement by hand: the money received and its difference to the top-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    difference: Option<String>,
+}
+
+/// Records that a settled `topup` (as it was) is open again: its cash balance shrinks by its
+/// amount, with a `cash_balance.updated` event whose change is negative.
+pub fn announce_unsettled(
+    conn: &Connection,
+    topup: &TopUp,
+    at: DateTime<Utc>,
+    balances: &mut Balances,
+) -> Result<(), StoreError> {
+    let currency = topup.currency.as_str();
+    let key = (topup.account_group_id.to_string(), topup.currency);
+    let before = match balances.changed.get(&key) {
+        Some(balance) => *balance,
+        None => {
+            let stored = balance(conn, &key.0, currency)?.unwrap_or(Decimal::ZERO);
+            balances.read.insert(key.clone(), stored);
+            stored
+        }
+    };
+    let after = before - topup.cash_amount;
+    let payload = serde_json::to_string(&BalanceUpdated {
+        account_group_id: &key.0,
+        currency,
+        cash_balance: crate::money::format_amount(after, topup.currency),
+        change: crate::money::format_amount(-topup.cash_amount, topup.currency),
+        topup_id: topup.id.to_string(),
+        updated_at: format_timestamp(at),
+        received: None,
+        difference: None,
+    })
+    .expect("a balance serialises");
+    balances.changed.insert(key, after);
+    insert(conn, EventType::CashBalanceUpdated, at, &payload)
 }
 
 /// Settled cash balances changed in one write transaction, by (account group, currency): each

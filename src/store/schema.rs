@@ -281,10 +281,87 @@ CREATE TABLE stored_files (
                   WHERE cross_key IS NOT NULL;",
         then: None,
     },
-    // 12: (the worklist's tables; taken by another change)
+    // 12: the worklist (issue #25). An exception is a ledger transaction with an unmatched
+    // outcome, copied into `exceptions` by the run that recorded it (so that the open ones are
+    // found without reading a ledger of millions); it is open while no resolution is in force.
+    // A resolution is one act (SETTLE, RETURN or DISMISS) with who, when, a note and what
+    // changed; a reopen is recorded on the same row. `resolved_transactions` says which
+    // transactions a resolution resolves (a settle may take several payments of one payer),
+    // at most one in force per transaction. A RETURN's outgoing payment is in `returns`, from
+    // PENDING to EXPORTED (a pain.001 file written) to DONE (seen in a later statement).
+    // Ledger ids are plain integers, without a foreign key: the ledger table may move, its ids
+    // stay. The events' types gain those of the worklist (see `WORKLIST_EVENTS`).
     Migration {
-        sql: "",
-        then: None,
+        sql: r#"
+CREATE TABLE exceptions (
+    tx          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    opened_at   TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    amount      TEXT NOT NULL,
+    currency    TEXT NOT NULL,
+    payer_iban  TEXT,
+    topup_id    TEXT,
+    -- The resolution in force, NULL while the exception is open.
+    resolution  INTEGER REFERENCES resolutions(id)
+) STRICT;
+CREATE INDEX exceptions_open ON exceptions (opened_at, tx) WHERE resolution IS NULL;
+CREATE INDEX exceptions_open_payer ON exceptions (payer_iban, currency) WHERE resolution IS NULL;
+
+CREATE TABLE resolutions (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind = 'SETTLE' OR kind = 'RETURN' OR kind = 'DISMISS'),
+    resolved_by   TEXT NOT NULL,
+    resolved_at   TEXT NOT NULL,
+    note          TEXT NOT NULL CHECK (length(trim(note)) > 0),
+    -- A SETTLE's top-up and the status it had before (what a reopen gives it back).
+    topup_id      TEXT REFERENCES topups(id),
+    topup_status  TEXT,
+    -- What changed, as JSON (amounts, difference, balances, the return), for the audit.
+    changes       TEXT NOT NULL,
+    reopened_at   TEXT,
+    reopened_by   TEXT,
+    reopen_note   TEXT,
+    CHECK ((kind = 'SETTLE') = (topup_id IS NOT NULL)),
+    CHECK ((reopened_at IS NULL) = (reopened_by IS NULL) AND (reopened_at IS NULL) = (reopen_note IS NULL))
+) STRICT;
+-- A top-up is settled by at most one resolution in force.
+CREATE UNIQUE INDEX resolutions_settling ON resolutions (topup_id)
+    WHERE kind = 'SETTLE' AND reopened_at IS NULL;
+
+CREATE TABLE resolved_transactions (
+    resolution  INTEGER NOT NULL REFERENCES resolutions(id),
+    tx          INTEGER NOT NULL,
+    -- 1 while the resolution is in force, 0 once reopened.
+    in_force    INTEGER NOT NULL CHECK (in_force = 0 OR in_force = 1),
+    PRIMARY KEY (resolution, tx)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX resolved_transactions_in_force ON resolved_transactions (tx) WHERE in_force = 1;
+CREATE INDEX resolved_transactions_tx ON resolved_transactions (tx);
+
+CREATE TABLE returns (
+    id              INTEGER PRIMARY KEY,
+    resolution      INTEGER NOT NULL UNIQUE REFERENCES resolutions(id),
+    tx              INTEGER NOT NULL,
+    end_to_end_id   TEXT NOT NULL UNIQUE CHECK (length(end_to_end_id) BETWEEN 1 AND 35),
+    amount          TEXT NOT NULL,
+    currency        TEXT NOT NULL,
+    creditor_name   TEXT NOT NULL,
+    creditor_iban   TEXT NOT NULL,
+    debtor_account  TEXT NOT NULL,
+    remittance      TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status = 'PENDING' OR status = 'EXPORTED'
+                                         OR status = 'DONE' OR status = 'CANCELLED'),
+    created_at      TEXT NOT NULL,
+    exported_at     TEXT,
+    message_id      TEXT,
+    closed_by_tx    INTEGER,
+    closed_at       TEXT,
+    CHECK ((status = 'DONE') = (closed_by_tx IS NOT NULL))
+) STRICT;
+CREATE INDEX returns_pending ON returns (id) WHERE status = 'PENDING';
+"#,
+        then: Some(into_worklist),
     },
     // 13: the journal replaces `bank_transactions` (issue 22, measured in docs/performance.md,
     // 2026-12-07): one compact row per bank transaction (amount as an integer with its scale
@@ -429,6 +506,24 @@ const CHECK_REWRITES: &[(&str, &str, &str)] = &[
         "CHECK (status = 'PENDING' OR status = 'DELIVERED' OR status = 'FAILED')",
     ),
 ];
+
+/// The events' types as migration 5 left them, and with the worklist's (migration 12).
+const WORKLIST_EVENTS: &[(&str, &str, &str)] = &[(
+    "events",
+    CHECK_REWRITES[1].2,
+    "CHECK (type = 'topup.confirmed' OR type = 'topup.settled'
+                                    OR type = 'topup.cancelled' OR type = 'cash_balance.updated'
+                                    OR type = 'exception.returned' OR type = 'exception.dismissed'
+                                    OR type = 'exception.reopened' OR type = 'return.exported'
+                                    OR type = 'return.completed')",
+)];
+
+/// Migration 12's data step: the worklist's event types allowed, the exceptions of earlier runs
+/// opened.
+fn into_worklist(conn: &rusqlite::Connection) -> Result<(), super::StoreError> {
+    rewrite_constraints(conn, "allowing the worklist's events", WORKLIST_EVENTS)?;
+    super::exceptions::backfill(conn)
+}
 
 /// The foreign keys that migration 7 declares deferred: table, as created, as rewritten.
 const DEFERRED_KEYS: &[(&str, &str, &str)] = &[

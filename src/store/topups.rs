@@ -697,10 +697,79 @@ pub fn settle_all(
 /// of changing anything.
 fn change(
     conn: &Connection,
+    current: TopUp,
+    to: Status,
+    at: DateTime<Utc>,
+    settled_by: Option<i64>,
+) -> Result<TopUp, StoreError> {
+    change_received(conn, current, to, at, settled_by, None)
+}
+
+/// Settles an open top-up by hand (the worklist), read in this write transaction, by the
+/// ledger's `settled_by` with the money `received` (said in its cash balance event).
+pub fn settle_by_hand(
+    conn: &Connection,
+    current: TopUp,
+    at: DateTime<Utc>,
+    settled_by: i64,
+    received: rust_decimal::Decimal,
+) -> Result<TopUp, StoreError> {
+    conn.pragma_update(None, "defer_foreign_keys", true)
+        .doing("deferring foreign keys")?;
+    change_received(
+        conn,
+        current,
+        Status::Settled,
+        at,
+        Some(settled_by),
+        Some(received),
+    )
+}
+
+/// Undoes a settlement by hand: the top-up goes back to `to` (its status before), forgets
+/// what settled it, and its cash balance shrinks again, with the events.
+pub fn unsettle(
+    conn: &Connection,
+    id: TopUpId,
+    to: Status,
+    at: DateTime<Utc>,
+) -> Result<TopUp, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM topups t WHERE t.id = ?1");
+    let mut current = corrupt(
+        conn.query_row(&sql, [id.to_string()], topup_from_row)
+            .optional()
+            .doing("reading a top-up's status")?
+            .ok_or_else(|| StoreError::TopUpNotFound(id.to_string()))?,
+    )?;
+    current.status.check_reopen(id, to)?;
+    let changed = conn
+        .execute(
+            "UPDATE topups SET status = ?2, updated_at = ?3, settled_at = NULL,
+                 settled_by_transaction = NULL
+             WHERE id = ?1 AND status = 'SETTLED'",
+            params![id.to_string(), to.as_str(), format_timestamp(at)],
+        )
+        .doing("reopening a top-up")?;
+    if changed != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "top-up {id} changed status while it was being reopened"
+        )));
+    }
+    record_history(conn, id, to, at)?;
+    let mut balances = super::outbox::Balances::default();
+    super::outbox::announce_unsettled(conn, &current, at, &mut balances)?;
+    balances.write(conn, at)?;
+    current.status = to;
+    Ok(current)
+}
+
+fn change_received(
+    conn: &Connection,
     mut current: TopUp,
     to: Status,
     at: DateTime<Utc>,
     settled_by: Option<i64>,
+    received: Option<rust_decimal::Decimal>,
 ) -> Result<TopUp, StoreError> {
     let id = current.id;
     let from = current.status;
@@ -729,7 +798,8 @@ fn change(
     }
     current.status = to;
     let mut balances = super::outbox::Balances::default();
-    announce(conn, &current, at, &mut balances)?;
+    record_history(conn, current.id, current.status, at)?;
+    super::outbox::announce_received(conn, &current, at, &mut balances, received)?;
     balances.write(conn, at)?;
     Ok(current)
 }

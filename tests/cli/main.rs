@@ -39,6 +39,7 @@ mod api;
 mod api_load;
 mod config;
 mod events;
+mod exceptions;
 mod topups;
 mod webhooks_delivery;
 

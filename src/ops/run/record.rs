@@ -3,6 +3,7 @@
 
 use super::decide::{RunRows, aside_failed};
 use crate::error::Error;
+use crate::ids::RunId;
 use crate::matching::Category;
 use crate::store::journal;
 
@@ -55,7 +56,12 @@ impl Ledger {
 
     /// Records every decided transaction, in document order: its row is the next one of its
     /// category (the exceptions with their suggestions).
-    pub fn record(&self, tx: &rusqlite::Transaction, rows: &RunRows) -> Result<(), Error> {
+    pub fn record(
+        &self,
+        tx: &rusqlite::Transaction,
+        run_id: RunId,
+        rows: &RunRows,
+    ) -> Result<(), Error> {
         let (mut matched, mut ignored) = (rows.matched.iter(), rows.ignored.iter());
         let mut unmatched = rows.unmatched.iter();
         let mut files = self.files.iter().peekable();
@@ -75,6 +81,7 @@ impl Ledger {
             };
             let row = spilled.ok_or_else(missing)?.map_err(aside_failed)?;
             journal.record(tx, file_id, id, &row)?;
+            crate::store::exceptions::recorded(tx, run_id, id, &row)?;
         }
         journal.finish(tx)?;
         // Every row decided is recorded: a row left over is one the ledger would lose.

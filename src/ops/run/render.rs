@@ -73,7 +73,7 @@ pub(super) fn render_and_record(
         generated_at: finished,
     };
     let (pending, recorded) = report::prepare_alongside(&plan.report_dir, &report, open, || {
-        decided.ledger.record(tx, rows)?;
+        decided.ledger.record(tx, run_id, rows)?;
         let c = &summary.counts;
         let totals = runs::RunTotals {
             read: c.read,
