@@ -704,11 +704,115 @@ pub fn write(out: &mut dyn io::Write, report: &Report, open: &OpenTopUps) -> io:
                 more_open => open.total > LISTED_ROWS,
                 open => Value::from(Serde(open_rows(report, open, zone))),
                 read_before => s.inputs.iter().filter_map(|i| i.read_before_line()).collect::<Vec<_>>(),
+                worklist => s.worklist.as_ref().map(|w| Value::from(Serde(worklist_view(w, zone)))),
             },
             out,
         )
         .map_err(io::Error::other)?;
     Ok(())
+}
+
+/// The worklist as the page leads with it: what needs action today.
+#[derive(Serialize)]
+struct WorklistView {
+    new_count: String,
+    new_money: String,
+    carried_count: String,
+    carried: Vec<WorklistBucketView>,
+    oldest: Vec<WorklistOldView>,
+    more_carried: Option<String>,
+    since_run: Option<String>,
+    resolved: Vec<WorklistResolvedView>,
+    more_resolved: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WorklistBucketView {
+    label: String,
+    count: String,
+    money: String,
+}
+
+#[derive(Serialize)]
+struct WorklistOldView {
+    id: i64,
+    opened: String,
+    age_days: i64,
+    reason: String,
+    amount: String,
+    currency: String,
+}
+
+#[derive(Serialize)]
+struct WorklistResolvedView {
+    kind: String,
+    by: String,
+    at: String,
+    note: String,
+    exceptions: String,
+    reopened: Option<String>,
+}
+
+fn money_line(by_currency: &BTreeMap<Currency, crate::report::summary::CurrencyTotal>) -> String {
+    sums_line(&by_currency.iter().map(|(c, t)| (*c, t.sum)).collect())
+}
+
+fn worklist_view(w: &crate::report::summary::Worklist, zone: Tz) -> WorklistView {
+    let carried_total: usize = w.carried_over.iter().map(|b| b.count).sum();
+    WorklistView {
+        new_count: grouped(w.new.count),
+        new_money: money_line(&w.new.by_currency),
+        carried_count: grouped(carried_total),
+        carried: w
+            .carried_over
+            .iter()
+            .map(|b| WorklistBucketView {
+                label: b.label(),
+                count: grouped(b.count),
+                money: money_line(&b.by_currency),
+            })
+            .collect(),
+        oldest: w
+            .oldest
+            .iter()
+            .map(|e| WorklistOldView {
+                id: e.id,
+                opened: when_text(&e.opened_at, zone),
+                age_days: e.age_days,
+                reason: e.reason.clone(),
+                amount: money_text(e.amount, e.currency),
+                currency: e.currency.to_string(),
+            })
+            .collect(),
+        more_carried: (carried_total > w.oldest.len())
+            .then(|| grouped(carried_total - w.oldest.len())),
+        since_run: w.since_run.clone(),
+        resolved: w
+            .resolved
+            .iter()
+            .map(|r| WorklistResolvedView {
+                kind: r.kind.to_lowercase(),
+                by: r.by.clone(),
+                at: when_text(&r.at, zone),
+                note: r.note.clone(),
+                exceptions: r
+                    .exceptions
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reopened: r.reopened_at.as_ref().map(|at| {
+                    format!(
+                        "reopened by {} at {}",
+                        r.reopened_by.as_deref().unwrap_or("?"),
+                        when_text(at, zone)
+                    )
+                }),
+            })
+            .collect(),
+        more_resolved: (w.resolved_count > w.resolved.len())
+            .then(|| grouped(w.resolved_count - w.resolved.len())),
+    }
 }
 
 #[cfg(test)]

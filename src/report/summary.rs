@@ -167,6 +167,60 @@ pub struct Summary {
     /// 3 on; absent before, when they showed UTC only, in the layout of their release).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// The finance team's worklist as the run found it: the exceptions it opened, those still
+    /// open from earlier nights by age, and what was resolved since the previous run (absent
+    /// from runs before the worklist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worklist: Option<Worklist>,
+}
+
+/// The worklist a night's report carries.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Worklist {
+    /// The exceptions this run opened.
+    pub new: OutcomeTotal,
+    /// The exceptions still open from earlier runs, by age at this run's start.
+    pub carried_over: Vec<AgeBucket>,
+    /// The oldest of them, at most [`WORKLIST_OLDEST`].
+    pub oldest: Vec<CarriedException>,
+    /// The previous run, since whose start `resolved` counts (none on the first run).
+    pub since_run: Option<String>,
+    /// Resolutions made or reopened since then, at most [`WORKLIST_RESOLVED`] of them.
+    pub resolved: Vec<ResolvedLine>,
+    pub resolved_count: usize,
+    /// The newest resolution when the run started: the next run names those after it.
+    pub resolutions_seen: i64,
+}
+
+/// How many of the oldest carried-over exceptions the worklist names.
+pub const WORKLIST_OLDEST: usize = 50;
+/// How many resolutions since the previous run the worklist names.
+pub const WORKLIST_RESOLVED: usize = 200;
+
+/// An exception still open from an earlier night.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CarriedException {
+    pub id: i64,
+    pub opened_at: String,
+    pub age_days: i64,
+    pub reason: String,
+    pub amount: Decimal,
+    pub currency: Currency,
+}
+
+/// A resolution made, or reopened, since the previous run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedLine {
+    pub resolution: i64,
+    pub kind: String,
+    pub by: String,
+    pub at: String,
+    pub note: String,
+    pub exceptions: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reopened_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reopened_at: Option<String>,
 }
 
 /// The open top-ups of one age span: how many, and their sums per currency.

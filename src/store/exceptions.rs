@@ -764,3 +764,109 @@ pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// An open exception as the worklist counts it, borrowed from SQLite's row.
+pub struct OpenException<'a> {
+    pub id: i64,
+    pub opened_at: &'a str,
+    pub reason: &'a str,
+    pub amount: &'a str,
+    pub currency: &'a str,
+}
+
+/// Calls `each` with every exception open now, oldest first.
+pub fn for_each_open(
+    conn: &Connection,
+    each: &mut dyn FnMut(&OpenException) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let doing = "reading the open exceptions";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT tx, opened_at, reason, amount, currency FROM exceptions
+             WHERE resolution IS NULL ORDER BY opened_at, tx",
+        )
+        .doing(doing)?;
+    let mut rows = stmt.query([]).doing(doing)?;
+    while let Some(r) = rows.next().doing(doing)? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?)).doing(doing);
+        each(&OpenException {
+            id: r.get(0).doing(doing)?,
+            opened_at: text(1)?,
+            reason: text(2)?,
+            amount: text(3)?,
+            currency: text(4)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// A resolution as the worklist names it:
+/// (id, kind, by, at, note, reopened by, reopened at, the exceptions it resolves).
+pub type ResolvedSince = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<i64>,
+);
+
+/// The resolutions made after the one numbered `after` (every one when `None`), or reopened at
+/// or after `reopened_from`, oldest first.
+pub fn resolved_since(
+    conn: &Connection,
+    after: Option<i64>,
+    reopened_from: Option<&str>,
+) -> Result<Vec<ResolvedSince>, StoreError> {
+    let doing = "reading the resolutions since the previous run";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.id, r.kind, r.resolved_by, r.resolved_at, r.note, r.reopened_by,
+                    r.reopened_at, group_concat(rt.tx)
+             FROM resolutions r JOIN resolved_transactions rt ON rt.resolution = r.id
+             WHERE ?1 IS NULL OR r.id > ?1 OR r.reopened_at >= ?2
+             GROUP BY r.id ORDER BY r.id",
+        )
+        .doing(doing)?;
+    let rows = stmt
+        .query_map(params![after, reopened_from], |r| {
+            let txs: String = r.get(7)?;
+            let mut txs: Vec<i64> = txs.split(',').filter_map(|t| t.parse().ok()).collect();
+            txs.sort_unstable();
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                txs,
+            ))
+        })
+        .doing(doing)?;
+    rows.collect::<rusqlite::Result<_>>().doing(doing)
+}
+
+/// The newest resolution's number (0 before the first): the next night's report names those
+/// after it.
+pub fn last_resolution(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM resolutions", [], |r| {
+        r.get(0)
+    })
+    .doing("reading the resolutions")
+}
+
+/// The last resolution a committed run's worklist counted, if its summary has one.
+pub fn resolutions_seen_by(conn: &Connection, run: &str) -> Result<Option<i64>, StoreError> {
+    conn.query_row(
+        "SELECT json_extract(summary_json, '$.worklist.resolutions_seen') FROM runs WHERE id = ?1",
+        [run],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
+    .doing("reading the previous run's worklist")
+}

@@ -953,6 +953,34 @@ fn a_week_of_nights_and_resolutions_leaves_store_reports_and_events_consistent()
     resolve(&["return", &mon[3].to_string(), "--note", "unknown payer"]);
     // Tuesday: a payment nobody can be found for, without an IBAN: dismissed.
     night(&env, "tue", &[paid("7.00", "?", "T1", None)]);
+    // Tuesday's report carries the worklist: its new exception, Monday's two still open (by
+    // age), and Monday's two resolutions with who made them; the page leads with it.
+    let worklist = &env.summary("tue")["worklist"];
+    assert_eq!(worklist["new"]["count"], 1);
+    assert_eq!(worklist["new"]["by_currency"]["EUR"]["sum"], "7.00");
+    assert_eq!(worklist["carried_over"][0]["count"], 2, "{worklist}");
+    assert_eq!(worklist["carried_over"][0]["to_days"], 1);
+    let carried: Vec<i64> = worklist["oldest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(carried, vec![mon[1], mon[2]]);
+    assert_eq!(worklist["since_run"], env.summary("mon")["run_id"]);
+    let resolved = worklist["resolved"].as_array().unwrap();
+    assert_eq!(resolved.len(), 2);
+    assert_eq!(resolved[0]["kind"], "SETTLE");
+    assert_eq!(resolved[0]["by"], "erika");
+    assert_eq!(resolved[0]["note"], "accepted short");
+    assert_eq!(resolved[1]["kind"], "RETURN");
+    let page = std::fs::read_to_string(env.path("tue/report.html")).unwrap();
+    let (action, totals) = (
+        page.find("Needs action today").unwrap(),
+        page.find("<h2>Totals</h2>").unwrap(),
+    );
+    assert!(action < totals, "the page leads with the worklist");
+    assert!(page.contains("accepted short") && page.contains("erika"));
     let tue = open_ids(&env, &["--max-amount", "7"]);
     resolve(&[
         "dismiss",

@@ -10,6 +10,7 @@ mod read;
 mod record;
 mod render;
 mod settle;
+mod worklist;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -82,7 +83,8 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome, Error> {
     let settled = settle::settle_beside_listing(&tx, plan, &db_path, started, deciding)?;
     elapsed(&clock, "transactions decided");
     let times = (started, Utc::now());
-    let summary = render::summary(plan, run_id, &db_path, times, &settled)?;
+    let worklist = worklist::worklist(&tx, started, &settled.decided.totals.outcomes)?;
+    let summary = render::summary(plan, run_id, &db_path, times, &settled, worklist)?;
     let pending = render::render_and_record(&tx, plan, run_id, &summary, settled, times)?;
     elapsed(&clock, "report rendered");
     if super::interrupt::requested() {

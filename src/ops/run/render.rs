@@ -24,6 +24,7 @@ pub(super) fn summary(
     db: &Path,
     (started, finished): (DateTime<Utc>, DateTime<Utc>),
     settled: &Settled,
+    worklist: report::summary::Worklist,
 ) -> Result<Summary, Error> {
     let decided = &settled.decided;
     let controls = &decided.controls;
@@ -48,6 +49,7 @@ pub(super) fn summary(
         open_topup_ages: Some(settled.ages.clone()),
         newly_stale: Some(settled.newly_stale.clone()),
         timezone: Some(plan.timezone.name().to_string()),
+        worklist: Some(worklist),
     })
 }
 
