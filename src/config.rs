@@ -57,6 +57,7 @@ struct FileConfig {
     webhooks: WebhooksSection,
     #[serde(default)]
     report: ReportSection,
+    #[serde(default)]
     returns: ReturnsSection,
     /// Parsed separately by [`ProfileSet::add_toml`].
     #[serde(default)]

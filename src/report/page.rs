@@ -753,15 +753,26 @@ struct WorklistResolvedView {
     reopened: Option<String>,
 }
 
-fn money_line(by_currency: &BTreeMap<Currency, crate::report::summary::CurrencyTotal>) -> String {
-    sums_line(&by_currency.iter().map(|(c, t)| (*c, t.sum)).collect())
+/// "1,250.00 EUR in, 20.00 EUR out": what came in apart from what went out.
+fn money_line(bucket: &crate::report::summary::WorklistBucket) -> String {
+    let side = |by: &BTreeMap<Currency, crate::report::summary::CurrencyTotal>, way: &str| {
+        (!by.is_empty()).then(|| {
+            let sums = by.iter().map(|(c, t)| (*c, t.sum)).collect();
+            format!("{} {way}", sums_line(&sums))
+        })
+    };
+    [side(&bucket.money_in, "in"), side(&bucket.money_out, "out")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn worklist_view(w: &crate::report::summary::Worklist, zone: Tz) -> WorklistView {
     let carried_total: usize = w.carried_over.iter().map(|b| b.count).sum();
     WorklistView {
         new_count: grouped(w.new.count),
-        new_money: money_line(&w.new.by_currency),
+        new_money: money_line(&w.new),
         carried_count: grouped(carried_total),
         carried: w
             .carried_over
@@ -769,7 +780,7 @@ fn worklist_view(w: &crate::report::summary::Worklist, zone: Tz) -> WorklistView
             .map(|b| WorklistBucketView {
                 label: b.label(),
                 count: grouped(b.count),
-                money: money_line(&b.by_currency),
+                money: money_line(b),
             })
             .collect(),
         oldest: w

@@ -178,9 +178,9 @@ pub struct Summary {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Worklist {
     /// The exceptions this run opened.
-    pub new: OutcomeTotal,
+    pub new: WorklistBucket,
     /// The exceptions still open from earlier runs, by age at this run's start.
-    pub carried_over: Vec<AgeBucket>,
+    pub carried_over: Vec<WorklistBucket>,
     /// The oldest of them, at most [`WORKLIST_OLDEST`].
     pub oldest: Vec<CarriedException>,
     /// The previous run, since whose start `resolved` counts (none on the first run).
@@ -190,6 +190,38 @@ pub struct Worklist {
     pub resolved_count: usize,
     /// The newest resolution when the run started: the next run names those after it.
     pub resolutions_seen: i64,
+}
+
+/// Exceptions of the worklist of one age span (all ages for the night's new ones): how many,
+/// and their money per currency, what came in apart from what went out (reversals), so that
+/// the two are never added together.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorklistBucket {
+    pub from_days: i64,
+    pub to_days: Option<i64>,
+    pub count: usize,
+    pub money_in: BTreeMap<Currency, CurrencyTotal>,
+    pub money_out: BTreeMap<Currency, CurrencyTotal>,
+}
+
+impl WorklistBucket {
+    /// Counts one exception of `amount`, money out when `out`.
+    pub fn add(&mut self, currency: Currency, amount: Decimal, out: bool) {
+        self.count += 1;
+        let side = if out {
+            &mut self.money_out
+        } else {
+            &mut self.money_in
+        };
+        let slot = side.entry(currency).or_default();
+        slot.count += 1;
+        slot.sum += amount;
+    }
+
+    /// `0–1 days`, `over 30 days`.
+    pub fn label(&self) -> String {
+        age_label(self.from_days, self.to_days)
+    }
 }
 
 /// How many of the oldest carried-over exceptions the worklist names.
@@ -235,15 +267,20 @@ pub struct AgeBucket {
     pub by_currency: BTreeMap<Currency, CurrencyTotal>,
 }
 
+/// An age span in whole days as the page and the workbook name it.
+fn age_label(from_days: i64, to_days: Option<i64>) -> String {
+    match to_days {
+        Some(to) if to == from_days && to == 1 => "1 day".to_string(),
+        Some(to) if to == from_days => format!("{to} days"),
+        Some(to) => format!("{from_days}–{to} days"),
+        None => format!("over {} days", from_days - 1),
+    }
+}
+
 impl AgeBucket {
     /// `0–1 days`, `over 30 days`.
     pub fn label(&self) -> String {
-        match self.to_days {
-            Some(to) if to == self.from_days && to == 1 => "1 day".to_string(),
-            Some(to) if to == self.from_days => format!("{to} days"),
-            Some(to) => format!("{}–{to} days", self.from_days),
-            None => format!("over {} days", self.from_days - 1),
-        }
+        age_label(self.from_days, self.to_days)
     }
 }
 

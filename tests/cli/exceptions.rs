@@ -957,7 +957,7 @@ fn a_week_of_nights_and_resolutions_leaves_store_reports_and_events_consistent()
     // age), and Monday's two resolutions with who made them; the page leads with it.
     let worklist = &env.summary("tue")["worklist"];
     assert_eq!(worklist["new"]["count"], 1);
-    assert_eq!(worklist["new"]["by_currency"]["EUR"]["sum"], "7.00");
+    assert_eq!(worklist["new"]["money_in"]["EUR"]["sum"], "7.00");
     assert_eq!(worklist["carried_over"][0]["count"], 2, "{worklist}");
     assert_eq!(worklist["carried_over"][0]["to_days"], 1);
     let carried: Vec<i64> = worklist["oldest"]

@@ -9,11 +9,11 @@ use rusqlite::Connection;
 use rust_decimal::Decimal;
 
 use crate::error::Error;
-use crate::matching::Category;
+use crate::matching::{Category, Outcome};
 use crate::money::Currency;
 use crate::report::summary::{
-    AgeBucket, CarriedException, OutcomeTotal, ResolvedLine, WORKLIST_OLDEST, WORKLIST_RESOLVED,
-    Worklist,
+    CarriedException, OutcomeKey, OutcomeTotal, ResolvedLine, WORKLIST_OLDEST, WORKLIST_RESOLVED,
+    Worklist, WorklistBucket,
 };
 use crate::store::{StoreError, exceptions, runs};
 use crate::topup::parse_timestamp;
@@ -25,28 +25,33 @@ const SPANS: [(i64, Option<i64>); 4] = [(0, Some(1)), (2, Some(7)), (8, Some(30)
 pub(super) fn worklist(
     conn: &Connection,
     as_of: DateTime<Utc>,
-    opened: &BTreeMap<crate::report::summary::OutcomeKey, OutcomeTotal>,
+    opened: &BTreeMap<OutcomeKey, OutcomeTotal>,
 ) -> Result<Worklist, Error> {
-    let mut new = OutcomeTotal::default();
+    // A reversal takes money back out: its sums are kept apart from the payments that came in.
+    let out = |reason: &str| reason == Outcome::Reversal.as_str();
+    let mut new = WorklistBucket::default();
     for (outcome, total) in opened {
         if outcome.0.category() != Category::Unmatched {
             continue;
         }
-        new.count += total.count;
         for (currency, t) in &total.by_currency {
-            let slot = new.by_currency.entry(*currency).or_default();
+            new.count += t.count;
+            let side = if out(outcome.0.as_str()) {
+                &mut new.money_out
+            } else {
+                &mut new.money_in
+            };
+            let slot = side.entry(*currency).or_default();
             slot.count += t.count;
             slot.sum += t.sum;
         }
     }
-    let mut carried_over: Vec<AgeBucket> = SPANS
+    let mut carried_over: Vec<WorklistBucket> = SPANS
         .iter()
-        .map(|&(from_days, to_days)| AgeBucket {
+        .map(|&(from_days, to_days)| WorklistBucket {
             from_days,
             to_days,
-            stale: false,
-            count: 0,
-            by_currency: BTreeMap::new(),
+            ..WorklistBucket::default()
         })
         .collect();
     let mut oldest = Vec::new();
@@ -61,10 +66,7 @@ pub(super) fn worklist(
             .iter_mut()
             .rfind(|b| b.from_days <= age_days)
             .expect("the first span starts at 0");
-        bucket.count += 1;
-        let slot = bucket.by_currency.entry(currency).or_default();
-        slot.count += 1;
-        slot.sum += amount;
+        bucket.add(currency, amount, out(open.reason));
         if oldest.len() < WORKLIST_OLDEST {
             oldest.push(CarriedException {
                 id: open.id,
