@@ -548,17 +548,27 @@ async fn list(
     .await
 }
 
+/// The request's `Idempotency-Key`, if it has one; `Err` when it is malformed (answered by
+/// [`bad_idempotency_key`]).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ()> {
+    match headers.get("Idempotency-Key").map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(key)) if (1..=255).contains(&key.len()) => Ok(Some(key.to_string())),
+        Some(_) => Err(()),
+    }
+}
+
+fn bad_idempotency_key() -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "Bad Idempotency-Key",
+        Some("the key must be 1 to 255 visible ASCII characters"),
+    )
+}
+
 async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let key = match headers.get("Idempotency-Key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(key)) if (1..=255).contains(&key.len()) => Some(key.to_string()),
-        Some(_) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Bad Idempotency-Key",
-                Some("the key must be 1 to 255 visible ASCII characters"),
-            );
-        }
+    let Ok(key) = idempotency_key(&headers) else {
+        return bad_idempotency_key();
     };
     let request: NewTopUp = match serde_json::from_slice(&body) {
         Ok(request) => request,

@@ -166,16 +166,8 @@ pub(super) async fn resolve(
     let Some(id) = parse_id(&id) else {
         return bad_id();
     };
-    let key = match headers.get("Idempotency-Key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(key)) if (1..=255).contains(&key.len()) => Some(key.to_string()),
-        Some(_) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Bad Idempotency-Key",
-                Some("the key must be 1 to 255 visible ASCII characters"),
-            );
-        }
+    let Ok(key) = super::idempotency_key(&headers) else {
+        return super::bad_idempotency_key();
     };
     let body: Body = match serde_json::from_slice(&body) {
         Ok(body) => body,
