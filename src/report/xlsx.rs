@@ -490,6 +490,84 @@ fn run_sheet(workbook: &mut Workbook, formats: &Formats, report: &Report) -> Res
     )
 }
 
+/// The worklist as two sheets: the open exceptions' money by age (tonight's new ones first),
+/// money in apart from money out, and the resolutions since the previous run.
+fn worklist_sheets(
+    workbook: &mut Workbook,
+    formats: &Formats,
+    worklist: &super::summary::Worklist,
+) -> Result<(), XlsxError> {
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    let spans = std::iter::once(("new tonight".to_string(), &worklist.new)).chain(
+        worklist
+            .carried_over
+            .iter()
+            .map(|b| (format!("carried over, {}", b.label()), b)),
+    );
+    for (span, bucket) in spans {
+        for (way, side) in [("in", &bucket.money_in), ("out", &bucket.money_out)] {
+            for (currency, total) in side {
+                rows.push(vec![
+                    Cell::Text(span.clone().into()),
+                    Cell::Text(way.into()),
+                    Cell::Text(currency.as_str().to_string().into()),
+                    Cell::Count(total.count),
+                    Cell::Money(
+                        Some(total.sum),
+                        columns::sheet_decimals(total.sum, *currency),
+                    ),
+                ]);
+            }
+        }
+    }
+    small_sheet(
+        workbook,
+        formats,
+        "Worklist",
+        &["exceptions", "money", "currency", "count", "sum"],
+        &rows,
+        "summary.json",
+    )?;
+    let resolved: Vec<Vec<Cell>> = worklist
+        .resolved
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Count(r.resolution.max(0) as usize),
+                Cell::Text(r.kind.clone().into()),
+                Cell::Text(r.by.clone().into()),
+                moment(&r.at).into_owned(),
+                Cell::Text(r.note.clone().into()),
+                Cell::Text(
+                    r.exceptions
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        .into(),
+                ),
+                Cell::Text(r.reopened_by.clone().unwrap_or_default().into()),
+            ]
+        })
+        .collect();
+    small_sheet(
+        workbook,
+        formats,
+        "Resolved",
+        &[
+            "resolution",
+            "what",
+            "by",
+            "at",
+            "note",
+            "exceptions",
+            "reopened by",
+        ],
+        &resolved,
+        "summary.json",
+    )
+}
+
 /// Every transaction's money by category, outcome, direction and currency, one line each.
 fn totals_sheet(
     workbook: &mut Workbook,
@@ -725,6 +803,9 @@ fn build_analyst(
     open: &OpenTopUps,
 ) -> Result<(), XlsxError> {
     run_sheet(workbook, formats, report)?;
+    if let Some(worklist) = &report.summary.worklist {
+        worklist_sheets(workbook, formats, worklist)?;
+    }
     totals_sheet(workbook, formats, report)?;
     exceptions_sheet(workbook, formats, report.unmatched)?;
     listed_sheet(workbook, formats, "Matched", report.matched, "matched.csv")?;

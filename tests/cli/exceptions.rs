@@ -981,6 +981,38 @@ fn a_week_of_nights_and_resolutions_leaves_store_reports_and_events_consistent()
     );
     assert!(action < totals, "the page leads with the worklist");
     assert!(page.contains("accepted short") && page.contains("erika"));
+    // The workbook too: the open exceptions' money by age, and the resolutions.
+    use calamine::{Reader, Xlsx, open_workbook};
+    let mut book: Xlsx<_> = open_workbook(env.path("tue/report.xlsx")).unwrap();
+    let mut text = |sheet: &str| -> Vec<String> {
+        let range = book.worksheet_range(sheet).unwrap();
+        range
+            .rows()
+            .map(|r| {
+                r.iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    };
+    let ages = text("Worklist");
+    assert!(
+        ages.contains(&"new tonight|in|EUR|1|7".to_string()),
+        "{ages:?}"
+    );
+    assert!(
+        ages.iter()
+            .any(|r| r.starts_with("carried over, 0–1 days|in|EUR|2|")),
+        "{ages:?}"
+    );
+    let resolved = text("Resolved");
+    assert!(
+        resolved
+            .iter()
+            .any(|r| r.contains("|SETTLE|erika|") && r.contains("accepted short")),
+        "{resolved:?}"
+    );
     let tue = open_ids(&env, &["--max-amount", "7"]);
     resolve(&[
         "dismiss",

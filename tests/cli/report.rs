@@ -82,6 +82,8 @@ fn the_workbook_has_numbers_dates_and_bank_text_as_strings() {
         book.sheet_names(),
         [
             "Summary",
+            "Worklist",
+            "Resolved",
             "Totals",
             "Exceptions",
             "Matched",
