@@ -91,10 +91,36 @@ fn a_database_of_an_earlier_release_migrates_passes_check_and_re_renders_its_run
                 );
             }
         }
+        // Every unmatched transaction of those runs is an open exception of the worklist,
+        // and the next night's report carries them over.
+        let unmatched: i64 = runs
+            .iter()
+            .enumerate()
+            .map(|(n, _)| {
+                let summary: serde_json::Value = serde_json::from_str(
+                    &fs::read_to_string(release.join(format!("reports/{}/summary.json", n + 1)))
+                        .unwrap(),
+                )
+                .unwrap();
+                summary["counts"]["unmatched"].as_i64().unwrap()
+            })
+            .sum();
+        assert!(unmatched > 0);
+        let open = env.recon(&["exceptions", "list", "--db", &env.db(), "--format", "json"]);
+        assert_ok(&open);
+        let open: serde_json::Value = serde_json::from_slice(&open.stdout).unwrap();
+        assert_eq!(open.as_array().unwrap().len() as i64, unmatched);
         // The migrated database goes on: a night read before settles nothing twice.
         let settled = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'");
         assert_ok(&env.run("next", &[&demo("2026-11-20.camt053.xml")]));
         assert_eq!(env.summary("next")["counts"]["matched"], 0);
+        let carried: i64 = env.summary("next")["worklist"]["carried_over"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_i64().unwrap())
+            .sum();
+        assert_eq!(carried, unmatched);
         assert_eq!(
             env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'"),
             settled
