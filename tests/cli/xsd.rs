@@ -1,13 +1,14 @@
-//! XML Schema validation with the system's libxml2 (Debian's `libxml2-dev`) through its C API.
+//! XML Schema validation with the system's libxml2 (its runtime library, `libxml2.so.2`)
+//! through its C API.
 //!
 //! The `libxml` crate would run bindgen at build time, which needs libclang (not on CI's
 //! machine) and compiles for a minute; these few functions of libxml2's stable schema API need
-//! only the library itself.
+//! only the library itself, loaded when a test first validates.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::Path;
 use std::ptr;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 #[repr(C)]
 struct SchemaParserCtxt {
@@ -45,35 +46,84 @@ const PARSE_NONET: c_int = 1 << 11;
 /// `XML_ERR_ERROR`: levels below are warnings.
 const LEVEL_ERROR: c_int = 2;
 
-#[link(name = "xml2")]
-unsafe extern "C" {
-    fn xmlInitParser();
-    fn xmlSetStructuredErrorFunc(data: *mut c_void, handler: Option<ErrorHandler>);
-    fn xmlSchemaNewParserCtxt(url: *const c_char) -> *mut SchemaParserCtxt;
-    fn xmlSchemaSetParserStructuredErrors(
-        ctxt: *mut SchemaParserCtxt,
-        handler: ErrorHandler,
-        data: *mut c_void,
-    );
-    fn xmlSchemaParse(ctxt: *mut SchemaParserCtxt) -> *mut Schema;
-    fn xmlSchemaFreeParserCtxt(ctxt: *mut SchemaParserCtxt);
-    fn xmlSchemaFree(schema: *mut Schema);
-    fn xmlSchemaNewValidCtxt(schema: *mut Schema) -> *mut SchemaValidCtxt;
-    fn xmlSchemaSetValidStructuredErrors(
-        ctxt: *mut SchemaValidCtxt,
-        handler: ErrorHandler,
-        data: *mut c_void,
-    );
-    fn xmlSchemaValidateDoc(ctxt: *mut SchemaValidCtxt, doc: *mut Doc) -> c_int;
-    fn xmlSchemaFreeValidCtxt(ctxt: *mut SchemaValidCtxt);
-    fn xmlReadMemory(
-        buffer: *const c_char,
-        size: c_int,
-        url: *const c_char,
-        encoding: *const c_char,
-        options: c_int,
-    ) -> *mut Doc;
-    fn xmlFreeDoc(doc: *mut Doc);
+/// The few functions of libxml2 the tests use, loaded from the system's `libxml2.so.2` when a
+/// test first validates: no build-time dependency, so a machine without libxml2 builds and runs
+/// every other test, and these fail saying what to install.
+#[allow(non_snake_case)]
+struct LibXml2 {
+    xmlInitParser: unsafe extern "C" fn(),
+    xmlSetStructuredErrorFunc: unsafe extern "C" fn(*mut c_void, Option<ErrorHandler>),
+    xmlSchemaNewParserCtxt: unsafe extern "C" fn(*const c_char) -> *mut SchemaParserCtxt,
+    xmlSchemaSetParserStructuredErrors:
+        unsafe extern "C" fn(*mut SchemaParserCtxt, ErrorHandler, *mut c_void),
+    xmlSchemaParse: unsafe extern "C" fn(*mut SchemaParserCtxt) -> *mut Schema,
+    xmlSchemaFreeParserCtxt: unsafe extern "C" fn(*mut SchemaParserCtxt),
+    xmlSchemaFree: unsafe extern "C" fn(*mut Schema),
+    xmlSchemaNewValidCtxt: unsafe extern "C" fn(*mut Schema) -> *mut SchemaValidCtxt,
+    xmlSchemaSetValidStructuredErrors:
+        unsafe extern "C" fn(*mut SchemaValidCtxt, ErrorHandler, *mut c_void),
+    xmlSchemaValidateDoc: unsafe extern "C" fn(*mut SchemaValidCtxt, *mut Doc) -> c_int,
+    xmlSchemaFreeValidCtxt: unsafe extern "C" fn(*mut SchemaValidCtxt),
+    xmlReadMemory:
+        unsafe extern "C" fn(*const c_char, c_int, *const c_char, *const c_char, c_int) -> *mut Doc,
+    xmlFreeDoc: unsafe extern "C" fn(*mut Doc),
+    _library: libloading::Library,
+}
+
+fn libxml2() -> &'static LibXml2 {
+    static LIBRARY: OnceLock<LibXml2> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        // SAFETY: loading libxml2 runs only its initialisers, and each symbol is taken with the
+        // signature of libxml2's stable C API (include/libxml/xmlschemas.h, parser.h, xmlerror.h).
+        unsafe {
+            let lib = libloading::Library::new("libxml2.so.2").unwrap_or_else(|e| {
+                panic!(
+                    "the XML Schema tests need the system's libxml2 \
+                     (Debian: apt-get install -y libxml2): {e}"
+                )
+            });
+            LibXml2 {
+                xmlInitParser: *lib
+                    .get(b"xmlInitParser\0")
+                    .expect("xmlInitParser in libxml2"),
+                xmlSetStructuredErrorFunc: *lib
+                    .get(b"xmlSetStructuredErrorFunc\0")
+                    .expect("xmlSetStructuredErrorFunc in libxml2"),
+                xmlSchemaNewParserCtxt: *lib
+                    .get(b"xmlSchemaNewParserCtxt\0")
+                    .expect("xmlSchemaNewParserCtxt in libxml2"),
+                xmlSchemaSetParserStructuredErrors: *lib
+                    .get(b"xmlSchemaSetParserStructuredErrors\0")
+                    .expect("xmlSchemaSetParserStructuredErrors in libxml2"),
+                xmlSchemaParse: *lib
+                    .get(b"xmlSchemaParse\0")
+                    .expect("xmlSchemaParse in libxml2"),
+                xmlSchemaFreeParserCtxt: *lib
+                    .get(b"xmlSchemaFreeParserCtxt\0")
+                    .expect("xmlSchemaFreeParserCtxt in libxml2"),
+                xmlSchemaFree: *lib
+                    .get(b"xmlSchemaFree\0")
+                    .expect("xmlSchemaFree in libxml2"),
+                xmlSchemaNewValidCtxt: *lib
+                    .get(b"xmlSchemaNewValidCtxt\0")
+                    .expect("xmlSchemaNewValidCtxt in libxml2"),
+                xmlSchemaSetValidStructuredErrors: *lib
+                    .get(b"xmlSchemaSetValidStructuredErrors\0")
+                    .expect("xmlSchemaSetValidStructuredErrors in libxml2"),
+                xmlSchemaValidateDoc: *lib
+                    .get(b"xmlSchemaValidateDoc\0")
+                    .expect("xmlSchemaValidateDoc in libxml2"),
+                xmlSchemaFreeValidCtxt: *lib
+                    .get(b"xmlSchemaFreeValidCtxt\0")
+                    .expect("xmlSchemaFreeValidCtxt in libxml2"),
+                xmlReadMemory: *lib
+                    .get(b"xmlReadMemory\0")
+                    .expect("xmlReadMemory in libxml2"),
+                xmlFreeDoc: *lib.get(b"xmlFreeDoc\0").expect("xmlFreeDoc in libxml2"),
+                _library: lib,
+            }
+        }
+    })
 }
 
 /// Appends an error (not a warning) to the `Vec<String>` behind `data`, with its line.
@@ -102,9 +152,10 @@ unsafe extern "C" fn collect(data: *mut c_void, error: *const XmlError) {
 /// Validates `xml` against the schema in the file `xsd`: `Ok`, or every error libxml2 reported
 /// (a document that is not well-formed XML included). Panics if the schema itself is unusable.
 pub fn validate(xsd: &Path, xml: &str) -> Result<(), Vec<String>> {
+    let xml2 = libxml2();
     static INIT: Once = Once::new();
     // SAFETY: libxml2 asks for one initialisation before it is used from several threads.
-    INIT.call_once(|| unsafe { xmlInitParser() });
+    INIT.call_once(|| unsafe { (xml2.xmlInitParser)() });
     let path = CString::new(xsd.to_str().expect("a UTF-8 schema path")).expect("no NUL");
     let size = c_int::try_from(xml.len()).expect("a document under 2 GiB");
     let sink: *mut Vec<String> = Box::into_raw(Box::new(Vec::new()));
@@ -114,38 +165,38 @@ pub fn validate(xsd: &Path, xml: &str) -> Result<(), Vec<String>> {
     // checked for null and freed exactly once, and the thread's error handler is reset before
     // `sink` is freed.
     let status = unsafe {
-        let parser = xmlSchemaNewParserCtxt(path.as_ptr());
+        let parser = (xml2.xmlSchemaNewParserCtxt)(path.as_ptr());
         assert!(!parser.is_null(), "libxml2 could not start parsing {xsd:?}");
-        xmlSchemaSetParserStructuredErrors(parser, collect, data);
-        let schema = xmlSchemaParse(parser);
-        xmlSchemaFreeParserCtxt(parser);
+        (xml2.xmlSchemaSetParserStructuredErrors)(parser, collect, data);
+        let schema = (xml2.xmlSchemaParse)(parser);
+        (xml2.xmlSchemaFreeParserCtxt)(parser);
         assert!(
             !schema.is_null() && (*sink).is_empty(),
             "the schema {xsd:?} does not parse: {:?}",
             *sink
         );
-        xmlSetStructuredErrorFunc(data, Some(collect));
-        let doc = xmlReadMemory(
+        (xml2.xmlSetStructuredErrorFunc)(data, Some(collect));
+        let doc = (xml2.xmlReadMemory)(
             xml.as_ptr().cast(),
             size,
             c"document.xml".as_ptr(),
             ptr::null(),
             PARSE_NONET,
         );
-        xmlSetStructuredErrorFunc(ptr::null_mut(), None);
+        (xml2.xmlSetStructuredErrorFunc)(ptr::null_mut(), None);
         let status = if doc.is_null() {
             (*sink).push("the document is not well-formed XML".to_string());
             -1
         } else {
-            let valid = xmlSchemaNewValidCtxt(schema);
+            let valid = (xml2.xmlSchemaNewValidCtxt)(schema);
             assert!(!valid.is_null(), "libxml2 could not start validating");
-            xmlSchemaSetValidStructuredErrors(valid, collect, data);
-            let status = xmlSchemaValidateDoc(valid, doc);
-            xmlSchemaFreeValidCtxt(valid);
-            xmlFreeDoc(doc);
+            (xml2.xmlSchemaSetValidStructuredErrors)(valid, collect, data);
+            let status = (xml2.xmlSchemaValidateDoc)(valid, doc);
+            (xml2.xmlSchemaFreeValidCtxt)(valid);
+            (xml2.xmlFreeDoc)(doc);
             status
         };
-        xmlSchemaFree(schema);
+        (xml2.xmlSchemaFree)(schema);
         status
     };
     // SAFETY: `sink` came from `Box::into_raw` above and libxml2 no longer holds it.
