@@ -279,6 +279,20 @@ fn rows_sheet(
     rows: Rows,
     csv_file: &str,
 ) -> Result<(), XlsxError> {
+    let mut sheet = sheet_of_rows(workbook, formats, name, rows, csv_file)?;
+    sheet.overflow(rows.len(), SHEET_ROWS, csv_file)?;
+    sheet.finish()
+}
+
+/// A sheet of the first [`SHEET_ROWS`] rows in the transaction columns, left open for what
+/// follows them.
+fn sheet_of_rows<'w>(
+    workbook: &'w mut Workbook,
+    formats: &'w Formats,
+    name: &str,
+    rows: Rows,
+    csv_file: &'w str,
+) -> Result<Sheet<'w>, XlsxError> {
     let columns = columns::sheet_columns();
     let header: Vec<&str> = columns.iter().map(|c| c.name).collect();
     // Rows written aside are read twice rather than held: once to size the columns.
@@ -290,8 +304,7 @@ fn rows_sheet(
     for r in rows.iter().take(SHEET_ROWS) {
         sheet.push(&row_cells(&columns, &*r?))?;
     }
-    sheet.overflow(rows.len(), SHEET_ROWS, csv_file)?;
-    sheet.finish()
+    Ok(sheet)
 }
 
 /// Writes a small sheet whose rows are all made first; `whole_in` has its texts whole.
@@ -672,16 +685,7 @@ fn listed_sheet(
     rows: Rows,
     csv_file: &str,
 ) -> Result<(), XlsxError> {
-    let columns = columns::sheet_columns();
-    let header: Vec<&str> = columns.iter().map(|c| c.name).collect();
-    let mut widths = Widths::new(&header);
-    for r in rows.iter().take(SHEET_ROWS) {
-        widths.measure(&row_cells(&columns, &*r?));
-    }
-    let mut sheet = Sheet::new(workbook, formats, name, &header, &widths, csv_file)?;
-    for r in rows.iter().take(SHEET_ROWS) {
-        sheet.push(&row_cells(&columns, &*r?))?;
-    }
+    let sheet = sheet_of_rows(workbook, formats, name, rows, csv_file)?;
     let mut notes = Vec::new();
     if rows.len() > SHEET_ROWS {
         notes.push(format!(

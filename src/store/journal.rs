@@ -602,44 +602,42 @@ pub fn originals(
     let doing = "looking up transactions read before in another format";
     let mut stmt = conn
         .prepare_cached(
-            "SELECT j.id, sf.format FROM journal j JOIN statement_files sf ON sf.id = j.file_id
+            "SELECT j.id, sf.format, sf.run_id, r.started_at FROM journal j
+             JOIN statement_files sf ON sf.id = j.file_id JOIN runs r ON r.id = sf.run_id
              WHERE j.cross_key = ?1 ORDER BY j.id",
         )
         .doing(doing)?;
-    let mut wanted: Vec<(CrossKey, i64)> = Vec::new();
+    // (key, id, format, run, run's start) of each candidate from another family of formats.
+    let mut wanted: Vec<(CrossKey, i64, String, String, String)> = Vec::new();
     for key in keys {
         let rows = stmt
             .query_map([key.0], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                Ok((
+                    key,
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .doing(doing)?;
         for row in rows {
-            let (id, format) = row.doing(doing)?;
-            if crate::statement::family(&format) != family {
-                wanted.push((key, id));
+            let row = row.doing(doing)?;
+            if crate::statement::family(&row.2) != family {
+                wanted.push(row);
             }
         }
     }
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<i64> = wanted.iter().map(|(_, id)| *id).collect();
+    let ids: Vec<i64> = wanted.iter().map(|w| w.1).collect();
     let rows = rows_by_id(conn, &ids)?;
     let mut found: HashMap<CrossKey, Vec<Original>> = HashMap::new();
-    let mut place = conn
-        .prepare_cached(
-            "SELECT sf.format, sf.run_id, r.started_at FROM journal j
-             JOIN statement_files sf ON sf.id = j.file_id JOIN runs r ON r.id = sf.run_id
-             WHERE j.id = ?1",
-        )
-        .doing(doing)?;
-    for (key, id) in wanted {
+    for (key, id, format, run, started) in wanted {
         let row = rows
             .get(&id)
             .ok_or_else(|| StoreError::Corrupt(format!("transaction {id} has no texts")))?;
-        let (format, run, started): (String, String, String) = place
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .doing(doing)?;
         found
             .entry(key)
             .or_default()
