@@ -162,9 +162,13 @@ fn main() -> anyhow::Result<()> {
         "CREATE TEMP TABLE new_payers AS SELECT * FROM night.payers WHERE id > ?4",
         "CREATE TEMP TABLE new_history AS SELECT * FROM night.topup_history WHERE id > ?5",
         // Top-ups that were there before and changed: settled (or cancelled) since.
-        "CREATE TEMP TABLE changed_topups AS SELECT n.* FROM new_history h
-             JOIN night.topups n ON n.id = h.topup_id WHERE n.rowid <= ?1",
+        "CREATE TEMP TABLE changed_topups AS SELECT n.* FROM night.topups n
+             JOIN main.topups o ON o.id = n.id WHERE n.rowid <= ?1 AND n.status <> o.status",
         "CREATE TEMP TABLE new_events AS SELECT * FROM night.events WHERE seq > ?6",
+        "CREATE TEMP TABLE new_settlement_events AS SELECT * FROM night.settlement_events
+             WHERE first_seq NOT IN (SELECT first_seq FROM main.settlement_events)",
+        "CREATE TEMP TABLE new_settlement_balances AS SELECT * FROM night.settlement_balances
+             WHERE first_seq IN (SELECT first_seq FROM new_settlement_events)",
     ];
     let keys = from.keys();
     for sql in staging {
@@ -174,8 +178,8 @@ fn main() -> anyhow::Result<()> {
             .context("reading the new rows out of AFTER")?;
     }
 
-    // A run's order: its row and files while reading, then the settlements with their history
-    // and events, then the ledger (the settlements' keys point at it: deferred).
+    // A run's order: its row and files while reading, then the settlements with the night's
+    // row of their events, then the ledger (the settlements' keys point at it: deferred).
     let phases = [
         (
             "new top-ups",
@@ -201,6 +205,9 @@ fn main() -> anyhow::Result<()> {
         (
             "their events and cash balances",
             "INSERT INTO events SELECT * FROM new_events;
+             INSERT INTO settlement_events SELECT * FROM new_settlement_events;
+             INSERT INTO settlement_balances SELECT * FROM new_settlement_balances;
+             UPDATE outbox_head SET next_seq = (SELECT next_seq FROM night.outbox_head);
              INSERT OR REPLACE INTO cash_balances SELECT * FROM night.cash_balances;",
         ),
         (
@@ -212,8 +219,14 @@ fn main() -> anyhow::Result<()> {
         ),
         ("commit", ""),
     ];
+    let told: i64 = conn.query_row(
+        "SELECT coalesce(sum(count), 0) FROM new_settlement_events",
+        [],
+        |r| r.get(0),
+    )?;
     println!(
-        "replaying {} new top-ups, {} ledger rows, {} history rows and {} events into {}",
+        "replaying {} new top-ups, {} ledger rows, {} history rows, {} events and {told} told \
+         from the journal into {}",
         to.topup - from.topup,
         to.ledger - from.ledger,
         to.history - from.history,

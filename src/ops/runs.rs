@@ -20,8 +20,8 @@ pub fn list(store: &Store) -> Result<Vec<RunInfo>, Error> {
     Ok(runs::list(store.conn())?)
 }
 
-/// A stored run's summary and the history mark of its end.
-pub fn stored_run(store: &Store, run: &str) -> Result<(Summary, i64), Error> {
+/// A stored run's summary and where the top-ups' history stood at its end.
+pub fn stored_run(store: &Store, run: &str) -> Result<(Summary, topups::Mark), Error> {
     let (json, mark) = runs::stored(store.conn(), run)?.ok_or_else(|| {
         Error::Data(format!(
             "no run with id {run}; `recon runs list` shows the runs"

@@ -11,7 +11,8 @@ pub struct Finding {
     pub problems: Vec<String>,
 }
 
-/// (what must hold, a query returning one text per violation)
+/// (what must hold, a query returning one text per violation). `j.outcome = 0` is the
+/// journal's code for MATCHED (`store::journal`: codes are append-only).
 const INVARIANTS: &[(&str, &str)] = &[
     (
         "every settled top-up is linked to exactly one MATCHED transaction of its own (or was imported settled, or settled by hand)",
@@ -82,10 +83,40 @@ const INVARIANTS: &[(&str, &str)] = &[
         "SELECT 'run ' || id || ' started at ' || started_at || ' has no end' FROM runs WHERE finished_at IS NULL",
     ),
     (
-        "each top-up's status is the last one in its history",
+        "each top-up's status is the last one in its history (a run's settlement is its MATCHED transaction)",
         "SELECT 'top-up ' || t.id || ' is ' || t.status || ' but its history ends with ' || coalesce(h.status, 'nothing')
          FROM topups t LEFT JOIN topup_history h ON h.id = (SELECT max(id) FROM topup_history x WHERE x.topup_id = t.id)
-         WHERE h.status IS NOT t.status",
+         WHERE h.status IS NOT t.status
+           AND NOT (t.status = 'SETTLED' AND h.status IN ('NEW', 'CONFIRMED')
+                    AND EXISTS (SELECT 1 FROM journal j WHERE j.id = t.settled_by_transaction AND j.outcome = 0))",
+    ),
+    (
+        "each run's settlement events tell exactly its MATCHED transactions",
+        "SELECT 'run ' || e.run_id || ' took ' || e.count || ' event seqs but settled ' || coalesce(r.matched, 0) || ' top-ups'
+         FROM settlement_events e LEFT JOIN runs r ON r.id = e.run_id
+         WHERE e.count <> 2 * coalesce(r.matched, 0)
+            OR e.count <> 2 * (SELECT count(*) FROM journal j JOIN statement_files f ON f.id = j.file_id
+                               WHERE j.id BETWEEN e.first_tx AND e.last_tx AND j.outcome = 0
+                                 AND f.run_id = e.run_id)
+         UNION ALL
+         SELECT 'run ' || r.id || ' settled ' || r.matched || ' top-ups but tells no events of them'
+         FROM runs r
+         WHERE r.journal_mark IS NOT NULL AND r.matched > 0
+           AND NOT EXISTS (SELECT 1 FROM settlement_events e WHERE e.run_id = r.id)",
+    ),
+    (
+        "every event seq is handed out once",
+        "SELECT 'event #' || ev.seq || ' (' || ev.id || ') has a seq of the settlements of run ' || e.run_id
+         FROM settlement_events e JOIN events ev ON ev.seq BETWEEN e.first_seq AND e.first_seq + e.count - 1
+         UNION ALL
+         SELECT 'the settlement events of run ' || b.run_id || ' overlap those of run ' || a.run_id
+         FROM settlement_events a JOIN settlement_events b
+           ON b.first_seq > a.first_seq AND b.first_seq < a.first_seq + a.count
+         UNION ALL
+         SELECT 'the next event seq, ' || h.next_seq || ', was already handed out'
+         FROM outbox_head h
+         WHERE h.next_seq <= (SELECT max(s) FROM (SELECT max(seq) AS s FROM events
+                              UNION ALL SELECT max(first_seq + count - 1) FROM settlement_events))",
     ),
 ];
 

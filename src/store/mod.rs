@@ -10,6 +10,7 @@ pub mod journal;
 pub mod outbox;
 pub mod runs;
 mod schema;
+mod settlements;
 pub mod statements;
 pub mod topups;
 

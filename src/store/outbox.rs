@@ -93,11 +93,13 @@ fn insert(
     at: DateTime<Utc>,
     payload: &str,
 ) -> Result<(), StoreError> {
+    let seq = reserve(conn, 1)?;
     conn.prepare_cached(
-        "INSERT INTO events (id, type, created_at, payload) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO events (seq, id, type, created_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .doing("preparing an event")?
     .execute(params![
+        seq,
         Uuid::now_v7().to_string(),
         kind.as_str(),
         format_timestamp(at),
@@ -105,6 +107,16 @@ fn insert(
     ])
     .doing("recording an event")?;
     Ok(())
+}
+
+/// Takes `count` seqs for events, in order, and returns the first: recorded events and a run's
+/// derived ones share them, and a seq once handed out is never handed out again (not even when
+/// the newest event is pruned).
+pub(crate) fn reserve(conn: &Connection, count: i64) -> Result<i64, StoreError> {
+    conn.prepare_cached("UPDATE outbox_head SET next_seq = next_seq + ?1 RETURNING next_seq - ?1")
+        .doing("taking event seqs")?
+        .query_row([count], |r| r.get(0))
+        .doing("taking event seqs")
 }
 
 /// Records that `topup` has just reached its status: the top-up event, and for a settlement
@@ -136,31 +148,34 @@ pub fn announce_received(
     if topup.status != Status::Settled {
         return Ok(());
     }
-    let currency = topup.currency.as_str();
-    let key = (topup.account_group_id.to_string(), topup.currency);
-    let before = match balances.changed.get(&key) {
-        Some(balance) => *balance,
-        None => {
-            let stored = balance(conn, &key.0, currency)?.unwrap_or(Decimal::ZERO);
-            balances.read.insert(key.clone(), stored);
-            stored
-        }
-    };
-    let after = before + topup.cash_amount;
-    let payload = serde_json::to_string(&BalanceUpdated {
-        account_group_id: &key.0,
-        currency,
+    let group = topup.account_group_id.to_string();
+    let after = balances.change(conn, &group, topup.currency, topup.cash_amount)?;
+    let payload = balance_payload(&group, topup, after, topup.cash_amount, at, received);
+    insert(conn, EventType::CashBalanceUpdated, at, &payload)
+}
+
+/// The body of the `cash_balance.updated` event that `topup`'s settlement (or, with a negative
+/// `change`, its undoing) brought to `after`.
+pub(crate) fn balance_payload(
+    group: &str,
+    topup: &TopUp,
+    after: Decimal,
+    change: Decimal,
+    at: DateTime<Utc>,
+    received: Option<Decimal>,
+) -> String {
+    serde_json::to_string(&BalanceUpdated {
+        account_group_id: group,
+        currency: topup.currency.as_str(),
         cash_balance: crate::money::format_amount(after, topup.currency),
-        change: crate::money::format_amount(topup.cash_amount, topup.currency),
+        change: crate::money::format_amount(change, topup.currency),
         topup_id: topup.id.to_string(),
         updated_at: format_timestamp(at),
         received: received.map(|r| crate::money::format_amount(r, topup.currency)),
         difference: received
             .map(|r| crate::money::format_amount(r - topup.cash_amount, topup.currency)),
     })
-    .expect("a balance serialises");
-    balances.changed.insert(key, after);
-    insert(conn, EventType::CashBalanceUpdated, at, &payload)
+    .expect("a balance serialises")
 }
 
 /// A `cash_balance.updated` event's body, its fields in the order receivers have always seen
@@ -189,29 +204,9 @@ pub fn announce_unsettled(
     at: DateTime<Utc>,
     balances: &mut Balances,
 ) -> Result<(), StoreError> {
-    let currency = topup.currency.as_str();
-    let key = (topup.account_group_id.to_string(), topup.currency);
-    let before = match balances.changed.get(&key) {
-        Some(balance) => *balance,
-        None => {
-            let stored = balance(conn, &key.0, currency)?.unwrap_or(Decimal::ZERO);
-            balances.read.insert(key.clone(), stored);
-            stored
-        }
-    };
-    let after = before - topup.cash_amount;
-    let payload = serde_json::to_string(&BalanceUpdated {
-        account_group_id: &key.0,
-        currency,
-        cash_balance: crate::money::format_amount(after, topup.currency),
-        change: crate::money::format_amount(-topup.cash_amount, topup.currency),
-        topup_id: topup.id.to_string(),
-        updated_at: format_timestamp(at),
-        received: None,
-        difference: None,
-    })
-    .expect("a balance serialises");
-    balances.changed.insert(key, after);
+    let group = topup.account_group_id.to_string();
+    let after = balances.change(conn, &group, topup.currency, -topup.cash_amount)?;
+    let payload = balance_payload(&group, topup, after, -topup.cash_amount, at, None);
     insert(conn, EventType::CashBalanceUpdated, at, &payload)
 }
 
@@ -228,6 +223,34 @@ pub struct Balances {
 pub type Growth = std::collections::BTreeMap<crate::money::Currency, Decimal>;
 
 impl Balances {
+    /// Changes the balance of `group` in `currency` by `change` and returns it after: read once
+    /// per write, at its first change.
+    pub fn change(
+        &mut self,
+        conn: &Connection,
+        group: &str,
+        currency: crate::money::Currency,
+        change: Decimal,
+    ) -> Result<Decimal, StoreError> {
+        let key = (group.to_string(), currency);
+        let before = match self.changed.get(&key) {
+            Some(balance) => *balance,
+            None => {
+                let stored = balance(conn, group, currency.as_str())?.unwrap_or(Decimal::ZERO);
+                self.read.insert(key.clone(), stored);
+                stored
+            }
+        };
+        let after = before + change;
+        self.changed.insert(key, after);
+        Ok(after)
+    }
+
+    /// Each changed balance as it was before its first change.
+    pub fn before(&self) -> &super::settlements::Before {
+        &self.read
+    }
+
     /// Stores every changed balance; returns how much they grew, per currency, to be checked
     /// against the money that settled them.
     pub fn write(self, conn: &Connection, at: DateTime<Utc>) -> Result<Growth, StoreError> {
@@ -321,9 +344,10 @@ pub fn prune(conn: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The event with this `seq`, if there is one.
+/// The event with this `seq`, if there is one: recorded, or told from a run's settlements.
 pub fn event(conn: &Connection, seq: i64) -> Result<Option<Event>, StoreError> {
-    conn.prepare_cached("SELECT seq, id, type, created_at, payload FROM events WHERE seq = ?1")
+    let recorded = conn
+        .prepare_cached("SELECT seq, id, type, created_at, payload FROM events WHERE seq = ?1")
         .doing("reading an event")?
         .query_row([seq], |r| {
             Ok(Event {
@@ -335,25 +359,30 @@ pub fn event(conn: &Connection, seq: i64) -> Result<Option<Event>, StoreError> {
             })
         })
         .optional()
-        .doing("reading an event")
+        .doing("reading an event")?;
+    match recorded {
+        Some(event) => Ok(Some(event)),
+        None => Ok(super::settlements::event(conn, seq)?.map(|d| d.event)),
+    }
 }
 
 /// The id of the event with this `seq`, if there is one.
 pub fn event_id(conn: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
-    conn.prepare_cached("SELECT id FROM events WHERE seq = ?1")
-        .doing("reading an event")?
-        .query_row([seq], |r| r.get(0))
-        .optional()
-        .doing("reading an event")
+    Ok(event(conn, seq)?.map(|e| e.id))
 }
 
 /// The `seq` of the event with this id, if there is one.
 pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT seq FROM events WHERE id = ?1")
+    let recorded = conn
+        .prepare_cached("SELECT seq FROM events WHERE id = ?1")
         .doing("reading an event")?
         .query_row([id], |r| r.get(0))
         .optional()
-        .doing("reading an event")
+        .doing("reading an event")?;
+    match recorded {
+        Some(seq) => Ok(Some(seq)),
+        None => super::settlements::seq_of(conn, id),
+    }
 }
 
 /// An event as delivery takes it in: its order, id and account group, and the delivery
@@ -396,6 +425,23 @@ pub fn since(conn: &Connection, after_seq: i64, limit: usize) -> Result<Vec<Take
             })
         })
         .doing("reading new events")?;
-    rows.collect::<rusqlite::Result<_>>()
-        .doing("reading new events")
+    let recorded: Vec<Taken> = rows
+        .collect::<rusqlite::Result<_>>()
+        .doing("reading new events")?;
+    let told = super::settlements::since(conn, after_seq, limit)?
+        .into_iter()
+        .map(|d| Taken {
+            seq: d.event.seq,
+            id: d.event.id,
+            account_group_id: d.account_group_id,
+            status: "PENDING".to_string(),
+            attempts: 0,
+            last_attempt_at: None,
+            last_error: None,
+            delivered_at: None,
+        });
+    let mut merged: Vec<Taken> = recorded.into_iter().chain(told).collect();
+    merged.sort_by_key(|t| t.seq);
+    merged.truncate(limit);
+    Ok(merged)
 }

@@ -151,7 +151,8 @@ pub fn finish(
     let mark = super::topups::history_mark(conn)?;
     conn.execute(
         "UPDATE runs SET finished_at = ?2, transactions_read = ?3, matched = ?4, unmatched = ?5,
-             ignored = ?6, summary_json = ?7, history_mark = ?8, report_dir = ?9
+             ignored = ?6, summary_json = ?7, history_mark = ?8, report_dir = ?9,
+             journal_mark = ?10
          WHERE id = ?1",
         params![
             run.to_string(),
@@ -161,8 +162,9 @@ pub fn finish(
             totals.unmatched as i64,
             totals.ignored as i64,
             summary_json,
-            mark,
-            report_dir.to_string_lossy()
+            mark.history,
+            report_dir.to_string_lossy(),
+            mark.journal
         ],
     )
     .doing("recording the end of the run")?;
@@ -371,12 +373,22 @@ pub fn list(conn: &Connection) -> Result<Vec<RunInfo>, StoreError> {
     rows.collect::<Result<Vec<_>, _>>().doing("listing runs")
 }
 
-/// A past run's stored summary (JSON) and history mark.
-pub fn stored(conn: &Connection, run: &str) -> Result<Option<(String, i64)>, StoreError> {
+/// A past run's stored summary (JSON) and where the top-ups' history stood at its end.
+pub fn stored(
+    conn: &Connection,
+    run: &str,
+) -> Result<Option<(String, super::topups::Mark)>, StoreError> {
     conn.query_row(
-        "SELECT summary_json, history_mark FROM runs WHERE id = ?1 AND summary_json IS NOT NULL",
+        "SELECT summary_json, history_mark, coalesce(journal_mark, 0) FROM runs
+         WHERE id = ?1 AND summary_json IS NOT NULL",
         [run],
-        |row| Ok((row.get(0)?, row.get(1)?)),
+        |row| {
+            let mark = super::topups::Mark {
+                history: row.get(1)?,
+                journal: row.get(2)?,
+            };
+            Ok((row.get(0)?, mark))
+        },
     )
     .optional()
     .doing("reading a run")

@@ -414,6 +414,42 @@ DROP INDEX events_failed;
 "#,
         then: Some(into_journal),
     },
+    // 14: a run's settlements are no longer written three times (issue 22, item 3). Their
+    // `topup.settled` and `cash_balance.updated` events are derived from the journal: a run
+    // keeps one row per night in `settlement_events` (the seqs it took, the journal ids it
+    // covers) and the cash balances as they were before it in `settlement_balances`; their
+    // history is the journal's MATCHED row, which `runs.journal_mark` bounds for re-rendering.
+    // `outbox_head` hands out seqs to both kinds of events, so that a pruned newest event's seq
+    // is never handed out again.
+    Migration {
+        sql: r#"
+CREATE TABLE outbox_head (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    next_seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO outbox_head (id, next_seq) SELECT 1, coalesce(max(seq), 0) + 1 FROM events;
+
+CREATE TABLE settlement_events (
+    first_seq  INTEGER PRIMARY KEY,
+    count      INTEGER NOT NULL CHECK (count > 0 AND count % 2 = 0),
+    run_id     TEXT NOT NULL,
+    first_tx   INTEGER NOT NULL,
+    last_tx    INTEGER NOT NULL CHECK (last_tx >= first_tx),
+    created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE settlement_balances (
+    first_seq        INTEGER NOT NULL REFERENCES settlement_events(first_seq),
+    account_group_id TEXT NOT NULL,
+    currency         TEXT NOT NULL,
+    before           TEXT NOT NULL,
+    PRIMARY KEY (first_seq, account_group_id, currency)
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE runs ADD COLUMN journal_mark INTEGER;
+"#,
+        then: None,
+    },
 ];
 
 /// `PRAGMA application_id` of a delivery state file, `<db>.deliveries` ("RECD").

@@ -589,13 +589,15 @@ impl ToSettle {
     }
 }
 
-/// Settles many top-ups read in this same write transaction, each by its bank transaction's
-/// ledger id (which may be recorded later in the transaction: foreign keys are then checked at
-/// commit), with their history and events. They are changed in table order, [`SETTLE_CHUNK`]
-/// per UPDATE from a temporary table, and each chunk is read back for its events just before:
-/// the run keeps only what it needs to find them. Returns how much the cash balances grew.
+/// Settles many top-ups read in this same write transaction for the run `run_id`, each by its
+/// bank transaction's journal id (recorded later in the transaction: foreign keys are then
+/// checked at commit). They are changed in table order, [`SETTLE_CHUNK`] per UPDATE from a
+/// temporary table, and each chunk is read back for its cash balance just before. Their
+/// history and events are the journal's MATCHED rows (`store::settlements`): nothing more is
+/// written per settlement. Returns how much the cash balances grew.
 pub fn settle_all(
     conn: &Connection,
+    run_id: &str,
     mut settlements: Vec<ToSettle>,
     at: DateTime<Utc>,
 ) -> Result<super::outbox::Growth, StoreError> {
@@ -643,12 +645,6 @@ pub fn settle_all(
              WHERE topups.id = s.topup_id AND topups.status = s.status",
         )
         .doing(doing)?;
-    let mut history = conn
-        .prepare_cached(
-            "INSERT OR FAIL INTO topup_history (topup_id, at, status)
-             SELECT topup_id, ?1, 'SETTLED' FROM temp.settling ORDER BY n",
-        )
-        .doing(doing)?;
     let mut clear = conn
         .prepare_cached("DELETE FROM temp.settling")
         .doing(doing)?;
@@ -673,12 +669,9 @@ pub fn settle_all(
         }
         found += topups.len();
         changed += update.execute([&at_text]).doing(doing)?;
-        history
-            .execute([&at_text])
-            .doing("recording the top-ups' history")?;
-        for topup in &mut topups {
-            topup.status = Status::Settled;
-            super::outbox::announce(conn, topup, at, &mut balances)?;
+        for topup in &topups {
+            let group = topup.account_group_id.to_string();
+            balances.change(conn, &group, topup.currency, topup.cash_amount)?;
         }
         clear.execute([]).doing(doing)?;
     }
@@ -688,6 +681,12 @@ pub fn settle_all(
             settlements.len() - found.min(changed).min(settlements.len()),
             settlements.len()
         )));
+    }
+    let first_tx = settlements.iter().map(|s| s.ledger_id).min();
+    let last_tx = settlements.iter().map(|s| s.ledger_id).max();
+    if let (Some(first_tx), Some(last_tx)) = (first_tx, last_tx) {
+        let (count, before) = (settlements.len(), balances.before());
+        super::settlements::record(conn, run_id, count, (first_tx, last_tx), at, before)?;
     }
     balances.write(conn, at)
 }
@@ -821,24 +820,38 @@ fn record_history(
     Ok(())
 }
 
-/// The newest history row: everything up to it is the top-ups' state now.
-pub fn history_mark(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row("SELECT coalesce(max(id), 0) FROM topup_history", [], |r| {
-        r.get(0)
-    })
-    .doing("reading the top-up history")
+/// Where the top-ups' history stands: its newest row, and the newest journal row (whose
+/// MATCHED rows are the runs' settlements). A run that predates the journal's settlements has
+/// a journal mark of 0: its settlements are all history rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub history: i64,
+    pub journal: i64,
+}
+
+/// Where the history stands now: everything up to it is the top-ups' state now.
+pub fn history_mark(conn: &Connection) -> Result<Mark, StoreError> {
+    let history = conn
+        .query_row("SELECT coalesce(max(id), 0) FROM topup_history", [], |r| {
+            r.get(0)
+        })
+        .doing("reading the top-up history")?;
+    let journal = super::journal::next_id(conn)? - 1;
+    Ok(Mark { history, journal })
 }
 
 /// Calls `each` for every top-up that was open when the history stood at `mark`, with its
 /// status then, oldest first (the same order as [`for_each_open`]): all of them (a report of
-/// summary version 1), or those `which` covers.
+/// summary version 1), or those `which` covers. A run's settlement is final (only a
+/// settlement by hand is ever undone), so a top-up that a run up to `mark` settled is not.
 pub fn for_each_open_at(
     conn: &Connection,
-    mark: i64,
+    mark: Mark,
     which: Option<&StaleSince>,
     each: &mut dyn FnMut(&TopUp) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let sql = "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
+    let sql = format!(
+        "SELECT t.id, t.created_at, t.account_group_id, t.cash_amount, t.currency, h.status,
                 t.settlement_reference
          FROM topups t
          JOIN topup_history h ON h.id = (
@@ -846,12 +859,17 @@ pub fn for_each_open_at(
          WHERE h.status IN ('NEW', 'CONFIRMED')
            AND (?2 IS NULL OR t.created_at <= ?2)
            AND (?3 IS NULL OR t.created_at > ?3 OR t.rowid > ?4)
-         ORDER BY t.created_at, t.id";
+           AND NOT (t.settled_by_transaction <= ?5 AND EXISTS (
+               SELECT 1 FROM journal j WHERE j.id = t.settled_by_transaction AND j.outcome = {}))
+         ORDER BY t.created_at, t.id",
+        super::journal::outcome_code(crate::matching::Outcome::Matched)
+    );
     let params = params![
-        mark,
+        mark.history,
         which.map(|w| w.until),
         which.and_then(|w| w.after),
-        which.and_then(|w| w.added_after)
+        which.and_then(|w| w.added_after),
+        mark.journal
     ];
-    stream(conn, sql, params, "reading past open top-ups", each)
+    stream(conn, &sql, params, "reading past open top-ups", each)
 }

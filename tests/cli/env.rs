@@ -215,6 +215,12 @@ impl Env {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Every event of the outbox in delivery order, recorded or told from the journal, as
+    /// `recon webhooks list --format jsonl` gives them.
+    pub fn outbox_events(&self) -> Vec<serde_json::Value> {
+        outbox_events(self, &self.db())
+    }
+
     /// A connection to the database, behind recon's back.
     pub fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
@@ -391,4 +397,14 @@ pub fn hidden_files(dir: &Path) -> usize {
                 .starts_with('.')
         })
         .count()
+}
+
+/// The outbox of the database at `db`, as [`Env::outbox_events`] gives it.
+pub fn outbox_events(env: &Env, db: &str) -> Vec<serde_json::Value> {
+    let out = env.recon(&["webhooks", "list", "--db", db, "--format", "jsonl"]);
+    assert_ok(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }

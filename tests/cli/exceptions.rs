@@ -100,17 +100,14 @@ fn open_ids(env: &Env, extra: &[&str]) -> Vec<i64> {
 
 /// Every event of the outbox: (type, payload).
 fn events(env: &Env) -> Vec<(String, Value)> {
-    let conn = env.conn();
-    let mut stmt = conn
-        .prepare("SELECT type, payload FROM events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| {
-        let payload: String = r.get(1)?;
-        Ok((r.get(0)?, serde_json::from_str(&payload).unwrap()))
-    })
-    .unwrap()
-    .map(|r| r.unwrap())
-    .collect()
+    env.outbox_events()
+        .iter()
+        .map(|e| {
+            let payload = e["payload"].as_str().unwrap();
+            let kind = e["type"].as_str().unwrap().to_string();
+            (kind, serde_json::from_str(payload).unwrap())
+        })
+        .collect()
 }
 
 /// Everything a refusal must leave as it was.

@@ -80,7 +80,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome, Error> {
     // What a process killed before its commit left there.
     report::remove_leftovers(&plan.report_dir).map_err(report_error)?;
     let deciding = read::read_and_decide(&tx, run_id, plan)?;
-    let settled = settle::settle_beside_listing(&tx, plan, &db_path, started, deciding)?;
+    let settled = settle::settle_beside_listing(&tx, plan, run_id, &db_path, started, deciding)?;
     elapsed(&clock, "transactions decided");
     let times = (started, Utc::now());
     let worklist = worklist::worklist(&tx, started, &settled.decided.totals.outcomes)?;

@@ -1,7 +1,7 @@
-//! Settling: the matched top-ups become `SETTLED` (with their history, events and cash
-//! balances) while a connection of its own counts the top-ups the run leaves open by age and
-//! lists the newly stale; then each
-//! exception gets its suggestion, which sees the top-ups as the run leaves them.
+//! Settling: the matched top-ups become `SETTLED` with their cash balances (their history and
+//! events are told from the journal) while a connection of its own counts the top-ups the run
+//! leaves open by age and lists the newly stale; then each exception gets its suggestion, which
+//! sees the top-ups as the run leaves them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -12,6 +12,7 @@ use super::decide::{Decided, Deciding, RunRows, aside_failed};
 use super::render::{OpenAfter, open_after};
 use super::{RunPlan, give_back_memory};
 use crate::error::Error;
+use crate::ids::RunId;
 use crate::matching::{EarlierSettlement, Outcome};
 use crate::report::OpenRendered;
 use crate::report::summary::{AgeBucket, NewlyStale, OutcomeKey};
@@ -38,6 +39,7 @@ pub(super) struct Settled {
 pub(super) fn settle_beside_listing(
     tx: &rusqlite::Transaction,
     plan: &RunPlan,
+    run_id: RunId,
     db: &Path,
     started: DateTime<Utc>,
     deciding: Deciding,
@@ -51,7 +53,7 @@ pub(super) fn settle_beside_listing(
         // Counted here, while a long listing may still be running, to check it against.
         let settled = deciding
             .finish()
-            .and_then(|decided| settle(tx, decided, started, &plan.report_dir))
+            .and_then(|decided| settle(tx, run_id, decided, started, &plan.report_dir))
             .and_then(|done| Ok((done, topups::count_open(tx)?)));
         let open = listing
             .join()
@@ -138,6 +140,7 @@ fn breach(what: String) -> Error {
 /// again, in `dir`).
 fn settle(
     tx: &rusqlite::Transaction,
+    run_id: RunId,
     decided: Decided<Unmatched>,
     at: DateTime<Utc>,
     dir: &Path,
@@ -153,7 +156,7 @@ fn settle(
     } = decided;
     let (payer_groups, settled_here) = payers_and_earlier(tx, &rows)?;
     let clock = std::time::Instant::now();
-    let growth = topups::settle_all(tx, settlements, at)?;
+    let growth = topups::settle_all(tx, &run_id.to_string(), settlements, at)?;
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "matched top-ups settled and announced"
