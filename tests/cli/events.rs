@@ -151,3 +151,75 @@ fn a_run_that_fails_writes_no_event_and_settles_nothing() {
     assert_ok(&out);
     assert!(outbox(&env).len() > before);
 }
+
+/// A night of many settlements: their events, told from the journal rather than stored, follow
+/// each other without gaps, each settlement's top-up then its cash balance, each id once and the
+/// same at every reading (whole, or only the newest), each balance the one before plus the change.
+#[test]
+fn a_nights_settlement_events_are_told_from_the_journal_alike_at_every_reading() {
+    let env = Env::new();
+    let night = env.bench_night("night", "1200", "1000", &[]);
+    env.import_night(&night);
+    let imported = env.outbox_events().len();
+    assert_ok(&env.run("report", &[&format!("{night}/statement.xml")]));
+    let settled = env.sql_count("SELECT count(*) FROM topups WHERE status = 'SETTLED'") as usize;
+    // Several windows' worth: delivery reads them on, one window after the other.
+    assert!(settled > 400, "{settled}");
+    assert_eq!(
+        env.sql_count("SELECT count(*) FROM topup_history WHERE status = 'SETTLED'"),
+        0
+    );
+
+    let events = env.outbox_events();
+    let told = &events[imported..];
+    assert_eq!(told.len(), 2 * settled);
+    let first = told[0]["seq"].as_i64().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    let mut balance = Decimal::ZERO;
+    for (i, pair) in told.chunks(2).enumerate() {
+        let (topup, cash) = (&pair[0], &pair[1]);
+        assert_eq!(topup["seq"].as_i64().unwrap(), first + 2 * i as i64);
+        assert_eq!(cash["seq"].as_i64().unwrap(), first + 2 * i as i64 + 1);
+        assert_eq!(topup["type"], "topup.settled");
+        assert_eq!(cash["type"], "cash_balance.updated");
+        let t: Value = serde_json::from_str(topup["payload"].as_str().unwrap()).unwrap();
+        let c: Value = serde_json::from_str(cash["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(t["status"], "SETTLED");
+        assert_topup_fields(&t);
+        assert_eq!(c["topup_id"], t["id"]);
+        assert_eq!(c["change"], t["cash_amount"]);
+        let change: Decimal = c["change"].as_str().unwrap().parse().unwrap();
+        balance += change;
+        assert_eq!(c["cash_balance"].as_str().unwrap(), balance.to_string());
+        for e in pair {
+            let id = e["id"].as_str().unwrap();
+            assert_eq!(&id[14..15], "8", "a derived id is a UUID version 8: {id}");
+            assert!(ids.insert(id.to_string()), "{id} twice");
+        }
+    }
+    let stored: String = env
+        .conn()
+        .query_row("SELECT settled FROM cash_balances", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, balance.to_string());
+
+    // Read again, whole or only the newest: the same ids and the same bytes.
+    assert_eq!(env.outbox_events(), events);
+    let out = env.recon(&[
+        "webhooks",
+        "list",
+        "--db",
+        &env.db(),
+        "--format",
+        "jsonl",
+        "--limit",
+        "7",
+    ]);
+    assert_ok(&out);
+    let newest: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(newest, events[events.len() - 7..]);
+    assert_ok(&env.recon(&["check", "--db", &env.db()]));
+}

@@ -885,10 +885,9 @@ fn deliver_beside_a_run_holding_the_write_lock_posts_each_event_once_and_records
     run.execute_batch(
         r#"BEGIN IMMEDIATE;
            INSERT INTO events (seq, id, type, created_at, payload)
-           VALUES ((SELECT next_seq FROM outbox_head), 'written-by-the-run', 'topup.settled',
-                   '2026-11-21T06:00:00Z',
-                   '{"account_group_id":"1ea60f56-b67b-61fc-829a-0242ac130003"}');
-           UPDATE outbox_head SET next_seq = next_seq + 1;"#,
+           VALUES ((SELECT max(next_seq, (SELECT max(seq) + 1 FROM events)) FROM outbox_head),
+                   'written-by-the-run', 'topup.settled', '2026-11-21T06:00:00Z',
+                   '{"account_group_id":"1ea60f56-b67b-61fc-829a-0242ac130003"}');"#,
     )
     .unwrap();
     // It is held: a writer gives up.
