@@ -9,7 +9,7 @@
 #   yardstick (../shared/bench, needs `pip install lxml`) alternated; database growth per top-up
 #   and per bank transaction; `topups import` rows/s into an empty database.
 # all (about an hour on 2 cores, 10 GB of scratch): also the 1M night (time against the 100k
-#   night's, peak memory), a 20k night against 50k and against 2.5M open top-ups, import rows/s
+#   night's, peak memory), a second 20k night against 75k and against 2.5M open top-ups, import rows/s
 #   into a database holding 2.5M, and the 100k night after 30 earlier nights.
 # Scratch files go to ${TMPDIR:-/tmp}/recon-targets and are removed at the end.
 set -euo pipefail
@@ -114,10 +114,18 @@ night "$work/more" 120000 1 --seed 5 --created-at 2026-11-25T08:00:00Z
 more=$(secs "$bin" -q topups import --db "$work/imp2.sqlite" "$work/more/topups.csv")
 echo "topups import of 120k into a database holding 2.5M: $(echo "120000 / $more" | bc) rows/s (target: at least 100,000)"
 rm -f "$work/imp2.sqlite"*
+# The target is the second night: the first after an import lists every stale top-up once.
 small=$(secs run "$work/small.sqlite" "$work/n20k" "$work/out")
 large=$(secs run "$work/large.sqlite" "$work/n20k" "$work/out")
-echo "20k night: ${small} s against 50k, ${large} s against 2.5M open top-ups, $(echo "$large / $small" | bc -l | xargs printf %.2f)x (target: within 1.5x)"
-rm -rf "$work/stale" "$work/small.sqlite"* "$work/large.sqlite"*
+echo "first 20k night: ${small} s against 50k, ${large} s against 2.5M open top-ups (lists the 2.45M stale once)"
+night "$work/second" 25000 20000 --seed 6 --created-at 2026-11-21T08:00:00Z
+for db in small large; do
+  "$bin" -q topups import --db "$work/$db.sqlite" "$work/second/topups.csv" >/dev/null
+done
+small=$(secs run "$work/small.sqlite" "$work/second" "$work/out")
+large=$(secs run "$work/large.sqlite" "$work/second" "$work/out")
+echo "second 20k night: ${small} s against 75k, ${large} s against 2.5M open top-ups, $(echo "$large / $small" | bc -l | xargs printf %.2f)x (target: within 1.5x)"
+rm -rf "$work/stale" "$work/second" "$work/small.sqlite"* "$work/large.sqlite"*
 
 # The 100k night after 30 earlier nights of 100k (3M transactions of history).
 fresh_db "$work/n100k" "$work/hist.sqlite"

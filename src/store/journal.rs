@@ -103,10 +103,17 @@ struct FileTexts {
     encoder: zstd::Encoder<'static, Vec<u8>>,
 }
 
-/// Records decided transactions in document order, a file's texts in one compressed frame.
+/// Rows per compressed frame of texts: a frame is held in memory while it is written and read
+/// whole, and a file of a million rows in one frame held 94 MB twice over (the frame, and
+/// SQLite's copy of it); 8,192 rows are under a megabyte and compress as well.
+const FRAME_ROWS: i64 = 8192;
+
+/// Records decided transactions in document order, the texts of up to [`FRAME_ROWS`] rows of
+/// one file in each compressed frame.
 pub struct Writer {
     open: Option<FileTexts>,
     scratch: Vec<u8>,
+    frame_rows: i64,
 }
 
 impl Default for Writer {
@@ -121,6 +128,16 @@ impl Writer {
         Writer {
             open: None,
             scratch: Vec::new(),
+            frame_rows: FRAME_ROWS,
+        }
+    }
+
+    /// A writer of one frame per file, as `journal_texts` held them until migration 14 (for
+    /// migration 13, which runs before it).
+    fn whole_files() -> Self {
+        Writer {
+            frame_rows: i64::MAX,
+            ..Writer::new()
         }
     }
 
@@ -132,7 +149,8 @@ impl Writer {
         id: i64,
         row: &Row,
     ) -> Result<(), StoreError> {
-        if self.open.as_ref().is_none_or(|f| f.file_id != file_id) {
+        let full = |f: &FileTexts| f.file_id != file_id || f.count >= self.frame_rows;
+        if self.open.as_ref().is_none_or(full) {
             self.flush(conn)?;
             let encoder = zstd::Encoder::new(Vec::new(), ZSTD_LEVEL)
                 .map_err(|e| StoreError::Corrupt(format!("starting to compress texts: {e}")))?;
@@ -437,44 +455,57 @@ fn assemble(compact: Compact, texts: RowTexts, path: &Arc<str>) -> Result<Row, S
     })
 }
 
-/// One file's stored texts: where its rows begin, and the compressed frame.
+/// One stored frame of texts: its file, where its rows begin, how many, and the frame.
 struct StoredTexts {
     path: Arc<str>,
+    file_id: i64,
     first: i64,
     count: i64,
     texts: Vec<u8>,
 }
 
-fn stored_texts(conn: &Connection, file_id: i64) -> Result<Option<StoredTexts>, StoreError> {
-    conn.prepare_cached(
-        "SELECT sf.path, jt.first, jt.count, jt.texts FROM journal_texts jt
-         JOIN statement_files sf ON sf.id = jt.file_id WHERE jt.file_id = ?1",
-    )
-    .doing("reading a file's texts")?
-    .query_row([file_id], |r| {
-        Ok(StoredTexts {
-            path: r.get::<_, String>(0)?.into(),
-            first: r.get(1)?,
-            count: r.get(2)?,
-            texts: r.get(3)?,
-        })
+const STORED_TEXTS: &str = "SELECT sf.path, jt.file_id, jt.first, jt.count, jt.texts
+     FROM journal_texts jt JOIN statement_files sf ON sf.id = jt.file_id";
+
+fn stored_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredTexts> {
+    Ok(StoredTexts {
+        path: r.get::<_, String>(0)?.into(),
+        file_id: r.get(1)?,
+        first: r.get(2)?,
+        count: r.get(3)?,
+        texts: r.get(4)?,
     })
-    .optional()
-    .doing("reading a file's texts")
 }
 
-/// The rows of one file recorded in the journal, in ledger order, each passed to `keep` with
-/// its id; those for which `wanted` holds are assembled (the others' texts are only skipped).
+/// The rows of one file recorded in the journal, in ledger order, frame by frame, each passed
+/// to `keep` with its id; those for which `wanted` holds are assembled.
 fn file_rows(
     conn: &Connection,
     file_id: i64,
     wanted: &dyn Fn(i64) -> bool,
     keep: &mut dyn FnMut(i64, Row) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
+    let doing = "reading a file's texts";
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{STORED_TEXTS} WHERE jt.file_id = ?1 ORDER BY jt.first"
+        ))
+        .doing(doing)?;
+    let mut frames = stmt.query([file_id]).doing(doing)?;
+    while let Some(frame) = frames.next().doing(doing)? {
+        frame_rows(conn, &stored_from_row(frame).doing(doing)?, wanted, keep)?;
+    }
+    Ok(())
+}
+
+/// The rows of one frame, as [`file_rows`] (the others' texts are only skipped).
+fn frame_rows(
+    conn: &Connection,
+    stored: &StoredTexts,
+    wanted: &dyn Fn(i64) -> bool,
+    keep: &mut dyn FnMut(i64, Row) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let doing = "reading a file's transactions";
-    let Some(stored) = stored_texts(conn, file_id)? else {
-        return Ok(());
-    };
     let decoder = zstd::Decoder::new(&stored.texts[..]).map_err(damaged)?;
     let mut texts = TextsReader {
         input: BufReader::new(decoder),
@@ -486,7 +517,11 @@ fn file_rows(
         .doing(doing)?;
     let rows = stmt
         .query_map(
-            params![stored.first, stored.first + stored.count - 1, file_id],
+            params![
+                stored.first,
+                stored.first + stored.count - 1,
+                stored.file_id
+            ],
             compact_from_row,
         )
         .doing(doing)?;
@@ -502,8 +537,8 @@ fn file_rows(
     }
     if read != stored.count {
         return Err(StoreError::Corrupt(format!(
-            "file {file_id} has texts for {} transactions but {read} in the journal",
-            stored.count
+            "file {} has texts for {} transactions from {} but {read} in the journal",
+            stored.file_id, stored.count, stored.first
         )));
     }
     Ok(())
@@ -526,7 +561,7 @@ fn run_files(conn: &Connection, run: &str) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT jt.file_id FROM journal_texts jt JOIN statement_files sf ON sf.id = jt.file_id
-             WHERE sf.run_id = ?1 ORDER BY jt.first",
+             WHERE sf.run_id = ?1 GROUP BY jt.file_id ORDER BY min(jt.first)",
         )
         .doing("reading a run's files")?;
     let ids = stmt
@@ -536,25 +571,31 @@ fn run_files(conn: &Connection, run: &str) -> Result<Vec<i64>, StoreError> {
         .doing("reading a run's files")
 }
 
-/// These transactions by ledger id, with their texts (each file's texts are read once).
+/// These transactions by ledger id, with their texts (each frame is read once).
 pub fn rows_by_id(conn: &Connection, ids: &[i64]) -> Result<BTreeMap<i64, Row>, StoreError> {
     let doing = "reading transactions";
-    let mut by_file: BTreeMap<i64, HashSet<i64>> = BTreeMap::new();
+    let mut by_frame: BTreeMap<i64, HashSet<i64>> = BTreeMap::new();
     let mut stmt = conn
-        .prepare_cached("SELECT file_id FROM journal WHERE id = ?1")
+        .prepare_cached(
+            "SELECT first FROM journal_texts WHERE first <= ?1 ORDER BY first DESC LIMIT 1",
+        )
         .doing(doing)?;
     for &id in ids {
-        if let Some(file) = stmt
+        if let Some(first) = stmt
             .query_row([id], |r| r.get::<_, i64>(0))
             .optional()
             .doing(doing)?
         {
-            by_file.entry(file).or_default().insert(id);
+            by_frame.entry(first).or_default().insert(id);
         }
     }
+    let mut frame = conn
+        .prepare_cached(&format!("{STORED_TEXTS} WHERE jt.first = ?1"))
+        .doing(doing)?;
     let mut found = BTreeMap::new();
-    for (file, ids) in by_file {
-        file_rows(conn, file, &|id| ids.contains(&id), &mut |id, row| {
+    for (first, ids) in by_frame {
+        let stored = frame.query_row([first], stored_from_row).doing(doing)?;
+        frame_rows(conn, &stored, &|id| ids.contains(&id), &mut |id, row| {
             found.insert(id, row);
             Ok(())
         })?;
@@ -711,7 +752,7 @@ pub(super) fn from_bank_transactions(conn: &Connection) -> Result<(), StoreError
         )
         .doing(doing)?;
     let mut rows = stmt.query([]).doing(doing)?;
-    let mut writer = Writer::new();
+    let mut writer = Writer::whole_files();
     let path: Arc<str> = "".into();
     while let Some(r) = rows.next().doing(doing)? {
         let file_id: i64 = r.get(0).doing(doing)?;

@@ -419,8 +419,9 @@ DROP INDEX events_failed;
     // keeps one row per night in `settlement_events` (the seqs it took, the journal ids it
     // covers) and the cash balances as they were before it in `settlement_balances`; their
     // history is the journal's MATCHED row, which `runs.journal_mark` bounds for re-rendering.
-    // `outbox_head` hands out seqs to both kinds of events, so that a pruned newest event's seq
-    // is never handed out again.
+    // `outbox_head` is where the runs' seqs end: a recorded event takes the next seq after it
+    // and after every recorded event. And `journal_texts` keyed by each frame's first row, a
+    // file's texts in frames of up to 8,192 rows.
     Migration {
         sql: r#"
 CREATE TABLE outbox_head (
@@ -447,6 +448,20 @@ CREATE TABLE settlement_balances (
 ) STRICT, WITHOUT ROWID;
 
 ALTER TABLE runs ADD COLUMN journal_mark INTEGER;
+
+-- The texts of a file in frames of a few thousand rows rather than one frame per file, which
+-- a night of a million rows held in memory twice: keyed by the first row of each frame.
+CREATE TABLE journal_frames (
+    first   INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES statement_files(id),
+    count   INTEGER NOT NULL,
+    texts   BLOB NOT NULL
+) STRICT;
+INSERT INTO journal_frames (first, file_id, count, texts)
+    SELECT first, file_id, count, texts FROM journal_texts ORDER BY first;
+DROP TABLE journal_texts;
+ALTER TABLE journal_frames RENAME TO journal_texts;
+CREATE INDEX journal_texts_file ON journal_texts (file_id, first);
 "#,
         then: None,
     },

@@ -30,7 +30,7 @@ fn recorded(env: &Env, db: &Path) -> Vec<String> {
     let queries = [
         "SELECT * FROM journal ORDER BY id",
         "SELECT outcome, count(*) FROM ledger GROUP BY outcome ORDER BY outcome",
-        "SELECT file_id, first, count, hex(texts) FROM journal_texts ORDER BY file_id",
+        "SELECT file_id, first, count, hex(texts) FROM journal_texts ORDER BY first",
         "SELECT hex(key), id FROM processed ORDER BY key",
         "SELECT iban, id FROM payers ORDER BY iban, id",
         "SELECT id, status, settled_by_transaction FROM topups ORDER BY id",

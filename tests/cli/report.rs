@@ -258,6 +258,54 @@ fn past_runs_are_listed_shown_and_their_report_written_again_identically() {
     assert!(stderr(&out).contains("no run with id"), "{}", stderr(&out));
 }
 
+/// A statement of more transactions than one frame of stored texts holds (8,192): the run's
+/// report is written again byte for byte, and a settlement in a later frame is shown with the
+/// bank's texts.
+#[test]
+fn a_night_of_several_frames_of_texts_is_written_again_identically() {
+    let env = Env::new();
+    let night = env.bench_night("night", "11000", "9000", &[]);
+    env.import_night(&night);
+    assert_ok(&env.run("r", &[&format!("{night}/statement.xml")]));
+    let frames = env.sql_count("SELECT count(*) FROM journal_texts");
+    assert_eq!(frames, 2, "9,000 rows of one file in two frames");
+    let run = env.summary("r")["run_id"].as_str().unwrap().to_string();
+    let again = env.path("again").display().to_string();
+    assert_ok(&env.recon(&["report", &run, "--db", &env.db(), "--out", &again]));
+    for file in [
+        "matched.csv",
+        "unmatched.csv",
+        "ignored.csv",
+        "summary.json",
+    ] {
+        assert!(
+            fs::read(env.path("r").join(file)).unwrap()
+                == fs::read(env.path("again").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    // The last settlement of the night is in the second frame.
+    let (topup, tx): (String, i64) = env
+        .conn()
+        .query_row(
+            "SELECT id, settled_by_transaction FROM topups
+             WHERE settled_by_transaction IS NOT NULL ORDER BY settled_by_transaction DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(tx > 8192, "{tx}");
+    let shown = env.topup(&topup);
+    let settlement = &shown["settlement"];
+    assert_eq!(settlement["run_id"], run.as_str());
+    assert!(
+        settlement["counterparty_iban"]
+            .as_str()
+            .is_some_and(|i| !i.is_empty()),
+        "{shown}"
+    );
+}
+
 #[test]
 fn an_existing_report_is_not_overwritten_without_force() {
     let env = Env::new().with_demo_topups();
