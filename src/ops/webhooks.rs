@@ -85,7 +85,7 @@ fn prune(
     loop {
         let seqs = deliveries.prunable(before, PRUNE_BATCH)?;
         if seqs.is_empty() {
-            return Ok(pruned);
+            break;
         }
         let tx = match store.write() {
             Ok(tx) => tx,
@@ -100,6 +100,16 @@ fn prune(
         deliveries.forget_pruned(&seqs, Utc::now())?;
         pruned += seqs.len() as u64;
     }
+    // The runs' settlement events have no rows to delete: every one before the lowest event
+    // the delivery state still holds counts as pruned, so that a delivery state made anew does
+    // not post them again. Should the database be busy now, the next prune says it.
+    if let (true, Some(lowest)) = (pruned > 0, deliveries.lowest()?)
+        && let Ok(tx) = store.write()
+    {
+        crate::store::outbox::prune_told_before(&tx, lowest)?;
+        crate::store::commit(tx, "committing the pruned events")?;
+    }
+    Ok(pruned)
 }
 
 /// Delivered events kept in the outbox and pruned from it, against a retention of `days`;

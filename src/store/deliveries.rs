@@ -632,6 +632,14 @@ impl Deliveries {
             .doing("finding delivered events to prune")
     }
 
+    /// The lowest seq whose delivery state is kept: every event before it was taken in and
+    /// pruned since (the last one taken in is never pruned).
+    pub fn lowest(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row("SELECT min(seq) FROM deliveries", [], |r| r.get(0))
+            .doing("reading the delivery state")
+    }
+
     /// Forgets events the outbox has deleted, and counts them as pruned.
     pub fn forget_pruned(&mut self, seqs: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
         let path = self.path.clone();

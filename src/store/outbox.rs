@@ -93,13 +93,15 @@ fn insert(
     at: DateTime<Utc>,
     payload: &str,
 ) -> Result<(), StoreError> {
-    let seq = reserve(conn, 1)?;
+    // The next seq after both the events recorded and the runs' settlements, read in the
+    // insert itself: one statement per event, as before there were derived ones.
     conn.prepare_cached(
-        "INSERT INTO events (seq, id, type, created_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (seq, id, type, created_at, payload)
+         VALUES ((SELECT max(next_seq, (SELECT coalesce(max(seq), 0) + 1 FROM events))
+                  FROM outbox_head), ?1, ?2, ?3, ?4)",
     )
     .doing("preparing an event")?
     .execute(params![
-        seq,
         Uuid::now_v7().to_string(),
         kind.as_str(),
         format_timestamp(at),
@@ -109,14 +111,18 @@ fn insert(
     Ok(())
 }
 
-/// Takes `count` seqs for events, in order, and returns the first: recorded events and a run's
-/// derived ones share them, and a seq once handed out is never handed out again (not even when
-/// the newest event is pruned).
+/// Takes `count` seqs for a run's settlements, after every event recorded and every seq taken
+/// before, and returns the first. A recorded event takes the next seq after both; the event
+/// delivery took in last is never pruned, so no seq is handed out twice.
 pub(crate) fn reserve(conn: &Connection, count: i64) -> Result<i64, StoreError> {
-    conn.prepare_cached("UPDATE outbox_head SET next_seq = next_seq + ?1 RETURNING next_seq - ?1")
-        .doing("taking event seqs")?
-        .query_row([count], |r| r.get(0))
-        .doing("taking event seqs")
+    conn.prepare_cached(
+        "UPDATE outbox_head
+         SET next_seq = max(next_seq, (SELECT coalesce(max(seq), 0) + 1 FROM events)) + ?1
+         RETURNING next_seq - ?1",
+    )
+    .doing("taking event seqs")?
+    .query_row([count], |r| r.get(0))
+    .doing("taking event seqs")
 }
 
 /// Records that `topup` has just reached its status: the top-up event, and for a settlement
@@ -333,6 +339,17 @@ pub(crate) fn backfill_cash_balances(conn: &Connection) -> Result<(), StoreError
     Ok(())
 }
 
+/// Counts the runs' settlement events before `seq` as pruned: the delivery state has
+/// forgotten every event before it (delivered long ago), so a delivery state file made anew
+/// does not take them in again.
+pub fn prune_told_before(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE outbox_head SET told_from = max(told_from, ?1)")
+        .doing("pruning delivered events")?
+        .execute([seq])
+        .doing("pruning delivered events")?;
+    Ok(())
+}
+
 /// Deletes these events (delivered long ago) from the outbox.
 pub fn prune(conn: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
     let mut delete = conn
@@ -368,7 +385,16 @@ pub fn event(conn: &Connection, seq: i64) -> Result<Option<Event>, StoreError> {
 
 /// The id of the event with this `seq`, if there is one.
 pub fn event_id(conn: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
-    Ok(event(conn, seq)?.map(|e| e.id))
+    let recorded = conn
+        .prepare_cached("SELECT id FROM events WHERE seq = ?1")
+        .doing("reading an event")?
+        .query_row([seq], |r| r.get(0))
+        .optional()
+        .doing("reading an event")?;
+    match recorded {
+        Some(id) => Ok(Some(id)),
+        None => super::settlements::id_of(conn, seq),
+    }
 }
 
 /// The `seq` of the event with this id, if there is one.

@@ -420,13 +420,15 @@ DROP INDEX events_failed;
     // covers) and the cash balances as they were before it in `settlement_balances`; their
     // history is the journal's MATCHED row, which `runs.journal_mark` bounds for re-rendering.
     // `outbox_head` is where the runs' seqs end: a recorded event takes the next seq after it
-    // and after every recorded event. And `journal_texts` keyed by each frame's first row, a
-    // file's texts in frames of up to 8,192 rows.
+    // and after every recorded event; `told_from` where the settlement events not yet pruned
+    // begin (delivered long ago, they are not told again). And `journal_texts` keyed by each
+    // frame's first row, a file's texts in frames of up to 8,192 rows.
     Migration {
         sql: r#"
 CREATE TABLE outbox_head (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
-    next_seq INTEGER NOT NULL
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    next_seq  INTEGER NOT NULL,
+    told_from INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 INSERT INTO outbox_head (id, next_seq) SELECT 1, coalesce(max(seq), 0) + 1 FROM events;
 

@@ -117,8 +117,20 @@ pub struct Derived {
     pub account_group_id: String,
 }
 
+/// Where the derived events still kept begin: those before were delivered and are past their
+/// retention, and count as pruned (`outbox_head.told_from`).
+fn told_from(conn: &Connection) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT told_from FROM outbox_head")
+        .doing("reading the outbox")?
+        .query_row([], |r| r.get(0))
+        .doing("reading the outbox")
+}
+
 /// The derived event with this `seq`, if there is one.
 pub fn event(conn: &Connection, seq: i64) -> Result<Option<Derived>, StoreError> {
+    if seq < told_from(conn)? {
+        return Ok(None);
+    }
     let Some(block) = block_of(conn, seq)? else {
         return Ok(None);
     };
@@ -126,8 +138,17 @@ pub fn event(conn: &Connection, seq: i64) -> Result<Option<Derived>, StoreError>
     Ok(found.pop())
 }
 
-/// Up to `limit` derived events after `after_seq`, in order.
+/// The id of the derived event with this `seq`, if there is one, without telling the event.
+pub fn id_of(conn: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
+    if seq < told_from(conn)? {
+        return Ok(None);
+    }
+    Ok(block_of(conn, seq)?.map(|block| event_id(&block, seq).to_string()))
+}
+
+/// Up to `limit` derived events after `after_seq`, in order (none of those pruned).
 pub fn since(conn: &Connection, after_seq: i64, limit: usize) -> Result<Vec<Derived>, StoreError> {
+    let after_seq = after_seq.max(told_from(conn)? - 1);
     let mut blocks = conn
         .prepare_cached(&format!(
             "SELECT {BLOCK_COLUMNS} FROM settlement_events
@@ -159,10 +180,7 @@ pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
     }
     let seq =
         (u64::from_be_bytes(uuid.as_bytes()[8..].try_into().expect("8 bytes")) & SEQ_BITS) as i64;
-    let Some(block) = block_of(conn, seq)? else {
-        return Ok(None);
-    };
-    Ok((event_id(&block, seq).to_string() == uuid.to_string()).then_some(seq))
+    Ok((id_of(conn, seq)? == Some(uuid.to_string())).then_some(seq))
 }
 
 /// The low 62 bits of a derived event's id: its seq (the rest is the variant).

@@ -51,7 +51,7 @@ fn recorded(env: &Env, db: &Path) -> Vec<String> {
         out.extend(rows.map(Result::unwrap));
     }
     // The events as delivery tells them, the settlements' ones derived from the journal.
-    for mut event in crate::env::outbox_events(env, db.to_str().unwrap()) {
+    for mut event in crate::env::outbox_events(env, db.to_str().unwrap(), &[]) {
         let mut payload: serde_json::Value =
             serde_json::from_str(event["payload"].as_str().unwrap()).unwrap();
         payload.as_object_mut().unwrap().remove("updated_at");

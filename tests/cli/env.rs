@@ -218,7 +218,7 @@ impl Env {
     /// Every event of the outbox in delivery order, recorded or told from the journal, as
     /// `recon webhooks list --format jsonl` gives them.
     pub fn outbox_events(&self) -> Vec<serde_json::Value> {
-        outbox_events(self, &self.db())
+        outbox_events(self, &self.db(), &[])
     }
 
     /// A connection to the database, behind recon's back.
@@ -399,9 +399,12 @@ pub fn hidden_files(dir: &Path) -> usize {
         .count()
 }
 
-/// The outbox of the database at `db`, as [`Env::outbox_events`] gives it.
-pub fn outbox_events(env: &Env, db: &str) -> Vec<serde_json::Value> {
-    let out = env.recon(&["webhooks", "list", "--db", db, "--format", "jsonl"]);
+/// The outbox of the database at `db`, as [`Env::outbox_events`] gives it (`more`: further
+/// options of `webhooks list`).
+pub fn outbox_events(env: &Env, db: &str, more: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["webhooks", "list", "--db", db, "--format", "jsonl"];
+    args.extend_from_slice(more);
+    let out = env.recon(&args);
     assert_ok(&out);
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -205,21 +205,7 @@ fn a_nights_settlement_events_are_told_from_the_journal_alike_at_every_reading()
 
     // Read again, whole or only the newest: the same ids and the same bytes.
     assert_eq!(env.outbox_events(), events);
-    let out = env.recon(&[
-        "webhooks",
-        "list",
-        "--db",
-        &env.db(),
-        "--format",
-        "jsonl",
-        "--limit",
-        "7",
-    ]);
-    assert_ok(&out);
-    let newest: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let newest = crate::env::outbox_events(&env, &env.db(), &["--limit", "7"]);
     assert_eq!(newest, events[events.len() - 7..]);
     assert_ok(&env.recon(&["check", "--db", &env.db()]));
 }

@@ -125,20 +125,15 @@ impl Env {
 
     /// Every event with its delivery state, in outbox order, as `webhooks list` shows them.
     fn events(&self) -> Vec<Listed> {
-        let out = self.recon(&["webhooks", "list", "--db", &self.db(), "--format", "jsonl"]);
-        assert_ok(&out);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|line| {
-                let json: Value = serde_json::from_str(line).unwrap();
-                Listed {
-                    id: json["id"].as_str().unwrap().to_string(),
-                    kind: json["type"].as_str().unwrap().to_string(),
-                    payload: json["payload"].as_str().unwrap().to_string(),
-                    status: json["status"].as_str().unwrap().to_string(),
-                    attempts: json["attempts"].as_i64().unwrap(),
-                    json,
-                }
+        self.outbox_events()
+            .into_iter()
+            .map(|json| Listed {
+                id: json["id"].as_str().unwrap().to_string(),
+                kind: json["type"].as_str().unwrap().to_string(),
+                payload: json["payload"].as_str().unwrap().to_string(),
+                status: json["status"].as_str().unwrap().to_string(),
+                attempts: json["attempts"].as_i64().unwrap(),
+                json,
             })
             .collect()
     }
@@ -788,21 +783,7 @@ fn an_event_out_of_attempts_is_failed_its_group_waits_behind_it_and_retry_sends_
     assert_eq!(out.status.code(), Some(75));
     assert_eq!(receiver.seen().len(), posts);
 
-    let listed = env.recon(&[
-        "webhooks",
-        "list",
-        "--db",
-        &env.db(),
-        "--status",
-        "failed",
-        "--format",
-        "jsonl",
-    ]);
-    assert_ok(&listed);
-    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = crate::env::outbox_events(&env, &env.db(), &["--status", "failed"]);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["id"], first.as_str());
     assert_eq!(lines[0]["last_error"], "HTTP 500");
@@ -1059,4 +1040,33 @@ fn delivered_events_are_pruned_after_the_retention_counted_by_check_and_delivery
             .count(),
         1
     );
+}
+
+/// A run's settlement events have no rows of their own: once delivered and past the retention
+/// they count as pruned, and a delivery state file made anew does not post them again.
+#[test]
+fn settlement_events_past_the_retention_are_not_posted_again_by_a_new_delivery_state() {
+    let env = Env::after_demo_night();
+    let receiver = Receiver::start(vec![Reply::Status(200)]);
+    assert_ok(&env.deliver(&receiver.url, &["--retention-days", "0"]));
+    let posted = receiver.seen().len();
+    assert!(
+        receiver.seen().iter().any(|r| &r.id()[14..15] == "8"),
+        "the night's settlements were posted"
+    );
+    // Everything but the last event taken in is pruned; that one is a settlement's.
+    let kept = env.events();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].kind, "cash_balance.updated");
+    assert_ok(&env.recon(&["check", "--db", &env.db()]));
+
+    // A delivery state made anew takes in only what is kept, and posts nothing twice but it.
+    let state = format!("{}.deliveries", env.db());
+    fs::rename(&state, format!("{state}.aside")).unwrap();
+    let again = env.events();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, kept[0].id);
+    assert_ok(&env.deliver(&receiver.url, &[]));
+    assert_eq!(receiver.seen().len(), posted + 1);
+    assert_eq!(receiver.seen()[posted].id(), kept[0].id);
 }
