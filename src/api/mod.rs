@@ -335,6 +335,16 @@ fn problem_with(status: StatusCode, title: &str, detail: Option<&str>, extra: Va
         .into_response()
 }
 
+/// The stored answer to an earlier request with the same Idempotency-Key, marked as replayed.
+fn replayed(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = json_response(status, body);
+    response
+        .headers_mut()
+        .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+    response
+}
+
 fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -602,14 +612,7 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             }
             response
         }
-        Ok(Created::Replayed { status, body }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = json_response(status, body);
-            response
-                .headers_mut()
-                .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
-            response
-        }
+        Ok(Created::Replayed { status, body }) => replayed(status, body),
         Err(CreateError::Invalid(errors)) => invalid(&errors),
         Err(CreateError::KeyReused) => problem(
             StatusCode::UNPROCESSABLE_ENTITY,

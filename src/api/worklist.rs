@@ -7,13 +7,14 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
 use super::writer::{Write, Written};
 use super::{
-    DEFAULT_PAGE, MAX_PAGE, Shared, json_response, problem, refused, store_problem, with_reader,
+    DEFAULT_PAGE, MAX_PAGE, Shared, json_response, problem, refused, replayed, store_problem,
+    with_reader,
 };
 use crate::ops::exceptions::{self, Action, Answer, ListRequest, Resolve};
 use crate::store::exceptions::Filter;
@@ -198,14 +199,7 @@ pub(super) async fn resolve(
     };
     match answer {
         Ok(Answer::New(resolved)) => json_response(StatusCode::OK, super::to_json(&*resolved)),
-        Ok(Answer::Replayed { status, body }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = json_response(status, body);
-            response
-                .headers_mut()
-                .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
-            response
-        }
+        Ok(Answer::Replayed { status, body }) => replayed(status, body),
         Ok(Answer::KeyReused) => problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Idempotency-Key reused",

@@ -87,13 +87,8 @@ fn prune(
         if seqs.is_empty() {
             break;
         }
-        let tx = match store.write() {
-            Ok(tx) => tx,
-            Err(StoreError::Locked(_)) => {
-                tracing::info!("the database is busy: delivered events are pruned next time");
-                return Ok(pruned);
-            }
-            Err(e) => return Err(e.into()),
+        let Some(tx) = write_unless_busy(store)? else {
+            return Ok(pruned);
         };
         crate::store::outbox::prune(&tx, &seqs)?;
         crate::store::commit(tx, "committing the pruned events")?;
@@ -103,13 +98,26 @@ fn prune(
     // The runs' settlement events have no rows to delete: every one before the lowest event
     // the delivery state still holds counts as pruned, so that a delivery state made anew does
     // not post them again. Should the database be busy now, the next prune says it.
-    if let (true, Some(lowest)) = (pruned > 0, deliveries.lowest()?)
-        && let Ok(tx) = store.write()
+    if pruned > 0
+        && let Some(lowest) = deliveries.lowest()?
+        && let Some(tx) = write_unless_busy(store)?
     {
         crate::store::outbox::prune_told_before(&tx, lowest)?;
         crate::store::commit(tx, "committing the pruned events")?;
     }
     Ok(pruned)
+}
+
+/// The database's write transaction for pruning, or none while a nightly run holds it.
+fn write_unless_busy(store: &mut Store) -> Result<Option<rusqlite::Transaction<'_>>, Error> {
+    match store.write() {
+        Ok(tx) => Ok(Some(tx)),
+        Err(StoreError::Locked(_)) => {
+            tracing::info!("the database is busy: delivered events are pruned next time");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Delivered events kept in the outbox and pruned from it, against a retention of `days`;

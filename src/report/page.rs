@@ -170,8 +170,8 @@ impl Money {
         subtotals
     }
 
-    /// `1,200.00 EUR in and 200.00 EUR out`: a category's money, each direction apart.
-    fn worth(&self, place: usize) -> String {
+    /// A category's money per direction, then per currency.
+    fn by_direction(&self, place: usize) -> BTreeMap<&str, BTreeMap<Currency, Decimal>> {
         let mut by_direction: BTreeMap<&str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
         for ((currency, direction), tally) in self.subtotals(place) {
             *by_direction
@@ -180,7 +180,13 @@ impl Money {
                 .entry(currency)
                 .or_default() += tally.sum;
         }
-        let parts: Vec<String> = by_direction
+        by_direction
+    }
+
+    /// `1,200.00 EUR in and 200.00 EUR out`: a category's money, each direction apart.
+    fn worth(&self, place: usize) -> String {
+        let parts: Vec<String> = self
+            .by_direction(place)
             .iter()
             .map(|(direction, sums)| format!("{} {}", sums_line(sums), direction.to_lowercase()))
             .collect();
@@ -189,15 +195,8 @@ impl Money {
 
     /// `In 1,200.00 EUR; out 200.00 EUR`: a category's money, each direction apart.
     fn category_line(&self, place: usize) -> String {
-        let mut by_direction: BTreeMap<&str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
-        for ((currency, direction), tally) in self.subtotals(place) {
-            *by_direction
-                .entry(direction)
-                .or_default()
-                .entry(currency)
-                .or_default() += tally.sum;
-        }
-        let parts: Vec<String> = by_direction
+        let parts: Vec<String> = self
+            .by_direction(place)
             .iter()
             .map(|(direction, sums)| format!("{direction} {}", sums_line(sums)))
             .collect();

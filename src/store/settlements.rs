@@ -97,11 +97,13 @@ fn block_from_row(r: &rusqlite::Row) -> rusqlite::Result<Block> {
     })
 }
 
-/// The block that holds `seq`, if any.
+/// The block that holds `seq`, if any and if `seq` is not pruned (before
+/// `outbox_head.told_from`: delivered, past its retention).
 fn block_of(conn: &Connection, seq: i64) -> Result<Option<Block>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {BLOCK_COLUMNS} FROM settlement_events
-         WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1"
+         WHERE first_seq <= ?1 AND ?1 >= (SELECT told_from FROM outbox_head)
+         ORDER BY first_seq DESC LIMIT 1"
     ))
     .doing("reading the settlements' events")?
     .query_row([seq], block_from_row)
@@ -117,20 +119,8 @@ pub struct Derived {
     pub account_group_id: String,
 }
 
-/// Where the derived events still kept begin: those before were delivered and are past their
-/// retention, and count as pruned (`outbox_head.told_from`).
-fn told_from(conn: &Connection) -> Result<i64, StoreError> {
-    conn.prepare_cached("SELECT told_from FROM outbox_head")
-        .doing("reading the outbox")?
-        .query_row([], |r| r.get(0))
-        .doing("reading the outbox")
-}
-
 /// The derived event with this `seq`, if there is one.
 pub fn event(conn: &Connection, seq: i64) -> Result<Option<Derived>, StoreError> {
-    if seq < told_from(conn)? {
-        return Ok(None);
-    }
     let Some(block) = block_of(conn, seq)? else {
         return Ok(None);
     };
@@ -140,15 +130,16 @@ pub fn event(conn: &Connection, seq: i64) -> Result<Option<Derived>, StoreError>
 
 /// The id of the derived event with this `seq`, if there is one, without telling the event.
 pub fn id_of(conn: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
-    if seq < told_from(conn)? {
-        return Ok(None);
-    }
     Ok(block_of(conn, seq)?.map(|block| event_id(&block, seq).to_string()))
 }
 
 /// Up to `limit` derived events after `after_seq`, in order (none of those pruned).
 pub fn since(conn: &Connection, after_seq: i64, limit: usize) -> Result<Vec<Derived>, StoreError> {
-    let after_seq = after_seq.max(told_from(conn)? - 1);
+    let after_seq: i64 = conn
+        .prepare_cached("SELECT max(?1, told_from - 1) FROM outbox_head")
+        .doing("reading the outbox")?
+        .query_row([after_seq], |r| r.get(0))
+        .doing("reading the outbox")?;
     let mut blocks = conn
         .prepare_cached(&format!(
             "SELECT {BLOCK_COLUMNS} FROM settlement_events
@@ -237,12 +228,10 @@ fn derive(
         .with(|c| c.borrow_mut().take())
         .filter(|c| c.db == db && c.block == *block);
     let mut found = Vec::new();
-    if let Some(hit) = cursor
-        .as_ref()
-        .and_then(|c| c.told.iter().position(|d| d.event.seq == from))
+    if let Some(c) = &cursor
+        && let Some(hit) = c.told.iter().position(|d| d.event.seq == from)
     {
-        let told = &cursor.as_ref().expect("just found").told;
-        found.extend(told[hit..].iter().take(limit).cloned());
+        found.extend(c.told[hit..].iter().take(limit).cloned());
         from = found.last().map_or(from, |d| d.event.seq + 1);
     }
     if found.len() < limit && from <= block.last_seq() {
