@@ -32,21 +32,25 @@ pub fn spans(stale_after_days: i64) -> Vec<(i64, Option<i64>)> {
 /// days old at `as_of` ([`crate::topup::TopUp::age_days`]). Creation times are whole seconds
 /// in a fixed-width form, so comparing the texts compares the times.
 pub fn created_by(as_of: DateTime<Utc>, days: i64) -> String {
-    let at = TimeDelta::try_days(days)
+    format_timestamp(created_by_time(as_of, days))
+}
+
+/// The newest creation time of a top-up at least `days` whole days old at `as_of`.
+fn created_by_time(as_of: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    TimeDelta::try_days(days)
         .and_then(|span| as_of.checked_sub_signed(span))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    format_timestamp(at)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The creation times of the top-ups whose age at `as_of` is within a span: after the first
 /// (exclusive) and up to the second (inclusive); `None` leaves that side open.
-pub fn created_within(
+pub fn created_span(
     as_of: DateTime<Utc>,
     (from_days, to_days): (i64, Option<i64>),
-) -> (Option<String>, Option<String>) {
-    let after = to_days.map(|to| created_by(as_of, to + 1));
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let after = to_days.map(|to| created_by_time(as_of, to + 1));
     // Every top-up is at least 0 days old, even one created after `as_of`.
-    let until = (from_days > 0).then(|| created_by(as_of, from_days));
+    let until = (from_days > 0).then(|| created_by_time(as_of, from_days));
     (after, until)
 }
 
@@ -97,7 +101,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .filter(|(_, span)| {
-                    let (after, until) = created_within(as_of, **span);
+                    let (after, until) = created_span(as_of, **span);
+                    let (after, until) = (after.map(format_timestamp), until.map(format_timestamp));
                     after.is_none_or(|a| text > a) && until.is_none_or(|u| text <= u)
                 })
                 .map(|(i, _)| i)

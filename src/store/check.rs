@@ -152,6 +152,10 @@ pub fn run(conn: &Connection, deep: bool) -> Result<Vec<Finding>, StoreError> {
         invariant: "each cash balance is the sum of its account group's settled top-ups",
         problems: balance_problems(conn)?,
     });
+    findings.push(Finding {
+        invariant: "the open top-ups' totals per day of creation count and sum the open top-ups",
+        problems: super::ages::disagreements(conn)?,
+    });
     findings.push(match deep {
         true => Finding {
             invariant: "each stored statement file decompresses to the bytes its SHA-256 names",

@@ -467,6 +467,22 @@ CREATE INDEX journal_texts_file ON journal_texts (file_id, first);
 "#,
         then: None,
     },
+    // 15: the open top-ups counted and summed per day of creation (UTC, days since 1970) and
+    // currency (issue 22): a report's aging buckets read these few rows, not every open
+    // top-up. Every write that opens or closes a top-up keeps them (`store::ages::OpenDays`);
+    // `recon check` counts them again from the top-ups.
+    Migration {
+        sql: r#"
+CREATE TABLE open_days (
+    day      INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    count    INTEGER NOT NULL CHECK (count > 0),
+    sum      TEXT NOT NULL,
+    PRIMARY KEY (day, currency)
+) STRICT, WITHOUT ROWID;
+"#,
+        then: Some(super::ages::fill_open_days),
+    },
 ];
 
 /// `PRAGMA application_id` of a delivery state file, `<db>.deliveries` ("RECD").

@@ -80,6 +80,9 @@ fn corrupt(result: Result<TopUp, String>) -> Result<TopUp, StoreError> {
 /// naming which.
 pub fn insert(conn: &Connection, topup: &TopUp, now: DateTime<Utc>) -> Result<(), StoreError> {
     insert_row(conn, topup, now)?;
+    let mut days = super::ages::OpenDays::default();
+    days.added(topup);
+    days.write(conn)?;
     let mut balances = super::outbox::Balances::default();
     announce(conn, topup, now, &mut balances)?;
     balances.write(conn, now)?;
@@ -112,7 +115,9 @@ pub fn insert_many(
     };
     let mut in_order: Vec<&(u64, TopUp)> = topups.iter().collect();
     in_order.sort_by_key(|(_, t)| table_order(t.created_at, t.id));
+    let mut days = super::ages::OpenDays::default();
     for (line, topup) in in_order {
+        days.added(topup);
         insert_row(conn, topup, now).map_err(|e| match e {
             StoreError::Import { message, .. } => StoreError::Import {
                 line: *line,
@@ -121,6 +126,7 @@ pub fn insert_many(
             other => other,
         })?;
     }
+    days.write(conn)?;
     let mut balances = super::outbox::Balances::default();
     for (_, topup) in topups {
         announce(conn, topup, now, &mut balances)?;
@@ -388,17 +394,6 @@ pub fn page(
     Ok((out, more))
 }
 
-/// How many top-ups are open now.
-pub fn count_open(conn: &Connection) -> Result<usize, StoreError> {
-    conn.query_row(
-        "SELECT count(*) FROM topups WHERE status IN ('NEW', 'CONFIRMED')",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n as usize)
-    .doing("counting open top-ups")
-}
-
 /// Which open top-ups `open_topups.csv` lists (summary version 2 on): created up to `until`
 /// (stale), and either created after `after` (not stale at the previous run) or added to the
 /// database after its row `added_after` (unknown to the previous run, however old).
@@ -649,6 +644,7 @@ pub fn settle_all(
         .prepare_cached("DELETE FROM temp.settling")
         .doing(doing)?;
     let mut balances = super::outbox::Balances::default();
+    let mut days = super::ages::OpenDays::default();
     let mut topups = Vec::with_capacity(SETTLE_CHUNK);
     // The temporary table holds one chunk at a time: the whole night's was 60 MB at a million.
     let (mut found, mut changed) = (0, 0);
@@ -672,6 +668,7 @@ pub fn settle_all(
         for topup in &topups {
             let group = topup.account_group_id.to_string();
             balances.change(conn, &group, topup.currency, topup.cash_amount)?;
+            days.closed(topup);
         }
         clear.execute([]).doing(doing)?;
     }
@@ -688,6 +685,7 @@ pub fn settle_all(
         let (count, before) = (settlements.len(), balances.before());
         super::settlements::record(conn, run_id, count, (first_tx, last_tx), at, before)?;
     }
+    days.write(conn)?;
     balances.write(conn, at)
 }
 
@@ -755,6 +753,9 @@ pub fn unsettle(
         )));
     }
     record_history(conn, id, to, at)?;
+    let mut days = super::ages::OpenDays::default();
+    days.changed(&current, current.status, to);
+    days.write(conn)?;
     let mut balances = super::outbox::Balances::default();
     super::outbox::announce_unsettled(conn, &current, at, &mut balances)?;
     balances.write(conn, at)?;
@@ -795,6 +796,9 @@ fn change_received(
             "top-up {id} changed status while it was being updated"
         )));
     }
+    let mut days = super::ages::OpenDays::default();
+    days.changed(&current, from, to);
+    days.write(conn)?;
     current.status = to;
     let mut balances = super::outbox::Balances::default();
     record_history(conn, current.id, current.status, at)?;

@@ -80,7 +80,7 @@ fn a_backup_is_a_complete_database_that_checks_clean() {
     let out = env.recon(&["check", "--db", &copy]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains("all 20 checks hold"),
+        stdout(&out).contains("all 21 checks hold"),
         "{}",
         stdout(&out)
     );

@@ -92,17 +92,15 @@ pub(super) fn render_and_record(
     Ok(pending)
 }
 
-/// The top-ups the run leaves open, as its report shows them: all of them by age, and the
-/// newly stale ones listed in `open_topups.csv`.
+/// The newly stale top-ups the run leaves open, listed in `open_topups.csv`.
 pub(super) struct OpenAfter {
     pub listed: report::OpenRendered,
-    pub ages: Vec<AgeBucket>,
     pub newly_stale: NewlyStale,
 }
 
-/// Counts the top-ups the run leaves open by age and lists the newly stale ones into
-/// `open_topups.csv`, from a connection of its own while the run's settles: those open before
-/// the run (it holds the write lock, so nothing else changes them) less the ones it settles.
+/// Lists the newly stale top-ups the run leaves open into `open_topups.csv`, from a connection
+/// of its own while the run's settles: those open before the run (it holds the write lock, so
+/// nothing else changes them) less the ones it settles.
 /// Newly stale: stale at `as_of` (the run's start), and not at the previous committed run's
 /// start by that run's threshold (see [`runs::previous`]) or added to the database since; the
 /// first run lists every stale one.
@@ -136,7 +134,6 @@ pub(super) fn open_after(
             }
         })
     })?;
-    let ages = open_ages(&conn, as_of, stale_after_days, settling)?;
     let newly_stale = NewlyStale {
         previous_run: previous.map(|p| p.id),
         count: listed.total(),
@@ -148,39 +145,28 @@ pub(super) fn open_after(
     tracing::debug!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         newly_stale = newly_stale.count,
-        "open top-ups counted by age, newly stale listed"
+        "newly stale top-ups listed"
     );
     Ok(OpenAfter {
         listed,
-        ages,
         newly_stale,
     })
 }
 
-/// The open top-ups in each of the report's age buckets at `as_of`, less those `settling`:
-/// counted by SQLite, so that millions of them cost no memory here.
-fn open_ages(
+/// The open top-ups in each of the report's age buckets at `as_of`, as the run's connection
+/// sees them (after its settlements): counted from the totals per day, so that millions of
+/// them cost neither time nor memory here.
+pub(super) fn open_ages(
     conn: &rusqlite::Connection,
     as_of: DateTime<Utc>,
     stale_after_days: i64,
-    settling: &HashSet<TopUpId>,
 ) -> Result<Vec<AgeBucket>, Error> {
     let spans = aging::spans(stale_after_days);
     let created: Vec<_> = spans
         .iter()
-        .map(|&span| aging::created_within(as_of, span))
+        .map(|&span| aging::created_span(as_of, span))
         .collect();
-    let mut open = ages::open_by_created(conn, &created)?;
-    let settling: Vec<TopUpId> = settling.iter().copied().collect();
-    // Settled top-ups were open when the run began (each UPDATE requires the status read).
-    let not_open = |currency| Error::Internal(format!("settling {currency} top-ups not open"));
-    for (currency, settled) in ages::by_created_among(conn, &settling, &created)? {
-        let spans = open.get_mut(&currency).ok_or_else(|| not_open(currency))?;
-        for ((count, sum), (gone, gone_sum)) in spans.iter_mut().zip(settled) {
-            *count = count.checked_sub(gone).ok_or_else(|| not_open(currency))?;
-            *sum -= gone_sum;
-        }
-    }
+    let open = ages::open_by_created(conn, &created)?;
     Ok(spans
         .iter()
         .enumerate()
@@ -245,33 +231,39 @@ mod tests {
         (path, topups.iter().map(|(_, t)| t.id).collect())
     }
 
-    /// The buckets SQLite counts are those of each top-up's age as recon measures it, less
-    /// the ones the run settles; a first run lists every stale one.
+    /// The buckets counted are those of each top-up's age as recon measures it, after the
+    /// run's settlements; a first run lists every stale one.
     #[test]
-    fn open_topups_by_age_are_counted_as_each_ones_age_says_less_the_settled() {
+    fn open_topups_by_age_are_counted_as_each_ones_age_says_after_the_settled() {
         let dir = tempfile::tempdir().unwrap();
         let (db, ids) = open_topups(dir.path(), 900);
         let settling: HashSet<TopUpId> = ids.iter().step_by(4).copied().collect();
         let as_of: DateTime<Utc> = "2026-11-10T01:30:00.5Z".parse().unwrap();
         let open = open_after(&db, &dir.path().join("out"), as_of, 3, &settling).unwrap();
+        // The run settles them after the listing began, on its own connection.
+        let mut store = Store::open(&db, OpenMode::MustExist, Duration::ZERO).unwrap();
+        let tx = store.write().unwrap();
+        for id in &settling {
+            topups::transition(&tx, *id, Status::Settled, as_of, None).unwrap();
+        }
+        let ages = open_ages(&tx, as_of, 3).unwrap();
+        tx.commit().unwrap();
         let conn = crate::store::open_reader(&db).unwrap();
         let all = topups::list(&conn, None).unwrap();
         let left: Vec<&TopUp> = all.iter().filter(|t| !settling.contains(&t.id)).collect();
         assert_eq!(left.len(), 900 - 225);
         let mut expected: Vec<(usize, BTreeMap<Currency, Decimal>)> =
-            vec![Default::default(); open.ages.len()];
+            vec![Default::default(); ages.len()];
         for t in &left {
             let age = t.age_days(as_of);
-            let i = open
-                .ages
+            let i = ages
                 .iter()
                 .position(|b| age >= b.from_days && b.to_days.is_none_or(|to| age <= to))
                 .unwrap();
             expected[i].0 += 1;
             *expected[i].1.entry(t.currency).or_default() += t.cash_amount;
         }
-        let counted: Vec<(usize, BTreeMap<Currency, Decimal>)> = open
-            .ages
+        let counted: Vec<(usize, BTreeMap<Currency, Decimal>)> = ages
             .iter()
             .map(|b| {
                 let sums = b.by_currency.iter().map(|(c, t)| (*c, t.sum)).collect();
@@ -287,7 +279,7 @@ mod tests {
             .collect();
         assert_eq!(open.newly_stale.count, stale.len());
         assert!(!stale.is_empty() && stale.len() < left.len());
-        let stale_counted: usize = open.ages.iter().filter(|b| b.stale).map(|b| b.count).sum();
+        let stale_counted: usize = ages.iter().filter(|b| b.stale).map(|b| b.count).sum();
         assert_eq!(stale_counted, stale.len());
         assert_eq!(open.newly_stale.previous_run, None);
         assert_eq!(open.listed.overview().oldest.len(), stale.len());

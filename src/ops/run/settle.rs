@@ -1,7 +1,7 @@
 //! Settling: the matched top-ups become `SETTLED` with their cash balances (their history and
-//! events are told from the journal) while a connection of its own counts the top-ups the run
-//! leaves open by age and lists the newly stale; then each exception gets its suggestion, which
-//! sees the top-ups as the run leaves them.
+//! events are told from the journal) while a connection of its own lists the newly stale;
+//! then the open top-ups are counted by age and each exception gets its suggestion, both
+//! seeing the top-ups as the run leaves them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::decide::{Decided, Deciding, RunRows, aside_failed};
-use super::render::{OpenAfter, open_after};
+use super::render::{OpenAfter, open_after, open_ages};
 use super::{RunPlan, give_back_memory};
 use crate::error::Error;
 use crate::ids::RunId;
@@ -19,7 +19,7 @@ use crate::report::summary::{AgeBucket, NewlyStale, OutcomeKey};
 use crate::row::spill::{Spill, Spilled, Unmatched};
 use crate::statement::TxIdentity;
 use crate::store::outbox::Growth;
-use crate::store::{hints, topups};
+use crate::store::{ages, hints, topups};
 use crate::suggest::PayerWindows;
 
 /// A run decided and settled, with its open top-ups counted by age and the newly stale
@@ -50,40 +50,40 @@ pub(super) fn settle_beside_listing(
             let stale = plan.stale_after_days;
             open_after(db, &plan.report_dir, started, stale, &settling)
         });
-        // Counted here, while a long listing may still be running, to check it against.
-        let settled = deciding
-            .finish()
-            .and_then(|decided| settle(tx, run_id, decided, started, &plan.report_dir))
-            .and_then(|done| Ok((done, topups::count_open(tx)?)));
+        let settled = deciding.finish().and_then(|decided| {
+            let open_before = ages::count_open(tx)?;
+            let done = settle(tx, run_id, decided, started, &plan.report_dir)?;
+            let ages = open_ages(tx, started, plan.stale_after_days)?;
+            Ok((done, open_before, ages))
+        });
         let open = listing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (settled, open)
     });
-    let (((decided, growth), open_topups), open) = (settled?, open?);
+    let (((decided, growth), open_before, ages), open) = (settled?, open?);
     drop(settling);
     give_back_memory();
     plan.progress.finish_and_clear();
     let OpenAfter {
         listed,
-        ages,
         newly_stale,
     } = open;
     let mut settled = Settled {
         decided,
         open: listed,
-        open_topups,
+        open_topups: ages.iter().map(|bucket| bucket.count).sum(),
         ages,
         newly_stale,
     };
-    settled.check(&growth)?;
+    settled.check(&growth, open_before)?;
     Ok(settled)
 }
 
 impl Settled {
     /// The run's invariants, each against a count made elsewhere than the one it checks: a
     /// breach is a bug, so nothing is committed and the exit status is 70.
-    fn check(&mut self, growth: &Growth) -> Result<(), Error> {
+    fn check(&mut self, growth: &Growth, open_before: usize) -> Result<(), Error> {
         let holds = self.decided.totals.check();
         let totals = &self.decided.totals;
         let c = &totals.counts;
@@ -95,11 +95,11 @@ impl Settled {
                 self.decided.handed, c.read, c.matched, c.unmatched, c.ignored
             )));
         }
-        let by_age: usize = self.ages.iter().map(|bucket| bucket.count).sum();
-        if self.open_topups != by_age {
+        if open_before.checked_sub(c.matched) != Some(self.open_topups) {
             return Err(breach(format!(
-                "the run leaves {} top-ups open but {by_age} were counted by age",
-                self.open_topups
+                "{open_before} top-ups were open before the run, which settled {}, but {} are \
+                 counted by age after it",
+                c.matched, self.open_topups
             )));
         }
         let stale: usize = self.ages.iter().filter(|b| b.stale).map(|b| b.count).sum();
