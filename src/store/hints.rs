@@ -4,7 +4,7 @@
 //! taken only when one of them asks: four reference-fragment indexes and two more on every
 //! top-up cost more at each import and settlement than the pass costs (migration 10).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use rusqlite::Connection;
 
@@ -96,10 +96,11 @@ fn quarters(text: &[u8]) -> Option<[Fragment; 4]> {
 struct Wanted {
     /// By quarter, by fragment: open top-ups with their rowid.
     fragments: [HashMap<Fragment, Vec<(i64, TopUp)>>; 4],
-    /// By currency, by amount as stored.
-    amounts: HashMap<String, HashMap<String, Vec<TopUp>>>,
+    /// By currency, by amount as stored (as bytes: the pass compares millions of rows'
+    /// columns without checking each is UTF-8).
+    amounts: HashMap<Vec<u8>, HashMap<Vec<u8>, Vec<TopUp>>>,
     /// By account group.
-    groups: HashMap<String, Vec<TopUp>>,
+    groups: HashMap<Vec<u8>, Vec<TopUp>>,
     /// How many amounts and groups have not all they want yet.
     unfilled: usize,
 }
@@ -122,12 +123,12 @@ impl Wanted {
                 } => {
                     wanted
                         .amounts
-                        .entry(currency.as_str().to_string())
+                        .entry(currency.as_str().as_bytes().to_vec())
                         .or_default()
-                        .entry(format_amount(*amount, *currency))
+                        .entry(format_amount(*amount, *currency).into_bytes())
                         .or_default();
                     for group in payer_groups {
-                        wanted.groups.entry(group.clone()).or_default();
+                        wanted.groups.entry(group.as_bytes().to_vec()).or_default();
                     }
                 }
             }
@@ -144,12 +145,12 @@ impl Wanted {
     /// Takes one open top-up's row (the seven top-up columns, then its rowid); says whether
     /// the pass can stop.
     fn take(&mut self, row: &rusqlite::Row) -> Result<bool, StoreError> {
-        fn text<'r>(row: &'r rusqlite::Row, i: usize) -> Result<&'r str, StoreError> {
+        fn text<'r>(row: &'r rusqlite::Row, i: usize) -> Result<&'r [u8], StoreError> {
             row.get_ref(i)
-                .and_then(|v| Ok(v.as_str()?))
+                .and_then(|v| Ok(v.as_bytes()?))
                 .map_err(|e| StoreError::Corrupt(format!("an open top-up's column {i}: {e}")))
         }
-        let quarters = quarters(text(row, 6)?.as_bytes()).unwrap_or_default();
+        let quarters = quarters(text(row, 6)?).unwrap_or_default();
         let hits: Vec<(usize, &Fragment)> = (0..4)
             .map(|k| (k, &quarters[k]))
             .filter(|(k, quarter)| self.fragments[*k].contains_key(*quarter))
@@ -288,12 +289,12 @@ fn likely(
 ) -> Vec<Likely> {
     let same_amount = wanted
         .amounts
-        .get(currency.as_str())
-        .and_then(|amounts| amounts.get(&format_amount(amount, currency)))
+        .get(currency.as_str().as_bytes())
+        .and_then(|amounts| amounts.get(format_amount(amount, currency).as_bytes()))
         .map_or(&[][..], Vec::as_slice);
     let payers = payer_groups
         .iter()
-        .flat_map(|group| wanted.groups.get(group).into_iter().flatten());
+        .flat_map(|group| wanted.groups.get(group.as_bytes()).into_iter().flatten());
     let mut ranked: Vec<Likely> = Vec::new();
     let mut add = |topup: &TopUp, same_payer: bool, same_amount: bool| {
         if ranked.len() < 3 && ranked.iter().all(|l| l.topup.id != topup.id) {
