@@ -26,6 +26,7 @@ fn night() -> (tempfile::TempDir, usize) {
         transactions,
         seed: 1,
         created_at: None,
+        booked_on: None,
         mix: recon::benchdata::Mix::Realistic,
     };
     recon::benchdata::generate(&spec, dir.path()).unwrap();

@@ -130,7 +130,10 @@ rm -rf "$work/stale" "$work/second" "$work/small.sqlite"* "$work/large.sqlite"*
 # The 100k night after 30 earlier nights of 100k (3M transactions of history).
 fresh_db "$work/n100k" "$work/hist.sqlite"
 for i in $(seq 1 30); do
-  night "$work/earlier" 120000 100000 --seed $((100 + i)) --created-at "2026-10-01T08:00:00Z"
+  # Each earlier night books on a day of its own before the measured night's 2026-11-21, as a
+  # bank's statements do (the same day every night would scatter the day-ordered keys).
+  night "$work/earlier" 120000 100000 --seed $((100 + i)) --created-at "2026-10-01T08:00:00Z" \
+    --booked-on "$(date -u -d "2026-10-21 + $i days" +%F)"
   "$bin" -q topups import --db "$work/hist.sqlite" "$work/earlier/topups.csv" >/dev/null
   run "$work/hist.sqlite" "$work/earlier" "$work/out" >/dev/null || true
 done

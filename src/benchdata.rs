@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
@@ -19,6 +19,8 @@ pub struct Spec {
     pub seed: u64,
     /// When the top-ups were created (default: 2026-11-01T08:00:00Z, before the statement).
     pub created_at: Option<DateTime<Utc>>,
+    /// The day the statement books on (default: 2026-11-21).
+    pub booked_on: Option<NaiveDate>,
     pub mix: Mix,
 }
 
@@ -76,8 +78,11 @@ pub fn generate(spec: &Spec, dir: &Path) -> io::Result<BTreeMap<&'static str, us
         *expected.entry(outcome).or_default() += 1;
         payments.push(payment);
     }
-    write_camt(&dir.join("statement.xml"), &payments)?;
-    write_csv(&dir.join("statement.csv"), &payments)?;
+    let day = spec
+        .booked_on
+        .map_or_else(|| "2026-11-21".to_string(), |d| d.to_string());
+    write_camt(&dir.join("statement.xml"), &payments, &day)?;
+    write_csv(&dir.join("statement.csv"), &payments, &day)?;
     let json = serde_json::to_string_pretty(&expected).map_err(io::Error::other)?;
     fs::write(dir.join("expected.json"), json + "\n")?;
     Ok(expected)
@@ -272,7 +277,7 @@ fn xml_text(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn write_camt(path: &Path, payments: &[Payment]) -> io::Result<()> {
+fn write_camt(path: &Path, payments: &[Payment], day: &str) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let (mut credits, mut debits) = (0u64, 0u64);
     for p in payments.iter().filter(|p| !p.pending) {
@@ -289,13 +294,13 @@ fn write_camt(path: &Path, payments: &[Payment]) -> io::Result<()> {
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
   <BkToCstmrStmt>
-    <GrpHdr><MsgId>BENCH</MsgId><CreDtTm>2026-11-21T22:00:00</CreDtTm></GrpHdr>
+    <GrpHdr><MsgId>BENCH</MsgId><CreDtTm>{day}T22:00:00</CreDtTm></GrpHdr>
     <Stmt>
-      <Id>BENCH-2026-11-21</Id>
+      <Id>BENCH-{day}</Id>
       <ElctrncSeqNb>1</ElctrncSeqNb>
       <Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>
-      <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-21</Dt></Dt></Bal>
-      <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-21</Dt></Dt></Bal>
+      <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>
+      <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>
 "#,
         money(opening),
         money(closing)
@@ -313,8 +318,8 @@ fn write_camt(path: &Path, payments: &[Payment]) -> io::Result<()> {
         <Amt Ccy="EUR">{}</Amt>
         <CdtDbtInd>{cd}</CdtDbtInd>
 {}        <Sts>{}</Sts>
-        <BookgDt><Dt>2026-11-21</Dt></BookgDt>
-        <ValDt><Dt>2026-11-21</Dt></ValDt>
+        <BookgDt><Dt>{day}</Dt></BookgDt>
+        <ValDt><Dt>{day}</Dt></ValDt>
         <AcctSvcrRef>BANK{i:010}</AcctSvcrRef>
         <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>
         <NtryDtls>
@@ -347,7 +352,7 @@ fn write_camt(path: &Path, payments: &[Payment]) -> io::Result<()> {
     out.flush()
 }
 
-fn write_csv(path: &Path, payments: &[Payment]) -> io::Result<()> {
+fn write_csv(path: &Path, payments: &[Payment], day: &str) -> io::Result<()> {
     let mut out = csv::Writer::from_writer(BufWriter::new(File::create(path)?));
     out.write_record([
         "booking_date",
@@ -364,8 +369,8 @@ fn write_csv(path: &Path, payments: &[Payment]) -> io::Result<()> {
         let sign = if p.debit { "-" } else { "" };
         // CSV has no reversal flag: a reversal here is an ordinary debit.
         out.write_record([
-            "2026-11-21".to_string(),
-            "2026-11-21".to_string(),
+            day.to_string(),
+            day.to_string(),
             format!("{sign}{}", money(p.amount_cents)),
             "EUR".to_string(),
             p.remittance.join(" "),

@@ -302,6 +302,10 @@ pub struct BenchDataArgs {
     /// top-ups, imported after the first night's run [default: 2026-11-01T08:00:00Z].
     #[arg(long, value_name = "TIMESTAMP")]
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The day the statement books its transactions on: a history of nights books each on a
+    /// day of its own, as a bank does [default: 2026-11-21].
+    #[arg(long, value_name = "DATE")]
+    pub booked_on: Option<chrono::NaiveDate>,
     /// Directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

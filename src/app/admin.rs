@@ -85,6 +85,7 @@ pub(super) fn bench_data(
         transactions: args.transactions,
         seed: args.seed,
         created_at: args.created_at,
+        booked_on: args.booked_on,
         mix: args.mix,
     };
     let expected = crate::benchdata::generate(&spec, &args.out).map_err(|source| Error::Io {

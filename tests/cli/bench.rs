@@ -13,19 +13,32 @@ fn a_second_generated_night_finds_its_expected_outcomes_among_the_first_nights_t
     let env = Env::new();
     let db = env.db();
     let mut open_before = 0;
-    for (night, seed, created_at) in [
-        ("first", "1", "2026-11-01T08:00:00Z"),
-        ("second", "2", "2026-11-02T08:00:00Z"),
+    // The first night books on the default day, the second on a day of its own.
+    for (night, seed, created_at, booked_on) in [
+        ("first", "1", "2026-11-01T08:00:00Z", None),
+        ("second", "2", "2026-11-02T08:00:00Z", Some("2026-11-22")),
     ] {
-        let dir = env.bench_night(
-            night,
-            "1200",
-            "1000",
-            &["--seed", seed, "--created-at", created_at],
-        );
+        let mut flags = vec!["--seed", seed, "--created-at", created_at];
+        flags.extend(booked_on.iter().flat_map(|day| ["--booked-on", *day]));
+        let dir = env.bench_night(night, "1200", "1000", &flags);
         let csv = fs::read_to_string(format!("{dir}/topups.csv")).unwrap();
         assert!(
             csv.lines().skip(1).all(|l| l.contains(created_at)),
+            "{night}"
+        );
+        let day = booked_on.unwrap_or("2026-11-21");
+        let camt = fs::read_to_string(format!("{dir}/statement.xml")).unwrap();
+        assert_eq!(
+            camt.matches("<BookgDt>").count(),
+            camt.matches(&format!("<BookgDt><Dt>{day}</Dt></BookgDt>"))
+                .count(),
+            "{night}"
+        );
+        let csv = fs::read_to_string(format!("{dir}/statement.csv")).unwrap();
+        assert!(
+            csv.lines()
+                .skip(1)
+                .all(|l| l.starts_with(&format!("{day},{day},"))),
             "{night}"
         );
         env.import_night(&dir);
@@ -58,6 +71,10 @@ fn a_second_generated_night_finds_its_expected_outcomes_among_the_first_nights_t
         newer > 0 && newer == stale.len(),
         "{newer} of {}",
         stale.len()
+    );
+    assert_eq!(
+        env.sql_count("SELECT count(DISTINCT booking_day) FROM journal"),
+        2
     );
     assert_ok(&env.recon(&["check", "--db", &db]));
 }
