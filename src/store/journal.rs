@@ -114,7 +114,14 @@ pub struct Writer {
     open: Option<FileTexts>,
     scratch: Vec<u8>,
     frame_rows: i64,
+    /// The matched payers' `payers` rows not yet inserted, inserted sorted by their key.
+    payers: Vec<(String, i64)>,
 }
+
+/// How many `payers` rows wait to be inserted together in key order: IBANs are scattered over
+/// the whole index, and a sorted batch changes each of its pages once instead of once per row
+/// (a night recorded into 3M earlier transactions spent most of its time there).
+const PAYERS_BATCH: usize = 65_536;
 
 impl Default for Writer {
     fn default() -> Self {
@@ -129,6 +136,7 @@ impl Writer {
             open: None,
             scratch: Vec::new(),
             frame_rows: FRAME_ROWS,
+            payers: Vec::new(),
         }
     }
 
@@ -162,6 +170,12 @@ impl Writer {
             });
         }
         insert_row(conn, file_id, id, row)?;
+        if let (Outcome::Matched, Some(iban)) = (row.outcome, row.counterparty_iban()) {
+            self.payers.push((iban.to_string(), id));
+            if self.payers.len() >= PAYERS_BATCH {
+                self.insert_payers(conn)?;
+            }
+        }
         let open = self.open.as_mut().expect("a file is open");
         self.scratch.clear();
         encode_texts(&mut self.scratch, row);
@@ -174,7 +188,20 @@ impl Writer {
 
     /// Stores the texts of the file recorded last.
     pub fn finish(mut self, conn: &Connection) -> Result<(), StoreError> {
+        self.insert_payers(conn)?;
         self.flush(conn)
+    }
+
+    fn insert_payers(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let doing = "recording a bank transaction";
+        self.payers.sort_unstable();
+        let mut insert = conn
+            .prepare_cached("INSERT INTO payers (iban, id) VALUES (?1, ?2)")
+            .doing(doing)?;
+        for (iban, id) in self.payers.drain(..) {
+            insert.execute(params![iban, id]).doing(doing)?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self, conn: &Connection) -> Result<(), StoreError> {
@@ -237,12 +264,6 @@ fn insert_row(conn: &Connection, file_id: i64, id: i64, row: &Row) -> Result<(),
                 &processed_key(&row.identity, row.booking_date)[..],
                 id
             ])
-            .doing(doing)?;
-    }
-    if let (Outcome::Matched, Some(iban)) = (row.outcome, row.counterparty_iban()) {
-        conn.prepare_cached("INSERT INTO payers (iban, id) VALUES (?1, ?2)")
-            .doing(doing)?
-            .execute(params![iban, id])
             .doing(doing)?;
     }
     Ok(())
