@@ -86,7 +86,10 @@ fn benches(c: &mut Criterion) {
     identity::assign(&mut transactions);
     let texts: Vec<Vec<String>> = transactions
         .iter()
-        .map(|t| t.remittance.search_fields())
+        .map(|t| {
+            let fields = t.remittance.search_fields().into_iter();
+            fields.map(String::from).collect::<Vec<String>>()
+        })
         .collect();
     let mut group = c.benchmark_group("decide");
     group.sample_size(10);

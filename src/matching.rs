@@ -626,7 +626,7 @@ mod tests {
     }
 
     fn decide(matcher: &mut Matcher, t: &Transaction, known: &Known) -> Outcome {
-        let candidates = find_candidates(t.remittance.search_fields().iter().map(String::as_str));
+        let candidates = find_candidates(t.remittance.search_fields().iter().map(AsRef::as_ref));
         matcher.decide(t, &candidates, known).outcome
     }
 
@@ -773,7 +773,7 @@ mod tests {
         assert_eq!(decide(&mut m, &rejected, &k), Outcome::NoReference);
         m.forget(rejected.identity, Outcome::NoReference, None);
         let candidates =
-            find_candidates(again.remittance.search_fields().iter().map(String::as_str));
+            find_candidates(again.remittance.search_fields().iter().map(AsRef::as_ref));
         let twice = m.decide(&again, &candidates, &k);
         assert_eq!(twice.outcome, Outcome::AlreadySettled);
         assert_eq!(
@@ -805,7 +805,7 @@ mod tests {
     }
 
     fn decided(matcher: &mut Matcher, t: &Transaction, known: &Known) -> Decision {
-        let candidates = find_candidates(t.remittance.search_fields().iter().map(String::as_str));
+        let candidates = find_candidates(t.remittance.search_fields().iter().map(AsRef::as_ref));
         matcher.decide(t, &candidates, known)
     }
 

@@ -49,8 +49,10 @@ static PURPOSE_TAG: LazyLock<Regex> = LazyLock::new(|| {
 pub fn find_candidates<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<Candidate> {
     let mut found: Vec<(Strength, usize, Uuid)> = Vec::new();
     let mut order = 0usize;
+    // One segment's buffers serve every field.
+    let mut seg = Segment::default();
     for field in fields {
-        scan_field(field, &mut |strength, uuid| {
+        scan_field(field, &mut seg, &mut |strength, uuid| {
             found.push((strength, order, uuid));
             order += 1;
         });
@@ -84,10 +86,33 @@ struct Segment {
     after_keyword: Vec<bool>,
 }
 
-fn scan_field(text: &str, emit: &mut impl FnMut(Strength, Uuid)) {
+impl Segment {
+    /// Makes room for a segment as long as `text`, so that its buffers never grow digit by
+    /// digit: growing them cost more than the scan itself.
+    fn reserve_for(&mut self, text: &str) {
+        let digits = text.len();
+        self.digits.reserve(digits);
+        self.boundary.reserve(digits + 1);
+        self.hyphen.reserve(digits);
+        self.after_keyword.reserve(digits);
+    }
+
+    /// Empties the segment for the next, keeping its buffers: most segments are a stray hex
+    /// letter or two (`thanks`).
+    fn clear(&mut self) {
+        self.digits.clear();
+        self.boundary.clear();
+        self.hyphen.clear();
+        self.after_keyword.clear();
+    }
+}
+
+fn scan_field(text: &str, seg: &mut Segment, emit: &mut impl FnMut(Strength, Uuid)) {
     if text.len() < 32 {
         return;
     }
+    seg.clear();
+    seg.reserve_for(text);
     let keyword_ends: Vec<usize> = KEYWORD.find_iter(text).map(|m| m.end()).collect();
     let tags: Vec<(usize, usize)> = if text.contains(['+', ':']) {
         PURPOSE_TAG
@@ -100,7 +125,6 @@ fn scan_field(text: &str, emit: &mut impl FnMut(Strength, Uuid)) {
     let tag_starts_at = |i: usize| tags.iter().any(|t| t.0 == i);
     let tag_ends_at = |i: usize| tags.iter().any(|t| t.1 == i);
 
-    let mut seg = Segment::default();
     let mut gap = String::new();
     let mut prev: Option<char> = None;
     let mut keyword_open = false;
@@ -133,8 +157,8 @@ fn scan_field(text: &str, emit: &mut impl FnMut(Strength, Uuid)) {
             if next.is_none_or(|(_, n)| !(n.is_ascii_hexdigit() || is_soft(n))) {
                 // The segment ends here: close it with the boundary after its last digit.
                 seg.boundary.push(ends_word);
-                emit_windows(&seg, emit);
-                seg = Segment::default();
+                emit_windows(seg, emit);
+                seg.clear();
             } else if ends_word && next.is_some_and(|(_, n)| n.is_ascii_hexdigit()) {
                 // A purpose tag glued on: treat as a separator inside the segment.
                 gap.push('|');
@@ -145,8 +169,8 @@ fn scan_field(text: &str, emit: &mut impl FnMut(Strength, Uuid)) {
             if !seg.digits.is_empty() {
                 // Only a soft gap keeps a segment open up to here, so a boundary stands after it.
                 seg.boundary.push(true);
-                emit_windows(&seg, emit);
-                seg = Segment::default();
+                emit_windows(seg, emit);
+                seg.clear();
             }
             gap.clear();
             if c.is_alphanumeric() {
@@ -157,7 +181,7 @@ fn scan_field(text: &str, emit: &mut impl FnMut(Strength, Uuid)) {
     }
     if !seg.digits.is_empty() {
         seg.boundary.push(true);
-        emit_windows(&seg, emit);
+        emit_windows(seg, emit);
     }
 }
 

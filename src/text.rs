@@ -11,13 +11,21 @@ pub fn clip(text: &str, max_chars: usize) -> String {
 /// Collapses runs of whitespace (including line breaks) into single spaces and trims the ends.
 pub fn fold_whitespace(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
+    push_folded(&mut out, text);
+    out
+}
+
+/// Appends `text` with its whitespace folded as [`fold_whitespace`] does, to a buffer that
+/// can be used again.
+pub fn push_folded(out: &mut String, text: &str) {
+    let mut words = text.split_whitespace();
+    if let Some(first) = words.next() {
+        out.push_str(first);
+    }
+    for word in words {
+        out.push(' ');
         out.push_str(word);
     }
-    out
 }
 
 #[cfg(test)]

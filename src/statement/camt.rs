@@ -357,7 +357,9 @@ struct State<'s> {
     balance: Option<BalanceAcc>,
     stack: Vec<Tag>,
     text: String,
-    currency: Option<String>,
+    /// The open `Amt`'s `Ccy`, read when the element starts; its error is told, as before the
+    /// amount was read, when the amount is.
+    currency: Option<Result<Currency, String>>,
     format: Option<String>,
     namespace_version: Option<String>,
     root: Option<String>,
@@ -436,7 +438,12 @@ impl<'s> State<'s> {
             Tag::Bal if self.in_statement() => self.balance = Some(BalanceAcc::default()),
             Tag::Amt => {
                 self.currency = match e.try_get_attribute("Ccy") {
-                    Ok(Some(attr)) => Some(attr.value.trim().to_string()),
+                    Ok(Some(attr)) => Some(
+                        attr.value
+                            .trim()
+                            .parse()
+                            .map_err(|e: money::MoneyError| e.to_string()),
+                    ),
                     Ok(None) => None,
                     Err(err) => return Err(err.to_string()),
                 };
@@ -662,10 +669,12 @@ impl<'s> State<'s> {
     fn on_entry_end(&mut self, path: &[Tag], text: &str) -> Result<(), String> {
         use Tag::*;
         let text = text.trim();
-        let value = non_empty(text);
+        // Only the references and the status are kept as text: the other elements' text is
+        // not copied into a string of its own.
+        let value = || non_empty(text);
         match path[1..] {
             [] => return self.finish_entry(),
-            [NtryRef] => self.entry_mut()?.entry_ref = value,
+            [NtryRef] => self.entry_mut()?.entry_ref = value(),
             [Amt] => {
                 let amount = self.amount(text)?;
                 self.entry_mut()?.amount = Some(amount);
@@ -682,8 +691,8 @@ impl<'s> State<'s> {
                 let reversal = boolean(text)?;
                 self.entry_mut()?.reversal = reversal;
             }
-            [Sts] if value.is_some() => self.entry_mut()?.status = value,
-            [Sts, Cd | Prtry] => self.entry_mut()?.status = value,
+            [Sts] if !text.is_empty() => self.entry_mut()?.status = value(),
+            [Sts, Cd | Prtry] => self.entry_mut()?.status = value(),
             [BookgDt, Dt | DtTm] => {
                 let date = date(text)?;
                 self.entry_mut()?.booking_date = Some(date);
@@ -692,8 +701,8 @@ impl<'s> State<'s> {
                 let date = date(text)?;
                 self.entry_mut()?.value_date = Some(date);
             }
-            [AcctSvcrRef] => self.entry_mut()?.servicer_ref = value,
-            [AddtlNtryInf] => self.entry_mut()?.additional = value,
+            [AcctSvcrRef] => self.entry_mut()?.servicer_ref = value(),
+            [AddtlNtryInf] => self.entry_mut()?.additional = value(),
             _ => {}
         }
         Ok(())
@@ -825,11 +834,10 @@ impl<'s> State<'s> {
 
     fn amount(&self, text: &str) -> Result<(Decimal, Currency), String> {
         let value = money::parse_amount(text, MAX_BANK_DECIMALS).map_err(|e| e.to_string())?;
-        let code = self
+        let currency = self
             .currency
-            .as_deref()
-            .ok_or("amount without a Ccy attribute")?;
-        let currency: Currency = code.parse().map_err(|e: money::MoneyError| e.to_string())?;
+            .clone()
+            .ok_or("amount without a Ccy attribute")??;
         Ok((value, currency))
     }
 

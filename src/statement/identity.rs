@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::Transaction;
@@ -50,13 +52,15 @@ pub struct Assigner {
     /// transactions holds a million of these, and 128 bits are as hard to collide on purpose
     /// (2^64 tries) as they are never to collide by chance.
     occurrences: HashMap<[u8; 16], u32>,
+    /// Where each transaction's numbers, dates and folded texts are written to be hashed.
+    scratch: String,
 }
 
 impl Assigner {
     /// Sets the identities of the file's next transactions, in file order.
     pub fn assign(&mut self, transactions: &mut [Transaction]) {
         for tx in transactions {
-            let content = fingerprint(tx);
+            let content = fingerprint(tx, &mut self.scratch);
             let (half, _) = content.split_first_chunk::<16>().expect("32 bytes");
             let seen = self.occurrences.entry(*half).or_insert(0);
             let mut hasher = Sha256::new();
@@ -76,19 +80,15 @@ fn meaningful(value: &Option<String>) -> &str {
     }
 }
 
-fn fingerprint(tx: &Transaction) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    let mut field = |value: &str| {
-        hasher.update((value.len() as u64).to_be_bytes());
-        hasher.update(value.as_bytes());
-    };
-    field(tx.account.as_deref().unwrap_or(""));
-    field(tx.currency.as_str());
-    field(tx.direction.code());
-    field(&tx.amount.normalize().to_string());
-    field(&tx.booking_date.map(|d| d.to_string()).unwrap_or_default());
-    field(&tx.value_date.map(|d| d.to_string()).unwrap_or_default());
-    field(if tx.reversal { "R" } else { "" });
+fn fingerprint(tx: &Transaction, scratch: &mut String) -> [u8; 32] {
+    let mut fields = Fields::new(scratch);
+    fields.text(tx.account.as_deref().unwrap_or(""));
+    fields.text(tx.currency.as_str());
+    fields.text(tx.direction.code());
+    fields.amount(tx.amount);
+    fields.date(tx.booking_date);
+    fields.date(tx.value_date);
+    fields.text(if tx.reversal { "R" } else { "" });
     for reference in [
         &tx.refs.entry_ref,
         &tx.refs.entry_servicer_ref,
@@ -98,16 +98,122 @@ fn fingerprint(tx: &Transaction) -> [u8; 32] {
         &tx.refs.instruction_id,
         &tx.refs.uetr,
     ] {
-        field(meaningful(reference));
+        fields.text(meaningful(reference));
     }
-    field(tx.counterparty.account.as_deref().unwrap_or(""));
-    field(&crate::text::fold_whitespace(
-        tx.counterparty.name.as_deref().unwrap_or(""),
-    ));
+    fields.text(tx.counterparty.account.as_deref().unwrap_or(""));
+    fields.folded(tx.counterparty.name.as_deref().unwrap_or(""));
     for text in tx.remittance.search_fields() {
-        field(&crate::text::fold_whitespace(&text));
+        fields.folded(&text);
     }
-    hasher.finalize().into()
+    fields.finish()
+}
+
+/// A SHA-256 of length-prefixed fields. Amounts, dates and folded texts are written into a
+/// buffer kept from one transaction to the next, amounts and dates by hand: a new string and
+/// the formatting machinery for each cost more than hashing it.
+struct Fields<'s> {
+    hasher: Sha256,
+    scratch: &'s mut String,
+}
+
+impl<'s> Fields<'s> {
+    fn new(scratch: &'s mut String) -> Self {
+        Fields {
+            hasher: Sha256::new(),
+            scratch,
+        }
+    }
+
+    fn text(&mut self, value: &str) {
+        field(&mut self.hasher, value);
+    }
+
+    /// The scratch buffer as a field, once `write` has filled it.
+    fn written(&mut self, write: impl FnOnce(&mut String)) {
+        self.scratch.clear();
+        write(self.scratch);
+        field(&mut self.hasher, self.scratch);
+    }
+
+    /// The amount as `Display` writes it normalized: `200`, `0.5`, `-12.34`.
+    fn amount(&mut self, amount: Decimal) {
+        self.written(|out| push_amount(out, amount));
+    }
+
+    /// The date as `Display` writes it (`2026-11-21`), empty for none.
+    fn date(&mut self, date: Option<NaiveDate>) {
+        self.written(|out| {
+            if let Some(date) = date {
+                push_date(out, date);
+            }
+        });
+    }
+
+    /// The text with its whitespace folded ([`crate::text::fold_whitespace`]).
+    fn folded(&mut self, text: &str) {
+        self.written(|out| crate::text::push_folded(out, text));
+    }
+
+    fn finish(self) -> [u8; 32] {
+        self.hasher.finalize().into()
+    }
+}
+
+/// Hashes one field: its length, then its bytes.
+fn field(hasher: &mut Sha256, value: &str) {
+    hasher.update((value.len() as u64).to_be_bytes());
+    hasher.update(value.as_bytes());
+}
+
+/// Appends `amount.normalize()` as `Display` writes it.
+fn push_amount(out: &mut String, amount: Decimal) {
+    let amount = amount.normalize();
+    let Ok(mut rest) = u64::try_from(amount.mantissa().unsigned_abs()) else {
+        // No bank amount has more digits than a u64 holds: the formatting machinery may.
+        out.push_str(&amount.to_string());
+        return;
+    };
+    // A u64 has at most 20 digits, and a decimal at most 28 after the point.
+    let mut digits = [b'0'; 30];
+    let mut start = digits.len();
+    while rest > 0 || start == digits.len() {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let scale = amount.scale() as usize;
+    // The zeros in front stand for `0.0...` when the digits are fewer than the decimals.
+    let start = start.min(digits.len() - scale - 1);
+    let (whole, fraction) = digits[start..].split_at(digits.len() - start - scale);
+    if amount.is_sign_negative() {
+        out.push('-');
+    }
+    push_ascii(out, whole);
+    if scale > 0 {
+        out.push('.');
+        push_ascii(out, fraction);
+    }
+}
+
+/// Appends `date` as `Display` writes it: `2026-11-21`.
+fn push_date(out: &mut String, date: NaiveDate) {
+    let year = date.year();
+    let Ok(year @ 0..=9999) = u32::try_from(year) else {
+        // Years without four digits are signed; no statement has one.
+        out.push_str(&date.to_string());
+        return;
+    };
+    let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+    let [y1, y2] = two(year / 100);
+    let [y3, y4] = two(year % 100);
+    let [m1, m2] = two(date.month());
+    let [d1, d2] = two(date.day());
+    push_ascii(out, &[y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2]);
+}
+
+/// Appends ASCII digits and signs.
+fn push_ascii(out: &mut String, bytes: &[u8]) {
+    out.extend(bytes.iter().map(|&b| char::from(b)));
 }
 
 /// The cross-format identity of a booked transaction: a digest of its currency, direction,
@@ -122,6 +228,10 @@ pub struct CrossKey(pub i64);
 #[derive(Default)]
 pub struct CrossAssigner {
     occurrences: HashMap<[u8; 16], u32>,
+    /// The transaction's references, sorted, and its amount and date as text: buffers kept
+    /// from one transaction to the next.
+    sorted: Vec<SettlementReference>,
+    scratch: String,
 }
 
 impl CrossAssigner {
@@ -133,22 +243,21 @@ impl CrossAssigner {
         references: impl IntoIterator<Item = SettlementReference>,
     ) -> Option<CrossKey> {
         let booking_date = tx.booking_date.filter(|_| tx.booked)?;
-        let mut references: Vec<SettlementReference> = references.into_iter().collect();
-        references.sort_unstable();
-        references.dedup();
-        let mut hasher = Sha256::new();
-        let mut field = |value: &[u8]| {
-            hasher.update((value.len() as u64).to_be_bytes());
-            hasher.update(value);
-        };
-        field(tx.currency.as_str().as_bytes());
-        field(tx.direction.code().as_bytes());
-        field(tx.amount.normalize().to_string().as_bytes());
-        field(booking_date.to_string().as_bytes());
-        for reference in &references {
-            field(reference.to_string().as_bytes());
+        let sorted = &mut self.sorted;
+        sorted.clear();
+        sorted.extend(references);
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut fields = Fields::new(&mut self.scratch);
+        fields.text(tx.currency.as_str());
+        fields.text(tx.direction.code());
+        fields.amount(tx.amount);
+        fields.date(Some(booking_date));
+        for reference in sorted.iter() {
+            let mut hyphenated = [0; uuid::fmt::Hyphenated::LENGTH];
+            fields.text(reference.uuid().hyphenated().encode_lower(&mut hyphenated));
         }
-        let content: [u8; 32] = hasher.finalize().into();
+        let content = fields.finish();
         let (half, _) = content.split_first_chunk::<16>().expect("32 bytes");
         let seen = self.occurrences.entry(*half).or_insert(0);
         let mut hasher = Sha256::new();
@@ -309,6 +418,124 @@ mod tests {
 
     fn payment(amount: &str, text: &str) -> Transaction {
         Transaction::test_credit(amount, "EUR", text)
+    }
+
+    /// The fingerprint as it was written before amounts, dates and texts were written by hand:
+    /// identities must never change, or a statement read again would not be known.
+    fn fingerprint_by_display(tx: &Transaction) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        let mut field = |value: &str| {
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(value.as_bytes());
+        };
+        field(tx.account.as_deref().unwrap_or(""));
+        field(tx.currency.as_str());
+        field(tx.direction.code());
+        field(&tx.amount.normalize().to_string());
+        field(&tx.booking_date.map(|d| d.to_string()).unwrap_or_default());
+        field(&tx.value_date.map(|d| d.to_string()).unwrap_or_default());
+        field(if tx.reversal { "R" } else { "" });
+        for reference in [
+            &tx.refs.entry_ref,
+            &tx.refs.entry_servicer_ref,
+            &tx.refs.servicer_ref,
+            &tx.refs.end_to_end_id,
+            &tx.refs.tx_id,
+            &tx.refs.instruction_id,
+            &tx.refs.uetr,
+        ] {
+            field(meaningful(reference));
+        }
+        field(tx.counterparty.account.as_deref().unwrap_or(""));
+        field(&crate::text::fold_whitespace(
+            tx.counterparty.name.as_deref().unwrap_or(""),
+        ));
+        let mut fields = Vec::new();
+        if !tx.remittance.unstructured.is_empty() {
+            fields.push(tx.remittance.unstructured.join(" "));
+        }
+        fields.extend(tx.remittance.structured.iter().cloned());
+        fields.extend(tx.remittance.additional.iter().cloned());
+        for text in fields {
+            field(&crate::text::fold_whitespace(&text));
+        }
+        hasher.finalize().into()
+    }
+
+    #[test]
+    fn fingerprints_are_those_the_display_of_each_field_gives() {
+        let mut scratch = String::new();
+        let mut tx = booked("-1200.50", "  topup\t1ab4fef9 a097  ");
+        tx.remittance
+            .unstructured
+            .push(" 4c6f-9345-647025d5fde6 ".into());
+        tx.remittance.structured.push("RF18 5390 0754 7034".into());
+        tx.remittance
+            .additional
+            .push("\u{a0}SEPA  Gutschrift".into());
+        tx.counterparty.name = Some(" Erika\n Mustermann ".into());
+        tx.value_date = NaiveDate::from_ymd_opt(10_000, 1, 2);
+        tx.refs.end_to_end_id = Some("NOTPROVIDED".into());
+        tx.reversal = true;
+        let plain = payment("0.10", "");
+        let mut lines = payment("7", "");
+        lines.remittance.unstructured = vec![String::new(), "a".into(), " ".into()];
+        for tx in [tx, plain, lines] {
+            assert_eq!(fingerprint(&tx, &mut scratch), fingerprint_by_display(&tx));
+        }
+    }
+
+    #[test]
+    fn amounts_dates_and_references_are_hashed_as_display_writes_them() {
+        let mut amounts: Vec<Decimal> = [
+            "0",
+            "-0",
+            "0.00",
+            "-0.00",
+            "200",
+            "200.00",
+            "0.5",
+            "-12.340",
+            "1234567.89",
+            "0.001",
+            "-0.000000000000000000000000001",
+            "0.0000000000000000000000000010",
+            "18446744073709551615",
+            "-18446744073709551616",
+            "79228162514264337593543950335",
+            "-7.9228162514264337593543950335",
+            "1000000",
+            "10.10",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        amounts.extend((0..28).map(|scale| Decimal::new(7_000_100, scale)));
+        for amount in amounts {
+            let mut by_hand = String::new();
+            push_amount(&mut by_hand, amount);
+            assert_eq!(by_hand, amount.normalize().to_string(), "{amount:?}");
+        }
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        for date in [
+            day(2026, 11, 21),
+            day(1, 1, 1),
+            day(0, 12, 31),
+            day(999, 9, 9),
+            day(9999, 12, 31),
+            day(10000, 1, 1),
+            day(-1, 6, 15),
+            NaiveDate::MIN,
+            NaiveDate::MAX,
+        ] {
+            let mut by_hand = String::new();
+            push_date(&mut by_hand, date);
+            assert_eq!(by_hand, date.to_string());
+        }
+        let reference: SettlementReference = REF.to_uppercase().parse().unwrap();
+        let mut hyphenated = [0; uuid::fmt::Hyphenated::LENGTH];
+        let by_hand = reference.uuid().hyphenated().encode_lower(&mut hyphenated);
+        assert_eq!(*by_hand, reference.to_string());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod mt940;
 pub mod profile;
 mod reader;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -113,13 +114,16 @@ pub struct Remittance {
 impl Remittance {
     /// The text fields to search for a reference; unstructured lines are joined by a space so a
     /// reference split over two lines is found.
-    pub fn search_fields(&self) -> Vec<String> {
+    /// They are borrowed where they can be: the reading takes them for every transaction.
+    pub fn search_fields(&self) -> Vec<Cow<'_, str>> {
         let mut fields = Vec::with_capacity(1 + self.structured.len() + self.additional.len());
-        if !self.unstructured.is_empty() {
-            fields.push(self.unstructured.join(" "));
+        match &self.unstructured[..] {
+            [] => {}
+            [line] => fields.push(Cow::Borrowed(line.as_str())),
+            lines => fields.push(Cow::Owned(lines.join(" "))),
         }
-        fields.extend(self.structured.iter().cloned());
-        fields.extend(self.additional.iter().cloned());
+        fields.extend(self.structured.iter().map(|f| Cow::Borrowed(f.as_str())));
+        fields.extend(self.additional.iter().map(|f| Cow::Borrowed(f.as_str())));
         fields
     }
 

@@ -792,7 +792,7 @@ mod tests {
             Some("DE02120300000000202051")
         );
         let found = crate::reference::find_candidates(
-            credit.remittance.search_fields().iter().map(String::as_str),
+            credit.remittance.search_fields().iter().map(AsRef::as_ref),
         );
         assert_eq!(
             found[0].reference.to_string(),
@@ -994,7 +994,7 @@ mod tests {
         let hyphen = SAMPLE.replace("?22f-9345-647025d5fde6", "?22f-9345\n-\n647025d5fde6");
         let (_, txs) = read(hyphen.as_bytes()).unwrap();
         let found = crate::reference::find_candidates(
-            txs[0].remittance.search_fields().iter().map(String::as_str),
+            txs[0].remittance.search_fields().iter().map(AsRef::as_ref),
         );
         assert_eq!(
             found[0].reference.to_string(),

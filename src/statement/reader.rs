@@ -147,7 +147,10 @@ impl<'s> Batches<'s> {
     /// Hands the pending transactions over once they make a batch.
     pub(super) fn hand_over_full(&mut self) -> Result<(), ReadError> {
         if self.pending.len() >= BATCH {
-            self.hand_over()?;
+            // A file of more than one batch gets the next one's full size at once: grown from
+            // empty, its transactions (some 500 bytes each) would be copied at every doubling.
+            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+            self.hand_over(batch)?;
         }
         Ok(())
     }
@@ -155,13 +158,14 @@ impl<'s> Batches<'s> {
     /// Hands the rest over at the end of the file.
     pub(super) fn finish(mut self) -> Result<(), ReadError> {
         if !self.pending.is_empty() {
-            self.hand_over()?;
+            let batch = std::mem::take(&mut self.pending);
+            self.hand_over(batch)?;
         }
         Ok(())
     }
 
-    fn hand_over(&mut self) -> Result<(), ReadError> {
-        if (self.sink)(std::mem::take(&mut self.pending)) {
+    fn hand_over(&mut self, batch: Vec<Transaction>) -> Result<(), ReadError> {
+        if (self.sink)(batch) {
             Ok(())
         } else {
             Err(io::Error::from(io::ErrorKind::Interrupted).into())

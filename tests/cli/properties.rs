@@ -183,7 +183,7 @@ fn decide(files: &[Vec<Transaction>], known: &Known) -> Vec<(Outcome, Option<Str
         .flatten()
         .map(|tx| {
             let candidates =
-                find_candidates(tx.remittance.search_fields().iter().map(String::as_str));
+                find_candidates(tx.remittance.search_fields().iter().map(AsRef::as_ref));
             let decision = matcher.decide(tx, &candidates, known);
             (decision.outcome, decision.reference.map(|r| r.to_string()))
         })

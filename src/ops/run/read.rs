@@ -90,7 +90,7 @@ fn candidates(transaction: &Transaction) -> Vec<Candidate> {
             .remittance
             .search_fields()
             .iter()
-            .map(String::as_str),
+            .map(AsRef::as_ref),
     )
 }
 
