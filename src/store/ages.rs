@@ -388,13 +388,11 @@ pub fn open_by_created(conn: &Connection, spans: &[CreatedSpan]) -> Result<SpanT
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use chrono::TimeDelta;
 
     use super::*;
     use crate::report::aging;
-    use crate::store::{OpenMode, Store, topups};
+    use crate::store::topups;
 
     fn topup(n: usize, created_at: DateTime<Utc>, currency: &str) -> TopUp {
         let id = format!("00000000-0000-4000-8000-{n:012}");
@@ -437,13 +435,7 @@ mod tests {
 
     #[test]
     fn the_totals_per_day_count_every_bucket_exactly_as_the_top_ups_one_by_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("db.sqlite"),
-            OpenMode::CreateIfMissing,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let (_dir, store) = crate::store::scratch();
         let conn = store.conn();
         let as_of: DateTime<Utc> = "2026-12-07T13:30:00Z".parse().unwrap();
         let spans: Vec<CreatedSpan> = aging::spans(14)
@@ -504,13 +496,7 @@ mod tests {
 
     #[test]
     fn a_change_the_totals_cannot_hold_is_refused_not_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("db.sqlite"),
-            OpenMode::CreateIfMissing,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let (_dir, store) = crate::store::scratch();
         let conn = store.conn();
         let t = topup(1, "2026-11-01T08:00:00Z".parse().unwrap(), "EUR");
         let mut days = OpenDays::default();

@@ -345,6 +345,19 @@ fn classify(path: &Path, error: rusqlite::Error, doing: &'static str) -> StoreEr
     }
 }
 
+/// A new database in a scratch directory, for tests (dropped with the directory).
+#[cfg(test)]
+pub(crate) fn scratch() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("db.sqlite"),
+        OpenMode::CreateIfMissing,
+        Duration::ZERO,
+    )
+    .unwrap();
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,13 +400,7 @@ mod tests {
 
     #[test]
     fn the_settlement_keys_are_checked_at_commit_and_still_refuse_a_missing_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(
-            &dir.path().join("db.sqlite"),
-            OpenMode::CreateIfMissing,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let (_dir, mut store) = scratch();
         let deferred: i64 = store
             .conn()
             .query_row(
@@ -453,13 +460,7 @@ mod tests {
 
     #[test]
     fn the_rewritten_check_constraints_still_refuse_what_they_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("db.sqlite"),
-            OpenMode::CreateIfMissing,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let (_dir, store) = scratch();
         let conn = store.conn();
         let in_lists: i64 = conn
             .query_row(
