@@ -43,7 +43,10 @@ fn day_bounds(day: i64) -> (DateTime<Utc>, DateTime<Utc>) {
 /// Changes to `open_days`, gathered over one write and applied at its end: the count and sum
 /// each day and currency gains (a top-up opened) or loses (one settled or cancelled).
 #[derive(Debug, Default)]
-pub struct OpenDays(BTreeMap<(i64, Currency), (i64, Decimal)>);
+pub struct OpenDays(DayTotals);
+
+/// A count and a sum per day of creation and currency, as `open_days` keeps them.
+type DayTotals = BTreeMap<(i64, Currency), (i64, Decimal)>;
 
 impl OpenDays {
     /// `topup` is new: opened if it is open.
@@ -153,29 +156,21 @@ pub(super) fn fill_open_days(conn: &Connection) -> Result<(), StoreError> {
     days.write(conn)
 }
 
-/// Calls `each` for every open top-up, in no particular order.
+/// Calls `each` for every open top-up (through [`super::topups::for_each`]).
 fn each_open(conn: &Connection, each: &mut dyn FnMut(&TopUp)) -> Result<(), StoreError> {
-    let doing = "reading the open top-ups";
-    let sql = format!(
-        "SELECT {} FROM topups t WHERE t.status IN ('NEW', 'CONFIRMED')",
-        super::topups::COLUMNS
-    );
-    let mut stmt = conn.prepare(&sql).doing(doing)?;
-    let mut rows = stmt.query([]).doing(doing)?;
-    while let Some(row) = rows.next().doing(doing)? {
-        let topup = super::topups::topup_from_row(row)
-            .doing(doing)?
-            .map_err(StoreError::Corrupt)?;
-        each(&topup);
-    }
-    Ok(())
+    let open = [Status::New, Status::Confirmed];
+    super::topups::for_each(conn, &open, &mut |topup| {
+        each(topup);
+        Ok(())
+    })
+    .map_err(|e| match e.downcast::<StoreError>() {
+        Ok(store) => store,
+        Err(other) => StoreError::Corrupt(format!("reading the open top-ups: {other}")),
+    })
 }
 
-/// Where `open_days` and the open top-ups, counted again one by one, disagree: one line per
-/// day and currency (empty when they agree), for `recon check`.
-pub fn disagreements(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut counted = OpenDays::default();
-    each_open(conn, &mut |topup| counted.opened(topup))?;
+/// Every row of `open_days`: the count and sum per day and currency.
+fn kept(conn: &Connection) -> Result<DayTotals, StoreError> {
     let doing = "reading the open top-ups' totals per day";
     let mut stmt = conn
         .prepare("SELECT day, currency, count, sum FROM open_days")
@@ -194,6 +189,15 @@ pub fn disagreements(conn: &Connection) -> Result<Vec<String>, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("a currency in open_days: {e}")))?;
         kept.insert((day, currency), (count, parse_sum(&sum)?));
     }
+    Ok(kept)
+}
+
+/// Where `open_days` and the open top-ups, counted again one by one, disagree: one line per
+/// day and currency (empty when they agree), for `recon check`.
+pub fn disagreements(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut counted = OpenDays::default();
+    each_open(conn, &mut |topup| counted.opened(topup))?;
+    let kept = kept(conn)?;
     let keys: BTreeSet<_> = kept.keys().chain(counted.0.keys()).copied().collect();
     let none = (0, Decimal::ZERO);
     Ok(keys
@@ -335,21 +339,10 @@ pub fn open_by_created(conn: &Connection, spans: &[CreatedSpan]) -> Result<SpanT
         .map(|&at| day_of(at))
         .collect();
     let mut totals = SpanTotals::new();
-    let doing = "counting open top-ups by age";
-    let mut stmt = conn
-        .prepare("SELECT day, currency, count, sum FROM open_days")
-        .doing(doing)?;
-    let mut rows = stmt.query([]).doing(doing)?;
-    while let Some(row) = rows.next().doing(doing)? {
-        let day: i64 = row.get(0).doing(doing)?;
+    for ((day, currency), (count, sum)) in kept(conn)? {
         if edges.contains(&day) {
             continue;
         }
-        let currency: String = row.get(1).doing(doing)?;
-        let currency: Currency = currency
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("a currency in open_days: {e}")))?;
-        let (count, sum): (i64, String) = (row.get(2).doing(doing)?, row.get(3).doing(doing)?);
         // No span begins or ends inside this day: its first moment is where all of it is.
         let (moment, _) = day_bounds(day);
         let span = spans
@@ -362,7 +355,7 @@ pub fn open_by_created(conn: &Connection, spans: &[CreatedSpan]) -> Result<SpanT
             .entry(currency)
             .or_insert_with(|| vec![(0, Decimal::ZERO); spans.len()]);
         entry[span].0 += count as usize;
-        entry[span].1 += parse_sum(&sum)?;
+        entry[span].1 += sum;
     }
     with_decimal_sum(conn)?;
     let spelled: Vec<(Option<String>, Option<String>)> = spans
@@ -376,7 +369,7 @@ pub fn open_by_created(conn: &Connection, spans: &[CreatedSpan]) -> Result<SpanT
              WHERE t.status IN ('NEW', 'CONFIRMED') AND t.created_at >= ?1 AND t.created_at < ?2
              GROUP BY t.currency"
         ))
-        .doing(doing)?;
+        .doing("counting open top-ups by age")?;
     params.splice(0..0, [String::new(), String::new()]);
     for day in edges {
         let (from, to) = day_bounds(day);

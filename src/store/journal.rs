@@ -119,8 +119,7 @@ pub struct Writer {
 }
 
 /// How many `payers` rows wait to be inserted together in key order: IBANs are scattered over
-/// the whole index, and a sorted batch changes each of its pages once instead of once per row
-/// (a night recorded into 3M earlier transactions spent most of its time there).
+/// the whole index, and a sorted batch changes each of its pages once instead of once per row.
 const PAYERS_BATCH: usize = 65_536;
 
 impl Default for Writer {

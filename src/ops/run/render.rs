@@ -1,7 +1,7 @@
 //! Rendering: the report files are written aside (temporary files in the report directory)
-//! from the run's rows, while the run's connection records the ledger; the open top-ups are
-//! counted by age and the newly stale listed into `open_topups.csv` beside the settling, from a
-//! connection of their own.
+//! from the run's rows, while the run's connection records the ledger; the newly stale top-ups
+//! are listed into `open_topups.csv` beside the settling, from a connection of their own, and
+//! all open ones counted by age on the run's connection after it.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -44,7 +44,7 @@ pub(super) fn summary(
             failed: controls.iter().filter(|c| !c.ok).count(),
             results: controls.clone(),
         },
-        open_topups: settled.open_topups,
+        open_topups: settled.open_topups(),
         stale_after_days: plan.stale_after_days,
         open_topup_ages: Some(settled.ages.clone()),
         newly_stale: Some(settled.newly_stale.clone()),

@@ -28,8 +28,7 @@ pub(super) struct Settled {
     pub decided: Decided,
     /// `open_topups.csv`: the newly stale top-ups.
     pub open: OpenRendered,
-    /// How many top-ups the run leaves open, counted in the run's transaction.
-    pub open_topups: usize,
+    /// Every top-up the run leaves open, by age, counted in the run's transaction.
     pub ages: Vec<AgeBucket>,
     pub newly_stale: NewlyStale,
 }
@@ -72,7 +71,6 @@ pub(super) fn settle_beside_listing(
     let mut settled = Settled {
         decided,
         open: listed,
-        open_topups: ages.iter().map(|bucket| bucket.count).sum(),
         ages,
         newly_stale,
     };
@@ -81,6 +79,11 @@ pub(super) fn settle_beside_listing(
 }
 
 impl Settled {
+    /// How many top-ups the run leaves open.
+    pub fn open_topups(&self) -> usize {
+        self.ages.iter().map(|bucket| bucket.count).sum()
+    }
+
     /// The run's invariants, each against a count made elsewhere than the one it checks: a
     /// breach is a bug, so nothing is committed and the exit status is 70.
     fn check(&mut self, growth: &Growth, open_before: usize) -> Result<(), Error> {
@@ -95,11 +98,12 @@ impl Settled {
                 self.decided.handed, c.read, c.matched, c.unmatched, c.ignored
             )));
         }
-        if open_before.checked_sub(c.matched) != Some(self.open_topups) {
+        let open_after = self.open_topups();
+        if open_before.checked_sub(c.matched) != Some(open_after) {
             return Err(breach(format!(
                 "{open_before} top-ups were open before the run, which settled {}, but {} are \
                  counted by age after it",
-                c.matched, self.open_topups
+                c.matched, open_after
             )));
         }
         let stale: usize = self.ages.iter().filter(|b| b.stale).map(|b| b.count).sum();
